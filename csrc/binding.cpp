@@ -1,0 +1,77 @@
+// The only translation unit that includes torch: turns tensors into raw pointers, strides and
+// the current stream, and calls a kernel of the generated dispatch table by name. Shapes,
+// dtypes and kernel choice are decided in Python (flashgen/); the checks here are a last guard
+// against a caller that skips them.
+// c10's CUDA headers only: ATen/cuda pulls in cuBLAS/cuSPARSE headers a bare toolkit may lack.
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/extension.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "flashgen/params.h"
+#include "flashgen/registry.h"
+
+namespace flashgen {
+namespace {
+
+const KernelEntry& find_kernel(const std::string& name) {
+  for (int i = 0; i < kNumBuiltKernels; ++i) {
+    if (name == kBuiltKernels[i].name) return kBuiltKernels[i];
+  }
+  TORCH_CHECK(false, "flashgen: kernel ", name, " is not in this build; run `python build.py --kernels ", name, "`");
+}
+
+TensorArg tensor_arg(const at::Tensor& t, const char* what, const at::Tensor& like) {
+  TORCH_CHECK(t.is_cuda() && t.device() == like.device(), "flashgen: ", what, " must be on ", like.device());
+  TORCH_CHECK(t.dim() == 4 && t.stride(3) == 1, "flashgen: ", what, " must be 4-D with a contiguous last dim");
+  TORCH_CHECK(t.scalar_type() == like.scalar_type(), "flashgen: ", what, " must have q's dtype");
+  return TensorArg{t.data_ptr(), t.stride(0), t.stride(1), t.stride(2)};
+}
+
+void fwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+         at::Tensor& out, at::Tensor& lse, double softmax_scale, bool causal) {
+  const KernelEntry& entry = find_kernel(name);
+  TORCH_CHECK(entry.fwd != nullptr, "flashgen: ", name, " is not a forward kernel");
+  const c10::cuda::CUDAGuard guard(q.device());
+  FwdParams p{};
+  p.q = tensor_arg(q, "q", q);
+  p.k = tensor_arg(k, "k", q);
+  p.v = tensor_arg(v, "v", q);
+  p.out = tensor_arg(out, "out", q);
+  TORCH_CHECK(lse.is_cuda() && lse.scalar_type() == at::kFloat && lse.is_contiguous() &&
+                  lse.numel() == q.size(0) * q.size(2) * q.size(1),
+              "flashgen: lse must be a contiguous float32 (batch, nheads, seqlen_q) tensor");
+  p.lse = lse.data_ptr<float>();
+  p.batch = q.size(0);
+  p.seqlen_q = q.size(1);
+  p.nheads = q.size(2);
+  p.seqlen_k = k.size(1);
+  p.nheads_kv = k.size(2);
+  TORCH_CHECK(p.nheads_kv > 0 && p.nheads % p.nheads_kv == 0, "flashgen: nheads must be a multiple of nheads_kv");
+  p.softmax_scale = static_cast<float>(softmax_scale);
+  p.softmax_scale_log2 = static_cast<float>(softmax_scale * M_LOG2E);
+  p.causal = causal;
+  const cudaError_t err = entry.fwd(p, c10::cuda::getCurrentCUDAStream().stream());
+  TORCH_CHECK(err == cudaSuccess, "flashgen: ", name, " failed to launch: ", cudaGetErrorString(err));
+}
+
+std::vector<std::string> names(const char* const* list, int n) {
+  return std::vector<std::string>(list, list + n);
+}
+
+}  // namespace
+}  // namespace flashgen
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "flashgen kernels (generated dispatch table + torch binding)";
+  m.def("fwd", &flashgen::fwd, "Forward attention with the named kernel; writes out and lse");
+  m.def("built_kernels", [] {
+    std::vector<std::string> result;
+    for (int i = 0; i < flashgen::kNumBuiltKernels; ++i) result.emplace_back(flashgen::kBuiltKernels[i].name);
+    return result;
+  });
+  m.def("catalog_kernels", [] { return flashgen::names(flashgen::kCatalogKernels, flashgen::kNumCatalogKernels); });
+}

@@ -1,0 +1,24 @@
+// The dispatch table's shape. The table itself is generated (templates/dispatch_table.cpp.j2)
+// from the build's selection; nothing hand-written lists kernels.
+#pragma once
+#include <cuda_runtime.h>
+
+#include "flashgen/params.h"
+
+namespace flashgen {
+
+using FwdLauncher = cudaError_t (*)(const FwdParams&, cudaStream_t);
+
+struct KernelEntry {
+  const char* name;   // gen/naming: flash_{direction}_hdim{D}_{dtype}_sm{NN}
+  FwdLauncher fwd;    // set for direction "fwd"
+};
+
+// Kernels compiled into this build.
+extern const KernelEntry kBuiltKernels[];
+extern const int kNumBuiltKernels;
+// Every kernel the catalog (kernels.yaml) defines, built or not: lets errors say what to build.
+extern const char* const kCatalogKernels[];
+extern const int kNumCatalogKernels;
+
+}  // namespace flashgen

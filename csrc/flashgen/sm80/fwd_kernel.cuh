@@ -1,0 +1,221 @@
+// sm80 forward attention (FlashAttention-2 structure), for Ampere and later GPUs.
+//
+// One CTA per (query block, head, batch). Each warp owns 16-row slices of the query block, so
+// the softmax needs no cross-warp reduction. Key/value blocks stream through shared memory with
+// cp.async: K[j] and V[j] are loaded while the previous GEMM runs. Causal CTAs visit only key
+// blocks left of their diagonal, last block first (that is where masking happens).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cute/tensor.hpp>
+
+#include "flashgen/params.h"
+#include "flashgen/sm80/mask.cuh"
+#include "flashgen/sm80/softmax.cuh"
+#include "flashgen/sm80/tile_atoms.cuh"
+#include "flashgen/sm80/utils.cuh"
+
+namespace flashgen::sm80 {
+using namespace cute;
+
+// Compile-time plan of one forward kernel. The numbers come from kernels.yaml through the
+// generated instantiation file; kSmemBytesPlanned is the generator's own count of the shared
+// memory this plan takes, and must match the kernel's (one formula would otherwise drift).
+template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, class Element_,
+          int kSmemBytesPlanned>
+struct FwdConfig {
+  using Element = Element_;
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kBlockM = kBlockM_;
+  static constexpr int kBlockN = kBlockN_;
+  static constexpr int kNWarps = kNWarps_;
+  static constexpr int kNThreads = kNWarps * 32;
+  static_assert(kBlockM % (16 * kNWarps) == 0, "block_m must be a multiple of 16 * warps");
+  static_assert(kBlockN % 16 == 0, "block_n must be a multiple of 16");
+
+  // Warps tile the M dimension; an N (and K) tile of 16 lets ldmatrix.x4 feed two n8 MMAs.
+  using TiledMma = TiledMMA<typename MmaAtomFor<Element>::type, Layout<Shape<Int<kNWarps>, _1, _1>>,
+                            Tile<Int<16 * kNWarps>, _16, _16>>;
+  using Smem = SmemTile<kHeadDim>;
+  using SmemLayoutQ = typename Smem::template Layout<kBlockM>;
+  using SmemLayoutKV = typename Smem::template Layout<kBlockN>;
+  using SmemLayoutVt = typename Smem::template TransposedLayout<kBlockN>;
+  using Gmem = GmemCopies<Element, kHeadDim, kNThreads>;
+  static_assert(kBlockM % Gmem::kRowsPerPass == 0 && kBlockN % Gmem::kRowsPerPass == 0,
+                "a tile must be a whole number of copy passes");
+
+  // Q, K and V tiles; the output tile reuses Q's space after the last key block.
+  static constexpr int kSmemBytes =
+      int(cosize(SmemLayoutQ{}) + 2 * cosize(SmemLayoutKV{})) * int(sizeof(Element));
+  static_assert(kSmemBytes == kSmemBytesPlanned,
+                "gen/resources.py's shared-memory count disagrees with this kernel's");
+};
+
+template <class Cfg, bool kCausal>
+__global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams params) {
+  using Element = typename Cfg::Element;
+  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
+  extern __shared__ __align__(128) char smem[];
+
+  const int m_block = blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
+  const int tidx = threadIdx.x;
+  const int head_kv = head / (params.nheads / params.nheads_kv);
+  const int row0 = m_block * kBlockM;
+  const AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
+
+  // Key blocks this query block can see: all, or (causal) those left of its last row's diagonal.
+  const int n_blocks = kCausal
+      ? min(ceil_div(params.seqlen_k, kBlockN),
+            ceil_div(row0 + kBlockM + params.seqlen_k - params.seqlen_q, kBlockN))
+      : ceil_div(params.seqlen_k, kBlockN);
+
+  auto head_ptr = [&](const TensorArg& t, int h) {
+    return static_cast<Element*>(t.ptr) + batch * t.batch_stride + h * t.head_stride;
+  };
+  auto rows_of = [&](const TensorArg& t, int h, int seqlen) {
+    return make_tensor(make_gmem_ptr(head_ptr(t, h)), make_shape(seqlen, Int<kHeadDim>{}),
+                       make_stride(t.row_stride, _1{}));
+  };
+  Tensor gQ = local_tile(rows_of(params.q, head, params.seqlen_q),
+                         Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(m_block, 0));
+  Tensor gO = local_tile(rows_of(params.out, head, params.seqlen_q),
+                         Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(m_block, 0));
+  // (kBlockN, kHeadDim, n_block)
+  Tensor gK = local_tile(rows_of(params.k, head_kv, params.seqlen_k),
+                         Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(_, 0));
+  Tensor gV = local_tile(rows_of(params.v, head_kv, params.seqlen_k),
+                         Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(_, 0));
+  float* lse_rows = params.lse + (int64_t(batch) * params.nheads + head) * params.seqlen_q;
+  const int q_rows_left = params.seqlen_q - row0;
+
+  typename Cfg::Gmem::AsyncLoad gmem_load;
+  typename Cfg::Gmem::Store gmem_store;
+  auto thr_load = gmem_load.get_thread_slice(tidx);
+  auto thr_store = gmem_store.get_thread_slice(tidx);
+  Tensor cQ = make_identity_tensor(Shape<Int<kBlockM>, Int<kHeadDim>>{});
+  Tensor cKV = make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{});
+
+  if (n_blocks <= 0) {
+    // Causal with seqlen_q > seqlen_k: these rows see no key. Output 0, lse +inf.
+    Tensor tOgO = thr_store.partition_D(gO);
+    Tensor zeros = make_fragment_like(tOgO);
+    clear(zeros);
+    store_rows(gmem_store, zeros, tOgO, thr_store.partition_D(cQ), q_rows_left);
+    for (int r = tidx; r < kBlockM && r < q_rows_left; r += Cfg::kNThreads) lse_rows[row0 + r] = INFINITY;
+    return;
+  }
+
+  Tensor sQ = make_tensor(make_smem_ptr(reinterpret_cast<Element*>(smem)), typename Cfg::SmemLayoutQ{});
+  Tensor sK = make_tensor(sQ.data() + size(sQ), typename Cfg::SmemLayoutKV{});
+  Tensor sV = make_tensor(sK.data() + size(sK), typename Cfg::SmemLayoutKV{});
+  Tensor sVt = make_tensor(sV.data(), typename Cfg::SmemLayoutVt{});
+  Tensor sVtPlain = make_tensor(sV.data(), get_nonswizzle_portion(typename Cfg::SmemLayoutVt{}));
+
+  Tensor tQgQ = thr_load.partition_S(gQ);
+  Tensor tQsQ = thr_load.partition_D(sQ);
+  Tensor tQcQ = thr_load.partition_S(cQ);
+  Tensor tKgK = thr_load.partition_S(gK);  // (CPY, CPY_N, CPY_K, n_block)
+  Tensor tKsK = thr_load.partition_D(sK);
+  Tensor tVgV = thr_load.partition_S(gV);
+  Tensor tVsV = thr_load.partition_D(sV);
+  Tensor tKVcKV = thr_load.partition_S(cKV);
+
+  typename Cfg::TiledMma tiled_mma;
+  auto thr_mma = tiled_mma.get_thread_slice(tidx);
+  Tensor tSrQ = thr_mma.partition_fragment_A(sQ);
+  Tensor tSrK = thr_mma.partition_fragment_B(sK);
+  Tensor tOrVt = thr_mma.partition_fragment_B(sVtPlain);
+  Tensor acc_o = partition_fragment_C(tiled_mma, Shape<Int<kBlockM>, Int<kHeadDim>>{});
+
+  auto smem_copy_q = make_tiled_copy_A(Copy_Atom<SmemLoadAtom, Element>{}, tiled_mma);
+  auto smem_copy_k = make_tiled_copy_B(Copy_Atom<SmemLoadAtom, Element>{}, tiled_mma);
+  auto smem_copy_v = make_tiled_copy_B(Copy_Atom<SmemLoadTransposedAtom, Element>{}, tiled_mma);
+  Tensor tSsQ = smem_copy_q.get_thread_slice(tidx).partition_S(sQ);
+  Tensor tSsK = smem_copy_k.get_thread_slice(tidx).partition_S(sK);
+  Tensor tOsVt = smem_copy_v.get_thread_slice(tidx).partition_S(sVt);
+
+  // Each score element's (row, col) inside the tile, in the (rows, cols) view.
+  Tensor tScS = thr_mma.partition_C(make_identity_tensor(Shape<Int<kBlockM>, Int<kBlockN>>{}));
+  Tensor coords = make_tensor(tScS.data(), accumulator_as_rows_cols(tScS.layout()));
+  Tensor acc_o_rows = make_tensor(acc_o.data(), accumulator_as_rows_cols(acc_o.layout()));
+  constexpr int kRows = decltype(size<0>(acc_o_rows))::value;
+  OnlineSoftmax<kRows> softmax;
+
+  int n_block = n_blocks - 1;
+  copy_rows_or_zero(gmem_load, tQgQ, tQsQ, tQcQ, q_rows_left);
+  copy_rows_or_zero(gmem_load, tKgK(_, _, _, n_block), tKsK, tKVcKV, params.seqlen_k - n_block * kBlockN);
+  cute::cp_async_fence();
+  clear(acc_o);
+
+  auto step = [&](auto is_first) {
+    Tensor acc_s = partition_fragment_C(tiled_mma, Shape<Int<kBlockM>, Int<kBlockN>>{});
+    clear(acc_s);
+    cute::cp_async_wait<0>();
+    __syncthreads();  // K[n] landed; every warp is done with V[n+1]
+    copy_rows_or_zero(gmem_load, tVgV(_, _, _, n_block), tVsV, tKVcKV,
+                      params.seqlen_k - n_block * kBlockN);
+    cute::cp_async_fence();
+
+    // S = Q K^T
+    gemm_smem_smem(tiled_mma, acc_s, tSrQ, tSrK, tSsQ, tSsK, smem_copy_q, smem_copy_k, tidx);
+    Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
+    if (mask.tile_needs_mask(row0, n_block * kBlockN, kBlockN)) {
+      mask.apply(scores, coords, row0, n_block * kBlockN);
+    }
+    softmax.template update<decltype(is_first)::value>(scores, acc_o_rows, params.softmax_scale_log2);
+
+    cute::cp_async_wait<0>();
+    __syncthreads();  // V[n] landed; every warp is done with K[n]
+    if (n_block > 0) {
+      copy_rows_or_zero(gmem_load, tKgK(_, _, _, n_block - 1), tKsK, tKVcKV,
+                        params.seqlen_k - (n_block - 1) * kBlockN);
+      cute::cp_async_fence();
+    }
+    // O += P V, P straight from the score registers.
+    Tensor p = convert_fragment<Element>(acc_s);
+    Tensor tOrP = make_tensor(p.data(), accumulator_as_operand_a(p.layout()));
+    gemm_reg_smem(tiled_mma, acc_o, tOrP, tOrVt, tOsVt, smem_copy_v, tidx);
+  };
+  step(cute::true_type{});
+  for (--n_block; n_block >= 0; --n_block) step(cute::false_type{});
+
+  float lse[kRows];
+  softmax.finish(acc_o_rows, params.softmax_scale, lse);
+
+  // Epilogue: O -> shared (Q's space, free since the last S GEMM) -> 16-byte global stores.
+  Tensor sO = make_tensor(sQ.data(), typename Cfg::SmemLayoutQ{});
+  auto smem_copy_o = make_tiled_copy_C(Copy_Atom<AutoVectorizingCopyWithAssumedAlignment<32>, Element>{}, tiled_mma);
+  auto thr_copy_o = smem_copy_o.get_thread_slice(tidx);
+  Tensor o = convert_fragment<Element>(acc_o);
+  cute::copy(smem_copy_o, thr_copy_o.retile_S(o), thr_copy_o.partition_D(sO));
+
+  // The thread holding column 0 of a row writes that row's lse.
+  if (get<1>(coords(0, 0)) == 0) {
+    CUTE_UNROLL
+    for (int mi = 0; mi < kRows; ++mi) {
+      const int row = get<0>(coords(mi, 0));
+      if (row < q_rows_left) lse_rows[row0 + row] = lse[mi];
+    }
+  }
+  __syncthreads();
+  Tensor tOsO = thr_store.partition_S(sO);
+  Tensor tOgO = thr_store.partition_D(gO);
+  Tensor tOrO = make_fragment_like(tOgO);
+  cute::copy(gmem_store, tOsO, tOrO);
+  store_rows(gmem_store, tOrO, tOgO, thr_store.partition_D(cQ), q_rows_left);
+}
+
+template <class Cfg>
+cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream) {
+  const dim3 grid(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads, params.batch);
+  auto kernel = params.causal ? &fwd_kernel<Cfg, true> : &fwd_kernel<Cfg, false>;
+  if (Cfg::kSmemBytes > 48 * 1024) {
+    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           Cfg::kSmemBytes);
+    if (err != cudaSuccess) return err;
+  }
+  kernel<<<grid, Cfg::kNThreads, Cfg::kSmemBytes, stream>>>(params);
+  return cudaGetLastError();
+}
+
+}  // namespace flashgen::sm80

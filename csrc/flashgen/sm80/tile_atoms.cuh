@@ -1,0 +1,55 @@
+// Building blocks every sm80 kernel shares: the tensor-core atom per dtype, the swizzled
+// shared-memory atom per head dim, and the 16-byte global-memory copy layouts.
+#pragma once
+#include <cute/tensor.hpp>
+#include <cutlass/numeric_types.h>
+
+namespace flashgen::sm80 {
+using namespace cute;
+
+template <class Element> struct MmaAtomFor;
+template <> struct MmaAtomFor<cutlass::half_t> {
+  using type = MMA_Atom<SM80_16x8x16_F32F16F16F32_TN>;
+};
+template <> struct MmaAtomFor<cutlass::bfloat16_t> {
+  using type = MMA_Atom<SM80_16x8x16_F32BF16BF16F32_TN>;
+};
+
+// A (rows, head_dim) tile of 16-bit elements lives in shared memory as 8-row atoms of 64
+// (or 32, when head_dim is not a multiple of 64) columns, XOR-swizzled so that ldmatrix
+// reads of 8 rows hit 8 different 16-byte bank groups.
+template <int kHeadDim>
+struct SmemTile {
+  static_assert(kHeadDim % 32 == 0, "sm80 kernels need head_dim to be a multiple of 32");
+  static constexpr int kAtomCols = kHeadDim % 64 == 0 ? 64 : 32;
+  static constexpr int kSwizzleBits = kAtomCols == 64 ? 3 : 2;
+  using Atom = decltype(composition(Swizzle<kSwizzleBits, 3, 3>{},
+                                    Layout<Shape<_8, Int<kAtomCols>>, Stride<Int<kAtomCols>, _1>>{}));
+  template <int kRows>
+  using Layout = decltype(tile_to_shape(Atom{}, Shape<Int<kRows>, Int<kHeadDim>>{}));
+  // The same tile read as its transpose (head_dim, rows): B operand of P·V and friends.
+  template <int kRows>
+  using TransposedLayout = decltype(composition(
+      Layout<kRows>{}, make_layout(Shape<Int<kHeadDim>, Int<kRows>>{}, GenRowMajor{})));
+};
+
+// Global <-> shared copies move 16 bytes per thread; a row of one smem atom is read by
+// kThreadsPerRow consecutive threads, so each warp's accesses are coalesced.
+template <class Element, int kHeadDim, int kNThreads>
+struct GmemCopies {
+  static constexpr int kElemsPerAccess = sizeof(cute::uint128_t) / sizeof(Element);
+  static constexpr int kThreadsPerRow = SmemTile<kHeadDim>::kAtomCols / kElemsPerAccess;
+  static constexpr int kRowsPerPass = kNThreads / kThreadsPerRow;
+  using ThreadLayout = Layout<Shape<Int<kRowsPerPass>, Int<kThreadsPerRow>>,
+                              Stride<Int<kThreadsPerRow>, _1>>;
+  using ValueLayout = Layout<Shape<_1, Int<kElemsPerAccess>>>;
+  using AsyncLoad = decltype(make_tiled_copy(
+      Copy_Atom<SM80_CP_ASYNC_CACHEGLOBAL<cute::uint128_t>, Element>{}, ThreadLayout{}, ValueLayout{}));
+  using Store = decltype(make_tiled_copy(
+      Copy_Atom<UniversalCopy<cute::uint128_t>, Element>{}, ThreadLayout{}, ValueLayout{}));
+};
+
+using SmemLoadAtom = SM75_U32x4_LDSM_N;            // ldmatrix.x4
+using SmemLoadTransposedAtom = SM75_U16x8_LDSM_T;  // ldmatrix.x4.trans
+
+}  // namespace flashgen::sm80

@@ -1,0 +1,79 @@
+"""Run-time kernel choice: the best compiled kernel for the inputs and the GPU.
+
+Arch families are tried newest first among those the GPU can run (or the one forced by
+`arch=` / FLASHGEN_ARCH). A head dim not in the catalog rounds up to the next catalog head dim
+(the caller zero-pads). When the wanted kernel is not built, the error names it, lists what
+was built and gives the build command.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from flashgen._ext import extension
+from flashgen.errors import KernelNotBuiltError
+from flashgen.naming import ARCHS, KernelKey
+
+TORCH_DTYPE_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+# Newest first. sm90 kernels use sm_90a instructions, which run on compute capability 9.0 only.
+ARCH_PREFERENCE = ("sm90", "sm80")
+assert set(ARCH_PREFERENCE) == set(ARCHS)
+
+
+def arch_runs_on(arch: str, capability: tuple[int, int]) -> bool:
+    if arch == "sm90":
+        return capability == (9, 0)
+    return capability >= (8, 0)
+
+
+def available_kernels() -> list[str]:
+    """Names of the kernels this build holds."""
+    return list(extension().built_kernels())
+
+
+def catalog_kernels() -> list[str]:
+    """Names of every kernel kernels.yaml defines (built or not), as of this build."""
+    return list(extension().catalog_kernels())
+
+
+def _candidate_archs(capability, forced):
+    forced = forced or os.environ.get("FLASHGEN_ARCH") or None
+    if forced is None:
+        archs = [a for a in ARCH_PREFERENCE if arch_runs_on(a, capability)]
+        if not archs:
+            raise RuntimeError(f"flashgen needs a GPU of compute capability 8.0 or newer; "
+                               f"this one is {capability[0]}.{capability[1]}")
+        return archs
+    if forced not in ARCHS:
+        raise ValueError(f"arch={forced!r} is not an arch family (allowed: {', '.join(ARCHS)})")
+    if not arch_runs_on(forced, capability):
+        raise ValueError(f"arch={forced!r} kernels cannot run on this GPU "
+                         f"(compute capability {capability[0]}.{capability[1]})")
+    return [forced]
+
+
+def choose_kernel(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple[int, int],
+                  arch: str | None = None) -> KernelKey:
+    dtype_name = TORCH_DTYPE_NAMES[dtype]
+    built = {KernelKey.parse(n) for n in available_kernels()}
+    catalog = {KernelKey.parse(n) for n in catalog_kernels()}
+    wanted = None  # the best catalog kernel, built or not
+    for family in _candidate_archs(capability, arch):
+        hdims = sorted(k.hdim for k in catalog
+                       if (k.direction, k.dtype, k.arch) == (direction, dtype_name, family) and k.hdim >= head_dim)
+        if not hdims:
+            continue
+        key = KernelKey(direction, hdims[0], dtype_name, family)
+        if key in built:
+            return key
+        wanted = wanted or key
+    built_list = ", ".join(sorted(k.name for k in built)) or "none"
+    if wanted is None:
+        raise KernelNotBuiltError(
+            f"no {direction} kernel in flashgen's catalog covers head_dim={head_dim}, {dtype_name}, on this GPU "
+            f"(compute capability {capability[0]}.{capability[1]}). Add a config to kernels.yaml. Built: {built_list}")
+    raise KernelNotBuiltError(
+        f"{wanted.name} is needed (head_dim={head_dim}, {dtype_name}, {direction}) but this build does not hold it. "
+        f"Built: {built_list}. Add it with: python build.py --kernels {wanted.name}")

@@ -1,0 +1,10 @@
+"""Errors flashgen raises beyond ValueError/TypeError for bad input."""
+from __future__ import annotations
+
+
+class ExtensionNotBuiltError(ImportError):
+    """The compiled extension is missing: nothing has been built yet."""
+
+
+class KernelNotBuiltError(RuntimeError):
+    """The inputs need a kernel this build does not hold; the message says what to build."""

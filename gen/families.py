@@ -1,0 +1,51 @@
+"""Kernel families: per (direction, arch), the tile fields kernels.yaml must give, the checks
+on them, the shared memory they take, and the template that instantiates them.
+
+Adding a kernel family means adding one class here and one template in templates/.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+class TileError(ValueError):
+    """A tile plan the kernel cannot run; the message says why and what would work."""
+
+
+@dataclass(frozen=True)
+class FwdSm80Tile:
+    """FlashAttention-2 forward: csrc/flashgen/sm80/fwd_kernel.cuh."""
+
+    block_m: int   # query rows per CTA
+    block_n: int   # key rows per step
+    warps: int
+
+    template = "flash_fwd_sm80.cu.j2"
+
+    def check(self, hdim: int) -> None:
+        if hdim % 32:
+            raise TileError(f"the sm80 forward kernel needs head dim to be a multiple of 32, got {hdim}")
+        if self.warps not in (4, 8):
+            raise TileError(f"warps must be 4 or 8, got {self.warps}")
+        if self.block_m % (16 * self.warps):
+            raise TileError(f"block_m must be a multiple of 16 * warps = {16 * self.warps}, got {self.block_m}")
+        if self.block_n % 16 or self.block_n <= 0:
+            raise TileError(f"block_n must be a positive multiple of 16, got {self.block_n}")
+        rows_per_copy_pass = self.warps * 32 // (8 if hdim % 64 == 0 else 4)
+        for name in ("block_m", "block_n"):
+            if getattr(self, name) % rows_per_copy_pass:
+                raise TileError(f"{name} must be a multiple of {rows_per_copy_pass} "
+                                f"(rows one 16-byte copy pass covers at head dim {hdim} with {self.warps} warps)")
+
+    def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
+        # Q tile + one K tile + one V tile (fwd_kernel.cuh FwdConfig::kSmemBytes).
+        return (self.block_m + 2 * self.block_n) * hdim * elem_bytes
+
+
+FAMILIES = {
+    ("fwd", "sm80"): FwdSm80Tile,
+}
+
+
+def tile_field_names(tile_cls) -> list[str]:
+    return [f.name for f in fields(tile_cls)]

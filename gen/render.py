@@ -1,0 +1,48 @@
+"""Jinja rendering: one Environment, StrictUndefined (a missing variable is an error)."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import jinja2
+
+from gen import paths
+from gen.spec import KernelSpec
+from gen.vocab import DTYPE_INFO
+
+DISPATCH_TEMPLATE = "dispatch_table.cpp.j2"
+
+
+def environment(template_dir: Path = paths.TEMPLATES) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def render_kernel(spec: KernelSpec, env: jinja2.Environment | None = None) -> str:
+    env = env or environment()
+    template_name = spec.tile.template
+    return env.get_template(template_name).render(
+        template_name=template_name,
+        name=spec.name,
+        launcher=spec.key.launcher,
+        hdim=spec.key.hdim,
+        element=DTYPE_INFO[spec.key.dtype].cpp,
+        tile=asdict(spec.tile),
+        smem_bytes=spec.smem_bytes,
+    )
+
+
+def render_dispatch_table(built: list[KernelSpec], catalog: list[KernelSpec],
+                          env: jinja2.Environment | None = None) -> str:
+    env = env or environment()
+    return env.get_template(DISPATCH_TEMPLATE).render(
+        template_name=DISPATCH_TEMPLATE,
+        built=[{"name": s.name, "launcher": s.key.launcher, "direction": s.key.direction} for s in built],
+        catalog=[s.name for s in catalog],
+    )

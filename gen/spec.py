@@ -1,0 +1,185 @@
+"""kernels.yaml -> a typed, validated catalog.
+
+Every error names the file, the line, the entry and the allowed values, e.g.
+    kernels.yaml:14: kernels[0].tiles[128]: unknown key 'blok_m' (allowed: block_m, block_n, warps)
+Parsing pops each key it knows; anything left over is an error, so a typo never passes silently.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from flashgen.naming import ARCHS, DIRECTIONS, DTYPES, KernelKey
+from gen import paths
+from gen.families import FAMILIES, TileError, tile_field_names
+from gen.vocab import ARCH_INFO, DTYPE_INFO
+from gen.yaml_loader import DuplicateKeyError, LineDict, load
+
+MAX_HDIM = 256
+REQUIRED_PRESETS = ("default", "all")
+
+
+class CatalogError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    key: KernelKey
+    tile: object          # the family's tile dataclass (gen.families)
+    smem_bytes: int
+
+    @property
+    def name(self) -> str:
+        return self.key.name
+
+
+@dataclass(frozen=True)
+class Catalog:
+    kernels: tuple[KernelSpec, ...]          # sorted by (direction, hdim, dtype, arch)
+    presets: dict[str, tuple[str, ...]]      # preset -> kernel-name globs
+
+    def by_name(self) -> dict[str, KernelSpec]:
+        return {k.name: k for k in self.kernels}
+
+    def expand(self, globs) -> list[KernelSpec]:
+        return [k for k in self.kernels if any(fnmatch.fnmatchcase(k.name, g) for g in globs)]
+
+
+class _Context:
+    """Formats errors as file:line: where: message."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+
+    def error(self, line: int, where: str, message: str) -> CatalogError:
+        prefix = f"{self.filename}:{line}: " + (f"{where}: " if where else "")
+        return CatalogError(prefix + message)
+
+    def mapping(self, value, line: int, where: str) -> LineDict:
+        if not isinstance(value, LineDict):
+            raise self.error(line, where, f"expected a mapping, got {type(value).__name__}")
+        return value
+
+    def take(self, mapping: LineDict, key: str, where: str):
+        if key not in mapping:
+            raise self.error(mapping.line, where, f"missing key {key!r}")
+        return mapping.pop(key)
+
+    def no_leftovers(self, mapping: LineDict, where: str, allowed) -> None:
+        for key in mapping:
+            raise self.error(mapping.line_of(key), where,
+                             f"unknown key {key!r} (allowed: {', '.join(allowed)})")
+
+    def choice(self, value, line: int, where: str, allowed) -> str:
+        if value not in allowed:
+            raise self.error(line, where, f"unknown value {value!r} (allowed: {', '.join(allowed)})")
+        return value
+
+
+def load_catalog(path: Path = paths.CATALOG) -> Catalog:
+    path = Path(path)
+    return parse_catalog(path.read_text(), filename=path.name)
+
+
+def parse_catalog(text: str, filename: str = "kernels.yaml") -> Catalog:
+    ctx = _Context(filename)
+    try:
+        root = load(text)
+    except DuplicateKeyError as exc:
+        raise ctx.error(exc.line, "", str(exc)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ctx.error(mark.line + 1 if mark else 1, "", f"not valid YAML: {exc}") from None
+    if root is None:
+        raise ctx.error(1, "top level", "empty catalog")
+    top = ctx.mapping(root, 1, "top level")
+    kernels_yaml = ctx.take(top, "kernels", "top level")
+    presets_yaml = ctx.take(top, "presets", "top level")
+    ctx.no_leftovers(top, "top level", ("kernels", "presets"))
+
+    if not isinstance(kernels_yaml, list):
+        raise ctx.error(top.line, "kernels", "expected a list of kernel families")
+    specs: dict[str, KernelSpec] = {}
+    for index, entry in enumerate(kernels_yaml):
+        for spec in _parse_family(ctx, entry, f"kernels[{index}]", top.line):
+            if spec.name in specs:
+                raise ctx.error(entry.line, f"kernels[{index}]", f"{spec.name} is defined twice")
+            specs[spec.name] = spec
+    kernels = tuple(sorted(specs.values(), key=lambda s: s.key))
+    presets = _parse_presets(ctx, presets_yaml, kernels)
+    return Catalog(kernels=kernels, presets=presets)
+
+
+def _parse_family(ctx: _Context, entry, where: str, line: int) -> list[KernelSpec]:
+    entry = ctx.mapping(entry, line, where)
+    direction = ctx.choice(ctx.take(entry, "direction", where), entry.line_of("direction"), f"{where}.direction", DIRECTIONS)
+    arch = ctx.choice(ctx.take(entry, "arch", where), entry.line_of("arch"), f"{where}.arch", ARCHS)
+    dtypes = ctx.take(entry, "dtypes", where)
+    tiles = ctx.take(entry, "tiles", where)
+    ctx.no_leftovers(entry, where, ("direction", "arch", "dtypes", "tiles"))
+
+    family = FAMILIES.get((direction, arch))
+    if family is None:
+        available = ", ".join(f"{d}/{a}" for d, a in FAMILIES)
+        raise ctx.error(entry.line, where, f"no kernel template for direction {direction!r} on {arch} "
+                                           f"(available: {available})")
+    if not isinstance(dtypes, list) or not dtypes:
+        raise ctx.error(entry.line_of("dtypes"), f"{where}.dtypes", f"expected a non-empty list of {', '.join(DTYPES)}")
+    for dtype in dtypes:
+        ctx.choice(dtype, entry.line_of("dtypes"), f"{where}.dtypes", DTYPES)
+    if len(set(dtypes)) != len(dtypes):
+        raise ctx.error(entry.line_of("dtypes"), f"{where}.dtypes", "a dtype is listed twice")
+
+    tiles = ctx.mapping(tiles, entry.line_of("tiles"), f"{where}.tiles")
+    allowed = tile_field_names(family)
+    specs = []
+    for hdim, tile_yaml in tiles.items():
+        tile_where = f"{where}.tiles[{hdim}]"
+        tile_line = tiles.line_of(hdim)
+        if not isinstance(hdim, int) or isinstance(hdim, bool) or hdim <= 0 or hdim % 8 or hdim > MAX_HDIM:
+            raise ctx.error(tile_line, tile_where,
+                            f"head dim must be a positive multiple of 8 up to {MAX_HDIM}, got {hdim!r}")
+        tile_yaml = ctx.mapping(tile_yaml, tile_line, tile_where)
+        values = {}
+        for name in allowed:
+            value = ctx.take(tile_yaml, name, tile_where)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ctx.error(tile_yaml.line_of(name), f"{tile_where}.{name}", f"expected an integer, got {value!r}")
+            values[name] = value
+        ctx.no_leftovers(tile_yaml, tile_where, allowed)
+        tile = family(**values)
+        try:
+            tile.check(hdim)
+        except TileError as exc:
+            raise ctx.error(tile_line, tile_where, str(exc)) from None
+        for dtype in dtypes:
+            smem = tile.smem_bytes(hdim, DTYPE_INFO[dtype].bytes)
+            limit = ARCH_INFO[arch].smem_limit_bytes
+            if smem > limit:
+                raise ctx.error(tile_line, tile_where,
+                                f"tile needs {smem} bytes of shared memory, over {arch}'s limit of {limit}")
+            specs.append(KernelSpec(KernelKey(direction, hdim, dtype, arch), tile, smem))
+    return specs
+
+
+def _parse_presets(ctx: _Context, presets, kernels) -> dict[str, tuple[str, ...]]:
+    presets = ctx.mapping(presets, 1, "presets")
+    names = [k.name for k in kernels]
+    result = {}
+    for preset, globs in presets.items():
+        where = f"presets.{preset}"
+        line = presets.line_of(preset)
+        if not isinstance(globs, list) or not globs or not all(isinstance(g, str) for g in globs):
+            raise ctx.error(line, where, "expected a non-empty list of kernel-name globs")
+        for glob in globs:
+            if not fnmatch.filter(names, glob):
+                raise ctx.error(line, where, f"{glob!r} names no kernel in the catalog")
+        result[preset] = tuple(globs)
+    for required in REQUIRED_PRESETS:
+        if required not in result:
+            raise ctx.error(presets.line, "presets", f"missing preset {required!r}")
+    return result
