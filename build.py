@@ -36,13 +36,15 @@ def parse_args(argv):
     p.add_argument("--dry-run", action="store_true", help="print what would be compiled; compile nothing")
     p.add_argument("-j", "--jobs", type=int, default=None, help="parallel compiles (default: by cores and memory)")
     p.add_argument("--build-dir", type=Path, default=paths.DEFAULT_BUILD_DIR)
+    p.add_argument("--catalog", type=Path, default=paths.CATALOG,
+                   help="another catalog (tuning experiments); its files are generated under the build dir")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        catalog = load_catalog()
+        catalog = load_catalog(args.catalog)
         selection = Selection(preset=args.preset, hdims=args.hdim, dtypes=args.dtype, archs=args.arch,
                               directions=args.direction, kernel_globs=args.kernels)
         selected = select(catalog, selection)
@@ -59,7 +61,8 @@ def main(argv=None) -> int:
 
     build_dir = args.build_dir.resolve()
     try:
-        plan = build.prepare(catalog, selected, build_dir, Toolchain())
+        generated_dir = paths.GENERATED if args.catalog.resolve() == paths.CATALOG else build_dir / "generated"
+        plan = build.prepare(catalog, selected, build_dir, Toolchain(), generated_dir)
     except ToolchainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,17 +15,6 @@ def check_attention_inputs(q, k, v, causal, softmax_scale) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if t.dtype not in TORCH_DTYPE_NAMES:
-            raise TypeError(f"{name} has dtype {t.dtype}; flashgen supports torch.float16 and torch.bfloat16: "
-                            f"convert with {name}.to(torch.bfloat16)")
-    if not (q.dtype == k.dtype == v.dtype):
-        raise TypeError(f"q, k and v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if t.device.type != "cuda":
-            raise ValueError(f"{name} is on {t.device}; flashgen runs on CUDA GPUs: move it with {name}.cuda()")
-    if not (q.device == k.device == v.device):
-        raise ValueError(f"q, k and v must be on one device, got {q.device}, {k.device}, {v.device}")
     for name, t, layout in (("q", q, "(batch, seqlen_q, nheads, head_dim)"),
                             ("k", k, "(batch, seqlen_k, nheads_kv, head_dim)"),
                             ("v", v, "(batch, seqlen_k, nheads_kv, head_dim)")):
@@ -49,6 +38,17 @@ def check_attention_inputs(q, k, v, causal, softmax_scale) -> None:
         raise ValueError(f"nheads ({nheads}) must be a multiple of nheads_kv ({nheads_kv}) for GQA/MQA")
     if batch > MAX_GRID_DIM or nheads > MAX_GRID_DIM:
         raise ValueError(f"batch ({batch}) and nheads ({nheads}) must each be at most {MAX_GRID_DIM}")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.dtype not in TORCH_DTYPE_NAMES:
+            raise TypeError(f"{name} has dtype {t.dtype}; flashgen supports torch.float16 and torch.bfloat16: "
+                            f"convert with {name}.to(torch.bfloat16)")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"q, k and v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.device.type != "cuda":
+            raise ValueError(f"{name} is on {t.device}; flashgen runs on CUDA GPUs: move it with {name}.cuda()")
+    if not (q.device == k.device == v.device):
+        raise ValueError(f"q, k and v must be on one device, got {q.device}, {k.device}, {v.device}")
     for name, t in (("q", q), ("k", k), ("v", v)):
         if t.stride(-1) != 1:
             raise ValueError(f"{name} must have a contiguous last dimension (stride 1), got strides "

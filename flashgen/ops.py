@@ -22,13 +22,16 @@ def _kernel_ready(t: torch.Tensor, head_dim: int) -> torch.Tensor:
     return t if aligned else t.contiguous()
 
 
-def _forward(q, k, v, causal, softmax_scale, arch):
+def _forward(q, k, v, causal, softmax_scale, arch, nan_outputs=False):
+    """Run the forward kernel. nan_outputs (tests only) fills out and lse with NaN first, so an
+    element the kernel fails to write shows up as NaN instead of stale memory."""
     head_dim = q.shape[-1]
     key = choose_kernel("fwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch)
     q_k, k_k, v_k = (_kernel_ready(t, key.hdim) for t in (q, k, v))
     batch, seqlen_q, nheads, _ = q.shape
-    out = torch.empty_like(q_k)
-    lse = torch.empty((batch, nheads, seqlen_q), dtype=torch.float32, device=q.device)
+    alloc = torch.full if nan_outputs else lambda shape, _, **kw: torch.empty(shape, **kw)
+    out = alloc(q_k.shape, float("nan"), dtype=q.dtype, device=q.device)
+    lse = alloc((batch, nheads, seqlen_q), float("nan"), dtype=torch.float32, device=q.device)
     extension().fwd(key.name, q_k, k_k, v_k, out, lse, softmax_scale, causal)
     if key.hdim != head_dim:
         out = out[..., :head_dim]

@@ -42,10 +42,11 @@ class BuildResult:
     extension: Path
 
 
-def prepare(catalog: Catalog, selected: list[KernelSpec], build_dir: Path, toolchain: Toolchain) -> BuildPlan:
+def prepare(catalog: Catalog, selected: list[KernelSpec], build_dir: Path, toolchain: Toolchain,
+            generated_dir: Path = paths.GENERATED) -> BuildPlan:
     """Write everything ninja needs; unchanged files keep their timestamps."""
-    emit.sync(catalog, paths.GENERATED)
-    plan = BuildPlan(kernels=tuple(selected), build_dir=build_dir, generated_dir=paths.GENERATED,
+    emit.sync(catalog, generated_dir)
+    plan = BuildPlan(kernels=tuple(selected), build_dir=build_dir, generated_dir=generated_dir,
                      extension=extension_path(build_dir))
     emit.write_if_changed(plan.dispatch_source, render_dispatch_table(selected, list(catalog.kernels)))
     emit.write_if_changed(build_dir / "build.ninja", ninja_text(plan, toolchain))

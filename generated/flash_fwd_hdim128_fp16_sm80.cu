@@ -4,8 +4,8 @@
 
 namespace flashgen {
 
-using flash_fwd_hdim128_fp16_sm80_config = sm80::FwdConfig</*head_dim=*/128, /*block_m=*/128, /*block_n=*/64,
-                                          /*warps=*/4, cutlass::half_t, /*smem_bytes=*/65536>;
+using flash_fwd_hdim128_fp16_sm80_config = sm80::FwdConfig</*head_dim=*/128, /*block_m=*/128, /*block_n=*/32,
+                                          /*warps=*/4, cutlass::half_t, /*smem_bytes=*/49152>;
 
 cudaError_t run_flash_fwd_hdim128_fp16_sm80(const FwdParams& params, cudaStream_t stream) {
   return sm80::launch_fwd<flash_fwd_hdim128_fp16_sm80_config>(params, stream);

@@ -4,8 +4,8 @@
 
 namespace flashgen {
 
-using flash_fwd_hdim256_bf16_sm80_config = sm80::FwdConfig</*head_dim=*/256, /*block_m=*/64, /*block_n=*/64,
-                                          /*warps=*/4, cutlass::bfloat16_t, /*smem_bytes=*/98304>;
+using flash_fwd_hdim256_bf16_sm80_config = sm80::FwdConfig</*head_dim=*/256, /*block_m=*/128, /*block_n=*/64,
+                                          /*warps=*/8, cutlass::bfloat16_t, /*smem_bytes=*/131072>;
 
 cudaError_t run_flash_fwd_hdim256_bf16_sm80(const FwdParams& params, cudaStream_t stream) {
   return sm80::launch_fwd<flash_fwd_hdim256_bf16_sm80_config>(params, stream);

@@ -4,8 +4,8 @@
 
 namespace flashgen {
 
-using flash_fwd_hdim64_fp16_sm80_config = sm80::FwdConfig</*head_dim=*/64, /*block_m=*/128, /*block_n=*/128,
-                                          /*warps=*/4, cutlass::half_t, /*smem_bytes=*/49152>;
+using flash_fwd_hdim64_fp16_sm80_config = sm80::FwdConfig</*head_dim=*/64, /*block_m=*/128, /*block_n=*/64,
+                                          /*warps=*/4, cutlass::half_t, /*smem_bytes=*/32768>;
 
 cudaError_t run_flash_fwd_hdim64_fp16_sm80(const FwdParams& params, cudaStream_t stream) {
   return sm80::launch_fwd<flash_fwd_hdim64_fp16_sm80_config>(params, stream);

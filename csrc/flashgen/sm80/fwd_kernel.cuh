@@ -57,7 +57,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
   constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
   extern __shared__ __align__(128) char smem[];
 
-  const int m_block = blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
+  // Causal query blocks further down see more keys: launch those first, so the light ones
+  // fill the tail of the grid instead of the heavy ones.
+  const int m_block = kCausal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
+  const int head = blockIdx.y, batch = blockIdx.z;
   const int tidx = threadIdx.x;
   const int head_kv = head / (params.nheads / params.nheads_kv);
   const int row0 = m_block * kBlockM;
@@ -142,8 +145,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
   OnlineSoftmax<kRows> softmax;
 
   int n_block = n_blocks - 1;
-  copy_rows_or_zero(gmem_load, tQgQ, tQsQ, tQcQ, q_rows_left);
-  copy_rows_or_zero(gmem_load, tKgK(_, _, _, n_block), tKsK, tKVcKV, params.seqlen_k - n_block * kBlockN);
+  copy_rows_or_zero<kBlockM>(gmem_load, tQgQ, tQsQ, tQcQ, q_rows_left);
+  copy_rows_or_zero<kBlockN>(gmem_load, tKgK(_, _, _, n_block), tKsK, tKVcKV, params.seqlen_k - n_block * kBlockN);
   cute::cp_async_fence();
   clear(acc_o);
 
@@ -152,25 +155,25 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
     clear(acc_s);
     cute::cp_async_wait<0>();
     __syncthreads();  // K[n] landed; every warp is done with V[n+1]
-    copy_rows_or_zero(gmem_load, tVgV(_, _, _, n_block), tVsV, tKVcKV,
+    copy_rows_or_zero<kBlockN>(gmem_load, tVgV(_, _, _, n_block), tVsV, tKVcKV,
                       params.seqlen_k - n_block * kBlockN);
     cute::cp_async_fence();
 
     // S = Q K^T
     gemm_smem_smem(tiled_mma, acc_s, tSrQ, tSrK, tSsQ, tSsK, smem_copy_q, smem_copy_k, tidx);
+    cute::cp_async_wait<0>();
+    __syncthreads();  // V[n] landed; every warp is done with K[n]
+    if (n_block > 0) {  // prefetch K[n-1] under the softmax and the P V GEMM
+      copy_rows_or_zero<kBlockN>(gmem_load, tKgK(_, _, _, n_block - 1), tKsK, tKVcKV,
+                        params.seqlen_k - (n_block - 1) * kBlockN);
+      cute::cp_async_fence();
+    }
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
     if (mask.tile_needs_mask(row0, n_block * kBlockN, kBlockN)) {
       mask.apply(scores, coords, row0, n_block * kBlockN);
     }
     softmax.template update<decltype(is_first)::value>(scores, acc_o_rows, params.softmax_scale_log2);
 
-    cute::cp_async_wait<0>();
-    __syncthreads();  // V[n] landed; every warp is done with K[n]
-    if (n_block > 0) {
-      copy_rows_or_zero(gmem_load, tKgK(_, _, _, n_block - 1), tKsK, tKVcKV,
-                        params.seqlen_k - (n_block - 1) * kBlockN);
-      cute::cp_async_fence();
-    }
     // O += P V, P straight from the score registers.
     Tensor p = convert_fragment<Element>(acc_s);
     Tensor tOrP = make_tensor(p.data(), accumulator_as_operand_a(p.layout()));

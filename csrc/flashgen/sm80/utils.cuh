@@ -10,11 +10,16 @@ using namespace cute;
 
 __host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-// Copy a (CPY, CPY_ROWS, CPY_COLS) partition row by row; rows at or past `rows_left` are
-// zero-filled instead of read, so a ragged last tile never feeds garbage (or NaN) to the MMAs.
-template <class TiledCopy, class Src, class Dst, class Coord>
+// Copy a (CPY, CPY_ROWS, CPY_COLS) partition of a kRows-row tile. Rows at or past `rows_left`
+// are zero-filled instead of read, so a ragged last tile never feeds garbage (or NaN) to the
+// MMAs. Full tiles (the common case, uniform across the CTA) take an unpredicated path.
+template <int kRows, class TiledCopy, class Src, class Dst, class Coord>
 __device__ __forceinline__ void copy_rows_or_zero(TiledCopy const& tiled_copy, Src const& src,
                                                   Dst&& dst, Coord const& coord, int rows_left) {
+  if (rows_left >= kRows) {
+    cute::copy(tiled_copy, src, dst);
+    return;
+  }
   CUTE_UNROLL
   for (int m = 0; m < size<1>(src); ++m) {
     if (get<0>(coord(0, m, 0)) < rows_left) {

@@ -1,0 +1,1 @@
+"""Benchmarks: flashgen side by side with every peer available in the same process."""

@@ -1,0 +1,85 @@
+"""The implementations a benchmark row can time. Each takes (b, s, h, d) tensors, flashgen's
+layout; `make` returns a zero-argument callable for one direction, or raises Unavailable."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class Unavailable(RuntimeError):
+    pass
+
+
+def _with_grad_inputs(q, k, v, direction):
+    if direction == "bwd":
+        q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
+    return q, k, v
+
+
+def _timed(forward, inputs, direction):
+    if direction == "fwd":
+        return forward
+    out = forward()
+    grad = torch.randn_like(out)
+    return lambda: torch.autograd.grad(out, inputs, grad, retain_graph=True)
+
+
+def flashgen_impl(q, k, v, causal, direction):
+    import flashgen
+    q, k, v = _with_grad_inputs(q, k, v, direction)
+    try:
+        forward = lambda: flashgen.flash_attn_func(q, k, v, causal=causal)  # noqa: E731
+        fn = _timed(forward, (q, k, v), direction)
+        fn()
+    except (flashgen.KernelNotBuiltError, flashgen.ExtensionNotBuiltError) as exc:
+        raise Unavailable(str(exc).split(". ")[0]) from None
+    return fn
+
+
+def _sdpa(backend_name):
+    def make(q, k, v, causal, direction):
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        backend = getattr(SDPBackend, backend_name)
+        q, k, v = _with_grad_inputs(q, k, v, direction)
+        qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))   # SDPA wants (b, h, s, d)
+
+        def forward():
+            with sdpa_kernel(backend):
+                return F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal,
+                                                      enable_gqa=qt.shape[1] != kt.shape[1])
+        try:
+            fn = _timed(forward, (q, k, v), direction)
+            with sdpa_kernel(backend):
+                fn()
+        except RuntimeError as exc:
+            raise Unavailable(f"SDPA {backend_name}: {str(exc).splitlines()[0]}") from None
+
+        def run():
+            with sdpa_kernel(backend):
+                return fn()
+        return run
+    return make
+
+
+def fa4_impl(q, k, v, causal, direction):
+    try:
+        from flash_attn.cute import flash_attn_func
+    except Exception as exc:  # noqa: BLE001 - any import failure means "not installed here"
+        raise Unavailable(f"flash-attn-4 not importable ({type(exc).__name__})") from None
+    q, k, v = _with_grad_inputs(q, k, v, direction)
+
+    def forward():
+        out = flash_attn_func(q, k, v, causal=causal)
+        return out[0] if isinstance(out, tuple) else out
+    fn = _timed(forward, (q, k, v), direction)
+    fn()
+    return fn
+
+
+IMPLS = {
+    "flashgen": flashgen_impl,
+    "sdpa_flash": _sdpa("FLASH_ATTENTION"),
+    "sdpa_cudnn": _sdpa("CUDNN_ATTENTION"),
+    "sdpa_efficient": _sdpa("EFFICIENT_ATTENTION"),
+    "fa4": fa4_impl,
+}

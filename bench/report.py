@@ -1,0 +1,72 @@
+"""Markdown tables and the seqlen-sweep plot from benchmark rows."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+
+def _key(row):
+    return (row["direction"], row["head_dim"], row["dtype"], row["causal"], row["batch"], row["seqlen"])
+
+
+def markdown(meta: dict, rows: list[dict]) -> str:
+    impls = list(dict.fromkeys(r["impl"] for r in rows))
+    matmul = meta["ceilings"]["matmul_bf16_tflops"]
+    lines = [f"# Attention TFLOPS on {meta['gpu']} ({meta['date']}, torch {meta['torch']})", "",
+             f"Command: `{meta['command']}`. Ceilings measured in the same run: bf16 matmul "
+             f"{matmul:.0f} TFLOPS, device copy {meta['ceilings']['copy_gb_per_s']:.0f} GB/s. "
+             "Cells: TFLOPS (fraction of the matmul ceiling); `flashgen/best` = flashgen over the best "
+             "peer of the row. FLOPs: forward 4·b·s²·h·d (halved when causal), backward 2.5x.", ""]
+    for sweep in (False, True):
+        groups = defaultdict(dict)
+        for r in rows:
+            if r["sweep"] == sweep:
+                groups[_key(r)][r["impl"]] = r
+        if not groups:
+            continue
+        lines += ["## Seqlen sweep" if sweep else "## Main grid", "",
+                  "| dir | hdim | dtype | causal | batch x seqlen | " + " | ".join(impls) + " | flashgen/best |",
+                  "|" + "---|" * (len(impls) + 5)]
+        for key, by_impl in groups.items():
+            direction, hdim, dtype, causal, batch, seqlen = key
+            cells = []
+            for impl in impls:
+                r = by_impl.get(impl)
+                cells.append(f"{r['tflops']:.0f} ({r['tflops'] / matmul:.0%})" if r and r["tflops"] else "n/a")
+            ours = by_impl.get("flashgen", {}).get("tflops")
+            peers = [r["tflops"] for i, r in by_impl.items() if i != "flashgen" and r["tflops"]]
+            ratio = f"{ours / max(peers):.2f}" if ours and peers else "n/a"
+            lines.append(f"| {direction} | {hdim} | {dtype} | {'yes' if causal else 'no'} | {batch} x {seqlen} | "
+                         + " | ".join(cells) + f" | {ratio} |")
+        lines.append("")
+    notes = sorted({f"{r['impl']}: {r['error']}" for r in rows if r["error"]})
+    if notes:
+        lines += ["Not measured (n/a):", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path, gpu: str) -> bool:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    sweep = [r for r in rows if r["sweep"] and r["tflops"]]
+    if not sweep:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, direction in zip(axes, ("fwd", "bwd")):
+        for impl in dict.fromkeys(r["impl"] for r in sweep):
+            pts = sorted((r["seqlen"], r["tflops"]) for r in sweep if r["impl"] == impl and r["direction"] == direction)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=impl)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("seqlen (batch x seqlen = 16k)")
+        ax.set_title(f"{direction}, head dim 256, bf16, non-causal")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("TFLOPS")
+    axes[1].legend()
+    fig.suptitle(f"flashgen vs peers on {gpu}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True

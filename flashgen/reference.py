@@ -1,0 +1,67 @@
+"""Plain-PyTorch attention with flashgen's exact semantics, for tests and benchmarks.
+
+Same mask rule as the kernels (causal aligned to the bottom-right corner), GQA/MQA by
+repeating k/v heads, and a zero output row (lse +inf) for a query that sees no key.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def visible_keys(seqlen_q: int, seqlen_k: int, causal: bool, device) -> torch.Tensor:
+    """(seqlen_q, seqlen_k) bool: may query i attend to key j?"""
+    if not causal:
+        return torch.ones(seqlen_q, seqlen_k, dtype=torch.bool, device=device)
+    rows = torch.arange(seqlen_q, device=device)[:, None]
+    cols = torch.arange(seqlen_k, device=device)[None, :]
+    return cols <= rows + (seqlen_k - seqlen_q)
+
+
+def attention_reference(q, k, v, causal=False, softmax_scale=None, upcast=True):
+    """Returns (out, lse). upcast=True computes in float32 (the reference); upcast=False in the
+    inputs' dtype (the "same-dtype PyTorch" baseline the error rule compares against)."""
+    dtype = q.dtype
+    if upcast:
+        q, k, v = q.float(), k.float(), v.float()
+    scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(q.shape[-1])
+    groups = q.shape[2] // k.shape[2]
+    k = k.repeat_interleave(groups, dim=2)
+    v = v.repeat_interleave(groups, dim=2)
+    scores = torch.einsum("bqhd,bkhd->bhqk", q * scale, k)
+    visible = visible_keys(q.shape[1], k.shape[1], causal, q.device)
+    scores = scores.masked_fill(~visible, float("-inf"))
+    lse = torch.logsumexp(scores.float(), dim=-1)                       # (b, h, q): -inf if no key
+    probs = torch.softmax(scores, dim=-1).nan_to_num(0.0)               # empty rows -> 0, not NaN
+    out = torch.einsum("bhqk,bkhd->bqhd", probs, v)
+    return out.to(dtype), lse.masked_fill(lse == float("-inf"), float("inf"))
+
+
+class NumericsError(AssertionError):
+    pass
+
+
+def check_against_reference(name: str, got: torch.Tensor, ref: torch.Tensor, ref_same_dtype: torch.Tensor,
+                            atol: float = 1e-5) -> dict:
+    """FlashAttention's rule: max|got - ref| <= 2 * max|ref_same_dtype - ref| + atol, with ref in
+    float32. NaN or Inf never passes. Raises NumericsError naming the fraction of mismatched
+    elements and the worst position; returns the error figures otherwise."""
+    got32, ref32 = got.float(), ref.float()
+    baseline = (ref_same_dtype.float() - ref32).abs().max().item()
+    tolerance = 2 * baseline + atol
+    bad_values = ~torch.isfinite(got32)
+    if bad_values.any():
+        first = tuple(int(i) for i in torch.nonzero(bad_values)[0])
+        raise NumericsError(f"{name}: {bad_values.sum().item()} of {got.numel()} elements are NaN/Inf "
+                            f"(first at {first})")
+    err = (got32 - ref32).abs()
+    worst = err.max().item()
+    if worst > tolerance:
+        worst_at = tuple(int(i) for i in torch.unravel_index(err.argmax(), err.shape))
+        fraction = (err > tolerance).float().mean().item()
+        raise NumericsError(f"{name}: max abs error {worst:.3e} > tolerance {tolerance:.3e} "
+                            f"(2 x same-dtype error {baseline:.3e} + {atol}); {fraction:.2%} of elements "
+                            f"mismatched; worst at {worst_at}: got {got32[worst_at].item():.5f}, "
+                            f"reference {ref32[worst_at].item():.5f}")
+    return {"max_error": worst, "tolerance": tolerance}

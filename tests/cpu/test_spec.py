@@ -1,0 +1,117 @@
+"""kernels.yaml parsing and validation: exact error messages, on inline YAML."""
+import textwrap
+
+import pytest
+
+from gen.spec import CatalogError, load_catalog, parse_catalog
+
+GOOD = """\
+kernels:
+  - direction: fwd
+    arch: sm80
+    dtypes: [fp16, bf16]
+    tiles:
+      64: {block_m: 128, block_n: 128, warps: 4}
+      128: {block_m: 128, block_n: 64, warps: 4}
+presets:
+  default: ["flash_fwd_*"]
+  all: ["*"]
+"""
+
+
+def error_of(text):
+    with pytest.raises(CatalogError) as info:
+        parse_catalog(textwrap.dedent(text))
+    return str(info.value)
+
+
+def test_good_catalog_parses_into_sorted_kernels():
+    catalog = parse_catalog(GOOD)
+    assert [k.name for k in catalog.kernels] == [
+        "flash_fwd_hdim64_bf16_sm80", "flash_fwd_hdim64_fp16_sm80",
+        "flash_fwd_hdim128_bf16_sm80", "flash_fwd_hdim128_fp16_sm80"]
+    assert catalog.kernels[2].smem_bytes == (128 + 2 * 64) * 128 * 2
+    assert catalog.presets["default"] == ("flash_fwd_*",)
+
+
+def test_the_repository_catalog_is_valid():
+    catalog = load_catalog()
+    assert {"default", "all"} <= set(catalog.presets)
+    assert catalog.expand(catalog.presets["all"]) == list(catalog.kernels)
+
+
+def test_unknown_tile_key():
+    assert error_of(GOOD.replace("128: {block_m: 128, block_n: 64", "128: {blok_m: 128, block_n: 64")) == (
+        "kernels.yaml:7: kernels[0].tiles[128]: missing key 'block_m'")
+    assert error_of(GOOD.replace("warps: 4}\n      128", "warps: 4, stages: 2}\n      128")) == (
+        "kernels.yaml:6: kernels[0].tiles[64]: unknown key 'stages' (allowed: block_m, block_n, warps)")
+
+
+def test_unknown_entry_key():
+    assert error_of(GOOD.replace("    arch: sm80\n", "    arch: sm80\n    archs: sm90\n")) == (
+        "kernels.yaml:4: kernels[0]: unknown key 'archs' (allowed: direction, arch, dtypes, tiles)")
+
+
+def test_duplicate_key():
+    assert error_of(GOOD.replace("      128: {", "      64: {")) == "kernels.yaml:7: duplicate key 64"
+
+
+def test_head_dim_not_multiple_of_8():
+    assert error_of(GOOD.replace("      128: {", "      100: {")) == (
+        "kernels.yaml:7: kernels[0].tiles[100]: head dim must be a positive multiple of 8 up to 256, got 100")
+
+
+def test_head_dim_above_256():
+    assert error_of(GOOD.replace("      128: {", "      264: {")) == (
+        "kernels.yaml:7: kernels[0].tiles[264]: head dim must be a positive multiple of 8 up to 256, got 264")
+
+
+def test_head_dim_the_kernel_cannot_tile():
+    assert error_of(GOOD.replace("      128: {", "      72: {")) == (
+        "kernels.yaml:7: kernels[0].tiles[72]: the sm80 forward kernel needs head dim to be a multiple of 32, got 72")
+
+
+def test_unknown_dtype():
+    assert error_of(GOOD.replace("[fp16, bf16]", "[fp16, fp8]")) == (
+        "kernels.yaml:4: kernels[0].dtypes: unknown value 'fp8' (allowed: fp16, bf16)")
+
+
+def test_unknown_arch():
+    assert error_of(GOOD.replace("arch: sm80", "arch: sm75")) == (
+        "kernels.yaml:3: kernels[0].arch: unknown value 'sm75' (allowed: sm80, sm90)")
+
+
+def test_family_without_a_template():
+    assert error_of(GOOD.replace("direction: fwd", "direction: bwd").replace("flash_fwd_*", "*")) == (
+        "kernels.yaml:2: kernels[0]: no kernel template for direction 'bwd' on sm80 (available: fwd/sm80)")
+
+
+def test_tile_over_shared_memory_limit():
+    text = GOOD.replace("      128: {block_m: 128, block_n: 64, warps: 4}",
+                        "      256: {block_m: 128, block_n: 128, warps: 8}")
+    assert error_of(text) == ("kernels.yaml:7: kernels[0].tiles[256]: tile needs 196608 bytes of shared memory, "
+                              "over sm80's limit of 166912")
+
+
+def test_bad_tile_shape():
+    assert error_of(GOOD.replace("128: {block_m: 128, block_n: 64, warps: 4}",
+                                 "128: {block_m: 96, block_n: 64, warps: 4}")) == (
+        "kernels.yaml:7: kernels[0].tiles[128]: block_m must be a multiple of 16 * warps = 64, got 96")
+
+
+def test_preset_naming_a_missing_config():
+    assert error_of(GOOD.replace('default: ["flash_fwd_*"]', 'default: ["flash_bwd_*"]')) == (
+        "kernels.yaml:9: presets.default: 'flash_bwd_*' names no kernel in the catalog")
+
+
+def test_required_presets():
+    assert error_of(GOOD.replace('  all: ["*"]\n', "")) == "kernels.yaml:9: presets: missing preset 'all'"
+
+
+def test_kernel_defined_twice():
+    twice = GOOD.replace("presets:", GOOD.split("presets:")[0].replace("kernels:\n", "") + "presets:")
+    assert "flash_fwd_hdim64_fp16_sm80 is defined twice" in error_of(twice)
+
+
+def test_not_yaml():
+    assert error_of("kernels: [\n").startswith("kernels.yaml:2: not valid YAML")
