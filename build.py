@@ -31,7 +31,8 @@ def parse_args(argv):
     p.add_argument("--dtype", type=_csv(), help="fp16,bf16")
     p.add_argument("--arch", type=_csv(), help="sm80,sm90")
     p.add_argument("--direction", type=_csv(), help="fwd,bwd")
-    p.add_argument("--kernels", type=_csv(), help="comma-separated globs over kernel names")
+    p.add_argument("--kernels", type=_csv(), help="comma-separated globs over kernel names ('bwd*hdim256*')")
+    p.add_argument("--add", type=_csv(), help="kernel-name globs to add to the build dir's current selection")
     p.add_argument("--list", action="store_true", help="print the catalog, marking selected kernels with *")
     p.add_argument("--dry-run", action="store_true", help="print what would be compiled; compile nothing")
     p.add_argument("-j", "--jobs", type=int, default=None, help="parallel compiles (default: by cores and memory)")
@@ -45,8 +46,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         catalog = load_catalog(args.catalog)
+        kernel_globs = args.kernels
+        if args.add:
+            kernel_globs = (kernel_globs or ()) + build.previous_selection(args.build_dir) + args.add
         selection = Selection(preset=args.preset, hdims=args.hdim, dtypes=args.dtype, archs=args.arch,
-                              directions=args.direction, kernel_globs=args.kernels)
+                              directions=args.direction, kernel_globs=kernel_globs)
         selected = select(catalog, selection)
     except (CatalogError, SelectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)

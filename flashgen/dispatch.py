@@ -76,4 +76,4 @@ def choose_kernel(direction: str, head_dim: int, dtype: torch.dtype, capability:
             f"(compute capability {capability[0]}.{capability[1]}). Add a config to kernels.yaml. Built: {built_list}")
     raise KernelNotBuiltError(
         f"{wanted.name} is needed (head_dim={head_dim}, {dtype_name}, {direction}) but this build does not hold it. "
-        f"Built: {built_list}. Add it with: python build.py --kernels {wanted.name}")
+        f"Built: {built_list}. Add it with: python build.py --add {wanted.name}")

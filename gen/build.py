@@ -30,6 +30,15 @@ def default_jobs() -> int:
     return max(1, min(cores, by_memory))
 
 
+SELECTION_FILE = "selected_kernels.txt"
+
+
+def previous_selection(build_dir: Path) -> tuple[str, ...]:
+    """Kernel names the build dir was last prepared for (empty if none)."""
+    path = Path(build_dir) / SELECTION_FILE
+    return tuple(path.read_text().split()) if path.exists() else ()
+
+
 def extension_path(build_dir: Path) -> Path:
     return build_dir / f"_C{Toolchain.extension_suffix()}"
 
@@ -50,6 +59,7 @@ def prepare(catalog: Catalog, selected: list[KernelSpec], build_dir: Path, toolc
                      extension=extension_path(build_dir))
     emit.write_if_changed(plan.dispatch_source, render_dispatch_table(selected, list(catalog.kernels)))
     emit.write_if_changed(build_dir / "build.ninja", ninja_text(plan, toolchain))
+    emit.write_if_changed(build_dir / SELECTION_FILE, "".join(f"{k.name}\n" for k in selected))
     return plan
 
 

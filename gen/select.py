@@ -1,10 +1,9 @@
 """Choosing which catalog kernels a build takes: a preset, filters, or name globs."""
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 
-from gen.spec import Catalog, KernelSpec
+from gen.spec import Catalog, KernelSpec, name_matches
 
 
 class SelectionError(ValueError):
@@ -50,10 +49,10 @@ def select(catalog: Catalog, selection: Selection) -> list[KernelSpec]:
         chosen = [k for k in chosen if getattr(k.key, attr) in values]
     if selection.kernel_globs is not None:
         for glob in selection.kernel_globs:
-            if not any(fnmatch.fnmatchcase(k.name, glob) for k in catalog.kernels):
+            if not any(name_matches(k.name, glob) for k in catalog.kernels):
                 raise SelectionError(f"--kernels {glob!r} matches no kernel in the catalog "
                                      "(see `python build.py --list`)")
-        chosen = [k for k in chosen if any(fnmatch.fnmatchcase(k.name, g) for g in selection.kernel_globs)]
+        chosen = [k for k in chosen if any(name_matches(k.name, g) for g in selection.kernel_globs)]
     if not chosen:
         raise SelectionError("the selection is empty: no catalog kernel meets all of the criteria")
     return chosen

@@ -26,6 +26,11 @@ class CatalogError(ValueError):
     pass
 
 
+def name_matches(name: str, pattern: str) -> bool:
+    """Kernel-name globs match anywhere in the name: 'bwd*hdim256*' selects flash_bwd_hdim256_*."""
+    return fnmatch.fnmatchcase(name, f"*{pattern}*")
+
+
 @dataclass(frozen=True)
 class KernelSpec:
     key: KernelKey
@@ -46,7 +51,7 @@ class Catalog:
         return {k.name: k for k in self.kernels}
 
     def expand(self, globs) -> list[KernelSpec]:
-        return [k for k in self.kernels if any(fnmatch.fnmatchcase(k.name, g) for g in globs)]
+        return [k for k in self.kernels if any(name_matches(k.name, g) for g in globs)]
 
 
 class _Context:
@@ -176,7 +181,7 @@ def _parse_presets(ctx: _Context, presets, kernels) -> dict[str, tuple[str, ...]
         if not isinstance(globs, list) or not globs or not all(isinstance(g, str) for g in globs):
             raise ctx.error(line, where, "expected a non-empty list of kernel-name globs")
         for glob in globs:
-            if not fnmatch.filter(names, glob):
+            if not any(name_matches(n, glob) for n in names):
                 raise ctx.error(line, where, f"{glob!r} names no kernel in the catalog")
         result[preset] = tuple(globs)
     for required in REQUIRED_PRESETS:

@@ -1,0 +1,97 @@
+"""Kernel choice and input checks, without a GPU (the extension's lists are stubbed)."""
+import pytest
+import torch
+
+from flashgen import dispatch
+from flashgen.errors import KernelNotBuiltError
+from flashgen.inputs import check_attention_inputs
+
+CATALOG = [f"flash_fwd_hdim{d}_{t}_{a}" for d in (64, 96, 128, 256) for t in ("fp16", "bf16") for a in ("sm80", "sm90")]
+
+
+@pytest.fixture
+def build(monkeypatch):
+    def set_built(*names):
+        monkeypatch.setattr(dispatch, "available_kernels", lambda: list(names))
+        monkeypatch.setattr(dispatch, "catalog_kernels", lambda: CATALOG)
+    return set_built
+
+
+def test_exact_head_dim_on_the_newest_family_the_gpu_runs(build):
+    build("flash_fwd_hdim128_bf16_sm80", "flash_fwd_hdim128_bf16_sm90")
+    assert dispatch.choose_kernel("fwd", 128, torch.bfloat16, (9, 0)).name == "flash_fwd_hdim128_bf16_sm90"
+    assert dispatch.choose_kernel("fwd", 128, torch.bfloat16, (8, 0)).name == "flash_fwd_hdim128_bf16_sm80"
+    assert dispatch.choose_kernel("fwd", 128, torch.bfloat16, (10, 0)).name == "flash_fwd_hdim128_bf16_sm80"
+
+
+def test_head_dim_rounds_up_to_the_next_catalog_one(build):
+    build("flash_fwd_hdim96_fp16_sm80", "flash_fwd_hdim256_fp16_sm80")
+    assert dispatch.choose_kernel("fwd", 72, torch.float16, (9, 0)).hdim == 96
+    assert dispatch.choose_kernel("fwd", 200, torch.float16, (9, 0)).hdim == 256
+
+
+def test_falls_back_to_an_older_family_that_is_built(build):
+    build("flash_fwd_hdim64_fp16_sm80")
+    assert dispatch.choose_kernel("fwd", 64, torch.float16, (9, 0)).arch == "sm80"
+
+
+def test_forced_arch(build, monkeypatch):
+    build("flash_fwd_hdim64_fp16_sm80", "flash_fwd_hdim64_fp16_sm90")
+    assert dispatch.choose_kernel("fwd", 64, torch.float16, (9, 0), arch="sm80").arch == "sm80"
+    monkeypatch.setenv("FLASHGEN_ARCH", "sm80")
+    assert dispatch.choose_kernel("fwd", 64, torch.float16, (9, 0)).arch == "sm80"
+    with pytest.raises(ValueError, match="arch='sm90' kernels cannot run on this GPU"):
+        dispatch.choose_kernel("fwd", 64, torch.float16, (8, 6), arch="sm90")
+    with pytest.raises(ValueError, match="not an arch family"):
+        dispatch.choose_kernel("fwd", 64, torch.float16, (9, 0), arch="sm75")
+
+
+def test_missing_kernel_names_it_lists_the_build_and_gives_the_command(build):
+    build("flash_fwd_hdim64_fp16_sm80")
+    with pytest.raises(KernelNotBuiltError) as info:
+        dispatch.choose_kernel("fwd", 256, torch.bfloat16, (8, 0))
+    assert str(info.value) == (
+        "flash_fwd_hdim256_bf16_sm80 is needed (head_dim=256, bf16, fwd) but this build does not hold it. "
+        "Built: flash_fwd_hdim64_fp16_sm80. Add it with: python build.py --add flash_fwd_hdim256_bf16_sm80")
+
+
+def test_config_outside_the_catalog(build):
+    build("flash_fwd_hdim64_fp16_sm80")
+    with pytest.raises(KernelNotBuiltError, match="no bwd kernel in flashgen's catalog covers head_dim=64"):
+        dispatch.choose_kernel("bwd", 64, torch.float16, (9, 0))
+
+
+def test_old_gpu_is_refused(build):
+    build("flash_fwd_hdim64_fp16_sm80")
+    with pytest.raises(RuntimeError, match="compute capability 8.0 or newer; this one is 7.5"):
+        dispatch.choose_kernel("fwd", 64, torch.float16, (7, 5))
+
+
+def qkv(q_shape=(2, 16, 4, 64), kv_shape=None, dtype=torch.float16):
+    kv_shape = kv_shape or q_shape
+    return torch.zeros(q_shape, dtype=dtype), torch.zeros(kv_shape, dtype=dtype), torch.zeros(kv_shape, dtype=dtype)
+
+
+@pytest.mark.parametrize("args,error,message", [
+    ((torch.zeros(2, 16, 4, 64, dtype=torch.float16).numpy(),) + qkv()[1:], TypeError, "q must be a torch.Tensor"),
+    (qkv((2, 16, 64)), ValueError, "q must be 4-D (batch, seqlen_q, nheads, head_dim), got shape (2, 16, 64)"),
+    ((*qkv()[:2], torch.zeros(2, 16, 4, 32, dtype=torch.float16)), ValueError, "k and v must have the same shape"),
+    (qkv((2, 16, 4, 64), (3, 16, 4, 64)), ValueError, "q has batch 2 but k and v have batch 3"),
+    (qkv((2, 16, 4, 64), (2, 16, 4, 32)), ValueError, "q has head_dim 64 but k and v have head_dim 32"),
+    (qkv((2, 16, 6, 64), (2, 16, 4, 64)), ValueError, "nheads (6) must be a multiple of nheads_kv (4)"),
+    (qkv((2, 0, 4, 64), (2, 16, 4, 64)), ValueError, "seqlen_q must be at least 1"),
+    (qkv((2, 16, 4, 320)), ValueError, "head_dim 320 is not supported: flashgen kernels go up to 256"),
+    (qkv(dtype=torch.float32), TypeError, "q has dtype torch.float32; flashgen supports torch.float16 and torch.bfloat16"),
+    ((*qkv()[:2], torch.zeros(2, 16, 4, 64, dtype=torch.bfloat16)), TypeError, "q, k and v must share one dtype"),
+    (qkv(), ValueError, "q is on cpu; flashgen runs on CUDA GPUs: move it with q.cuda()"),
+])
+def test_bad_inputs_name_the_problem(args, error, message):
+    with pytest.raises(error) as info:
+        check_attention_inputs(*args, causal=False, softmax_scale=None)
+    assert message in str(info.value)
+
+
+def test_bad_flags():
+    q, k, v = qkv()
+    with pytest.raises(TypeError, match="causal must be a bool"):
+        check_attention_inputs(q.to("meta"), k.to("meta"), v.to("meta"), causal=1, softmax_scale=None)
