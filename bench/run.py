@@ -71,7 +71,7 @@ def parse_args(argv):
     p.add_argument("--impl", type=lambda s: s.split(","), default=list(IMPLS))
     p.add_argument("--quick", action="store_true", help="a smaller grid that runs in a couple of minutes")
     p.add_argument("--no-sweep", action="store_true", help="skip the seqlen sweep")
-    p.add_argument("--reps", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=15, help="timed batches per row (median taken)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR)
     p.add_argument("--tag", default="", help="suffix for the result file names")
     return p.parse_args(argv)
@@ -87,14 +87,14 @@ def select_cases(args) -> list[Case]:
     return [c for c in cases if keep(c)]
 
 
-def run_case(case: Case, impl: str, reps: int) -> dict:
+def run_case(case: Case, impl: str, rounds: int) -> dict:
     row = asdict(case) | {"impl": impl, "nheads": case.nheads, "ms": None, "tflops": None, "error": None}
     gen = torch.Generator(device="cuda").manual_seed(hash((case, impl)) % 2**31)
     shape = (case.batch, case.seqlen, case.nheads, case.head_dim)
     q, k, v = (torch.randn(shape, generator=gen, device="cuda", dtype=DTYPES[case.dtype]) for _ in range(3))
     try:
         fn = IMPLS[impl](q, k, v, case.causal, case.direction)
-        ms = median_ms(fn, reps=reps)
+        ms = median_ms(fn, rounds=rounds)
     except Unavailable as exc:
         row["error"] = str(exc)
         return row
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     total = len(cases) * len(args.impl)
     for i, case in enumerate(cases):
         for impl in args.impl:
-            row = run_case(case, impl, args.reps)
+            row = run_case(case, impl, args.rounds)
             rows.append(row)
             result = f"{row['tflops']:7.1f} TFLOPS  {row['ms']:.3f} ms" if row["ms"] else f"-- {row['error']}"
             print(f"[{len(rows)}/{total}] {case.direction} d{case.head_dim} {case.dtype} "

@@ -8,6 +8,7 @@ was built and gives the build command.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 import torch
 
@@ -38,8 +39,15 @@ def catalog_kernels() -> list[str]:
     return list(extension().catalog_kernels())
 
 
+@lru_cache(maxsize=None)
+def _kernel_sets() -> tuple[frozenset, frozenset]:
+    """(built, catalog) as parsed keys; fixed for the life of the loaded extension."""
+    return (frozenset(KernelKey.parse(n) for n in available_kernels()),
+            frozenset(KernelKey.parse(n) for n in catalog_kernels()))
+
+
 def _candidate_archs(capability, forced):
-    forced = forced or os.environ.get("FLASHGEN_ARCH") or None
+    forced = forced or None
     if forced is None:
         archs = [a for a in ARCH_PREFERENCE if arch_runs_on(a, capability)]
         if not archs:
@@ -56,9 +64,15 @@ def _candidate_archs(capability, forced):
 
 def choose_kernel(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple[int, int],
                   arch: str | None = None) -> KernelKey:
+    """The kernel to run (see the module doc). Cached: called on every attention call."""
+    return _choose(direction, head_dim, dtype, tuple(capability), arch or os.environ.get("FLASHGEN_ARCH"))
+
+
+@lru_cache(maxsize=None)
+def _choose(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple[int, int],
+                  arch: str | None = None) -> KernelKey:
     dtype_name = TORCH_DTYPE_NAMES[dtype]
-    built = {KernelKey.parse(n) for n in available_kernels()}
-    catalog = {KernelKey.parse(n) for n in catalog_kernels()}
+    built, catalog = _kernel_sets()
     wanted = None  # the best catalog kernel, built or not
     for family in _candidate_archs(capability, arch):
         hdims = sorted(k.hdim for k in catalog

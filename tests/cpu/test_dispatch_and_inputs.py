@@ -14,7 +14,14 @@ def build(monkeypatch):
     def set_built(*names):
         monkeypatch.setattr(dispatch, "available_kernels", lambda: list(names))
         monkeypatch.setattr(dispatch, "catalog_kernels", lambda: CATALOG)
-    return set_built
+        clear_caches()
+    yield set_built
+    clear_caches()
+
+
+def clear_caches():
+    dispatch._kernel_sets.cache_clear()
+    dispatch._choose.cache_clear()
 
 
 def test_exact_head_dim_on_the_newest_family_the_gpu_runs(build):
