@@ -25,7 +25,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             continue
         lines += ["## Seqlen sweep" if sweep else "## Main grid", "",
                   "| dir | hdim | dtype | causal | batch x seqlen | " + " | ".join(impls) + " | flashgen/best |",
-                  "|" + "---|" * (len(impls) + 5)]
+                  "|" + "---|" * (len(impls) + 6)]
         for key, by_impl in groups.items():
             direction, hdim, dtype, causal, batch, seqlen = key
             cells = []
@@ -54,19 +54,39 @@ def plot(rows: list[dict], path, gpu: str) -> bool:
     sweep = [r for r in rows if r["sweep"] and r["tflops"]]
     if not sweep:
         return False
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for ax, direction in zip(axes, ("fwd", "bwd")):
+    directions = [d for d in ("fwd", "bwd") if any(r["direction"] == d for r in sweep)]
+    fig, axes = plt.subplots(1, len(directions), figsize=(6 * len(directions), 4.5), squeeze=False)
+    for ax, direction in zip(axes[0], directions):
         for impl in dict.fromkeys(r["impl"] for r in sweep):
             pts = sorted((r["seqlen"], r["tflops"]) for r in sweep if r["impl"] == impl and r["direction"] == direction)
             if pts:
                 ax.plot(*zip(*pts), marker="o", label=impl)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("seqlen (batch x seqlen = 16k)")
+        ax.set_ylabel("TFLOPS")
         ax.set_title(f"{direction}, head dim 256, bf16, non-causal")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("TFLOPS")
-    axes[1].legend()
+        ax.legend()
     fig.suptitle(f"flashgen vs peers on {gpu}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return True
+
+
+def main(argv=None) -> int:
+    """python -m bench.report RESULTS.json ...: re-render the .md and .png beside each JSON."""
+    import json
+    import sys
+    from pathlib import Path
+
+    for name in (argv if argv is not None else sys.argv[1:]):
+        path = Path(name)
+        data = json.loads(path.read_text())
+        path.with_suffix(".md").write_text(markdown(data["meta"], data["rows"]))
+        plotted = plot(data["rows"], path.with_suffix(".png"), data["meta"]["gpu"])
+        print(f"rendered {path.with_suffix('.md')}" + (" and .png" if plotted else " (no plot: matplotlib missing)"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
