@@ -58,6 +58,54 @@ void fwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
   TORCH_CHECK(err == cudaSuccess, "flashgen: ", name, " failed to launch: ", cudaGetErrorString(err));
 }
 
+void bwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+         const at::Tensor& out, const at::Tensor& dout, const at::Tensor& lse, at::Tensor& softmax_d,
+         at::Tensor& dq_accum, int64_t dq_split_stride, at::Tensor& dk_accum, at::Tensor& dv_accum,
+         double softmax_scale, bool causal) {
+  const KernelEntry& entry = find_kernel(name);
+  TORCH_CHECK(entry.bwd != nullptr, "flashgen: ", name, " is not a backward kernel");
+  const c10::cuda::CUDAGuard guard(q.device());
+  BwdParams p{};
+  p.q = tensor_arg(q, "q", q);
+  p.k = tensor_arg(k, "k", q);
+  p.v = tensor_arg(v, "v", q);
+  p.out = tensor_arg(out, "out", q);
+  p.dout = tensor_arg(dout, "dout", q);
+  p.batch = q.size(0);
+  p.seqlen_q = q.size(1);
+  p.nheads = q.size(2);
+  p.seqlen_k = k.size(1);
+  p.nheads_kv = k.size(2);
+  TORCH_CHECK(p.nheads_kv > 0 && p.nheads % p.nheads_kv == 0, "flashgen: nheads must be a multiple of nheads_kv");
+  auto check_f32 = [&](const at::Tensor& t, const char* what, int64_t numel) {
+    TORCH_CHECK(t.is_cuda() && t.scalar_type() == at::kFloat && t.is_contiguous() && t.numel() == numel,
+                "flashgen: ", what, " must be a contiguous float32 CUDA tensor of ", numel, " elements");
+  };
+  const int64_t rows_q = int64_t(p.batch) * p.nheads * p.seqlen_q;
+  const int64_t accum_q = rows_q * q.size(3);
+  check_f32(lse, "lse", rows_q);
+  check_f32(softmax_d, "softmax_d", rows_q);
+  check_f32(dq_accum, "dq_accum", dq_split_stride == 0 ? accum_q : dq_accum.numel());
+  TORCH_CHECK(dq_split_stride == 0 || (dq_split_stride == accum_q &&
+                                      dq_accum.numel() >= accum_q * ((p.seqlen_k + entry.block_n - 1) / entry.block_n)),
+              "flashgen: dq_accum has too few splits for deterministic mode");
+  check_f32(dk_accum, "dk_accum", int64_t(p.batch) * p.seqlen_k * p.nheads * q.size(3));
+  check_f32(dv_accum, "dv_accum", dk_accum.numel());
+  p.lse = lse.data_ptr<float>();
+  p.softmax_d = softmax_d.data_ptr<float>();
+  p.dq_accum = dq_accum.data_ptr<float>();
+  p.dq_split_stride = dq_split_stride;
+  p.dk_accum = dk_accum.data_ptr<float>();
+  p.dv_accum = dv_accum.data_ptr<float>();
+  p.softmax_scale = static_cast<float>(softmax_scale);
+  p.softmax_scale_log2 = static_cast<float>(softmax_scale * M_LOG2E);
+  p.causal = causal;
+  const cudaError_t err = entry.bwd(p, c10::cuda::getCurrentCUDAStream().stream());
+  TORCH_CHECK(err == cudaSuccess, "flashgen: ", name, " failed to launch: ", cudaGetErrorString(err));
+}
+
+int block_n(const std::string& name) { return find_kernel(name).block_n; }
+
 std::vector<std::string> names(const char* const* list, int n) {
   return std::vector<std::string>(list, list + n);
 }
@@ -68,6 +116,8 @@ std::vector<std::string> names(const char* const* list, int n) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "flashgen kernels (generated dispatch table + torch binding)";
   m.def("fwd", &flashgen::fwd, "Forward attention with the named kernel; writes out and lse");
+  m.def("bwd", &flashgen::bwd, "Backward attention with the named kernel; writes the fp32 accumulators");
+  m.def("block_n", &flashgen::block_n, "Key rows per CTA of the named kernel");
   m.def("built_kernels", [] {
     std::vector<std::string> result;
     for (int i = 0; i < flashgen::kNumBuiltKernels; ++i) result.emplace_back(flashgen::kBuiltKernels[i].name);

@@ -8,17 +8,18 @@ import torch.nn.functional as F
 
 from flashgen._ext import extension
 from flashgen.dispatch import choose_kernel
-from flashgen.errors import KernelNotBuiltError
 from flashgen.inputs import check_attention_inputs
 
 _ALIGN_ELEMENTS = 8  # kernels load 16 bytes per access: pointers and strides must allow it
 
 
 def _kernel_ready(t: torch.Tensor, head_dim: int) -> torch.Tensor:
-    """Zero-pad the head dim to the kernel's, and copy if 16-byte loads would be misaligned."""
+    """Zero-pad the head dim to the kernel's, and copy unless the last dim is contiguous and
+    16-byte loads are aligned (autograd may hand in gradients with stride 0, e.g. from sum())."""
     if t.shape[-1] != head_dim:
         t = F.pad(t, (0, head_dim - t.shape[-1]))
-    aligned = t.data_ptr() % 16 == 0 and all(s % _ALIGN_ELEMENTS == 0 for s in t.stride()[:-1])
+    aligned = (t.stride(-1) == 1 and t.data_ptr() % 16 == 0
+               and all(s % _ALIGN_ELEMENTS == 0 for s in t.stride()[:-1]))
     return t if aligned else t.contiguous()
 
 
@@ -38,25 +39,57 @@ def _forward(q, k, v, causal, softmax_scale, arch, nan_outputs=False):
     return out, lse
 
 
+def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministic=False, nan_outputs=False):
+    """dq, dk, dv of attention. The kernel accumulates in fp32 (dQ by atomics, dK/dV per query
+    head); this scales dQ, sums the query heads that share a kv head (GQA/MQA) and converts.
+    deterministic: each key block adds into its own dQ slice, summed here in a fixed order, so
+    dQ is bit-identical across runs; costs (seqlen_k / block_n) x the fp32 dQ memory.
+    nan_outputs (tests only): the fp32 buffers the kernel must fill start as NaN."""
+    head_dim = q.shape[-1]
+    key = choose_kernel("bwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch)
+    q_k, k_k, v_k, out_k, dout_k = (_kernel_ready(t, key.hdim) for t in (q, k, v, out, dout))
+    batch, seqlen_q, nheads, _ = q.shape
+    _, seqlen_k, nheads_kv, _ = k.shape
+    f32 = dict(dtype=torch.float32, device=q.device)
+    alloc = (lambda shape: torch.full(shape, float("nan"), **f32)) if nan_outputs else (
+        lambda shape: torch.empty(shape, **f32))
+    softmax_d = alloc((batch, nheads, seqlen_q))
+    dk_accum = alloc((batch, seqlen_k, nheads, key.hdim))
+    dv_accum = alloc((batch, seqlen_k, nheads, key.hdim))
+    ext = extension()
+    splits = -(-seqlen_k // ext.block_n(key.name)) if deterministic else 1
+    dq_accum = torch.zeros((splits, batch, seqlen_q, nheads, key.hdim), **f32)
+    split_stride = dq_accum[0].numel() if deterministic else 0
+    ext.bwd(key.name, q_k, k_k, v_k, out_k, dout_k, lse, softmax_d, dq_accum, split_stride, dk_accum, dv_accum,
+            softmax_scale, causal)
+    dq = (dq_accum.sum(0) if deterministic else dq_accum[0]).mul_(softmax_scale)
+    groups = nheads // nheads_kv
+    if groups > 1:
+        dk_accum = dk_accum.view(batch, seqlen_k, nheads_kv, groups, key.hdim).sum(3)
+        dv_accum = dv_accum.view(batch, seqlen_k, nheads_kv, groups, key.hdim).sum(3)
+    dq, dk, dv = (t[..., :head_dim].to(q.dtype) for t in (dq, dk_accum, dv_accum))
+    return dq, dk, dv
+
+
 class _FlashAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, causal, softmax_scale, arch):
+    def forward(ctx, q, k, v, causal, softmax_scale, arch, deterministic):
         out, lse = _forward(q, k, v, causal, softmax_scale, arch)
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.causal, ctx.softmax_scale, ctx.arch = causal, softmax_scale, arch
+        ctx.causal, ctx.softmax_scale, ctx.arch, ctx.deterministic = causal, softmax_scale, arch, deterministic
         ctx.mark_non_differentiable(lse)
         return out, lse
 
     @staticmethod
     def backward(ctx, grad_out, grad_lse):
-        q = ctx.saved_tensors[0]
-        # Raises KernelNotBuiltError naming the backward kernel and how to get it.
-        choose_kernel("bwd", q.shape[-1], q.dtype, torch.cuda.get_device_capability(q.device), ctx.arch)
-        raise KernelNotBuiltError("flashgen backward is not implemented in this build")
+        q, k, v, out, lse = ctx.saved_tensors
+        dq, dk, dv = _backward(q, k, v, out, lse, grad_out, ctx.causal, ctx.softmax_scale, ctx.arch,
+                               ctx.deterministic)
+        return dq, dk, dv, None, None, None, None
 
 
 def flash_attn_func(q, k, v, causal: bool = False, softmax_scale: float | None = None,
-                    return_lse: bool = False, *, arch: str | None = None):
+                    return_lse: bool = False, *, arch: str | None = None, deterministic: bool = False):
     """Attention softmax(q kᵀ · scale) v, FlashAttention style.
 
     q: (batch, seqlen_q, nheads, head_dim); k, v: (batch, seqlen_k, nheads_kv, head_dim), with
@@ -66,9 +99,14 @@ def flash_attn_func(q, k, v, causal: bool = False, softmax_scale: float | None =
     softmax_scale defaults to 1/sqrt(head_dim). return_lse also returns the log-sum-exp of
     each row, float32 (batch, nheads, seqlen_q). arch ("sm80", "sm90") forces a kernel family
     (also FLASHGEN_ARCH); by default the best compiled family for the GPU is used.
+    Differentiable in q, k and v. deterministic=True makes dq bit-identical across runs (each
+    key block's dQ contribution gets its own fp32 buffer, summed in a fixed order: costs
+    seqlen_k / block_n times the fp32 dQ memory); dk and dv are always deterministic.
     """
     check_attention_inputs(q, k, v, causal, softmax_scale)
     if softmax_scale is None:
         softmax_scale = 1.0 / math.sqrt(q.shape[-1])
-    out, lse = _FlashAttention.apply(q, k, v, causal, float(softmax_scale), arch)
+    if not isinstance(deterministic, bool):
+        raise TypeError(f"deterministic must be a bool, got {type(deterministic).__name__}")
+    out, lse = _FlashAttention.apply(q, k, v, causal, float(softmax_scale), arch, deterministic)
     return (out, lse) if return_lse else out

@@ -42,8 +42,50 @@ class FwdSm80Tile:
         return (self.block_m + 2 * self.block_n) * hdim * elem_bytes
 
 
+@dataclass(frozen=True)
+class BwdSm80Tile:
+    """FlashAttention-2 backward: csrc/flashgen/sm80/bwd_kernel.cuh. Three warp layouts, one per
+    GEMM shape: atom_m_sdp warps along queries for S and dP (block_m x block_n), atom_n_dkv
+    along keys for dK and dV (block_n x head dim), atom_m_dq along queries for dQ."""
+
+    block_m: int
+    block_n: int
+    warps: int
+    atom_m_sdp: int
+    atom_n_dkv: int
+    atom_m_dq: int
+
+    template = "flash_bwd_sm80.cu.j2"
+
+    def check(self, hdim: int) -> None:
+        if hdim % 32:
+            raise TileError(f"the sm80 backward kernel needs head dim to be a multiple of 32, got {hdim}")
+        if self.warps not in (4, 8):
+            raise TileError(f"warps must be 4 or 8, got {self.warps}")
+        if self.block_n % 32 or self.block_m % 16:
+            raise TileError(f"block_n must be a multiple of 32 and block_m of 16, got {self.block_m} x {self.block_n}")
+        for name, warps_m, rows, cols in (("atom_m_sdp", self.atom_m_sdp, self.block_m, self.block_n),
+                                          ("atom_n_dkv", self.atom_n_dkv, self.block_n, hdim),
+                                          ("atom_m_dq", self.atom_m_dq, self.block_m, hdim)):
+            if warps_m <= 0 or self.warps % warps_m:
+                raise TileError(f"{name} must divide warps ({self.warps}), got {warps_m}")
+            if rows % (16 * warps_m) or cols % (16 * (self.warps // warps_m)):
+                raise TileError(f"{name}={warps_m}: a {rows} x {cols} GEMM tile is not a whole number of "
+                                f"{16 * warps_m} x {16 * (self.warps // warps_m)} warp tiles")
+        rows_per_copy_pass = self.warps * 32 // (8 if hdim % 64 == 0 else 4)
+        for name in ("block_m", "block_n"):
+            if getattr(self, name) % rows_per_copy_pass:
+                raise TileError(f"{name} must be a multiple of {rows_per_copy_pass} "
+                                f"(rows one 16-byte copy pass covers at head dim {hdim} with {self.warps} warps)")
+
+    def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
+        # Q, dO, K, V tiles plus the P and dS tiles (bwd_kernel.cuh BwdConfig::kSmemBytes).
+        return (2 * self.block_m * hdim + 2 * self.block_n * hdim + 2 * self.block_m * self.block_n) * elem_bytes
+
+
 FAMILIES = {
     ("fwd", "sm80"): FwdSm80Tile,
+    ("bwd", "sm80"): BwdSm80Tile,
 }
 
 

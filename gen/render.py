@@ -43,6 +43,7 @@ def render_dispatch_table(built: list[KernelSpec], catalog: list[KernelSpec],
     env = env or environment()
     return env.get_template(DISPATCH_TEMPLATE).render(
         template_name=DISPATCH_TEMPLATE,
-        built=[{"name": s.name, "launcher": s.key.launcher, "direction": s.key.direction} for s in built],
+        built=[{"name": s.name, "launcher": s.key.launcher, "direction": s.key.direction,
+                "block_n": s.tile.block_n} for s in built],
         catalog=[s.name for s in catalog],
     )

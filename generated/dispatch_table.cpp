@@ -4,6 +4,16 @@
 
 namespace flashgen {
 
+cudaError_t run_flash_bwd_hdim64_bf16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim64_fp16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim96_bf16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim96_fp16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim128_bf16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim128_fp16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim192_bf16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim192_fp16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim256_bf16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim256_fp16_sm80(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim64_bf16_sm80(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim64_fp16_sm80(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim96_bf16_sm80(const FwdParams&, cudaStream_t);
@@ -16,21 +26,41 @@ cudaError_t run_flash_fwd_hdim256_bf16_sm80(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim256_fp16_sm80(const FwdParams&, cudaStream_t);
 
 const KernelEntry kBuiltKernels[] = {
-    {"flash_fwd_hdim64_bf16_sm80", &run_flash_fwd_hdim64_bf16_sm80},
-    {"flash_fwd_hdim64_fp16_sm80", &run_flash_fwd_hdim64_fp16_sm80},
-    {"flash_fwd_hdim96_bf16_sm80", &run_flash_fwd_hdim96_bf16_sm80},
-    {"flash_fwd_hdim96_fp16_sm80", &run_flash_fwd_hdim96_fp16_sm80},
-    {"flash_fwd_hdim128_bf16_sm80", &run_flash_fwd_hdim128_bf16_sm80},
-    {"flash_fwd_hdim128_fp16_sm80", &run_flash_fwd_hdim128_fp16_sm80},
-    {"flash_fwd_hdim192_bf16_sm80", &run_flash_fwd_hdim192_bf16_sm80},
-    {"flash_fwd_hdim192_fp16_sm80", &run_flash_fwd_hdim192_fp16_sm80},
-    {"flash_fwd_hdim256_bf16_sm80", &run_flash_fwd_hdim256_bf16_sm80},
-    {"flash_fwd_hdim256_fp16_sm80", &run_flash_fwd_hdim256_fp16_sm80},
-    {nullptr, nullptr},  // keeps the array non-empty
+    {"flash_bwd_hdim64_bf16_sm80", nullptr, &run_flash_bwd_hdim64_bf16_sm80, 128},
+    {"flash_bwd_hdim64_fp16_sm80", nullptr, &run_flash_bwd_hdim64_fp16_sm80, 128},
+    {"flash_bwd_hdim96_bf16_sm80", nullptr, &run_flash_bwd_hdim96_bf16_sm80, 128},
+    {"flash_bwd_hdim96_fp16_sm80", nullptr, &run_flash_bwd_hdim96_fp16_sm80, 128},
+    {"flash_bwd_hdim128_bf16_sm80", nullptr, &run_flash_bwd_hdim128_bf16_sm80, 128},
+    {"flash_bwd_hdim128_fp16_sm80", nullptr, &run_flash_bwd_hdim128_fp16_sm80, 128},
+    {"flash_bwd_hdim192_bf16_sm80", nullptr, &run_flash_bwd_hdim192_bf16_sm80, 64},
+    {"flash_bwd_hdim192_fp16_sm80", nullptr, &run_flash_bwd_hdim192_fp16_sm80, 64},
+    {"flash_bwd_hdim256_bf16_sm80", nullptr, &run_flash_bwd_hdim256_bf16_sm80, 64},
+    {"flash_bwd_hdim256_fp16_sm80", nullptr, &run_flash_bwd_hdim256_fp16_sm80, 64},
+    {"flash_fwd_hdim64_bf16_sm80", &run_flash_fwd_hdim64_bf16_sm80, nullptr, 64},
+    {"flash_fwd_hdim64_fp16_sm80", &run_flash_fwd_hdim64_fp16_sm80, nullptr, 64},
+    {"flash_fwd_hdim96_bf16_sm80", &run_flash_fwd_hdim96_bf16_sm80, nullptr, 64},
+    {"flash_fwd_hdim96_fp16_sm80", &run_flash_fwd_hdim96_fp16_sm80, nullptr, 64},
+    {"flash_fwd_hdim128_bf16_sm80", &run_flash_fwd_hdim128_bf16_sm80, nullptr, 32},
+    {"flash_fwd_hdim128_fp16_sm80", &run_flash_fwd_hdim128_fp16_sm80, nullptr, 32},
+    {"flash_fwd_hdim192_bf16_sm80", &run_flash_fwd_hdim192_bf16_sm80, nullptr, 64},
+    {"flash_fwd_hdim192_fp16_sm80", &run_flash_fwd_hdim192_fp16_sm80, nullptr, 64},
+    {"flash_fwd_hdim256_bf16_sm80", &run_flash_fwd_hdim256_bf16_sm80, nullptr, 64},
+    {"flash_fwd_hdim256_fp16_sm80", &run_flash_fwd_hdim256_fp16_sm80, nullptr, 64},
+    {nullptr, nullptr, nullptr, 0},  // keeps the array non-empty
 };
-const int kNumBuiltKernels = 10;
+const int kNumBuiltKernels = 20;
 
 const char* const kCatalogKernels[] = {
+    "flash_bwd_hdim64_bf16_sm80",
+    "flash_bwd_hdim64_fp16_sm80",
+    "flash_bwd_hdim96_bf16_sm80",
+    "flash_bwd_hdim96_fp16_sm80",
+    "flash_bwd_hdim128_bf16_sm80",
+    "flash_bwd_hdim128_fp16_sm80",
+    "flash_bwd_hdim192_bf16_sm80",
+    "flash_bwd_hdim192_fp16_sm80",
+    "flash_bwd_hdim256_bf16_sm80",
+    "flash_bwd_hdim256_fp16_sm80",
     "flash_fwd_hdim64_bf16_sm80",
     "flash_fwd_hdim64_fp16_sm80",
     "flash_fwd_hdim96_bf16_sm80",
@@ -43,6 +73,6 @@ const char* const kCatalogKernels[] = {
     "flash_fwd_hdim256_fp16_sm80",
     nullptr,
 };
-const int kNumCatalogKernels = 10;
+const int kNumCatalogKernels = 20;
 
 }  // namespace flashgen

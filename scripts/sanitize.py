@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""One small call of every built kernel, ragged seqlens, causal and not: the workload for
-compute-sanitizer on the GPU machine.
+"""One small call of every built kernel (forward, and backward where built), ragged seqlens,
+GQA, causal and not: the workload for compute-sanitizer on the GPU machine.
 
     compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/sanitize.py
     compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py
@@ -18,16 +18,22 @@ DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def main() -> int:
-    for name in flashgen.available_kernels():
+    built = set(flashgen.available_kernels())
+    for name in sorted(built):
         key = KernelKey.parse(name)
+        if key.direction != "fwd":
+            continue
+        with_backward = name.replace("flash_fwd_", "flash_bwd_") in built
         for causal in (False, True):
-            q = torch.randn(1, 77, 2, key.hdim, device="cuda", dtype=DTYPES[key.dtype])
-            k = torch.randn(1, 133, 1, key.hdim, device="cuda", dtype=DTYPES[key.dtype])
-            v = torch.randn_like(k)
+            q, k, v = (torch.randn(1, n, h, key.hdim, device="cuda", dtype=DTYPES[key.dtype],
+                                   requires_grad=with_backward) for n, h in ((77, 2), (133, 1), (133, 1)))
             out = flashgen.flash_attn_func(q, k, v, causal=causal, arch=key.arch)
+            if with_backward:
+                out.backward(torch.randn_like(out))
             torch.cuda.synchronize()
             assert torch.isfinite(out).all(), name
-        print(f"ran {name}", flush=True)
+            assert not with_backward or all(torch.isfinite(t.grad).all() for t in (q, k, v)), name
+        print(f"ran {name}{' and its backward' if with_backward else ''}", flush=True)
     return 0
 
 

@@ -22,4 +22,24 @@ struct FwdParams {
   bool causal;               // bottom-right aligned: query i sees keys j <= i + seqlen_k - seqlen_q
 };
 
+// Backward. dQ is accumulated in fp32 by atomics: dq_accum is (batch, seqlen_q, nheads,
+// head_dim) contiguous, zeroed by the caller; with dq_split_stride != 0 each key block adds
+// into its own slice (dq_accum + n_block * dq_split_stride), which the caller sums in a fixed
+// order (deterministic mode). dK, dV are written per *query* head as fp32, (batch, seqlen_k,
+// nheads, head_dim) contiguous; the caller sums the heads that share a kv head (GQA) and
+// converts. softmax_d is rowsum(dO * O), filled by the launcher's preprocess kernel.
+struct BwdParams {
+  TensorArg q, k, v, out, dout;
+  const float* lse;      // (batch, nheads, seqlen_q) from the forward
+  float* softmax_d;      // (batch, nheads, seqlen_q) scratch
+  float* dq_accum;
+  int64_t dq_split_stride;
+  float* dk_accum;
+  float* dv_accum;
+  int batch, nheads, nheads_kv, seqlen_q, seqlen_k;
+  float softmax_scale;
+  float softmax_scale_log2;
+  bool causal;
+};
+
 }  // namespace flashgen

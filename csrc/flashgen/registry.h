@@ -8,10 +8,13 @@
 namespace flashgen {
 
 using FwdLauncher = cudaError_t (*)(const FwdParams&, cudaStream_t);
+using BwdLauncher = cudaError_t (*)(const BwdParams&, cudaStream_t);
 
 struct KernelEntry {
   const char* name;   // gen/naming: flash_{direction}_hdim{D}_{dtype}_sm{NN}
   FwdLauncher fwd;    // set for direction "fwd"
+  BwdLauncher bwd;    // set for direction "bwd"
+  int block_n;        // key rows per CTA (kernels.yaml): the bwd's number of dQ splits in deterministic mode
 };
 
 // Kernels compiled into this build.

@@ -8,7 +8,7 @@ from gen.render import environment, render_dispatch_table, render_kernel
 from gen.spec import load_catalog
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
-GOLDEN_KERNELS = ("flash_fwd_hdim128_bf16_sm80", "flash_fwd_hdim256_fp16_sm80")
+GOLDEN_KERNELS = ("flash_fwd_hdim128_bf16_sm80", "flash_fwd_hdim256_fp16_sm80", "flash_bwd_hdim256_bf16_sm80")
 
 
 @pytest.mark.parametrize("name", GOLDEN_KERNELS)
@@ -32,7 +32,10 @@ def test_missing_template_variable_is_an_error(tmp_path):
 def test_dispatch_table_lists_selection_and_catalog():
     catalog = list(load_catalog().kernels)
     text = render_dispatch_table(catalog[:1], catalog)
-    assert f'{{"{catalog[0].name}", &{catalog[0].key.launcher}}}' in text
+    bwd = catalog[0]
+    assert bwd.key.direction == "bwd"
+    assert f'{{"{bwd.name}", nullptr, &{bwd.key.launcher}, {bwd.tile.block_n}}}' in text
+    assert f"cudaError_t {bwd.key.launcher}(const BwdParams&, cudaStream_t);" in text
     assert f"kNumBuiltKernels = 1;" in text
     assert f"kNumCatalogKernels = {len(catalog)};" in text
     for spec in catalog[1:]:

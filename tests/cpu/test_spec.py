@@ -82,8 +82,19 @@ def test_unknown_arch():
 
 
 def test_family_without_a_template():
-    assert error_of(GOOD.replace("direction: fwd", "direction: bwd").replace("flash_fwd_*", "*")) == (
-        "kernels.yaml:2: kernels[0]: no kernel template for direction 'bwd' on sm80 (available: fwd/sm80)")
+    assert error_of(GOOD.replace("arch: sm80", "arch: sm90").replace("flash_fwd_*", "*")) == (
+        "kernels.yaml:2: kernels[0]: no kernel template for direction 'fwd' on sm90 (available: fwd/sm80, bwd/sm80)")
+
+
+def test_backward_family_has_its_own_tile_fields_and_checks():
+    bwd = GOOD.replace("direction: fwd", "direction: bwd").replace("flash_fwd_*", "*")
+    assert error_of(bwd) == ("kernels.yaml:6: kernels[0].tiles[64]: missing key 'atom_m_sdp'")
+    tiles = ("      64: {block_m: 128, block_n: 128, warps: 8, atom_m_sdp: 2, atom_n_dkv: 4, atom_m_dq: 4}\n"
+             "      128: {block_m: 64, block_n: 128, warps: 8, atom_m_sdp: 2, atom_n_dkv: 3, atom_m_dq: 2}\n")
+    text = bwd.split("    tiles:\n")[0] + "    tiles:\n" + tiles + "presets:" + bwd.split("presets:")[1]
+    assert error_of(text) == "kernels.yaml:7: kernels[0].tiles[128]: atom_n_dkv must divide warps (8), got 3"
+    ok = parse_catalog(text.replace("atom_n_dkv: 3", "atom_n_dkv: 4"))
+    assert ok.kernels[0].smem_bytes == (2 * 128 * 64 + 2 * 128 * 64 + 2 * 128 * 128) * 2
 
 
 def test_tile_over_shared_memory_limit():

@@ -1,0 +1,317 @@
+// sm80 backward attention (FlashAttention-2 structure), for Ampere and later GPUs.
+//
+//   preprocess: D = rowsum(dO * O) per query row (fp32).
+//   main:       one CTA per (key block j, head, batch). K_j, V_j stay in shared memory; for each
+//               query block i that can see them:
+//                 S = Q_i K_j^T, P = exp(S * scale - LSE_i)      (recomputed, never stored globally)
+//                 dP = dO_i V_j^T, dS = P * (dP - D_i)
+//                 dV_j += P^T dO_i, dK_j += dS^T Q_i             (registers, whole loop)
+//                 dQ_i += dS K_j                                 (fp32 atomics into dq_accum)
+//               P and dS go through shared memory: the dV/dK GEMMs read them transposed.
+//   The caller scales dQ (and sums GQA heads of dK/dV) after the kernel.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cute/tensor.hpp>
+
+#include "flashgen/params.h"
+#include "flashgen/sm80/mask.cuh"
+#include "flashgen/sm80/tile_atoms.cuh"
+#include "flashgen/sm80/utils.cuh"
+
+namespace flashgen::sm80 {
+using namespace cute;
+
+// Compile-time plan of one backward kernel (numbers from kernels.yaml via the generated file).
+// kAtomM_SdP: warps along the query dimension of the S and dP GEMMs; kAtomN_dKV: warps along
+// the key dimension of the dK and dV GEMMs; kAtomM_dQ: warps along the query dimension of dQ.
+template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kAtomM_SdP, int kAtomN_dKV,
+          int kAtomM_dQ, class Element_, int kSmemBytesPlanned>
+struct BwdConfig {
+  using Element = Element_;
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kBlockM = kBlockM_;
+  static constexpr int kBlockN = kBlockN_;
+  static constexpr int kNWarps = kNWarps_;
+  static constexpr int kNThreads = kNWarps * 32;
+
+  using Atom = typename MmaAtomFor<Element>::type;
+  template <int kWarpsM>
+  using WarpTiledMma = TiledMMA<Atom, Layout<Shape<Int<kWarpsM>, Int<kNWarps / kWarpsM>, _1>>,
+                                Tile<Int<16 * kWarpsM>, Int<16 * (kNWarps / kWarpsM)>, _16>>;
+  using TiledMmaSdP = WarpTiledMma<kAtomM_SdP>;  // (kBlockM, kBlockN)
+  using TiledMmadKV = WarpTiledMma<kAtomN_dKV>;  // (kBlockN, kHeadDim)
+  using TiledMmadQ = WarpTiledMma<kAtomM_dQ>;    // (kBlockM, kHeadDim)
+
+  using Smem = SmemTile<kHeadDim>;
+  using SmemLayoutQ = typename Smem::template Layout<kBlockM>;             // Q, dO
+  using SmemLayoutQt = typename Smem::template TransposedLayout<kBlockM>;
+  using SmemLayoutQtPlain = typename Smem::template TransposedLayoutPlain<kBlockM>;
+  using SmemLayoutKV = typename Smem::template Layout<kBlockN>;            // K, V
+  using SmemLayoutKt = typename Smem::template TransposedLayout<kBlockN>;
+  using SmemLayoutKtPlain = typename Smem::template TransposedLayoutPlain<kBlockN>;
+  using SmemPdS = SmemTile<kBlockN>;
+  using SmemLayoutPdS = typename SmemPdS::template Layout<kBlockM>;        // P, dS
+  using SmemLayoutPdSt = typename SmemPdS::template TransposedLayout<kBlockM>;
+  using SmemLayoutPdStPlain = typename SmemPdS::template TransposedLayoutPlain<kBlockM>;
+  using Gmem = GmemCopies<Element, kHeadDim, kNThreads>;
+  static_assert(kBlockM % Gmem::kRowsPerPass == 0 && kBlockN % Gmem::kRowsPerPass == 0,
+                "a tile must be a whole number of copy passes");
+
+  static constexpr int kSmemBytes =
+      int(2 * cosize(SmemLayoutQ{}) + 2 * cosize(SmemLayoutKV{}) + 2 * cosize(SmemLayoutPdS{})) *
+      int(sizeof(Element));
+  static_assert(kSmemBytes == kSmemBytesPlanned,
+                "gen/families.py's shared-memory count disagrees with this kernel's");
+};
+
+// D[row] = sum_d dO[row, d] * O[row, d], one warp per row.
+template <class Element>
+__global__ void bwd_preprocess_kernel(const BwdParams params, int head_dim) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row = blockIdx.x * (blockDim.x / 32) + warp;
+  const int head = blockIdx.y, batch = blockIdx.z;
+  if (row >= params.seqlen_q) return;
+  auto at = [&](const TensorArg& t) {
+    return static_cast<const Element*>(t.ptr) + batch * t.batch_stride + head * t.head_stride +
+           row * t.row_stride;
+  };
+  const Element* o = at(params.out);
+  const Element* dout = at(params.dout);
+  float sum = 0.f;
+  for (int d = lane; d < head_dim; d += 32) sum += float(o[d]) * float(dout[d]);
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
+  if (lane == 0) params.softmax_d[(int64_t(batch) * params.nheads + head) * params.seqlen_q + row] = sum;
+}
+
+template <class Cfg, bool kCausal>
+__global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams params) {
+  using Element = typename Cfg::Element;
+  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
+  extern __shared__ __align__(128) char smem[];
+
+  const int n_block = blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
+  const int tidx = threadIdx.x;
+  const int head_kv = head / (params.nheads / params.nheads_kv);
+  const int col0 = n_block * kBlockN;
+  const int k_rows_left = params.seqlen_k - col0;
+  const AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
+
+  // Query blocks that see any key of this block: causal query i sees key j iff
+  // i >= j - (seqlen_k - seqlen_q).
+  const int m_blocks = ceil_div(params.seqlen_q, kBlockM);
+  const int first_row = kCausal ? max(0, col0 - (params.seqlen_k - params.seqlen_q)) : 0;
+  const int m_block_min = first_row / kBlockM;
+
+  auto rows_of = [&](const TensorArg& t, int h, int seqlen) {
+    return make_tensor(make_gmem_ptr(static_cast<Element*>(t.ptr) + batch * t.batch_stride + h * t.head_stride),
+                       make_shape(seqlen, Int<kHeadDim>{}), make_stride(t.row_stride, _1{}));
+  };
+  auto q_blocks = [&](const TensorArg& t) {  // (kBlockM, kHeadDim, m_block)
+    return local_tile(rows_of(t, head, params.seqlen_q), Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(_, 0));
+  };
+  Tensor gQ = q_blocks(params.q);
+  Tensor gdO = q_blocks(params.dout);
+  Tensor gK = local_tile(rows_of(params.k, head_kv, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
+                         make_coord(n_block, 0));
+  Tensor gV = local_tile(rows_of(params.v, head_kv, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
+                         make_coord(n_block, 0));
+  const int64_t row_stats = (int64_t(batch) * params.nheads + head) * params.seqlen_q;
+  const float* lse = params.lse + row_stats;
+  const float* softmax_d = params.softmax_d + row_stats;
+  // fp32 accumulators, (batch, seqlen, nheads, head_dim) contiguous.
+  const int64_t accum_row_stride = int64_t(params.nheads) * kHeadDim;
+  auto accum_rows = [&](float* base, int seqlen) {
+    return make_tensor(make_gmem_ptr(base + batch * seqlen * accum_row_stride + head * kHeadDim),
+                       make_shape(seqlen, Int<kHeadDim>{}), make_stride(accum_row_stride, _1{}));
+  };
+  Tensor gdQaccum = local_tile(accum_rows(params.dq_accum + n_block * params.dq_split_stride, params.seqlen_q),
+                               Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(_, 0));
+  Tensor gdK = local_tile(accum_rows(params.dk_accum, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
+                          make_coord(n_block, 0));
+  Tensor gdV = local_tile(accum_rows(params.dv_accum, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
+                          make_coord(n_block, 0));
+
+  typename Cfg::TiledMmadKV mma_dkv;
+  auto thr_dkv = mma_dkv.get_thread_slice(tidx);
+  Tensor acc_dk = partition_fragment_C(mma_dkv, Shape<Int<kBlockN>, Int<kHeadDim>>{});
+  Tensor acc_dv = partition_fragment_C(mma_dkv, Shape<Int<kBlockN>, Int<kHeadDim>>{});
+  clear(acc_dk);
+  clear(acc_dv);
+  Tensor dkv_coords = thr_dkv.partition_C(make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{}));
+  auto store_dkv = [&]() {  // fp32 stores of this thread's dK, dV elements (rows inside seqlen_k)
+    Tensor tdKgdK = thr_dkv.partition_C(gdK);
+    Tensor tdVgdV = thr_dkv.partition_C(gdV);
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc_dk); ++i) {
+      if (get<0>(dkv_coords(i)) < k_rows_left) {
+        tdKgdK(i) = acc_dk(i) * params.softmax_scale;
+        tdVgdV(i) = acc_dv(i);
+      }
+    }
+  };
+  if (m_block_min >= m_blocks) {  // no query sees these keys: dK = dV = 0
+    store_dkv();
+    return;
+  }
+
+  Element* smem_base = reinterpret_cast<Element*>(smem);
+  Tensor sQ = make_tensor(make_smem_ptr(smem_base), typename Cfg::SmemLayoutQ{});
+  Tensor sdO = make_tensor(sQ.data() + size(sQ), typename Cfg::SmemLayoutQ{});
+  Tensor sK = make_tensor(sdO.data() + size(sdO), typename Cfg::SmemLayoutKV{});
+  Tensor sV = make_tensor(sK.data() + size(sK), typename Cfg::SmemLayoutKV{});
+  Tensor sP = make_tensor(sV.data() + size(sV), typename Cfg::SmemLayoutPdS{});
+  Tensor sdS = make_tensor(sP.data() + size(sP), typename Cfg::SmemLayoutPdS{});
+  // Transposed views for the dV, dK (and dQ) GEMMs.
+  Tensor sQt = make_tensor(sQ.data(), typename Cfg::SmemLayoutQt{});
+  Tensor sdOt = make_tensor(sdO.data(), typename Cfg::SmemLayoutQt{});
+  Tensor sKt = make_tensor(sK.data(), typename Cfg::SmemLayoutKt{});
+  Tensor sPt = make_tensor(sP.data(), typename Cfg::SmemLayoutPdSt{});
+  Tensor sdSt = make_tensor(sdS.data(), typename Cfg::SmemLayoutPdSt{});
+
+  typename Cfg::Gmem::AsyncLoad gmem_load;
+  auto thr_load = gmem_load.get_thread_slice(tidx);
+  Tensor cQ = make_identity_tensor(Shape<Int<kBlockM>, Int<kHeadDim>>{});
+  Tensor cKV = make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{});
+  Tensor tQgQ = thr_load.partition_S(gQ);    // (CPY, CPY_M, CPY_K, m_block)
+  Tensor tQgdO = thr_load.partition_S(gdO);
+  Tensor tQsQ = thr_load.partition_D(sQ);
+  Tensor tQsdO = thr_load.partition_D(sdO);
+  Tensor tQcQ = thr_load.partition_S(cQ);
+  Tensor tKVcKV = thr_load.partition_S(cKV);
+  auto load_q = [&](int m_block) {
+    copy_rows_or_zero<kBlockM>(gmem_load, tQgQ(_, _, _, m_block), tQsQ, tQcQ, params.seqlen_q - m_block * kBlockM);
+  };
+  auto load_do = [&](int m_block) {
+    copy_rows_or_zero<kBlockM>(gmem_load, tQgdO(_, _, _, m_block), tQsdO, tQcQ, params.seqlen_q - m_block * kBlockM);
+  };
+
+  // S and dP.
+  typename Cfg::TiledMmaSdP mma_sdp;
+  auto thr_sdp = mma_sdp.get_thread_slice(tidx);
+  Tensor tSrQ = thr_sdp.partition_fragment_A(sQ);
+  Tensor tSrK = thr_sdp.partition_fragment_B(sK);
+  Tensor tdPrdO = thr_sdp.partition_fragment_A(sdO);
+  Tensor tdPrV = thr_sdp.partition_fragment_B(sV);
+  auto copy_sdp_a = make_tiled_copy_A(Copy_Atom<SmemLoadAtom, Element>{}, mma_sdp);
+  auto copy_sdp_b = make_tiled_copy_B(Copy_Atom<SmemLoadAtom, Element>{}, mma_sdp);
+  Tensor tSsQ = copy_sdp_a.get_thread_slice(tidx).partition_S(sQ);
+  Tensor tdPsdO = copy_sdp_a.get_thread_slice(tidx).partition_S(sdO);
+  Tensor tSsK = copy_sdp_b.get_thread_slice(tidx).partition_S(sK);
+  Tensor tdPsV = copy_sdp_b.get_thread_slice(tidx).partition_S(sV);
+  Tensor sdp_coords_raw = thr_sdp.partition_C(make_identity_tensor(Shape<Int<kBlockM>, Int<kBlockN>>{}));
+  Tensor sdp_coords = make_tensor(sdp_coords_raw.data(), accumulator_as_rows_cols(sdp_coords_raw.layout()));
+  // P, dS registers -> shared memory.
+  auto copy_pds = make_tiled_copy_C(Copy_Atom<AutoVectorizingCopyWithAssumedAlignment<32>, Element>{}, mma_sdp);
+  auto thr_copy_pds = copy_pds.get_thread_slice(tidx);
+  Tensor tPsP = thr_copy_pds.partition_D(sP);
+  Tensor tdSsdS = thr_copy_pds.partition_D(sdS);
+
+  // dV = P^T dO, dK = dS^T Q: A operands P^T/dS^T and B operands dO^T/Q^T read transposed.
+  Tensor tdVrPt = thr_dkv.partition_fragment_A(make_tensor(sP.data(), typename Cfg::SmemLayoutPdStPlain{}));
+  Tensor tdVrdOt = thr_dkv.partition_fragment_B(make_tensor(sdO.data(), typename Cfg::SmemLayoutQtPlain{}));
+  Tensor tdKrdSt = thr_dkv.partition_fragment_A(make_tensor(sdS.data(), typename Cfg::SmemLayoutPdStPlain{}));
+  Tensor tdKrQt = thr_dkv.partition_fragment_B(make_tensor(sQ.data(), typename Cfg::SmemLayoutQtPlain{}));
+  auto copy_dkv_a = make_tiled_copy_A(Copy_Atom<SmemLoadTransposedAtom, Element>{}, mma_dkv);
+  auto copy_dkv_b = make_tiled_copy_B(Copy_Atom<SmemLoadTransposedAtom, Element>{}, mma_dkv);
+  Tensor tdVsPt = copy_dkv_a.get_thread_slice(tidx).partition_S(sPt);
+  Tensor tdKsdSt = copy_dkv_a.get_thread_slice(tidx).partition_S(sdSt);
+  Tensor tdVsdOt = copy_dkv_b.get_thread_slice(tidx).partition_S(sdOt);
+  Tensor tdKsQt = copy_dkv_b.get_thread_slice(tidx).partition_S(sQt);
+
+  // dQ = dS K: A = dS as stored, B = K^T read transposed.
+  typename Cfg::TiledMmadQ mma_dq;
+  auto thr_dq = mma_dq.get_thread_slice(tidx);
+  Tensor tdQrdS = thr_dq.partition_fragment_A(sdS);
+  Tensor tdQrKt = thr_dq.partition_fragment_B(make_tensor(sK.data(), typename Cfg::SmemLayoutKtPlain{}));
+  auto copy_dq_a = make_tiled_copy_A(Copy_Atom<SmemLoadAtom, Element>{}, mma_dq);
+  auto copy_dq_b = make_tiled_copy_B(Copy_Atom<SmemLoadTransposedAtom, Element>{}, mma_dq);
+  Tensor tdQsdS = copy_dq_a.get_thread_slice(tidx).partition_S(sdS);
+  Tensor tdQsKt = copy_dq_b.get_thread_slice(tidx).partition_S(sKt);
+  Tensor dq_coords = thr_dq.partition_C(make_identity_tensor(Shape<Int<kBlockM>, Int<kHeadDim>>{}));
+
+  // Prologue: K, V once; the first Q and dO.
+  copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(gK), thr_load.partition_D(sK), tKVcKV, k_rows_left);
+  copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(gV), thr_load.partition_D(sV), tKVcKV, k_rows_left);
+  load_q(m_block_min);
+  load_do(m_block_min);
+  cute::cp_async_fence();
+
+  for (int m_block = m_block_min; m_block < m_blocks; ++m_block) {
+    const int row0 = m_block * kBlockM;
+    const int q_rows_left = params.seqlen_q - row0;
+    cute::cp_async_wait<0>();
+    __syncthreads();  // Q_i, dO_i (and K, V) landed
+
+    // S = Q K^T and dP = dO V^T.
+    Tensor acc_s = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
+    Tensor acc_dp = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
+    clear(acc_s);
+    clear(acc_dp);
+    gemm_smem_smem(mma_sdp, acc_s, tSrQ, tSrK, tSsQ, tSsK, copy_sdp_a, copy_sdp_b, tidx);
+    gemm_smem_smem(mma_sdp, acc_dp, tdPrdO, tdPrV, tdPsdO, tdPsV, copy_sdp_a, copy_sdp_b, tidx);
+
+    // P = exp2(S * scale * log2(e) - LSE * log2(e)); dS = P * (dP - D). Rows past seqlen_q
+    // (zero-filled Q, dO) get lse = +inf, so P = 0 there.
+    Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
+    Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
+    if (mask.tile_needs_mask(row0, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
+    CUTE_UNROLL
+    for (int mi = 0; mi < size<0>(scores); ++mi) {
+      const int row = get<0>(sdp_coords(mi, 0));
+      const bool in_range = row < q_rows_left;
+      const float lse_log2 = in_range ? lse[row0 + row] * float(M_LOG2E) : INFINITY;
+      const float d = in_range ? softmax_d[row0 + row] : 0.f;
+      CUTE_UNROLL
+      for (int ni = 0; ni < size<1>(scores); ++ni) {
+        const float p = exp2f(scores(mi, ni) * params.softmax_scale_log2 - lse_log2);
+        scores(mi, ni) = p;
+        dp(mi, ni) = p * (dp(mi, ni) - d);
+      }
+    }
+    cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_s)), tPsP);
+    cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)), tdSsdS);
+    __syncthreads();  // P, dS visible to all warps
+
+    // dV += P^T dO, then dO's buffer is free for the next block.
+    gemm_smem_smem(mma_dkv, acc_dv, tdVrPt, tdVrdOt, tdVsPt, tdVsdOt, copy_dkv_a, copy_dkv_b, tidx);
+    // dK += dS^T Q.
+    gemm_smem_smem(mma_dkv, acc_dk, tdKrdSt, tdKrQt, tdKsdSt, tdKsQt, copy_dkv_a, copy_dkv_b, tidx);
+    // dQ_i += dS K (fp32 atomics: other key blocks add into the same rows).
+    Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});
+    clear(acc_dq);
+    gemm_smem_smem(mma_dq, acc_dq, tdQrdS, tdQrKt, tdQsdS, tdQsKt, copy_dq_a, copy_dq_b, tidx);
+    __syncthreads();  // every warp is done with Q, dO, P, dS of this block
+    if (m_block + 1 < m_blocks) {  // next Q, dO load under the atomics
+      load_q(m_block + 1);
+      load_do(m_block + 1);
+      cute::cp_async_fence();
+    }
+    Tensor tdQgdQ = thr_dq.partition_C(gdQaccum(_, _, m_block));
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc_dq); ++i) {
+      if (get<0>(dq_coords(i)) < q_rows_left) atomicAdd(&tdQgdQ(i), acc_dq(i));
+    }
+  }
+  store_dkv();
+}
+
+template <class Cfg>
+cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream) {
+  constexpr int kPreprocessWarps = 8;
+  bwd_preprocess_kernel<typename Cfg::Element>
+      <<<dim3(ceil_div(params.seqlen_q, kPreprocessWarps), params.nheads, params.batch), kPreprocessWarps * 32, 0,
+         stream>>>(params, Cfg::kHeadDim);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  const dim3 grid(ceil_div(params.seqlen_k, Cfg::kBlockN), params.nheads, params.batch);
+  auto kernel = params.causal ? &bwd_kernel<Cfg, true> : &bwd_kernel<Cfg, false>;
+  if (Cfg::kSmemBytes > 48 * 1024) {
+    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+    if (err != cudaSuccess) return err;
+  }
+  kernel<<<grid, Cfg::kNThreads, Cfg::kSmemBytes, stream>>>(params);
+  return cudaGetLastError();
+}
+
+}  // namespace flashgen::sm80
