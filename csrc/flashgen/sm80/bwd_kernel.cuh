@@ -243,6 +243,18 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     cute::cp_async_wait<0>();
     __syncthreads();  // Q_i, dO_i (and K, V) landed
 
+    // This block's LSE and D rows, fetched before the GEMMs so their latency hides under them.
+    // Rows past seqlen_q (zero-filled Q, dO) get lse = +inf, so P = 0 there.
+    constexpr int kRows = decltype(size<0>(sdp_coords))::value;
+    float lse_log2[kRows], d_row[kRows];
+    CUTE_UNROLL
+    for (int mi = 0; mi < kRows; ++mi) {
+      const int row = get<0>(sdp_coords(mi, 0));
+      const bool in_range = row < q_rows_left;
+      lse_log2[mi] = in_range ? lse[row0 + row] * float(M_LOG2E) : INFINITY;
+      d_row[mi] = in_range ? softmax_d[row0 + row] : 0.f;
+    }
+
     // S = Q K^T and dP = dO V^T.
     Tensor acc_s = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
     Tensor acc_dp = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
@@ -251,42 +263,40 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     gemm_smem_smem(mma_sdp, acc_s, tSrQ, tSrK, tSsQ, tSsK, copy_sdp_a, copy_sdp_b, tidx);
     gemm_smem_smem(mma_sdp, acc_dp, tdPrdO, tdPrV, tdPsdO, tdPsV, copy_sdp_a, copy_sdp_b, tidx);
 
-    // P = exp2(S * scale * log2(e) - LSE * log2(e)); dS = P * (dP - D). Rows past seqlen_q
-    // (zero-filled Q, dO) get lse = +inf, so P = 0 there.
+    // P = exp2(S * scale * log2(e) - LSE * log2(e)); dS = P * (dP - D).
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
     Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
     if (mask.tile_needs_mask(row0, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
     CUTE_UNROLL
-    for (int mi = 0; mi < size<0>(scores); ++mi) {
-      const int row = get<0>(sdp_coords(mi, 0));
-      const bool in_range = row < q_rows_left;
-      const float lse_log2 = in_range ? lse[row0 + row] * float(M_LOG2E) : INFINITY;
-      const float d = in_range ? softmax_d[row0 + row] : 0.f;
+    for (int mi = 0; mi < kRows; ++mi) {
       CUTE_UNROLL
       for (int ni = 0; ni < size<1>(scores); ++ni) {
-        const float p = exp2f(scores(mi, ni) * params.softmax_scale_log2 - lse_log2);
+        const float p = exp2f(scores(mi, ni) * params.softmax_scale_log2 - lse_log2[mi]);
         scores(mi, ni) = p;
-        dp(mi, ni) = p * (dp(mi, ni) - d);
+        dp(mi, ni) = p * (dp(mi, ni) - d_row[mi]);
       }
     }
     cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_s)), tPsP);
     cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)), tdSsdS);
     __syncthreads();  // P, dS visible to all warps
 
-    // dV += P^T dO, then dO's buffer is free for the next block.
+    const bool has_next = m_block + 1 < m_blocks;
+    // dV += P^T dO. Then dO's buffer is free: the next dO loads under dK, dQ and the atomics.
     gemm_smem_smem(mma_dkv, acc_dv, tdVrPt, tdVrdOt, tdVsPt, tdVsdOt, copy_dkv_a, copy_dkv_b, tidx);
-    // dK += dS^T Q.
+    __syncthreads();  // every warp is done reading dO
+    if (has_next) load_do(m_block + 1);
+    cute::cp_async_fence();
+    // dK += dS^T Q. Then Q's buffer is free: the next Q loads under dQ and the atomics.
     gemm_smem_smem(mma_dkv, acc_dk, tdKrdSt, tdKrQt, tdKsdSt, tdKsQt, copy_dkv_a, copy_dkv_b, tidx);
-    // dQ_i += dS K (fp32 atomics: other key blocks add into the same rows).
+    __syncthreads();  // every warp is done reading Q
+    if (has_next) load_q(m_block + 1);
+    cute::cp_async_fence();
+    // dQ_i += dS K (fp32 atomics: other key blocks add into the same rows). P and dS are
+    // rewritten only after the next iteration's first barrier, which every warp reaches after
+    // its dQ GEMM.
     Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});
     clear(acc_dq);
     gemm_smem_smem(mma_dq, acc_dq, tdQrdS, tdQrKt, tdQsdS, tdQsKt, copy_dq_a, copy_dq_b, tidx);
-    __syncthreads();  // every warp is done with Q, dO, P, dS of this block
-    if (m_block + 1 < m_blocks) {  // next Q, dO load under the atomics
-      load_q(m_block + 1);
-      load_do(m_block + 1);
-      cute::cp_async_fence();
-    }
     Tensor tdQgdQ = thr_dq.partition_C(gdQaccum(_, _, m_block));
     CUTE_UNROLL
     for (int i = 0; i < size(acc_dq); ++i) {
