@@ -31,20 +31,14 @@ TensorArg tensor_arg(const at::Tensor& t, const char* what, const at::Tensor& li
   return TensorArg{t.data_ptr(), t.stride(0), t.stride(1), t.stride(2)};
 }
 
-void fwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-         at::Tensor& out, at::Tensor& lse, double softmax_scale, bool causal) {
-  const KernelEntry& entry = find_kernel(name);
-  TORCH_CHECK(entry.fwd != nullptr, "flashgen: ", name, " is not a forward kernel");
-  const c10::cuda::CUDAGuard guard(q.device());
-  FwdParams p{};
+// The fields forward and backward parameters share: q, k, v, out, shapes, scale, mask.
+template <class Params>
+void set_attention_args(Params& p, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                        const at::Tensor& out, double softmax_scale, bool causal) {
   p.q = tensor_arg(q, "q", q);
   p.k = tensor_arg(k, "k", q);
   p.v = tensor_arg(v, "v", q);
   p.out = tensor_arg(out, "out", q);
-  TORCH_CHECK(lse.is_cuda() && lse.scalar_type() == at::kFloat && lse.is_contiguous() &&
-                  lse.numel() == q.size(0) * q.size(2) * q.size(1),
-              "flashgen: lse must be a contiguous float32 (batch, nheads, seqlen_q) tensor");
-  p.lse = lse.data_ptr<float>();
   p.batch = q.size(0);
   p.seqlen_q = q.size(1);
   p.nheads = q.size(2);
@@ -54,6 +48,19 @@ void fwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
   p.softmax_scale = static_cast<float>(softmax_scale);
   p.softmax_scale_log2 = static_cast<float>(softmax_scale * M_LOG2E);
   p.causal = causal;
+}
+
+void fwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+         at::Tensor& out, at::Tensor& lse, double softmax_scale, bool causal) {
+  const KernelEntry& entry = find_kernel(name);
+  TORCH_CHECK(entry.fwd != nullptr, "flashgen: ", name, " is not a forward kernel");
+  const c10::cuda::CUDAGuard guard(q.device());
+  FwdParams p{};
+  set_attention_args(p, q, k, v, out, softmax_scale, causal);
+  TORCH_CHECK(lse.is_cuda() && lse.scalar_type() == at::kFloat && lse.is_contiguous() &&
+                  lse.numel() == q.size(0) * q.size(2) * q.size(1),
+              "flashgen: lse must be a contiguous float32 (batch, nheads, seqlen_q) tensor");
+  p.lse = lse.data_ptr<float>();
   const cudaError_t err = entry.fwd(p, c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "flashgen: ", name, " failed to launch: ", cudaGetErrorString(err));
 }
@@ -66,17 +73,8 @@ void bwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
   TORCH_CHECK(entry.bwd != nullptr, "flashgen: ", name, " is not a backward kernel");
   const c10::cuda::CUDAGuard guard(q.device());
   BwdParams p{};
-  p.q = tensor_arg(q, "q", q);
-  p.k = tensor_arg(k, "k", q);
-  p.v = tensor_arg(v, "v", q);
-  p.out = tensor_arg(out, "out", q);
+  set_attention_args(p, q, k, v, out, softmax_scale, causal);
   p.dout = tensor_arg(dout, "dout", q);
-  p.batch = q.size(0);
-  p.seqlen_q = q.size(1);
-  p.nheads = q.size(2);
-  p.seqlen_k = k.size(1);
-  p.nheads_kv = k.size(2);
-  TORCH_CHECK(p.nheads_kv > 0 && p.nheads % p.nheads_kv == 0, "flashgen: nheads must be a multiple of nheads_kv");
   auto check_f32 = [&](const at::Tensor& t, const char* what, int64_t numel) {
     TORCH_CHECK(t.is_cuda() && t.scalar_type() == at::kFloat && t.is_contiguous() && t.numel() == numel,
                 "flashgen: ", what, " must be a contiguous float32 CUDA tensor of ", numel, " elements");
@@ -97,9 +95,6 @@ void bwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
   p.dq_split_stride = dq_split_stride;
   p.dk_accum = dk_accum.data_ptr<float>();
   p.dv_accum = dv_accum.data_ptr<float>();
-  p.softmax_scale = static_cast<float>(softmax_scale);
-  p.softmax_scale_log2 = static_cast<float>(softmax_scale * M_LOG2E);
-  p.causal = causal;
   const cudaError_t err = entry.bwd(p, c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "flashgen: ", name, " failed to launch: ", cudaGetErrorString(err));
 }

@@ -23,6 +23,13 @@ def _kernel_ready(t: torch.Tensor, head_dim: int) -> torch.Tensor:
     return t if aligned else t.contiguous()
 
 
+def _output_buffer(shape, dtype, device, nan_outputs: bool) -> torch.Tensor:
+    """A buffer the kernel must fill completely: NaN-filled in tests, so a gap shows."""
+    if nan_outputs:
+        return torch.full(shape, float("nan"), dtype=dtype, device=device)
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
 def _forward(q, k, v, causal, softmax_scale, arch, nan_outputs=False):
     """Run the forward kernel. nan_outputs (tests only) fills out and lse with NaN first, so an
     element the kernel fails to write shows up as NaN instead of stale memory."""
@@ -30,9 +37,8 @@ def _forward(q, k, v, causal, softmax_scale, arch, nan_outputs=False):
     key = choose_kernel("fwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch)
     q_k, k_k, v_k = (_kernel_ready(t, key.hdim) for t in (q, k, v))
     batch, seqlen_q, nheads, _ = q.shape
-    alloc = torch.full if nan_outputs else lambda shape, _, **kw: torch.empty(shape, **kw)
-    out = alloc(q_k.shape, float("nan"), dtype=q.dtype, device=q.device)
-    lse = alloc((batch, nheads, seqlen_q), float("nan"), dtype=torch.float32, device=q.device)
+    out = _output_buffer(q_k.shape, q.dtype, q.device, nan_outputs)
+    lse = _output_buffer((batch, nheads, seqlen_q), torch.float32, q.device, nan_outputs)
     extension().fwd(key.name, q_k, k_k, v_k, out, lse, softmax_scale, causal)
     if key.hdim != head_dim:
         out = out[..., :head_dim]
@@ -50,15 +56,12 @@ def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministi
     q_k, k_k, v_k, out_k, dout_k = (_kernel_ready(t, key.hdim) for t in (q, k, v, out, dout))
     batch, seqlen_q, nheads, _ = q.shape
     _, seqlen_k, nheads_kv, _ = k.shape
-    f32 = dict(dtype=torch.float32, device=q.device)
-    alloc = (lambda shape: torch.full(shape, float("nan"), **f32)) if nan_outputs else (
-        lambda shape: torch.empty(shape, **f32))
-    softmax_d = alloc((batch, nheads, seqlen_q))
-    dk_accum = alloc((batch, seqlen_k, nheads, key.hdim))
-    dv_accum = alloc((batch, seqlen_k, nheads, key.hdim))
+    softmax_d, dk_accum, dv_accum = (
+        _output_buffer(shape, torch.float32, q.device, nan_outputs)
+        for shape in ((batch, nheads, seqlen_q), (batch, seqlen_k, nheads, key.hdim), (batch, seqlen_k, nheads, key.hdim)))
     ext = extension()
     splits = -(-seqlen_k // ext.block_n(key.name)) if deterministic else 1
-    dq_accum = torch.zeros((splits, batch, seqlen_q, nheads, key.hdim), **f32)
+    dq_accum = torch.zeros((splits, batch, seqlen_q, nheads, key.hdim), dtype=torch.float32, device=q.device)
     split_stride = dq_accum[0].numel() if deterministic else 0
     ext.bwd(key.name, q_k, k_k, v_k, out_k, dout_k, lse, softmax_d, dq_accum, split_stride, dk_accum, dv_accum,
             softmax_scale, causal)

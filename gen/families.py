@@ -12,6 +12,20 @@ class TileError(ValueError):
     """A tile plan the kernel cannot run; the message says why and what would work."""
 
 
+def _check_sm80_common(kernel: str, hdim: int, warps: int, rows: dict) -> None:
+    """Rules every sm80 kernel shares: the 32-column smem atom, 4 or 8 warps, and tiles that are
+    a whole number of 16-byte copy passes (rows: field name -> tile rows)."""
+    if hdim % 32:
+        raise TileError(f"the sm80 {kernel} kernel needs head dim to be a multiple of 32, got {hdim}")
+    if warps not in (4, 8):
+        raise TileError(f"warps must be 4 or 8, got {warps}")
+    rows_per_copy_pass = warps * 32 // (8 if hdim % 64 == 0 else 4)
+    for name, value in rows.items():
+        if value % rows_per_copy_pass:
+            raise TileError(f"{name} must be a multiple of {rows_per_copy_pass} "
+                            f"(rows one 16-byte copy pass covers at head dim {hdim} with {warps} warps)")
+
+
 @dataclass(frozen=True)
 class FwdSm80Tile:
     """FlashAttention-2 forward: csrc/flashgen/sm80/fwd_kernel.cuh."""
@@ -23,19 +37,11 @@ class FwdSm80Tile:
     template = "flash_fwd_sm80.cu.j2"
 
     def check(self, hdim: int) -> None:
-        if hdim % 32:
-            raise TileError(f"the sm80 forward kernel needs head dim to be a multiple of 32, got {hdim}")
-        if self.warps not in (4, 8):
-            raise TileError(f"warps must be 4 or 8, got {self.warps}")
+        _check_sm80_common("forward", hdim, self.warps, {"block_m": self.block_m, "block_n": self.block_n})
         if self.block_m % (16 * self.warps):
             raise TileError(f"block_m must be a multiple of 16 * warps = {16 * self.warps}, got {self.block_m}")
         if self.block_n % 16 or self.block_n <= 0:
             raise TileError(f"block_n must be a positive multiple of 16, got {self.block_n}")
-        rows_per_copy_pass = self.warps * 32 // (8 if hdim % 64 == 0 else 4)
-        for name in ("block_m", "block_n"):
-            if getattr(self, name) % rows_per_copy_pass:
-                raise TileError(f"{name} must be a multiple of {rows_per_copy_pass} "
-                                f"(rows one 16-byte copy pass covers at head dim {hdim} with {self.warps} warps)")
 
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
         # Q tile + one K tile + one V tile (fwd_kernel.cuh FwdConfig::kSmemBytes).
@@ -58,10 +64,7 @@ class BwdSm80Tile:
     template = "flash_bwd_sm80.cu.j2"
 
     def check(self, hdim: int) -> None:
-        if hdim % 32:
-            raise TileError(f"the sm80 backward kernel needs head dim to be a multiple of 32, got {hdim}")
-        if self.warps not in (4, 8):
-            raise TileError(f"warps must be 4 or 8, got {self.warps}")
+        _check_sm80_common("backward", hdim, self.warps, {"block_m": self.block_m, "block_n": self.block_n})
         if self.block_n % 32 or self.block_m % 16:
             raise TileError(f"block_n must be a multiple of 32 and block_m of 16, got {self.block_m} x {self.block_n}")
         for name, warps_m, rows, cols in (("atom_m_sdp", self.atom_m_sdp, self.block_m, self.block_n),
@@ -72,11 +75,6 @@ class BwdSm80Tile:
             if rows % (16 * warps_m) or cols % (16 * (self.warps // warps_m)):
                 raise TileError(f"{name}={warps_m}: a {rows} x {cols} GEMM tile is not a whole number of "
                                 f"{16 * warps_m} x {16 * (self.warps // warps_m)} warp tiles")
-        rows_per_copy_pass = self.warps * 32 // (8 if hdim % 64 == 0 else 4)
-        for name in ("block_m", "block_n"):
-            if getattr(self, name) % rows_per_copy_pass:
-                raise TileError(f"{name} must be a multiple of {rows_per_copy_pass} "
-                                f"(rows one 16-byte copy pass covers at head dim {hdim} with {self.warps} warps)")
 
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
         # Q, dO, K, V tiles plus the P and dS tiles (bwd_kernel.cuh BwdConfig::kSmemBytes).
