@@ -100,6 +100,7 @@ void bwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
 }
 
 int block_n(const std::string& name) { return find_kernel(name).block_n; }
+bool dq_head_major(const std::string& name) { return find_kernel(name).dq_head_major; }
 
 std::vector<std::string> names(const char* const* list, int n) {
   return std::vector<std::string>(list, list + n);
@@ -113,6 +114,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fwd", &flashgen::fwd, "Forward attention with the named kernel; writes out and lse");
   m.def("bwd", &flashgen::bwd, "Backward attention with the named kernel; writes the fp32 accumulators");
   m.def("block_n", &flashgen::block_n, "Key rows per CTA of the named kernel");
+  m.def("dq_head_major", &flashgen::dq_head_major, "Whether the named bwd kernel wants a (b, h, s, d) dq_accum");
   m.def("built_kernels", [] {
     std::vector<std::string> result;
     for (int i = 0; i < flashgen::kNumBuiltKernels; ++i) result.emplace_back(flashgen::kBuiltKernels[i].name);

@@ -61,11 +61,15 @@ def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministi
         for shape in ((batch, nheads, seqlen_q), (batch, seqlen_k, nheads, key.hdim), (batch, seqlen_k, nheads, key.hdim)))
     ext = extension()
     splits = -(-seqlen_k // ext.block_n(key.name)) if deterministic else 1
-    dq_accum = torch.zeros((splits, batch, seqlen_q, nheads, key.hdim), dtype=torch.float32, device=q.device)
+    head_major = ext.dq_head_major(key.name)
+    rows = (nheads, seqlen_q) if head_major else (seqlen_q, nheads)
+    dq_accum = torch.zeros((splits, batch, *rows, key.hdim), dtype=torch.float32, device=q.device)
     split_stride = dq_accum[0].numel() if deterministic else 0
     ext.bwd(key.name, q_k, k_k, v_k, out_k, dout_k, lse, softmax_d, dq_accum, split_stride, dk_accum, dv_accum,
             softmax_scale, causal)
     dq = (dq_accum.sum(0) if deterministic else dq_accum[0]).mul_(softmax_scale)
+    if head_major:
+        dq = dq.transpose(1, 2).contiguous()  # -> (batch, seqlen_q, nheads, head_dim)
     groups = nheads // nheads_kv
     if groups > 1:
         dk_accum = dk_accum.view(batch, seqlen_k, nheads_kv, groups, key.hdim).sum(3)

@@ -14,7 +14,7 @@ import yaml
 
 from flashgen.naming import ARCHS, DIRECTIONS, DTYPES, KernelKey
 from gen import paths
-from gen.families import FAMILIES, TileError, tile_field_names
+from gen.families import FAMILIES, TileError, optional_tile_fields, tile_field_names
 from gen.vocab import ARCH_INFO, DTYPE_INFO
 from gen.yaml_loader import DuplicateKeyError, LineDict, load
 
@@ -141,6 +141,7 @@ def _parse_family(ctx: _Context, entry, where: str, line: int) -> list[KernelSpe
 
     tiles = ctx.mapping(tiles, entry.line_of("tiles"), f"{where}.tiles")
     allowed = tile_field_names(family)
+    optional = optional_tile_fields(family)
     specs = []
     for hdim, tile_yaml in tiles.items():
         tile_where = f"{where}.tiles[{hdim}]"
@@ -151,6 +152,8 @@ def _parse_family(ctx: _Context, entry, where: str, line: int) -> list[KernelSpe
         tile_yaml = ctx.mapping(tile_yaml, tile_line, tile_where)
         values = {}
         for name in allowed:
+            if name not in tile_yaml and name in optional:
+                continue  # the family's default applies
             value = ctx.take(tile_yaml, name, tile_where)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ctx.error(tile_yaml.line_of(name), f"{tile_where}.{name}", f"expected an integer, got {value!r}")

@@ -15,6 +15,7 @@ struct KernelEntry {
   FwdLauncher fwd;    // set for direction "fwd"
   BwdLauncher bwd;    // set for direction "bwd"
   int block_n;        // key rows per CTA (kernels.yaml): the bwd's number of dQ splits in deterministic mode
+  bool dq_head_major; // bwd: dq_accum is (batch, nheads, seqlen_q, head_dim), else (batch, seqlen_q, nheads, head_dim)
 };
 
 // Kernels compiled into this build.

@@ -25,10 +25,14 @@ using namespace cute;
 // Compile-time plan of one backward kernel (numbers from kernels.yaml via the generated file).
 // kAtomM_SdP: warps along the query dimension of the S and dP GEMMs; kAtomN_dKV: warps along
 // the key dimension of the dK and dV GEMMs; kAtomM_dQ: warps along the query dimension of dQ.
+// kDqHeadMajor: dq_accum is (batch, nheads, seqlen_q, head_dim) instead of (batch, seqlen_q,
+// nheads, head_dim): a compile-time row stride, so dQ atomics need no per-element 64-bit
+// address arithmetic (experimental, docs/perf.md).
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kAtomM_SdP, int kAtomN_dKV,
-          int kAtomM_dQ, class Element_, int kSmemBytesPlanned>
+          int kAtomM_dQ, bool kDqHeadMajor_, class Element_, int kSmemBytesPlanned>
 struct BwdConfig {
   using Element = Element_;
+  static constexpr bool kDqHeadMajor = kDqHeadMajor_;
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kBlockM = kBlockM_;
   static constexpr int kBlockN = kBlockN_;
@@ -125,8 +129,18 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     return make_tensor(make_gmem_ptr(base + batch * seqlen * accum_row_stride + head * kHeadDim),
                        make_shape(seqlen, Int<kHeadDim>{}), make_stride(accum_row_stride, _1{}));
   };
-  Tensor gdQaccum = local_tile(accum_rows(params.dq_accum + n_block * params.dq_split_stride, params.seqlen_q),
-                               Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(_, 0));
+  float* const dq_base = params.dq_accum + n_block * params.dq_split_stride;
+  Tensor gdQaccum = [&] {  // (kBlockM, kHeadDim, m_block)
+    if constexpr (Cfg::kDqHeadMajor) {
+      Tensor rows = make_tensor(
+          make_gmem_ptr(dq_base + (int64_t(batch) * params.nheads + head) * params.seqlen_q * kHeadDim),
+          make_shape(params.seqlen_q, Int<kHeadDim>{}), make_stride(Int<kHeadDim>{}, _1{}));
+      return local_tile(rows, Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(_, 0));
+    } else {
+      return local_tile(accum_rows(dq_base, params.seqlen_q), Shape<Int<kBlockM>, Int<kHeadDim>>{},
+                        make_coord(_, 0));
+    }
+  }();
   Tensor gdK = local_tile(accum_rows(params.dk_accum, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
                           make_coord(n_block, 0));
   Tensor gdV = local_tile(accum_rows(params.dv_accum, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
@@ -298,9 +312,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     clear(acc_dq);
     gemm_smem_smem(mma_dq, acc_dq, tdQrdS, tdQrKt, tdQsdS, tdQsKt, copy_dq_a, copy_dq_b, tidx);
     Tensor tdQgdQ = thr_dq.partition_C(gdQaccum(_, _, m_block));
-    CUTE_UNROLL
-    for (int i = 0; i < size(acc_dq); ++i) {
-      if (get<0>(dq_coords(i)) < q_rows_left) atomicAdd(&tdQgdQ(i), acc_dq(i));
+    if (Cfg::kDqHeadMajor && q_rows_left >= kBlockM) {  // full block: no per-row predicate
+      CUTE_UNROLL
+      for (int i = 0; i < size(acc_dq); ++i) atomicAdd(&tdQgdQ(i), acc_dq(i));
+    } else {
+      CUTE_UNROLL
+      for (int i = 0; i < size(acc_dq); ++i) {
+        if (get<0>(dq_coords(i)) < q_rows_left) atomicAdd(&tdQgdQ(i), acc_dq(i));
+      }
     }
   }
   store_dkv();
