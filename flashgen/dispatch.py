@@ -47,7 +47,6 @@ def _kernel_sets() -> tuple[frozenset, frozenset]:
 
 
 def _candidate_archs(capability, forced):
-    forced = forced or None
     if forced is None:
         archs = [a for a in ARCH_PREFERENCE if arch_runs_on(a, capability)]
         if not archs:
@@ -65,7 +64,7 @@ def _candidate_archs(capability, forced):
 def choose_kernel(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple[int, int],
                   arch: str | None = None) -> KernelKey:
     """The kernel to run (see the module doc). Cached: called on every attention call."""
-    return _choose(direction, head_dim, dtype, tuple(capability), arch or os.environ.get("FLASHGEN_ARCH"))
+    return _choose(direction, head_dim, dtype, tuple(capability), arch or os.environ.get("FLASHGEN_ARCH") or None)
 
 
 @lru_cache(maxsize=None)

@@ -108,8 +108,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   const int m_block_min = first_row / kBlockM;
 
   auto rows_of = [&](const TensorArg& t, int h, int seqlen) {
-    return make_tensor(make_gmem_ptr(static_cast<Element*>(t.ptr) + batch * t.batch_stride + h * t.head_stride),
-                       make_shape(seqlen, Int<kHeadDim>{}), make_stride(t.row_stride, _1{}));
+    return head_rows<Element, kHeadDim>(t, batch, h, seqlen);
   };
   auto q_blocks = [&](const TensorArg& t) {  // (kBlockM, kHeadDim, m_block)
     return local_tile(rows_of(t, head, params.seqlen_q), Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(_, 0));
@@ -335,12 +334,7 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream) {
   if (err != cudaSuccess) return err;
   const dim3 grid(ceil_div(params.seqlen_k, Cfg::kBlockN), params.nheads, params.batch);
   auto kernel = params.causal ? &bwd_kernel<Cfg, true> : &bwd_kernel<Cfg, false>;
-  if (Cfg::kSmemBytes > 48 * 1024) {
-    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
-    if (err != cudaSuccess) return err;
-  }
-  kernel<<<grid, Cfg::kNThreads, Cfg::kSmemBytes, stream>>>(params);
-  return cudaGetLastError();
+  return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, params);
 }
 
 }  // namespace flashgen::sm80

@@ -40,6 +40,7 @@ struct FwdConfig {
   using SmemLayoutQ = typename Smem::template Layout<kBlockM>;
   using SmemLayoutKV = typename Smem::template Layout<kBlockN>;
   using SmemLayoutVt = typename Smem::template TransposedLayout<kBlockN>;
+  using SmemLayoutVtPlain = typename Smem::template TransposedLayoutPlain<kBlockN>;
   using Gmem = GmemCopies<Element, kHeadDim, kNThreads>;
   static_assert(kBlockM % Gmem::kRowsPerPass == 0 && kBlockN % Gmem::kRowsPerPass == 0,
                 "a tile must be a whole number of copy passes");
@@ -72,12 +73,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
             ceil_div(row0 + kBlockM + params.seqlen_k - params.seqlen_q, kBlockN))
       : ceil_div(params.seqlen_k, kBlockN);
 
-  auto head_ptr = [&](const TensorArg& t, int h) {
-    return static_cast<Element*>(t.ptr) + batch * t.batch_stride + h * t.head_stride;
-  };
   auto rows_of = [&](const TensorArg& t, int h, int seqlen) {
-    return make_tensor(make_gmem_ptr(head_ptr(t, h)), make_shape(seqlen, Int<kHeadDim>{}),
-                       make_stride(t.row_stride, _1{}));
+    return head_rows<Element, kHeadDim>(t, batch, h, seqlen);
   };
   Tensor gQ = local_tile(rows_of(params.q, head, params.seqlen_q),
                          Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(m_block, 0));
@@ -112,7 +109,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
   Tensor sK = make_tensor(sQ.data() + size(sQ), typename Cfg::SmemLayoutKV{});
   Tensor sV = make_tensor(sK.data() + size(sK), typename Cfg::SmemLayoutKV{});
   Tensor sVt = make_tensor(sV.data(), typename Cfg::SmemLayoutVt{});
-  Tensor sVtPlain = make_tensor(sV.data(), get_nonswizzle_portion(typename Cfg::SmemLayoutVt{}));
+  Tensor sVtPlain = make_tensor(sV.data(), typename Cfg::SmemLayoutVtPlain{});
 
   Tensor tQgQ = thr_load.partition_S(gQ);
   Tensor tQsQ = thr_load.partition_D(sQ);
@@ -212,13 +209,7 @@ template <class Cfg>
 cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream) {
   const dim3 grid(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads, params.batch);
   auto kernel = params.causal ? &fwd_kernel<Cfg, true> : &fwd_kernel<Cfg, false>;
-  if (Cfg::kSmemBytes > 48 * 1024) {
-    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           Cfg::kSmemBytes);
-    if (err != cudaSuccess) return err;
-  }
-  kernel<<<grid, Cfg::kNThreads, Cfg::kSmemBytes, stream>>>(params);
-  return cudaGetLastError();
+  return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, params);
 }
 
 }  // namespace flashgen::sm80

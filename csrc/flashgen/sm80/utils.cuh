@@ -5,10 +5,31 @@
 #include <cutlass/array.h>
 #include <cutlass/numeric_conversion.h>
 
+#include "flashgen/params.h"
+
 namespace flashgen::sm80 {
 using namespace cute;
 
 __host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+// The (seqlen, kHeadDim) rows of one (batch, head) of a (batch, seqlen, heads, head_dim) tensor.
+template <class Element, int kHeadDim>
+__device__ __forceinline__ auto head_rows(const TensorArg& t, int batch, int head, int seqlen) {
+  Element* base = static_cast<Element*>(t.ptr) + batch * t.batch_stride + head * t.head_stride;
+  return make_tensor(make_gmem_ptr(base), make_shape(seqlen, Int<kHeadDim>{}), make_stride(t.row_stride, _1{}));
+}
+
+// Launch `kernel` with `smem_bytes` of dynamic shared memory, opting in above the 48 KB default.
+template <class Kernel, class Params>
+cudaError_t launch_with_smem(Kernel kernel, dim3 grid, int threads, int smem_bytes, cudaStream_t stream,
+                             const Params& params) {
+  if (smem_bytes > 48 * 1024) {
+    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+    if (err != cudaSuccess) return err;
+  }
+  kernel<<<grid, threads, smem_bytes, stream>>>(params);
+  return cudaGetLastError();
+}
 
 // Copy a (CPY, CPY_ROWS, CPY_COLS) partition of a kRows-row tile. Rows at or past `rows_left`
 // are zero-filled instead of read, so a ragged last tile never feeds garbage (or NaN) to the
