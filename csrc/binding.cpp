@@ -65,42 +65,44 @@ void fwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
   TORCH_CHECK(err == cudaSuccess, "flashgen: ", name, " failed to launch: ", cudaGetErrorString(err));
 }
 
+// Writes dq (q's dtype and shape) and the fp32 per-query-head dk_accum, dv_accum. The fp32
+// scratch (softmax_d, the dQ accumulator in the kernel's own tile order) is allocated here.
 void bwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-         const at::Tensor& out, const at::Tensor& dout, const at::Tensor& lse, at::Tensor& softmax_d,
-         at::Tensor& dq_accum, int64_t dq_split_stride, at::Tensor& dk_accum, at::Tensor& dv_accum,
-         double softmax_scale, bool causal) {
+         const at::Tensor& out, const at::Tensor& dout, const at::Tensor& lse, at::Tensor& dq,
+         at::Tensor& dk_accum, at::Tensor& dv_accum, double softmax_scale, bool causal, bool deterministic) {
   const KernelEntry& entry = find_kernel(name);
   TORCH_CHECK(entry.bwd != nullptr, "flashgen: ", name, " is not a backward kernel");
   const c10::cuda::CUDAGuard guard(q.device());
   BwdParams p{};
   set_attention_args(p, q, k, v, out, softmax_scale, causal);
   p.dout = tensor_arg(dout, "dout", q);
+  p.dq = tensor_arg(dq, "dq", q);
+  TORCH_CHECK(dq.sizes() == q.sizes(), "flashgen: dq must have q's shape");
   auto check_f32 = [&](const at::Tensor& t, const char* what, int64_t numel) {
     TORCH_CHECK(t.is_cuda() && t.scalar_type() == at::kFloat && t.is_contiguous() && t.numel() == numel,
                 "flashgen: ", what, " must be a contiguous float32 CUDA tensor of ", numel, " elements");
   };
   const int64_t rows_q = int64_t(p.batch) * p.nheads * p.seqlen_q;
-  const int64_t accum_q = rows_q * q.size(3);
   check_f32(lse, "lse", rows_q);
-  check_f32(softmax_d, "softmax_d", rows_q);
-  check_f32(dq_accum, "dq_accum", dq_split_stride == 0 ? accum_q : dq_accum.numel());
-  TORCH_CHECK(dq_split_stride == 0 || (dq_split_stride == accum_q &&
-                                      dq_accum.numel() >= accum_q * ((p.seqlen_k + entry.block_n - 1) / entry.block_n)),
-              "flashgen: dq_accum has too few splits for deterministic mode");
   check_f32(dk_accum, "dk_accum", int64_t(p.batch) * p.seqlen_k * p.nheads * q.size(3));
   check_f32(dv_accum, "dv_accum", dk_accum.numel());
+  const auto f32 = q.options().dtype(at::kFloat);
+  at::Tensor softmax_d = at::empty({rows_q}, f32);
+  // Whole block_m-row tiles per (batch, head); one slice per key block when deterministic.
+  const int64_t padded_rows_q = (p.seqlen_q + entry.block_m - 1) / entry.block_m * entry.block_m;
+  const int64_t split_elems = int64_t(p.batch) * p.nheads * padded_rows_q * q.size(3);
+  p.dq_splits = deterministic ? (p.seqlen_k + entry.block_n - 1) / entry.block_n : 1;
+  at::Tensor dq_accum = at::zeros({p.dq_splits * split_elems}, f32);
   p.lse = lse.data_ptr<float>();
   p.softmax_d = softmax_d.data_ptr<float>();
   p.dq_accum = dq_accum.data_ptr<float>();
-  p.dq_split_stride = dq_split_stride;
+  p.dq_split_stride = deterministic ? split_elems : 0;
   p.dk_accum = dk_accum.data_ptr<float>();
   p.dv_accum = dv_accum.data_ptr<float>();
   const cudaError_t err = entry.bwd(p, c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "flashgen: ", name, " failed to launch: ", cudaGetErrorString(err));
 }
 
-int block_n(const std::string& name) { return find_kernel(name).block_n; }
-bool dq_head_major(const std::string& name) { return find_kernel(name).dq_head_major; }
 
 std::vector<std::string> names(const char* const* list, int n) {
   return std::vector<std::string>(list, list + n);
@@ -112,9 +114,7 @@ std::vector<std::string> names(const char* const* list, int n) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "flashgen kernels (generated dispatch table + torch binding)";
   m.def("fwd", &flashgen::fwd, "Forward attention with the named kernel; writes out and lse");
-  m.def("bwd", &flashgen::bwd, "Backward attention with the named kernel; writes the fp32 accumulators");
-  m.def("block_n", &flashgen::block_n, "Key rows per CTA of the named kernel");
-  m.def("dq_head_major", &flashgen::dq_head_major, "Whether the named bwd kernel wants a (b, h, s, d) dq_accum");
+  m.def("bwd", &flashgen::bwd, "Backward attention with the named kernel; writes dq and the fp32 dk, dv accumulators");
   m.def("built_kernels", [] {
     std::vector<std::string> result;
     for (int i = 0; i < flashgen::kNumBuiltKernels; ++i) result.emplace_back(flashgen::kBuiltKernels[i].name);

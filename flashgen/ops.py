@@ -46,36 +46,28 @@ def _forward(q, k, v, causal, softmax_scale, arch, nan_outputs=False):
 
 
 def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministic=False, nan_outputs=False):
-    """dq, dk, dv of attention. The kernel accumulates in fp32 (dQ by atomics, dK/dV per query
-    head); this scales dQ, sums the query heads that share a kv head (GQA/MQA) and converts.
-    deterministic: each key block adds into its own dQ slice, summed here in a fixed order, so
+    """dq, dk, dv of attention. The kernels write dq (accumulated in fp32 by atomics, then scaled
+    and converted) and dK/dV in fp32 per query head; this sums the query heads that share a kv
+    head (GQA/MQA) and converts them.
+    deterministic: each key block adds into its own fp32 dQ slice, summed in a fixed order, so
     dQ is bit-identical across runs; costs (seqlen_k / block_n) x the fp32 dQ memory.
-    nan_outputs (tests only): the fp32 buffers the kernel must fill start as NaN."""
+    nan_outputs (tests only): the buffers the kernels must fill start as NaN."""
     head_dim = q.shape[-1]
     key = choose_kernel("bwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch)
     q_k, k_k, v_k, out_k, dout_k = (_kernel_ready(t, key.hdim) for t in (q, k, v, out, dout))
     batch, seqlen_q, nheads, _ = q.shape
     _, seqlen_k, nheads_kv, _ = k.shape
-    softmax_d, dk_accum, dv_accum = (
-        _output_buffer(shape, torch.float32, q.device, nan_outputs)
-        for shape in ((batch, nheads, seqlen_q), (batch, seqlen_k, nheads, key.hdim), (batch, seqlen_k, nheads, key.hdim)))
-    ext = extension()
-    splits = -(-seqlen_k // ext.block_n(key.name)) if deterministic else 1
-    head_major = ext.dq_head_major(key.name)
-    rows = (nheads, seqlen_q) if head_major else (seqlen_q, nheads)
-    dq_accum = torch.zeros((splits, batch, *rows, key.hdim), dtype=torch.float32, device=q.device)
-    split_stride = dq_accum[0].numel() if deterministic else 0
-    ext.bwd(key.name, q_k, k_k, v_k, out_k, dout_k, lse, softmax_d, dq_accum, split_stride, dk_accum, dv_accum,
-            softmax_scale, causal)
-    dq = (dq_accum.sum(0) if deterministic else dq_accum[0]).mul_(softmax_scale)
-    if head_major:
-        dq = dq.transpose(1, 2).contiguous()  # -> (batch, seqlen_q, nheads, head_dim)
+    dq = _output_buffer(q_k.shape, q.dtype, q.device, nan_outputs)
+    dk_accum, dv_accum = (_output_buffer((batch, seqlen_k, nheads, key.hdim), torch.float32, q.device, nan_outputs)
+                          for _ in range(2))
+    extension().bwd(key.name, q_k, k_k, v_k, out_k, dout_k, lse, dq, dk_accum, dv_accum, softmax_scale, causal,
+                    deterministic)
     groups = nheads // nheads_kv
     if groups > 1:
         dk_accum = dk_accum.view(batch, seqlen_k, nheads_kv, groups, key.hdim).sum(3)
         dv_accum = dv_accum.view(batch, seqlen_k, nheads_kv, groups, key.hdim).sum(3)
-    dq, dk, dv = (t[..., :head_dim].to(q.dtype) for t in (dq, dk_accum, dv_accum))
-    return dq, dk, dv
+    dk, dv = (t[..., :head_dim].to(q.dtype) for t in (dk_accum, dv_accum))
+    return dq[..., :head_dim], dk, dv
 
 
 class _FlashAttention(torch.autograd.Function):

@@ -60,17 +60,11 @@ class BwdSm80Tile:
     atom_m_sdp: int
     atom_n_dkv: int
     atom_m_dq: int
-    # 1: the fp32 dQ accumulator is laid out (batch, heads, seqlen, head_dim), so its row stride
-    # is a compile-time constant and each atomic is one pointer plus an immediate. Experimental
-    # (bench/tuning/, docs/perf.md); 0 is the (batch, seqlen, heads, head_dim) layout.
-    dq_head_major: int = 0
 
     template = "flash_bwd_sm80.cu.j2"
 
     def check(self, hdim: int) -> None:
         _check_sm80_common("backward", hdim, self.warps, {"block_m": self.block_m, "block_n": self.block_n})
-        if self.dq_head_major not in (0, 1):
-            raise TileError(f"dq_head_major must be 0 or 1, got {self.dq_head_major}")
         if self.block_n % 32 or self.block_m % 16:
             raise TileError(f"block_n must be a multiple of 32 and block_m of 16, got {self.block_m} x {self.block_n}")
         for name, warps_m, rows, cols in (("atom_m_sdp", self.atom_m_sdp, self.block_m, self.block_n),

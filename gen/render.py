@@ -44,7 +44,7 @@ def render_dispatch_table(built: list[KernelSpec], catalog: list[KernelSpec],
     return env.get_template(DISPATCH_TEMPLATE).render(
         template_name=DISPATCH_TEMPLATE,
         built=[{"name": s.name, "launcher": s.key.launcher, "direction": s.key.direction,
-                "block_n": s.tile.block_n, "dq_head_major": getattr(s.tile, "dq_head_major", 0)}
+                "block_m": s.tile.block_m, "block_n": s.tile.block_n}
                for s in built],
         catalog=[s.name for s in catalog],
     )

@@ -22,18 +22,21 @@ struct FwdParams {
   bool causal;               // bottom-right aligned: query i sees keys j <= i + seqlen_k - seqlen_q
 };
 
-// Backward. dQ is accumulated in fp32 by atomics: dq_accum is (batch, seqlen_q, nheads,
-// head_dim) contiguous, zeroed by the caller; with dq_split_stride != 0 each key block adds
-// into its own slice (dq_accum + n_block * dq_split_stride), which the caller sums in a fixed
-// order (deterministic mode). dK, dV are written per *query* head as fp32, (batch, seqlen_k,
-// nheads, head_dim) contiguous; the caller sums the heads that share a kv head (GQA) and
-// converts. softmax_d is rowsum(dO * O), filled by the launcher's preprocess kernel.
+// Backward. dQ is accumulated in fp32 by atomics into dq_accum, zeroed by the caller:
+// dq_splits slices of dq_split_stride floats, each batch x nheads x ceil(seqlen_q / block_m)
+// tiles of block_m x head_dim in the order the kernel's BwdConfig describes. With one split
+// every key block adds into it; with seqlen_k / block_n splits (deterministic mode) each key
+// block adds into its own, and the postprocess sums them in a fixed order. The launcher's
+// postprocess writes dq (input dtype, scaled). dK, dV are written per *query* head as fp32,
+// (batch, seqlen_k, nheads, head_dim) contiguous; the caller sums the heads that share a kv
+// head (GQA) and converts. softmax_d is rowsum(dO * O), filled by the launcher's preprocess.
 struct BwdParams {
-  TensorArg q, k, v, out, dout;
+  TensorArg q, k, v, out, dout, dq;
   const float* lse;      // (batch, nheads, seqlen_q) from the forward
   float* softmax_d;      // (batch, nheads, seqlen_q) scratch
   float* dq_accum;
-  int64_t dq_split_stride;
+  int64_t dq_split_stride;  // 0 when dq_splits == 1
+  int dq_splits;
   float* dk_accum;
   float* dv_accum;
   int batch, nheads, nheads_kv, seqlen_q, seqlen_k;

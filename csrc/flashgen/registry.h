@@ -14,8 +14,8 @@ struct KernelEntry {
   const char* name;   // gen/naming: flash_{direction}_hdim{D}_{dtype}_sm{NN}
   FwdLauncher fwd;    // set for direction "fwd"
   BwdLauncher bwd;    // set for direction "bwd"
-  int block_n;        // key rows per CTA (kernels.yaml): the bwd's number of dQ splits in deterministic mode
-  bool dq_head_major; // bwd: dq_accum is (batch, nheads, seqlen_q, head_dim), else (batch, seqlen_q, nheads, head_dim)
+  int block_m;        // query rows per tile (kernels.yaml): the bwd's dQ accumulator comes in such tiles
+  int block_n;        // key rows per tile: the bwd's number of dQ splits in deterministic mode
 };
 
 // Kernels compiled into this build.

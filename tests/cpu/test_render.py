@@ -34,7 +34,7 @@ def test_dispatch_table_lists_selection_and_catalog():
     text = render_dispatch_table(catalog[:1], catalog)
     bwd = catalog[0]
     assert bwd.key.direction == "bwd"
-    assert f'{{"{bwd.name}", nullptr, &{bwd.key.launcher}, {bwd.tile.block_n}, false}}' in text
+    assert f'{{"{bwd.name}", nullptr, &{bwd.key.launcher}, {bwd.tile.block_m}, {bwd.tile.block_n}}}' in text
     assert f"cudaError_t {bwd.key.launcher}(const BwdParams&, cudaStream_t);" in text
     assert f"kNumBuiltKernels = 1;" in text
     assert f"kNumCatalogKernels = {len(catalog)};" in text

@@ -126,29 +126,3 @@ def test_kernel_defined_twice():
 
 def test_not_yaml():
     assert error_of("kernels: [\n").startswith("kernels.yaml:2: not valid YAML")
-
-
-def test_optional_tile_field_takes_its_default_and_is_checked():
-    tiles = "      128: {block_m: 64, block_n: 128, warps: 8, atom_m_sdp: 2, atom_n_dkv: 4, atom_m_dq: 2}\n"
-    bwd = GOOD.replace("direction: fwd", "direction: bwd").replace("flash_fwd_*", "*")
-    text = bwd.split("    tiles:\n")[0] + "    tiles:\n" + tiles + "presets:" + bwd.split("presets:")[1]
-    assert parse_catalog(text).kernels[0].tile.dq_head_major == 0
-    assert parse_catalog(text.replace("atom_m_dq: 2}", "atom_m_dq: 2, dq_head_major: 1}")).kernels[0].tile.dq_head_major == 1
-    assert error_of(text.replace("atom_m_dq: 2}", "atom_m_dq: 2, dq_head_major: 2}")) == (
-        "kernels.yaml:6: kernels[0].tiles[128]: dq_head_major must be 0 or 1, got 2")
-
-
-def test_dq_head_major_experiment_mirrors_the_catalog():
-    """bench/tuning/bwd_sm80_dq_head_major.yaml must differ from kernels.yaml only in dq_head_major."""
-    import dataclasses
-
-    from gen import paths
-    experiment = load_catalog(paths.REPO_ROOT / "bench" / "tuning" / "bwd_sm80_dq_head_major.yaml")
-    main = load_catalog().by_name()
-    assert sorted(k.name for k in experiment.kernels) == sorted(main)
-    for spec in experiment.kernels:
-        if spec.key.direction == "bwd":
-            assert spec.tile.dq_head_major == 1
-            assert dataclasses.replace(spec.tile, dq_head_major=0) == main[spec.name].tile, spec.name
-        else:
-            assert spec.tile == main[spec.name].tile, spec.name

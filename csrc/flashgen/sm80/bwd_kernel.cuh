@@ -25,14 +25,10 @@ using namespace cute;
 // Compile-time plan of one backward kernel (numbers from kernels.yaml via the generated file).
 // kAtomM_SdP: warps along the query dimension of the S and dP GEMMs; kAtomN_dKV: warps along
 // the key dimension of the dK and dV GEMMs; kAtomM_dQ: warps along the query dimension of dQ.
-// kDqHeadMajor: dq_accum is (batch, nheads, seqlen_q, head_dim) instead of (batch, seqlen_q,
-// nheads, head_dim): a compile-time row stride, so dQ atomics need no per-element 64-bit
-// address arithmetic (experimental, docs/perf.md).
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kAtomM_SdP, int kAtomN_dKV,
-          int kAtomM_dQ, bool kDqHeadMajor_, class Element_, int kSmemBytesPlanned>
+          int kAtomM_dQ, class Element_, int kSmemBytesPlanned>
 struct BwdConfig {
   using Element = Element_;
-  static constexpr bool kDqHeadMajor = kDqHeadMajor_;
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kBlockM = kBlockM_;
   static constexpr int kBlockN = kBlockN_;
@@ -67,6 +63,27 @@ struct BwdConfig {
       int(sizeof(Element));
   static_assert(kSmemBytes == kSmemBytesPlanned,
                 "gen/families.py's shared-memory count disagrees with this kernel's");
+
+  // dQ's fp32 accumulator: one contiguous kBlockM x kHeadDim tile per (split, batch, head,
+  // query block), kept in the dQ GEMM's *thread order*: fragment element i of thread t sits at
+  // (i / kVec) * kNThreads * kVec + t * kVec + i % kVec. For one i a warp's atomics cover
+  // 32 * kVec consecutive floats (whole 32-byte sectors, half the L2 atomic traffic of the
+  // row-major layout, whose sectors were half used), the addresses are compile-time offsets
+  // from one base, and rows past seqlen_q need no predicate (they add zeros into the padding).
+  // Only the two kernels below read or write it. sm90 adds 4 floats per atomic.
+  static constexpr int kDqTileElems = kBlockM * kHeadDim;
+  static constexpr int kDqFragElems = kDqTileElems / kNThreads;
+  __device__ static constexpr int dq_vec() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    return 4;
+#else
+    return 1;
+#endif
+  }
+  __device__ static constexpr int dq_offset(int i, int tidx) {
+    return (i / dq_vec()) * (kNThreads * dq_vec()) + tidx * dq_vec() + i % dq_vec();
+  }
+  static_assert(kDqFragElems % 4 == 0, "each thread's dQ fragment must split into float4s");
 };
 
 // D[row] = sum_d dO[row, d] * O[row, d], one warp per row.
@@ -128,18 +145,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     return make_tensor(make_gmem_ptr(base + batch * seqlen * accum_row_stride + head * kHeadDim),
                        make_shape(seqlen, Int<kHeadDim>{}), make_stride(accum_row_stride, _1{}));
   };
-  float* const dq_base = params.dq_accum + n_block * params.dq_split_stride;
-  Tensor gdQaccum = [&] {  // (kBlockM, kHeadDim, m_block)
-    if constexpr (Cfg::kDqHeadMajor) {
-      Tensor rows = make_tensor(
-          make_gmem_ptr(dq_base + (int64_t(batch) * params.nheads + head) * params.seqlen_q * kHeadDim),
-          make_shape(params.seqlen_q, Int<kHeadDim>{}), make_stride(Int<kHeadDim>{}, _1{}));
-      return local_tile(rows, Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(_, 0));
-    } else {
-      return local_tile(accum_rows(dq_base, params.seqlen_q), Shape<Int<kBlockM>, Int<kHeadDim>>{},
-                        make_coord(_, 0));
-    }
-  }();
+  float* const dq_tiles = params.dq_accum + n_block * params.dq_split_stride +
+                         (int64_t(batch) * params.nheads + head) * m_blocks * Cfg::kDqTileElems;
   Tensor gdK = local_tile(accum_rows(params.dk_accum, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
                           make_coord(n_block, 0));
   Tensor gdV = local_tile(accum_rows(params.dv_accum, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
@@ -241,7 +248,6 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   auto copy_dq_b = make_tiled_copy_B(Copy_Atom<SmemLoadTransposedAtom, Element>{}, mma_dq);
   Tensor tdQsdS = copy_dq_a.get_thread_slice(tidx).partition_S(sdS);
   Tensor tdQsKt = copy_dq_b.get_thread_slice(tidx).partition_S(sKt);
-  Tensor dq_coords = thr_dq.partition_C(make_identity_tensor(Shape<Int<kBlockM>, Int<kHeadDim>>{}));
 
   // Prologue: K, V once; the first Q and dO.
   copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(gK), thr_load.partition_D(sK), tKVcKV, k_rows_left);
@@ -310,18 +316,49 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});
     clear(acc_dq);
     gemm_smem_smem(mma_dq, acc_dq, tdQrdS, tdQrKt, tdQsdS, tdQsKt, copy_dq_a, copy_dq_b, tidx);
-    Tensor tdQgdQ = thr_dq.partition_C(gdQaccum(_, _, m_block));
-    if (Cfg::kDqHeadMajor && q_rows_left >= kBlockM) {  // full block: no per-row predicate
+    static_assert(decltype(size(acc_dq))::value == Cfg::kDqFragElems);
+    float* const dq_tile = dq_tiles + m_block * Cfg::kDqTileElems;
+    if constexpr (Cfg::dq_vec() == 4) {
       CUTE_UNROLL
-      for (int i = 0; i < size(acc_dq); ++i) atomicAdd(&tdQgdQ(i), acc_dq(i));
+      for (int i = 0; i < size(acc_dq); i += 4) {
+        atomicAdd(reinterpret_cast<float4*>(dq_tile + Cfg::dq_offset(i, tidx)),
+                  make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3)));
+      }
     } else {
       CUTE_UNROLL
-      for (int i = 0; i < size(acc_dq); ++i) {
-        if (get<0>(dq_coords(i)) < q_rows_left) atomicAdd(&tdQgdQ(i), acc_dq(i));
-      }
+      for (int i = 0; i < size(acc_dq); ++i) atomicAdd(dq_tile + Cfg::dq_offset(i, tidx), acc_dq(i));
     }
   }
   store_dkv();
+}
+
+// dQ = softmax_scale * (the sum over splits of the thread-ordered accumulator), in the input
+// dtype. One CTA per (query block, head, batch) with the main kernel's thread count, so thread
+// t reads back exactly the elements thread t of each main CTA added. Splits (deterministic
+// mode) are summed in a fixed order.
+template <class Cfg>
+__global__ void __launch_bounds__(Cfg::kNThreads) bwd_dq_postprocess_kernel(const BwdParams params) {
+  using Element = typename Cfg::Element;
+  constexpr int kBlockM = Cfg::kBlockM, kHeadDim = Cfg::kHeadDim;
+  const int m_block = blockIdx.x, head = blockIdx.y, batch = blockIdx.z, tidx = threadIdx.x;
+  const int m_blocks = ceil_div(params.seqlen_q, kBlockM);
+  const float* tile = params.dq_accum +
+                      ((int64_t(batch) * params.nheads + head) * m_blocks + m_block) * Cfg::kDqTileElems;
+  auto thr_dq = typename Cfg::TiledMmadQ{}.get_thread_slice(tidx);
+  Tensor coords = thr_dq.partition_C(make_identity_tensor(Shape<Int<kBlockM>, Int<kHeadDim>>{}));
+  Tensor gdQ = local_tile(head_rows<Element, kHeadDim>(params.dq, batch, head, params.seqlen_q),
+                          Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(m_block, 0));
+  Tensor tdQgdQ = thr_dq.partition_C(gdQ);
+  static_assert(decltype(size(tdQgdQ))::value == Cfg::kDqFragElems);
+  const int rows_left = params.seqlen_q - m_block * kBlockM;
+  CUTE_UNROLL
+  for (int i = 0; i < Cfg::kDqFragElems; ++i) {
+    float sum = 0.f;
+    for (int split = 0; split < params.dq_splits; ++split) {
+      sum += tile[split * params.dq_split_stride + Cfg::dq_offset(i, tidx)];
+    }
+    if (get<0>(coords(i)) < rows_left) tdQgdQ(i) = Element(sum * params.softmax_scale);
+  }
 }
 
 template <class Cfg>
@@ -334,7 +371,12 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream) {
   if (err != cudaSuccess) return err;
   const dim3 grid(ceil_div(params.seqlen_k, Cfg::kBlockN), params.nheads, params.batch);
   auto kernel = params.causal ? &bwd_kernel<Cfg, true> : &bwd_kernel<Cfg, false>;
-  return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, params);
+  err = launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, params);
+  if (err != cudaSuccess) return err;
+  bwd_dq_postprocess_kernel<Cfg>
+      <<<dim3(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads, params.batch), Cfg::kNThreads, 0, stream>>>(
+          params);
+  return cudaGetLastError();
 }
 
 }  // namespace flashgen::sm80
