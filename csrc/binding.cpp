@@ -65,11 +65,12 @@ void fwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
   TORCH_CHECK(err == cudaSuccess, "flashgen: ", name, " failed to launch: ", cudaGetErrorString(err));
 }
 
-// Writes dq (q's dtype and shape) and the fp32 per-query-head dk_accum, dv_accum. The fp32
-// scratch (softmax_d, the dQ accumulator in the kernel's own tile order) is allocated here.
+// Writes dq (q's dtype and shape) and dk, dv: in k's dtype and shape without GQA; with GQA
+// float32 (batch, seqlen_k, nheads, head_dim) per query head, which the caller sums. The
+// fp32 scratch (softmax_d, the dQ accumulator in the kernel's own tile order) is allocated here.
 void bwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
          const at::Tensor& out, const at::Tensor& dout, const at::Tensor& lse, at::Tensor& dq,
-         at::Tensor& dk_accum, at::Tensor& dv_accum, double softmax_scale, bool causal, bool deterministic) {
+         at::Tensor& dk, at::Tensor& dv, double softmax_scale, bool causal, bool deterministic) {
   const KernelEntry& entry = find_kernel(name);
   TORCH_CHECK(entry.bwd != nullptr, "flashgen: ", name, " is not a backward kernel");
   const c10::cuda::CUDAGuard guard(q.device());
@@ -84,8 +85,16 @@ void bwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
   };
   const int64_t rows_q = int64_t(p.batch) * p.nheads * p.seqlen_q;
   check_f32(lse, "lse", rows_q);
-  check_f32(dk_accum, "dk_accum", int64_t(p.batch) * p.seqlen_k * p.nheads * q.size(3));
-  check_f32(dv_accum, "dv_accum", dk_accum.numel());
+  if (p.nheads == p.nheads_kv) {
+    p.dk = tensor_arg(dk, "dk", q);
+    p.dv = tensor_arg(dv, "dv", q);
+    TORCH_CHECK(dk.sizes() == k.sizes() && dv.sizes() == k.sizes(), "flashgen: dk and dv must have k's shape");
+  } else {
+    check_f32(dk, "dk (fp32 per query head, GQA)", int64_t(p.batch) * p.seqlen_k * p.nheads * q.size(3));
+    check_f32(dv, "dv (fp32 per query head, GQA)", dk.numel());
+    p.dk_accum = dk.data_ptr<float>();
+    p.dv_accum = dv.data_ptr<float>();
+  }
   const auto f32 = q.options().dtype(at::kFloat);
   at::Tensor softmax_d = at::empty({rows_q}, f32);
   // Whole block_m-row tiles per (batch, head); one slice per key block when deterministic.
@@ -97,8 +106,6 @@ void bwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
   p.softmax_d = softmax_d.data_ptr<float>();
   p.dq_accum = dq_accum.data_ptr<float>();
   p.dq_split_stride = deterministic ? split_elems : 0;
-  p.dk_accum = dk_accum.data_ptr<float>();
-  p.dv_accum = dv_accum.data_ptr<float>();
   const cudaError_t err = entry.bwd(p, c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "flashgen: ", name, " failed to launch: ", cudaGetErrorString(err));
 }
@@ -114,7 +121,7 @@ std::vector<std::string> names(const char* const* list, int n) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "flashgen kernels (generated dispatch table + torch binding)";
   m.def("fwd", &flashgen::fwd, "Forward attention with the named kernel; writes out and lse");
-  m.def("bwd", &flashgen::bwd, "Backward attention with the named kernel; writes dq and the fp32 dk, dv accumulators");
+  m.def("bwd", &flashgen::bwd, "Backward attention with the named kernel; writes dq, dk and dv (fp32 per query head with GQA)");
   m.def("built_kernels", [] {
     std::vector<std::string> result;
     for (int i = 0; i < flashgen::kNumBuiltKernels; ++i) result.emplace_back(flashgen::kBuiltKernels[i].name);

@@ -47,8 +47,8 @@ def _forward(q, k, v, causal, softmax_scale, arch, nan_outputs=False):
 
 def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministic=False, nan_outputs=False):
     """dq, dk, dv of attention. The kernels write dq (accumulated in fp32 by atomics, then scaled
-    and converted) and dK/dV in fp32 per query head; this sums the query heads that share a kv
-    head (GQA/MQA) and converts them.
+    and converted), and dk, dv: in the input dtype without GQA, else in fp32 per query head,
+    which this sums over the query heads that share a kv head (GQA/MQA) and converts.
     deterministic: each key block adds into its own fp32 dQ slice, summed in a fixed order, so
     dQ is bit-identical across runs; costs (seqlen_k / block_n) x the fp32 dQ memory.
     nan_outputs (tests only): the buffers the kernels must fill start as NaN."""
@@ -57,17 +57,14 @@ def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministi
     q_k, k_k, v_k, out_k, dout_k = (_kernel_ready(t, key.hdim) for t in (q, k, v, out, dout))
     batch, seqlen_q, nheads, _ = q.shape
     _, seqlen_k, nheads_kv, _ = k.shape
-    dq = _output_buffer(q_k.shape, q.dtype, q.device, nan_outputs)
-    dk_accum, dv_accum = (_output_buffer((batch, seqlen_k, nheads, key.hdim), torch.float32, q.device, nan_outputs)
-                          for _ in range(2))
-    extension().bwd(key.name, q_k, k_k, v_k, out_k, dout_k, lse, dq, dk_accum, dv_accum, softmax_scale, causal,
-                    deterministic)
     groups = nheads // nheads_kv
+    dq = _output_buffer(q_k.shape, q.dtype, q.device, nan_outputs)
+    dkv_shape, dkv_dtype = ((batch, seqlen_k, nheads, key.hdim), torch.float32) if groups > 1 else (k_k.shape, q.dtype)
+    dk, dv = (_output_buffer(dkv_shape, dkv_dtype, q.device, nan_outputs) for _ in range(2))
+    extension().bwd(key.name, q_k, k_k, v_k, out_k, dout_k, lse, dq, dk, dv, softmax_scale, causal, deterministic)
     if groups > 1:
-        dk_accum = dk_accum.view(batch, seqlen_k, nheads_kv, groups, key.hdim).sum(3)
-        dv_accum = dv_accum.view(batch, seqlen_k, nheads_kv, groups, key.hdim).sum(3)
-    dk, dv = (t[..., :head_dim].to(q.dtype) for t in (dk_accum, dv_accum))
-    return dq[..., :head_dim], dk, dv
+        dk, dv = (t.view(batch, seqlen_k, nheads_kv, groups, key.hdim).sum(3).to(q.dtype) for t in (dk, dv))
+    return dq[..., :head_dim], dk[..., :head_dim], dv[..., :head_dim]
 
 
 class _FlashAttention(torch.autograd.Function):

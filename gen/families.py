@@ -47,6 +47,9 @@ class FwdSm80Tile:
         # Q tile + one K tile + one V tile (fwd_kernel.cuh FwdConfig::kSmemBytes).
         return (self.block_m + 2 * self.block_n) * hdim * elem_bytes
 
+    def fallback_smem_bytes(self, hdim: int, elem_bytes: int) -> int:
+        return self.smem_bytes(hdim, elem_bytes)  # no fallback plan
+
 
 @dataclass(frozen=True)
 class BwdSm80Tile:
@@ -60,11 +63,16 @@ class BwdSm80Tile:
     atom_m_sdp: int
     atom_n_dkv: int
     atom_m_dq: int
+    # 2: the next Q tile loads into a second buffer for a whole iteration. Where a GPU lacks
+    # the shared memory for it (an A100 at head dim 256), the launcher runs the 1-buffer plan.
+    q_buffers: int = 1
 
     template = "flash_bwd_sm80.cu.j2"
 
     def check(self, hdim: int) -> None:
         _check_sm80_common("backward", hdim, self.warps, {"block_m": self.block_m, "block_n": self.block_n})
+        if self.q_buffers not in (1, 2):
+            raise TileError(f"q_buffers must be 1 or 2, got {self.q_buffers}")
         if self.block_n % 32 or self.block_m % 16:
             raise TileError(f"block_n must be a multiple of 32 and block_m of 16, got {self.block_m} x {self.block_n}")
         for name, warps_m, rows, cols in (("atom_m_sdp", self.atom_m_sdp, self.block_m, self.block_n),
@@ -77,8 +85,12 @@ class BwdSm80Tile:
                                 f"{16 * warps_m} x {16 * (self.warps // warps_m)} warp tiles")
 
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
-        # Q, dO, K, V tiles plus the P and dS tiles (bwd_kernel.cuh BwdConfig::kSmemBytes).
-        return (2 * self.block_m * hdim + 2 * self.block_n * hdim + 2 * self.block_m * self.block_n) * elem_bytes
+        # Q (q_buffers tiles), dO, K, V tiles plus the P and dS tiles (bwd_kernel.cuh BwdConfig::kSmemBytes).
+        return ((self.q_buffers + 1) * self.block_m * hdim + 2 * self.block_n * hdim
+                + 2 * self.block_m * self.block_n) * elem_bytes
+
+    def fallback_smem_bytes(self, hdim: int, elem_bytes: int) -> int:
+        return self.smem_bytes(hdim, elem_bytes) - (self.q_buffers - 1) * self.block_m * hdim * elem_bytes
 
 
 FAMILIES = {

@@ -166,10 +166,14 @@ def _parse_family(ctx: _Context, entry, where: str, line: int) -> list[KernelSpe
             raise ctx.error(tile_line, tile_where, str(exc)) from None
         for dtype in dtypes:
             smem = tile.smem_bytes(hdim, DTYPE_INFO[dtype].bytes)
-            limit = ARCH_INFO[arch].smem_limit_bytes
-            if smem > limit:
-                raise ctx.error(tile_line, tile_where,
-                                f"tile needs {smem} bytes of shared memory, over {arch}'s limit of {limit}")
+            fallback = tile.fallback_smem_bytes(hdim, DTYPE_INFO[dtype].bytes)
+            arch_info = ARCH_INFO[arch]
+            if fallback > arch_info.smem_limit_bytes:
+                raise ctx.error(tile_line, tile_where, f"tile needs {fallback} bytes of shared memory, "
+                                                       f"over {arch}'s limit of {arch_info.smem_limit_bytes}")
+            if smem > arch_info.smem_max_bytes:
+                raise ctx.error(tile_line, tile_where, f"tile needs {smem} bytes of shared memory, "
+                                                       f"over the {arch_info.smem_max_bytes} any {arch} GPU has")
             specs.append(KernelSpec(KernelKey(direction, hdim, dtype, arch), tile, smem))
     return specs
 

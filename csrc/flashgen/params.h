@@ -27,11 +27,13 @@ struct FwdParams {
 // tiles of block_m x head_dim in the order the kernel's BwdConfig describes. With one split
 // every key block adds into it; with seqlen_k / block_n splits (deterministic mode) each key
 // block adds into its own, and the postprocess sums them in a fixed order. The launcher's
-// postprocess writes dq (input dtype, scaled). dK, dV are written per *query* head as fp32,
-// (batch, seqlen_k, nheads, head_dim) contiguous; the caller sums the heads that share a kv
-// head (GQA) and converts. softmax_d is rowsum(dO * O), filled by the launcher's preprocess.
+// postprocess writes dq (input dtype, scaled). dK, dV: without GQA (nheads == nheads_kv) the
+// kernel writes dk, dv in the input dtype and dk_accum = dv_accum = nullptr; with GQA it
+// writes dk_accum, dv_accum per *query* head as fp32, (batch, seqlen_k, nheads, head_dim)
+// contiguous, and the caller sums the heads that share a kv head and converts.
+// softmax_d is rowsum(dO * O), filled by the launcher's preprocess.
 struct BwdParams {
-  TensorArg q, k, v, out, dout, dq;
+  TensorArg q, k, v, out, dout, dq, dk, dv;  // dk, dv unused when dk_accum is set
   const float* lse;      // (batch, nheads, seqlen_q) from the forward
   float* softmax_d;      // (batch, nheads, seqlen_q) scratch
   float* dq_accum;

@@ -126,3 +126,28 @@ def test_kernel_defined_twice():
 
 def test_not_yaml():
     assert error_of("kernels: [\n").startswith("kernels.yaml:2: not valid YAML")
+
+
+def _bwd_catalog(tile_line):
+    bwd = GOOD.replace("direction: fwd", "direction: bwd").replace("flash_fwd_*", "*")
+    return bwd.split("    tiles:\n")[0] + "    tiles:\n" + tile_line + "presets:" + bwd.split("presets:")[1]
+
+
+def test_q_buffers_defaults_to_one_and_is_checked():
+    text = _bwd_catalog("      128: {block_m: 64, block_n: 128, warps: 8, atom_m_sdp: 2, atom_n_dkv: 4, atom_m_dq: 2}\n")
+    one = parse_catalog(text).kernels[0]
+    assert one.tile.q_buffers == 1
+    two = parse_catalog(text.replace("atom_m_dq: 2}", "atom_m_dq: 2, q_buffers: 2}")).kernels[0]
+    assert two.smem_bytes == one.smem_bytes + 64 * 128 * 2   # one more Q tile
+    assert error_of(text.replace("atom_m_dq: 2}", "atom_m_dq: 2, q_buffers: 3}")) == (
+        "kernels.yaml:6: kernels[0].tiles[128]: q_buffers must be 1 or 2, got 3")
+
+
+def test_a_plan_over_the_a100_limit_is_accepted_only_with_a_fallback_that_fits():
+    # hdim 256, 64 x 64: 176 KB with two Q buffers (H100 only), 144 KB with one (the A100 fallback).
+    tile = "      256: {block_m: 64, block_n: 64, warps: 8, atom_m_sdp: 4, atom_n_dkv: 2, atom_m_dq: 2, q_buffers: 2}\n"
+    assert parse_catalog(_bwd_catalog(tile)).kernels[0].smem_bytes == 180224
+    # 128 x 64: 224 KB even with one Q buffer, so no A100 could run it.
+    big = tile.replace("block_m: 64", "block_m: 128").replace("atom_m_sdp: 4", "atom_m_sdp: 2")
+    assert error_of(_bwd_catalog(big)) == ("kernels.yaml:6: kernels[0].tiles[256]: tile needs 229376 bytes of "
+                                           "shared memory, over sm80's limit of 166912")

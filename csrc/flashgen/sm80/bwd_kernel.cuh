@@ -25,10 +25,15 @@ using namespace cute;
 // Compile-time plan of one backward kernel (numbers from kernels.yaml via the generated file).
 // kAtomM_SdP: warps along the query dimension of the S and dP GEMMs; kAtomN_dKV: warps along
 // the key dimension of the dK and dV GEMMs; kAtomM_dQ: warps along the query dimension of dQ.
-template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kAtomM_SdP, int kAtomN_dKV,
-          int kAtomM_dQ, class Element_, int kSmemBytesPlanned>
+// kQBuffers: 2 loads the next Q tile into a second buffer for a whole iteration (1: under the
+// dQ GEMM only); the launcher falls back to 1 on GPUs without the shared memory for 2.
+template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kAtomM_SdP_, int kAtomN_dKV_,
+          int kAtomM_dQ_, int kQBuffers_, class Element_, int kSmemBytesPlanned>
 struct BwdConfig {
   using Element = Element_;
+  static constexpr int kAtomM_SdP = kAtomM_SdP_, kAtomN_dKV = kAtomN_dKV_, kAtomM_dQ = kAtomM_dQ_;
+  static constexpr int kQBuffers = kQBuffers_;
+  static_assert(kQBuffers == 1 || kQBuffers == 2);
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kBlockM = kBlockM_;
   static constexpr int kBlockN = kBlockN_;
@@ -58,11 +63,15 @@ struct BwdConfig {
   static_assert(kBlockM % Gmem::kRowsPerPass == 0 && kBlockN % Gmem::kRowsPerPass == 0,
                 "a tile must be a whole number of copy passes");
 
+  static constexpr int kQTileBytes = int(cosize(SmemLayoutQ{}) * sizeof(Element));
   static constexpr int kSmemBytes =
-      int(2 * cosize(SmemLayoutQ{}) + 2 * cosize(SmemLayoutKV{}) + 2 * cosize(SmemLayoutPdS{})) *
-      int(sizeof(Element));
+      (kQBuffers + 1) * kQTileBytes +  // Q (one or two buffers), dO
+      int((2 * cosize(SmemLayoutKV{}) + 2 * cosize(SmemLayoutPdS{})) * sizeof(Element));
   static_assert(kSmemBytes == kSmemBytesPlanned,
                 "gen/families.py's shared-memory count disagrees with this kernel's");
+  // The same plan with one Q buffer: what the launcher runs where kSmemBytes does not fit.
+  using SingleQBuffer = BwdConfig<kHeadDim, kBlockM, kBlockN, kNWarps, kAtomM_SdP, kAtomN_dKV, kAtomM_dQ, 1,
+                                  Element, kSmemBytesPlanned - (kQBuffers - 1) * kQTileBytes>;
 
   // dQ's fp32 accumulator: one contiguous kBlockM x kHeadDim tile per (split, batch, head,
   // query block), kept in the dQ GEMM's *thread order*: fragment element i of thread t sits at
@@ -159,25 +168,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   clear(acc_dk);
   clear(acc_dv);
   Tensor dkv_coords = thr_dkv.partition_C(make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{}));
-  auto store_dkv = [&]() {  // fp32 stores of this thread's dK, dV elements (rows inside seqlen_k)
-    Tensor tdKgdK = thr_dkv.partition_C(gdK);
-    Tensor tdVgdV = thr_dkv.partition_C(gdV);
-    CUTE_UNROLL
-    for (int i = 0; i < size(acc_dk); ++i) {
-      if (get<0>(dkv_coords(i)) < k_rows_left) {
-        tdKgdK(i) = acc_dk(i) * params.softmax_scale;
-        tdVgdV(i) = acc_dv(i);
-      }
-    }
-  };
-  if (m_block_min >= m_blocks) {  // no query sees these keys: dK = dV = 0
-    store_dkv();
-    return;
-  }
 
   Element* smem_base = reinterpret_cast<Element*>(smem);
   Tensor sQ = make_tensor(make_smem_ptr(smem_base), typename Cfg::SmemLayoutQ{});
-  Tensor sdO = make_tensor(sQ.data() + size(sQ), typename Cfg::SmemLayoutQ{});
+  Tensor sdO = make_tensor(sQ.data() + Cfg::kQBuffers * size(sQ), typename Cfg::SmemLayoutQ{});
   Tensor sK = make_tensor(sdO.data() + size(sdO), typename Cfg::SmemLayoutKV{});
   Tensor sV = make_tensor(sK.data() + size(sK), typename Cfg::SmemLayoutKV{});
   Tensor sP = make_tensor(sV.data() + size(sV), typename Cfg::SmemLayoutPdS{});
@@ -189,18 +183,67 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   Tensor sPt = make_tensor(sP.data(), typename Cfg::SmemLayoutPdSt{});
   Tensor sdSt = make_tensor(sdS.data(), typename Cfg::SmemLayoutPdSt{});
 
+  // dK (scaled) and dV out. Without GQA they go out in the input dtype through shared memory
+  // (K's and V's tiles, free once every warp is past the loop) as 16-byte row stores; with GQA
+  // as fp32 per query head, which the caller sums over the heads that share a kv head.
+  auto store_dkv = [&]() {
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc_dk); ++i) acc_dk(i) *= params.softmax_scale;
+    if (params.dk_accum != nullptr) {
+      Tensor tdKgdK = thr_dkv.partition_C(gdK);
+      Tensor tdVgdV = thr_dkv.partition_C(gdV);
+      CUTE_UNROLL
+      for (int i = 0; i < size(acc_dk); ++i) {
+        if (get<0>(dkv_coords(i)) < k_rows_left) {
+          tdKgdK(i) = acc_dk(i);
+          tdVgdV(i) = acc_dv(i);
+        }
+      }
+      return;
+    }
+    auto smem_copy_c = make_tiled_copy_C(Copy_Atom<AutoVectorizingCopyWithAssumedAlignment<32>, Element>{}, mma_dkv);
+    auto thr_copy_c = smem_copy_c.get_thread_slice(tidx);
+    __syncthreads();  // every warp is done reading K and V
+    cute::copy(smem_copy_c, thr_copy_c.retile_S(convert_fragment<Element>(acc_dk)), thr_copy_c.partition_D(sK));
+    cute::copy(smem_copy_c, thr_copy_c.retile_S(convert_fragment<Element>(acc_dv)), thr_copy_c.partition_D(sV));
+    __syncthreads();
+    typename Cfg::Gmem::Store gmem_store;
+    auto thr_store = gmem_store.get_thread_slice(tidx);
+    Tensor tKVcKV = thr_store.partition_D(make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{}));
+    auto store_tile = [&](auto const& smem_tile, const TensorArg& out) {
+      Tensor g = local_tile(rows_of(out, head, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
+                            make_coord(n_block, 0));
+      Tensor tg = thr_store.partition_D(g);
+      Tensor tr = make_fragment_like(tg);
+      cute::copy(gmem_store, thr_store.partition_S(smem_tile), tr);
+      store_rows(gmem_store, tr, tg, tKVcKV, k_rows_left);
+    };
+    store_tile(sK, params.dk);
+    store_tile(sV, params.dv);
+  };
+  if (m_block_min >= m_blocks) {  // no query sees these keys: dK = dV = 0
+    store_dkv();
+    return;
+  }
+
   typename Cfg::Gmem::AsyncLoad gmem_load;
   auto thr_load = gmem_load.get_thread_slice(tidx);
   Tensor cQ = make_identity_tensor(Shape<Int<kBlockM>, Int<kHeadDim>>{});
   Tensor cKV = make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{});
   Tensor tQgQ = thr_load.partition_S(gQ);    // (CPY, CPY_M, CPY_K, m_block)
   Tensor tQgdO = thr_load.partition_S(gdO);
-  Tensor tQsQ = thr_load.partition_D(sQ);
+  Tensor tQsQ = thr_load.partition_D(sQ);  // Q buffer 0; buffer b is size(sQ) * b elements on
   Tensor tQsdO = thr_load.partition_D(sdO);
   Tensor tQcQ = thr_load.partition_S(cQ);
   Tensor tKVcKV = thr_load.partition_S(cKV);
+  // Query block m_block's Q buffer (they alternate when there are two).
+  auto q_buffer_offset = [&](int m_block) { return Cfg::kQBuffers == 2 ? (m_block & 1) * int(size(sQ)) : 0; };
+  auto in_q_buffer = [&](auto const& t, int m_block) {
+    return make_tensor(t.data() + q_buffer_offset(m_block), t.layout());
+  };
   auto load_q = [&](int m_block) {
-    copy_rows_or_zero<kBlockM>(gmem_load, tQgQ(_, _, _, m_block), tQsQ, tQcQ, params.seqlen_q - m_block * kBlockM);
+    copy_rows_or_zero<kBlockM>(gmem_load, tQgQ(_, _, _, m_block), in_q_buffer(tQsQ, m_block), tQcQ,
+                               params.seqlen_q - m_block * kBlockM);
   };
   auto load_do = [&](int m_block) {
     copy_rows_or_zero<kBlockM>(gmem_load, tQgdO(_, _, _, m_block), tQsdO, tQcQ, params.seqlen_q - m_block * kBlockM);
@@ -259,8 +302,13 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   for (int m_block = m_block_min; m_block < m_blocks; ++m_block) {
     const int row0 = m_block * kBlockM;
     const int q_rows_left = params.seqlen_q - row0;
+    const bool has_next = m_block + 1 < m_blocks;
     cute::cp_async_wait<0>();
-    __syncthreads();  // Q_i, dO_i (and K, V) landed
+    __syncthreads();  // Q_i, dO_i (and K, V) landed; every warp is done with iteration i-1
+    if (Cfg::kQBuffers == 2 && has_next) {  // the other buffer was last read by i-1's dK GEMM
+      load_q(m_block + 1);
+      cute::cp_async_fence();
+    }
 
     // This block's LSE and D rows, fetched before the GEMMs so their latency hides under them.
     // Rows past seqlen_q (zero-filled Q, dO) get lse = +inf, so P = 0 there.
@@ -279,7 +327,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     Tensor acc_dp = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
     clear(acc_s);
     clear(acc_dp);
-    gemm_smem_smem(mma_sdp, acc_s, tSrQ, tSrK, tSsQ, tSsK, copy_sdp_a, copy_sdp_b, tidx);
+    gemm_smem_smem(mma_sdp, acc_s, tSrQ, tSrK, in_q_buffer(tSsQ, m_block), tSsK, copy_sdp_a, copy_sdp_b, tidx);
     gemm_smem_smem(mma_sdp, acc_dp, tdPrdO, tdPrV, tdPsdO, tdPsV, copy_sdp_a, copy_sdp_b, tidx);
 
     // P = exp2(S * scale * log2(e) - LSE * log2(e)); dS = P * (dP - D).
@@ -299,17 +347,19 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)), tdSsdS);
     __syncthreads();  // P, dS visible to all warps
 
-    const bool has_next = m_block + 1 < m_blocks;
     // dV += P^T dO. Then dO's buffer is free: the next dO loads under dK, dQ and the atomics.
     gemm_smem_smem(mma_dkv, acc_dv, tdVrPt, tdVrdOt, tdVsPt, tdVsdOt, copy_dkv_a, copy_dkv_b, tidx);
     __syncthreads();  // every warp is done reading dO
     if (has_next) load_do(m_block + 1);
     cute::cp_async_fence();
-    // dK += dS^T Q. Then Q's buffer is free: the next Q loads under dQ and the atomics.
-    gemm_smem_smem(mma_dkv, acc_dk, tdKrdSt, tdKrQt, tdKsdSt, tdKsQt, copy_dkv_a, copy_dkv_b, tidx);
-    __syncthreads();  // every warp is done reading Q
-    if (has_next) load_q(m_block + 1);
-    cute::cp_async_fence();
+    // dK += dS^T Q. With one Q buffer it is then free: the next Q loads under dQ and the atomics.
+    gemm_smem_smem(mma_dkv, acc_dk, tdKrdSt, tdKrQt, tdKsdSt, in_q_buffer(tdKsQt, m_block), copy_dkv_a, copy_dkv_b,
+                   tidx);
+    if (Cfg::kQBuffers == 1) {
+      __syncthreads();  // every warp is done reading Q
+      if (has_next) load_q(m_block + 1);
+      cute::cp_async_fence();
+    }
     // dQ_i += dS K (fp32 atomics: other key blocks add into the same rows). P and dS are
     // rewritten only after the next iteration's first barrier, which every warp reaches after
     // its dQ GEMM.
@@ -363,6 +413,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_dq_postprocess_kernel(cons
 
 template <class Cfg>
 cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream) {
+  if constexpr (Cfg::kQBuffers > 1) {
+    if (device_smem_optin() < Cfg::kSmemBytes) return launch_bwd<typename Cfg::SingleQBuffer>(params, stream);
+  }
   constexpr int kPreprocessWarps = 8;
   bwd_preprocess_kernel<typename Cfg::Element>
       <<<dim3(ceil_div(params.seqlen_q, kPreprocessWarps), params.nheads, params.batch), kPreprocessWarps * 32, 0,

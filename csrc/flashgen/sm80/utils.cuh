@@ -19,6 +19,14 @@ __device__ __forceinline__ auto head_rows(const TensorArg& t, int batch, int hea
   return make_tensor(make_gmem_ptr(base), make_shape(seqlen, Int<kHeadDim>{}), make_stride(t.row_stride, _1{}));
 }
 
+// Dynamic shared memory one CTA may opt into on the current device.
+inline int device_smem_optin() {
+  int device = 0, bytes = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  return bytes;
+}
+
 // Launch `kernel` with `smem_bytes` of dynamic shared memory, opting in above the 48 KB default.
 template <class Kernel, class Params>
 cudaError_t launch_with_smem(Kernel kernel, dim3 grid, int threads, int smem_bytes, cudaStream_t stream,
