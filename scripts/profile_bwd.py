@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """A few backward calls of one shape per implementation: the workload for Nsight Compute, so
-flashgen's kernels and a peer's can be profiled side by side in one run.
+flashgen's kernels and a peer's can be profiled side by side in one run; with --kernel-times,
+PyTorch's profiler lists the time of every kernel one backward call launches (memsets and the
+pre/postprocess kernels included), per implementation.
 
-    ncu --clock-control none -k regex:'bwd_kernel|dq_dk_dv' -c 2 --section WarpStateStats \\
+    ncu --clock-control none -k regex:'bwd_kernel|dq_dk_dv' -c 4 --section WarpStateStats \\
         python3 scripts/profile_bwd.py --impl flashgen,sdpa_flash --hdim 256 --seqlen 4096
+    python3 scripts/profile_bwd.py --kernel-times --batch 2 --seqlen 8192
 """
 import argparse
 import sys
@@ -23,16 +26,35 @@ def main() -> None:
     parser.add_argument("--seqlen", type=int, default=4096)
     parser.add_argument("--causal", action="store_true")
     parser.add_argument("--calls", type=int, default=2)
+    parser.add_argument("--kernel-times", action="store_true", help="print per-kernel CUDA times (torch profiler)")
     args = parser.parse_args()
     heads = 2048 // args.hdim
     q, k, v = (torch.randn(args.batch, args.seqlen, heads, args.hdim, device="cuda", dtype=torch.bfloat16)
                for _ in range(3))
     for name in args.impl.split(","):
         run = IMPLS[name](q, k, v, args.causal, "bwd")
+        if args.kernel_times:
+            print_kernel_times(name, run, args.calls)
+            continue
         for _ in range(args.calls):
             run()
         torch.cuda.synchronize()
         print(f"{name}: {args.calls} backward calls done", flush=True)
+
+
+def print_kernel_times(name, run, calls: int) -> None:
+    from torch.profiler import ProfilerActivity, profile
+    run()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            run()
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if e.device_type.name == "CUDA"]
+    total = sum(e.device_time_total for e in events) / calls
+    print(f"{name}: {total / 1000:.3f} ms of kernels per backward call")
+    for e in sorted(events, key=lambda e: -e.device_time_total):
+        print(f"  {e.device_time_total / calls / 1000:8.3f} ms  x{e.count // calls:<3} {e.key[:110]}")
 
 
 if __name__ == "__main__":

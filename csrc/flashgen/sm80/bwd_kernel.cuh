@@ -95,6 +95,25 @@ struct BwdConfig {
   static_assert(kDqFragElems % 4 == 0, "each thread's dQ fragment must split into float4s");
 };
 
+// An accumulator fragment of `mma`, converted to the input dtype, out to the (rows, head_dim)
+// global tile `out` through the shared tile `stage` (free when called): 16-byte row stores,
+// rows at or past rows_left skipped.
+template <class Cfg, class Mma, class Frag, class Stage, class Out>
+__device__ __forceinline__ void store_fragment_via_smem(Mma const& mma, Frag const& frag, Stage&& stage, Out&& out,
+                                                        int rows_left, int tidx) {
+  using Element = typename Cfg::Element;
+  auto smem_copy = make_tiled_copy_C(Copy_Atom<AutoVectorizingCopyWithAssumedAlignment<32>, Element>{}, mma);
+  auto thr_copy = smem_copy.get_thread_slice(tidx);
+  cute::copy(smem_copy, thr_copy.retile_S(convert_fragment<Element>(frag)), thr_copy.partition_D(stage));
+  __syncthreads();
+  typename Cfg::Gmem::Store gmem_store;
+  auto thr_store = gmem_store.get_thread_slice(tidx);
+  Tensor tg = thr_store.partition_D(out);
+  Tensor tr = make_fragment_like(tg);
+  cute::copy(gmem_store, thr_store.partition_S(stage), tr);
+  store_rows(gmem_store, tr, tg, thr_store.partition_D(make_identity_tensor(shape(out))), rows_left);
+}
+
 // D[row] = sum_d dO[row, d] * O[row, d], one warp per row.
 template <class Element>
 __global__ void bwd_preprocess_kernel(const BwdParams params, int head_dim) {
@@ -201,25 +220,13 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
       }
       return;
     }
-    auto smem_copy_c = make_tiled_copy_C(Copy_Atom<AutoVectorizingCopyWithAssumedAlignment<32>, Element>{}, mma_dkv);
-    auto thr_copy_c = smem_copy_c.get_thread_slice(tidx);
-    __syncthreads();  // every warp is done reading K and V
-    cute::copy(smem_copy_c, thr_copy_c.retile_S(convert_fragment<Element>(acc_dk)), thr_copy_c.partition_D(sK));
-    cute::copy(smem_copy_c, thr_copy_c.retile_S(convert_fragment<Element>(acc_dv)), thr_copy_c.partition_D(sV));
-    __syncthreads();
-    typename Cfg::Gmem::Store gmem_store;
-    auto thr_store = gmem_store.get_thread_slice(tidx);
-    Tensor tKVcKV = thr_store.partition_D(make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{}));
-    auto store_tile = [&](auto const& smem_tile, const TensorArg& out) {
-      Tensor g = local_tile(rows_of(out, head, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
-                            make_coord(n_block, 0));
-      Tensor tg = thr_store.partition_D(g);
-      Tensor tr = make_fragment_like(tg);
-      cute::copy(gmem_store, thr_store.partition_S(smem_tile), tr);
-      store_rows(gmem_store, tr, tg, tKVcKV, k_rows_left);
+    auto out_tile = [&](const TensorArg& out) {
+      return local_tile(rows_of(out, head, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
+                        make_coord(n_block, 0));
     };
-    store_tile(sK, params.dk);
-    store_tile(sV, params.dv);
+    __syncthreads();  // every warp is done reading K and V
+    store_fragment_via_smem<Cfg>(mma_dkv, acc_dk, sK, out_tile(params.dk), k_rows_left, tidx);
+    store_fragment_via_smem<Cfg>(mma_dkv, acc_dv, sV, out_tile(params.dv), k_rows_left, tidx);
   };
   if (m_block_min >= m_blocks) {  // no query sees these keys: dK = dV = 0
     store_dkv();
@@ -394,21 +401,22 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_dq_postprocess_kernel(cons
   const int m_blocks = ceil_div(params.seqlen_q, kBlockM);
   const float* tile = params.dq_accum +
                       ((int64_t(batch) * params.nheads + head) * m_blocks + m_block) * Cfg::kDqTileElems;
-  auto thr_dq = typename Cfg::TiledMmadQ{}.get_thread_slice(tidx);
-  Tensor coords = thr_dq.partition_C(make_identity_tensor(Shape<Int<kBlockM>, Int<kHeadDim>>{}));
-  Tensor gdQ = local_tile(head_rows<Element, kHeadDim>(params.dq, batch, head, params.seqlen_q),
-                          Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(m_block, 0));
-  Tensor tdQgdQ = thr_dq.partition_C(gdQ);
-  static_assert(decltype(size(tdQgdQ))::value == Cfg::kDqFragElems);
-  const int rows_left = params.seqlen_q - m_block * kBlockM;
+  typename Cfg::TiledMmadQ mma_dq;
+  Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});  // the main kernel's order
+  static_assert(decltype(size(acc_dq))::value == Cfg::kDqFragElems);
   CUTE_UNROLL
   for (int i = 0; i < Cfg::kDqFragElems; ++i) {
     float sum = 0.f;
     for (int split = 0; split < params.dq_splits; ++split) {
       sum += tile[split * params.dq_split_stride + Cfg::dq_offset(i, tidx)];
     }
-    if (get<0>(coords(i)) < rows_left) tdQgdQ(i) = Element(sum * params.softmax_scale);
+    acc_dq(i) = sum * params.softmax_scale;
   }
+  __shared__ __align__(128) Element stage[Cfg::kQTileBytes / sizeof(Element)];
+  Tensor gdQ = local_tile(head_rows<Element, kHeadDim>(params.dq, batch, head, params.seqlen_q),
+                          Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(m_block, 0));
+  store_fragment_via_smem<Cfg>(mma_dq, acc_dq, make_tensor(make_smem_ptr(stage), typename Cfg::SmemLayoutQ{}), gdQ,
+                               params.seqlen_q - m_block * kBlockM, tidx);
 }
 
 template <class Cfg>
