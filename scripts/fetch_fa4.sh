@@ -25,11 +25,12 @@ fetch() {  # the GPU machine runs CPython 3.12
 fetch "$DEST" flash-attn-4==4.0.0b19 quack-kernels==0.5.0 nvidia-cutlass-dsl==4.5.3 \
   "apache-tvm-ffi==0.1.15.post2" torch-c-dlpack-ext==0.1.5 einops==0.8.2
 
-if [ ! -f "$DEST/cutlass_dsl_libs.tar.xz" ]; then
+if [ ! -s "$DEST/cutlass_dsl_libs.tar.xz" ]; then
   tmp=$(mktemp -d)
   fetch "$tmp" nvidia-cutlass-dsl-libs-base==4.5.3
   python3 -m zipfile -e "$tmp"/nvidia_cutlass_dsl_libs_base-*.whl "$tmp/tree"
-  tar -C "$tmp/tree" -cf - nvidia_cutlass_dsl | xz -9 -T0 > "$DEST/cutlass_dsl_libs.tar.xz"
+  tar -C "$tmp/tree" -cf - nvidia_cutlass_dsl | xz -9 -T0 > "$tmp/libs.tar.xz"
+  mv "$tmp/libs.tar.xz" "$DEST/cutlass_dsl_libs.tar.xz"  # only a whole tarball lands
   rm -rf "$tmp"
 fi
 du -ch "$DEST"/* | tail -1
