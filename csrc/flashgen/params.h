@@ -22,7 +22,7 @@ struct FwdParams {
   bool causal;               // bottom-right aligned: query i sees keys j <= i + seqlen_k - seqlen_q
 };
 
-// Backward. dQ is accumulated in fp32 by atomics into dq_accum, zeroed by the caller:
+// Backward. dQ is accumulated in fp32 by atomics into dq_accum (zeroed by the preprocess):
 // dq_splits slices of dq_split_stride floats, each batch x nheads x ceil(seqlen_q / block_m)
 // tiles of block_m x head_dim in the order the kernel's BwdConfig describes. With one split
 // every key block adds into it; with seqlen_k / block_n splits (deterministic mode) each key

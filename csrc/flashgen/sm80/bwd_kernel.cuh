@@ -1,6 +1,6 @@
 // sm80 backward attention (FlashAttention-2 structure), for Ampere and later GPUs.
 //
-//   preprocess: D = rowsum(dO * O) per query row (fp32).
+//   preprocess: D = rowsum(dO * O) per query row (fp32); zeroes the dQ accumulator.
 //   main:       one CTA per (key block j, head, batch). K_j, V_j stay in shared memory; for each
 //               query block i that can see them:
 //                 S = Q_i K_j^T, P = exp(S * scale - LSE_i)      (recomputed, never stored globally)
@@ -114,12 +114,28 @@ __device__ __forceinline__ void store_fragment_via_smem(Mma const& mma, Frag con
   store_rows(gmem_store, tr, tg, thr_store.partition_D(make_identity_tensor(shape(out))), rows_left);
 }
 
-// D[row] = sum_d dO[row, d] * O[row, d], one warp per row.
-template <class Element>
-__global__ void bwd_preprocess_kernel(const BwdParams params, int head_dim) {
+// D[row] = sum_d dO[row, d] * O[row, d], one warp per row; and zeros for the dQ accumulator
+// (every split), kPreprocessRows rows' worth per CTA, so no separate memset runs.
+constexpr int kPreprocessRows = 8;  // one warp each
+
+template <class Cfg>
+__global__ void __launch_bounds__(kPreprocessRows * 32) bwd_preprocess_kernel(const BwdParams params) {
+  using Element = typename Cfg::Element;
+  constexpr int kHeadDim = Cfg::kHeadDim;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int row = blockIdx.x * (blockDim.x / 32) + warp;
+  const int row0 = blockIdx.x * kPreprocessRows, row = row0 + warp;
   const int head = blockIdx.y, batch = blockIdx.z;
+  // The accumulator holds whole block_m-row tiles: this CTA zeroes rows [row0, row0 + 8) of
+  // that padded range, in its (batch, head) slice of each split (the order inside a tile does
+  // not matter for zeros).
+  const int m_blocks = ceil_div(params.seqlen_q, Cfg::kBlockM);
+  float* zero_base = params.dq_accum + (int64_t(batch) * params.nheads + head) * m_blocks * Cfg::kDqTileElems +
+                     int64_t(row0) * kHeadDim;
+  static_assert(kPreprocessRows * kHeadDim % 4 == 0 && Cfg::kBlockM % kPreprocessRows == 0);
+  for (int split = 0; split < params.dq_splits; ++split) {
+    float4* dst = reinterpret_cast<float4*>(zero_base + split * params.dq_split_stride);
+    for (int i = threadIdx.x; i < kPreprocessRows * kHeadDim / 4; i += blockDim.x) dst[i] = make_float4(0, 0, 0, 0);
+  }
   if (row >= params.seqlen_q) return;
   auto at = [&](const TensorArg& t) {
     return static_cast<const Element*>(t.ptr) + batch * t.batch_stride + head * t.head_stride +
@@ -128,7 +144,7 @@ __global__ void bwd_preprocess_kernel(const BwdParams params, int head_dim) {
   const Element* o = at(params.out);
   const Element* dout = at(params.dout);
   float sum = 0.f;
-  for (int d = lane; d < head_dim; d += 32) sum += float(o[d]) * float(dout[d]);
+  for (int d = lane; d < kHeadDim; d += 32) sum += float(o[d]) * float(dout[d]);
   for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
   if (lane == 0) params.softmax_d[(int64_t(batch) * params.nheads + head) * params.seqlen_q + row] = sum;
 }
@@ -243,16 +259,24 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   Tensor tQsdO = thr_load.partition_D(sdO);
   Tensor tQcQ = thr_load.partition_S(cQ);
   Tensor tKVcKV = thr_load.partition_S(cKV);
-  // Query block m_block's Q buffer (they alternate when there are two).
-  auto q_buffer_offset = [&](int m_block) { return Cfg::kQBuffers == 2 ? (m_block & 1) * int(size(sQ)) : 0; };
-  auto in_q_buffer = [&](auto const& t, int m_block) {
-    return make_tensor(t.data() + q_buffer_offset(m_block), t.layout());
+  // The loop's step `it` visits query block m_block_at(it). Causal: from the first block that
+  // sees these keys, in order. Non-causal: every block, starting at n_block (mod m_blocks) and
+  // wrapping, so the CTAs of one head add into different dQ tiles at any moment instead of all
+  // into tile 0, then 1, ... in lockstep.
+  const int n_steps = m_blocks - m_block_min;
+  const int m_start = kCausal ? m_block_min : n_block % m_blocks;
+  auto m_block_at = [&](int it) { return m_start + it < m_blocks ? m_start + it : m_start + it - m_blocks; };
+  // Step it's Q buffer (they alternate when there are two).
+  auto in_q_buffer = [&](auto const& t, int it) {
+    return make_tensor(t.data() + (Cfg::kQBuffers == 2 ? (it & 1) * int(size(sQ)) : 0), t.layout());
   };
-  auto load_q = [&](int m_block) {
-    copy_rows_or_zero<kBlockM>(gmem_load, tQgQ(_, _, _, m_block), in_q_buffer(tQsQ, m_block), tQcQ,
+  auto load_q = [&](int it) {
+    const int m_block = m_block_at(it);
+    copy_rows_or_zero<kBlockM>(gmem_load, tQgQ(_, _, _, m_block), in_q_buffer(tQsQ, it), tQcQ,
                                params.seqlen_q - m_block * kBlockM);
   };
-  auto load_do = [&](int m_block) {
+  auto load_do = [&](int it) {
+    const int m_block = m_block_at(it);
     copy_rows_or_zero<kBlockM>(gmem_load, tQgdO(_, _, _, m_block), tQsdO, tQcQ, params.seqlen_q - m_block * kBlockM);
   };
 
@@ -302,18 +326,19 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   // Prologue: K, V once; the first Q and dO.
   copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(gK), thr_load.partition_D(sK), tKVcKV, k_rows_left);
   copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(gV), thr_load.partition_D(sV), tKVcKV, k_rows_left);
-  load_q(m_block_min);
-  load_do(m_block_min);
+  load_q(0);
+  load_do(0);
   cute::cp_async_fence();
 
-  for (int m_block = m_block_min; m_block < m_blocks; ++m_block) {
+  for (int it = 0; it < n_steps; ++it) {
+    const int m_block = m_block_at(it);
     const int row0 = m_block * kBlockM;
     const int q_rows_left = params.seqlen_q - row0;
-    const bool has_next = m_block + 1 < m_blocks;
+    const bool has_next = it + 1 < n_steps;
     cute::cp_async_wait<0>();
     __syncthreads();  // Q_i, dO_i (and K, V) landed; every warp is done with iteration i-1
-    if (Cfg::kQBuffers == 2 && has_next) {  // the other buffer was last read by i-1's dK GEMM
-      load_q(m_block + 1);
+    if (Cfg::kQBuffers == 2 && has_next) {  // the other buffer was last read by step it-1's dK GEMM
+      load_q(it + 1);
       cute::cp_async_fence();
     }
 
@@ -334,7 +359,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     Tensor acc_dp = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
     clear(acc_s);
     clear(acc_dp);
-    gemm_smem_smem(mma_sdp, acc_s, tSrQ, tSrK, in_q_buffer(tSsQ, m_block), tSsK, copy_sdp_a, copy_sdp_b, tidx);
+    gemm_smem_smem(mma_sdp, acc_s, tSrQ, tSrK, in_q_buffer(tSsQ, it), tSsK, copy_sdp_a, copy_sdp_b, tidx);
     gemm_smem_smem(mma_sdp, acc_dp, tdPrdO, tdPrV, tdPsdO, tdPsV, copy_sdp_a, copy_sdp_b, tidx);
 
     // P = exp2(S * scale * log2(e) - LSE * log2(e)); dS = P * (dP - D).
@@ -357,14 +382,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     // dV += P^T dO. Then dO's buffer is free: the next dO loads under dK, dQ and the atomics.
     gemm_smem_smem(mma_dkv, acc_dv, tdVrPt, tdVrdOt, tdVsPt, tdVsdOt, copy_dkv_a, copy_dkv_b, tidx);
     __syncthreads();  // every warp is done reading dO
-    if (has_next) load_do(m_block + 1);
+    if (has_next) load_do(it + 1);
     cute::cp_async_fence();
     // dK += dS^T Q. With one Q buffer it is then free: the next Q loads under dQ and the atomics.
-    gemm_smem_smem(mma_dkv, acc_dk, tdKrdSt, tdKrQt, tdKsdSt, in_q_buffer(tdKsQt, m_block), copy_dkv_a, copy_dkv_b,
+    gemm_smem_smem(mma_dkv, acc_dk, tdKrdSt, tdKrQt, tdKsdSt, in_q_buffer(tdKsQt, it), copy_dkv_a, copy_dkv_b,
                    tidx);
     if (Cfg::kQBuffers == 1) {
       __syncthreads();  // every warp is done reading Q
-      if (has_next) load_q(m_block + 1);
+      if (has_next) load_q(it + 1);
       cute::cp_async_fence();
     }
     // dQ_i += dS K (fp32 atomics: other key blocks add into the same rows). P and dS are
@@ -404,14 +429,28 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_dq_postprocess_kernel(cons
   typename Cfg::TiledMmadQ mma_dq;
   Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});  // the main kernel's order
   static_assert(decltype(size(acc_dq))::value == Cfg::kDqFragElems);
-  CUTE_UNROLL
-  for (int i = 0; i < Cfg::kDqFragElems; ++i) {
-    float sum = 0.f;
-    for (int split = 0; split < params.dq_splits; ++split) {
-      sum += tile[split * params.dq_split_stride + Cfg::dq_offset(i, tidx)];
+  // All of one split's loads before any add: they are independent, so they overlap in flight
+  // (a loop over a runtime split count around each element had kept one load in flight).
+  auto add_split = [&](int split, bool first) {
+    const float* src = tile + split * params.dq_split_stride;
+    CUTE_UNROLL
+    for (int i = 0; i < Cfg::kDqFragElems; i += Cfg::dq_vec()) {
+      if constexpr (Cfg::dq_vec() == 4) {
+        const float4 v = *reinterpret_cast<const float4*>(src + Cfg::dq_offset(i, tidx));
+        acc_dq(i) = first ? v.x : acc_dq(i) + v.x;
+        acc_dq(i + 1) = first ? v.y : acc_dq(i + 1) + v.y;
+        acc_dq(i + 2) = first ? v.z : acc_dq(i + 2) + v.z;
+        acc_dq(i + 3) = first ? v.w : acc_dq(i + 3) + v.w;
+      } else {
+        const float v = src[Cfg::dq_offset(i, tidx)];
+        acc_dq(i) = first ? v : acc_dq(i) + v;
+      }
     }
-    acc_dq(i) = sum * params.softmax_scale;
-  }
+  };
+  add_split(0, true);
+  for (int split = 1; split < params.dq_splits; ++split) add_split(split, false);
+  CUTE_UNROLL
+  for (int i = 0; i < Cfg::kDqFragElems; ++i) acc_dq(i) *= params.softmax_scale;
   __shared__ __align__(128) Element stage[Cfg::kQTileBytes / sizeof(Element)];
   Tensor gdQ = local_tile(head_rows<Element, kHeadDim>(params.dq, batch, head, params.seqlen_q),
                           Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(m_block, 0));
@@ -424,10 +463,9 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream) {
   if constexpr (Cfg::kQBuffers > 1) {
     if (device_smem_optin() < Cfg::kSmemBytes) return launch_bwd<typename Cfg::SingleQBuffer>(params, stream);
   }
-  constexpr int kPreprocessWarps = 8;
-  bwd_preprocess_kernel<typename Cfg::Element>
-      <<<dim3(ceil_div(params.seqlen_q, kPreprocessWarps), params.nheads, params.batch), kPreprocessWarps * 32, 0,
-         stream>>>(params, Cfg::kHeadDim);
+  const int padded_rows = ceil_div(params.seqlen_q, Cfg::kBlockM) * Cfg::kBlockM;
+  bwd_preprocess_kernel<Cfg><<<dim3(padded_rows / kPreprocessRows, params.nheads, params.batch),
+                               kPreprocessRows * 32, 0, stream>>>(params);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   const dim3 grid(ceil_div(params.seqlen_k, Cfg::kBlockN), params.nheads, params.batch);
