@@ -7,6 +7,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -48,6 +49,17 @@ void set_attention_args(Params& p, const at::Tensor& q, const at::Tensor& k, con
   p.softmax_scale = static_cast<float>(softmax_scale);
   p.softmax_scale_log2 = static_cast<float>(softmax_scale * M_LOG2E);
   p.causal = causal;
+}
+
+// Deterministic mode's dQ splits: ceil(multiprocessors / (batch * nheads)) CTAs per head fill
+// the GPU once (FlashAttention-2's choice), and more than one per key block has no work.
+int deterministic_dq_splits(const BwdParams& p, int block_n, int device) {
+  int sms = 0;
+  TORCH_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess,
+              "flashgen: could not read the multiprocessor count of device ", device);
+  const int64_t heads = int64_t(p.batch) * p.nheads;
+  const int64_t key_blocks = (p.seqlen_k + block_n - 1) / block_n;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(key_blocks, (sms + heads - 1) / heads)));
 }
 
 void fwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -97,10 +109,12 @@ void bwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
   }
   const auto f32 = q.options().dtype(at::kFloat);
   at::Tensor softmax_d = at::empty({rows_q}, f32);
-  // Whole block_m-row tiles per (batch, head); one slice per key block when deterministic.
+  // Whole block_m-row tiles per (batch, head). Deterministic mode: enough splits (CTAs per
+  // head) to give every multiprocessor a CTA, at most one per key block.
   const int64_t padded_rows_q = (p.seqlen_q + entry.block_m - 1) / entry.block_m * entry.block_m;
   const int64_t split_elems = int64_t(p.batch) * p.nheads * padded_rows_q * q.size(3);
-  p.dq_splits = deterministic ? (p.seqlen_k + entry.block_n - 1) / entry.block_n : 1;
+  p.deterministic = deterministic;
+  p.dq_splits = deterministic ? deterministic_dq_splits(p, entry.block_n, q.get_device()) : 1;
   at::Tensor dq_accum = at::empty({p.dq_splits * split_elems}, f32);  // the preprocess zeroes it
   p.lse = lse.data_ptr<float>();
   p.softmax_d = softmax_d.data_ptr<float>();

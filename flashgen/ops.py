@@ -49,8 +49,10 @@ def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministi
     """dq, dk, dv of attention. The kernels write dq (accumulated in fp32 by atomics, then scaled
     and converted), and dk, dv: in the input dtype without GQA, else in fp32 per query head,
     which this sums over the query heads that share a kv head (GQA/MQA) and converts.
-    deterministic: each key block adds into its own fp32 dQ slice, summed in a fixed order, so
-    dQ is bit-identical across runs; costs (seqlen_k / block_n) x the fp32 dQ memory.
+    deterministic: the key blocks run a GPU-full at a time, each adding into its own fp32 dQ
+    split in launch order, and the splits are summed in a fixed order, so dQ is bit-identical
+    across runs; costs ceil(multiprocessors / (batch * nheads)) fp32 copies of dQ (at most one
+    per key block).
     nan_outputs (tests only): the buffers the kernels must fill start as NaN."""
     head_dim = q.shape[-1]
     key = choose_kernel("bwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch)
@@ -95,9 +97,9 @@ def flash_attn_func(q, k, v, causal: bool = False, softmax_scale: float | None =
     softmax_scale defaults to 1/sqrt(head_dim). return_lse also returns the log-sum-exp of
     each row, float32 (batch, nheads, seqlen_q). arch ("sm80", "sm90") forces a kernel family
     (also FLASHGEN_ARCH); by default the best compiled family for the GPU is used.
-    Differentiable in q, k and v. deterministic=True makes dq bit-identical across runs (each
-    key block's dQ contribution gets its own fp32 buffer, summed in a fixed order: costs
-    seqlen_k / block_n times the fp32 dQ memory); dk and dv are always deterministic.
+    Differentiable in q, k and v. deterministic=True makes dq bit-identical across runs (dQ
+    is summed over key blocks in a fixed order, in ceil(multiprocessors / (batch * nheads))
+    fp32 partial copies of dQ); dk and dv are always deterministic.
     """
     check_attention_inputs(q, k, v, causal, softmax_scale)
     if softmax_scale is None:

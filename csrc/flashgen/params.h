@@ -24,9 +24,11 @@ struct FwdParams {
 
 // Backward. dQ is accumulated in fp32 by atomics into dq_accum (zeroed by the preprocess):
 // dq_splits slices of dq_split_stride floats, each batch x nheads x ceil(seqlen_q / block_m)
-// tiles of block_m x head_dim in the order the kernel's BwdConfig describes. With one split
-// every key block adds into it; with seqlen_k / block_n splits (deterministic mode) each key
-// block adds into its own, and the postprocess sums them in a fixed order. The launcher's
+// tiles of block_m x head_dim in the order the kernel's BwdConfig describes. Without
+// deterministic mode there is one split, and every key block's CTA adds into it. In
+// deterministic mode the launcher runs the key blocks dq_splits at a time (at most one split
+// per key block): split s receives key blocks s, s + dq_splits, ... one launch after another,
+// and the postprocess sums the splits in a fixed order. The launcher's
 // postprocess writes dq (input dtype, scaled). dK, dV: without GQA (nheads == nheads_kv) the
 // kernel writes dk, dv in the input dtype and dk_accum = dv_accum = nullptr; with GQA it
 // writes dk_accum, dv_accum per *query* head as fp32, (batch, seqlen_k, nheads, head_dim)
@@ -39,6 +41,8 @@ struct BwdParams {
   float* dq_accum;
   int64_t dq_split_stride;  // 0 when dq_splits == 1
   int dq_splits;
+  bool deterministic;
+  int n_block_offset;       // the first key block of a launch (set by the launcher)
   float* dk_accum;
   float* dv_accum;
   int batch, nheads, nheads_kv, seqlen_q, seqlen_k;

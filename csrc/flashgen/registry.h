@@ -15,7 +15,7 @@ struct KernelEntry {
   FwdLauncher fwd;    // set for direction "fwd"
   BwdLauncher bwd;    // set for direction "bwd"
   int block_m;        // query rows per tile (kernels.yaml): the bwd's dQ accumulator comes in such tiles
-  int block_n;        // key rows per tile: the bwd's number of dQ splits in deterministic mode
+  int block_n;        // key rows per tile: deterministic mode uses at most one dQ split per key block
 };
 
 // Kernels compiled into this build.

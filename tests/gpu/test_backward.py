@@ -82,6 +82,21 @@ def test_deterministic_dq_is_bit_identical_and_correct(head_dim):
     assert all(t.isfinite().all() for t in first)
 
 
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("head_dim", (64, 256))
+def test_deterministic_mode_with_more_key_blocks_than_splits(head_dim, causal):
+    # batch x nheads = 288 CTAs per key block fill any GPU up to 288 SMs, so there is one dQ
+    # split per head and every key block of a head lands in it, one launch after another.
+    q, k, v = random_qkv(2, 200, 333, 144, 72, head_dim, torch.bfloat16)
+    scale = 1.0 / math.sqrt(head_dim)
+    out, lse = ops._forward(q, k, v, causal, scale, None)
+    dout = torch.randn_like(out)
+    runs = [ops._backward(q, k, v, out, lse, dout, causal, scale, None, deterministic=True) for _ in range(2)]
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+    check_backward(q, k, v, causal, deterministic=True)
+
+
 def test_autograd_through_the_public_api_with_a_stride0_gradient():
     # out.sum().backward() hands the kernel a gradient whose strides are all 0.
     q, k, v = (t.requires_grad_() for t in random_qkv(2, 129, 257, 4, 4, 64, torch.bfloat16))

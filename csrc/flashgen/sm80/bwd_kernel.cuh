@@ -155,7 +155,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
   extern __shared__ __align__(128) char smem[];
 
-  const int n_block = blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
+  // This launch's key blocks start at n_block_offset (deterministic mode launches them
+  // dq_splits at a time); CTA x adds its dQ into split x.
+  const int n_block = params.n_block_offset + blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
   const int tidx = threadIdx.x;
   const int head_kv = head / (params.nheads / params.nheads_kv);
   const int col0 = n_block * kBlockN;
@@ -189,7 +191,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     return make_tensor(make_gmem_ptr(base + batch * seqlen * accum_row_stride + head * kHeadDim),
                        make_shape(seqlen, Int<kHeadDim>{}), make_stride(accum_row_stride, _1{}));
   };
-  float* const dq_tiles = params.dq_accum + n_block * params.dq_split_stride +
+  float* const dq_tiles = params.dq_accum + blockIdx.x * params.dq_split_stride +
                          (int64_t(batch) * params.nheads + head) * m_blocks * Cfg::kDqTileElems;
   Tensor gdK = local_tile(accum_rows(params.dk_accum, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
                           make_coord(n_block, 0));
@@ -468,10 +470,19 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream) {
                                kPreprocessRows * 32, 0, stream>>>(params);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
-  const dim3 grid(ceil_div(params.seqlen_k, Cfg::kBlockN), params.nheads, params.batch);
+  // One CTA per key block in one launch; deterministic mode launches dq_splits key blocks at a
+  // time, block n_block_offset + s adding into split s. Launches on a stream run in order, so
+  // each split receives its key blocks in the same order on every run.
+  const int n_blocks = ceil_div(params.seqlen_k, Cfg::kBlockN);
+  const int per_launch = params.deterministic ? params.dq_splits : n_blocks;
   auto kernel = params.causal ? &bwd_kernel<Cfg, true> : &bwd_kernel<Cfg, false>;
-  err = launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, params);
-  if (err != cudaSuccess) return err;
+  for (int first = 0; first < n_blocks; first += per_launch) {
+    BwdParams launch_params = params;
+    launch_params.n_block_offset = first;
+    const dim3 grid(min(per_launch, n_blocks - first), params.nheads, params.batch);
+    err = launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, launch_params);
+    if (err != cudaSuccess) return err;
+  }
   bwd_dq_postprocess_kernel<Cfg>
       <<<dim3(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads, params.batch), Cfg::kNThreads, 0, stream>>>(
           params);
