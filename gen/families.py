@@ -66,6 +66,8 @@ class BwdSm80Tile:
     # 2: the next Q tile loads into a second buffer for a whole iteration. Where a GPU lacks
     # the shared memory for it (an A100 at head dim 256), the launcher runs the 1-buffer plan.
     q_buffers: int = 1
+    # 1: the dQ GEMM and its atomics run before the dK GEMM (FlashAttention-2's order), 0: after.
+    dq_before_dk: int = 0
 
     template = "flash_bwd_sm80.cu.j2"
 
@@ -73,6 +75,8 @@ class BwdSm80Tile:
         _check_sm80_common("backward", hdim, self.warps, {"block_m": self.block_m, "block_n": self.block_n})
         if self.q_buffers not in (1, 2):
             raise TileError(f"q_buffers must be 1 or 2, got {self.q_buffers}")
+        if self.dq_before_dk not in (0, 1):
+            raise TileError(f"dq_before_dk must be 0 or 1, got {self.dq_before_dk}")
         if self.block_n % 32 or self.block_m % 16:
             raise TileError(f"block_n must be a multiple of 32 and block_m of 16, got {self.block_m} x {self.block_n}")
         for name, warps_m, rows, cols in (("atom_m_sdp", self.atom_m_sdp, self.block_m, self.block_n),

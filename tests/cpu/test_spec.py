@@ -1,5 +1,6 @@
 """kernels.yaml parsing and validation: exact error messages, on inline YAML."""
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -143,6 +144,14 @@ def test_q_buffers_defaults_to_one_and_is_checked():
         "kernels.yaml:6: kernels[0].tiles[128]: q_buffers must be 1 or 2, got 3")
 
 
+def test_dq_before_dk_defaults_to_zero_and_is_checked():
+    text = _bwd_catalog("      128: {block_m: 64, block_n: 128, warps: 8, atom_m_sdp: 2, atom_n_dkv: 4, atom_m_dq: 2}\n")
+    assert parse_catalog(text).kernels[0].tile.dq_before_dk == 0
+    assert parse_catalog(text.replace("atom_m_dq: 2}", "atom_m_dq: 2, dq_before_dk: 1}")).kernels[0].tile.dq_before_dk == 1
+    assert error_of(text.replace("atom_m_dq: 2}", "atom_m_dq: 2, dq_before_dk: 2}")) == (
+        "kernels.yaml:6: kernels[0].tiles[128]: dq_before_dk must be 0 or 1, got 2")
+
+
 def test_a_plan_over_the_a100_limit_is_accepted_only_with_a_fallback_that_fits():
     # hdim 256, 64 x 64: 176 KB with two Q buffers (H100 only), 144 KB with one (the A100 fallback).
     tile = "      256: {block_m: 64, block_n: 64, warps: 8, atom_m_sdp: 4, atom_n_dkv: 2, atom_m_dq: 2, q_buffers: 2}\n"
@@ -151,3 +160,10 @@ def test_a_plan_over_the_a100_limit_is_accepted_only_with_a_fallback_that_fits()
     big = tile.replace("block_m: 64", "block_m: 128").replace("atom_m_sdp: 4", "atom_m_sdp: 2")
     assert error_of(_bwd_catalog(big)) == ("kernels.yaml:6: kernels[0].tiles[256]: tile needs 229376 bytes of "
                                            "shared memory, over sm80's limit of 166912")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "bench" / "tuning").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_tuning_catalogs_stay_valid(path):
+    # A/B experiments build from these (build.py --catalog); a kernel change must not strand them.
+    assert load_catalog(path).kernels

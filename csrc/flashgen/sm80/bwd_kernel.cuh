@@ -27,13 +27,16 @@ using namespace cute;
 // the key dimension of the dK and dV GEMMs; kAtomM_dQ: warps along the query dimension of dQ.
 // kQBuffers: 2 loads the next Q tile into a second buffer for a whole iteration (1: under the
 // dQ GEMM only); the launcher falls back to 1 on GPUs without the shared memory for 2.
+// kDqBeforeDk: 1 runs the dQ GEMM and its atomics before the dK GEMM (FlashAttention-2's
+// order: the atomics drain under dK's math instead of right before the loop's barrier).
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kAtomM_SdP_, int kAtomN_dKV_,
-          int kAtomM_dQ_, int kQBuffers_, class Element_, int kSmemBytesPlanned>
+          int kAtomM_dQ_, int kQBuffers_, int kDqBeforeDk_, class Element_, int kSmemBytesPlanned>
 struct BwdConfig {
   using Element = Element_;
   static constexpr int kAtomM_SdP = kAtomM_SdP_, kAtomN_dKV = kAtomN_dKV_, kAtomM_dQ = kAtomM_dQ_;
   static constexpr int kQBuffers = kQBuffers_;
   static_assert(kQBuffers == 1 || kQBuffers == 2);
+  static constexpr bool kDqBeforeDk = kDqBeforeDk_ != 0;
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kBlockM = kBlockM_;
   static constexpr int kBlockN = kBlockN_;
@@ -71,7 +74,7 @@ struct BwdConfig {
                 "gen/families.py's shared-memory count disagrees with this kernel's");
   // The same plan with one Q buffer: what the launcher runs where kSmemBytes does not fit.
   using SingleQBuffer = BwdConfig<kHeadDim, kBlockM, kBlockN, kNWarps, kAtomM_SdP, kAtomN_dKV, kAtomM_dQ, 1,
-                                  Element, kSmemBytesPlanned - (kQBuffers - 1) * kQTileBytes>;
+                                  kDqBeforeDk_, Element, kSmemBytesPlanned - (kQBuffers - 1) * kQTileBytes>;
 
   // dQ's fp32 accumulator: one contiguous kBlockM x kHeadDim tile per (split, batch, head,
   // query block), kept in the dQ GEMM's *thread order*: fragment element i of thread t sits at
@@ -386,17 +389,20 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     __syncthreads();  // every warp is done reading dO
     if (has_next) load_do(it + 1);
     cute::cp_async_fence();
-    // dK += dS^T Q. With one Q buffer it is then free: the next Q loads under dQ and the atomics.
-    gemm_smem_smem(mma_dkv, acc_dk, tdKrdSt, tdKrQt, tdKsdSt, in_q_buffer(tdKsQt, it), copy_dkv_a, copy_dkv_b,
-                   tidx);
-    if (Cfg::kQBuffers == 1) {
-      __syncthreads();  // every warp is done reading Q
-      if (has_next) load_q(it + 1);
-      cute::cp_async_fence();
-    }
+    // dK += dS^T Q. With one Q buffer it is then free: the next Q loads under what follows.
+    auto dk_step = [&]() {
+      gemm_smem_smem(mma_dkv, acc_dk, tdKrdSt, tdKrQt, tdKsdSt, in_q_buffer(tdKsQt, it), copy_dkv_a, copy_dkv_b,
+                     tidx);
+      if (Cfg::kQBuffers == 1) {
+        __syncthreads();  // every warp is done reading Q
+        if (has_next) load_q(it + 1);
+        cute::cp_async_fence();
+      }
+    };
+    if constexpr (!Cfg::kDqBeforeDk) dk_step();
     // dQ_i += dS K (fp32 atomics: other key blocks add into the same rows). P and dS are
     // rewritten only after the next iteration's first barrier, which every warp reaches after
-    // its dQ GEMM.
+    // its dQ and dK GEMMs.
     Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});
     clear(acc_dq);
     gemm_smem_smem(mma_dq, acc_dq, tdQrdS, tdQrKt, tdQsdS, tdQsKt, copy_dq_a, copy_dq_b, tidx);
@@ -412,6 +418,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
       CUTE_UNROLL
       for (int i = 0; i < size(acc_dq); ++i) atomicAdd(dq_tile + Cfg::dq_offset(i, tidx), acc_dq(i));
     }
+    if constexpr (Cfg::kDqBeforeDk) dk_step();
   }
   store_dkv();
 }
