@@ -97,9 +97,41 @@ class BwdSm80Tile:
         return self.smem_bytes(hdim, elem_bytes) - (self.q_buffers - 1) * self.block_m * hdim * elem_bytes
 
 
+@dataclass(frozen=True)
+class FwdSm90Tile:
+    """Hopper forward, warpgroup MMA (wgmma): csrc/flashgen/sm90/fwd_kernel.cuh. One warpgroup
+    per 64 query rows."""
+
+    block_m: int   # query rows per CTA: 64 per warpgroup
+    block_n: int   # key rows per step: the N of the S wgmma
+
+    template = "flash_fwd_sm90.cu.j2"
+
+    def check(self, hdim: int) -> None:
+        if hdim % 64:
+            raise TileError(f"the sm90 forward kernel needs head dim to be a multiple of 64 "
+                            f"(its 128-byte-swizzled smem atom is 64 columns), got {hdim}")
+        if self.block_m not in (64, 128, 192):
+            raise TileError(f"block_m must be 64, 128 or 192 (1 to 3 warpgroups of 64 rows), got {self.block_m}")
+        if self.block_n % 64 or not 64 <= self.block_n <= 256:
+            raise TileError(f"block_n must be 64, 128, 192 or 256 (a wgmma N), got {self.block_n}")
+        rows_per_copy_pass = (self.block_m // 64) * 128 // 8
+        if self.block_n % rows_per_copy_pass:
+            raise TileError(f"block_n must be a multiple of {rows_per_copy_pass} "
+                            f"(rows one 16-byte copy pass covers with {self.block_m // 64} warpgroups)")
+
+    def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
+        # Q tile + one K tile + one V tile (sm90/fwd_kernel.cuh FwdConfig::kSmemBytes).
+        return (self.block_m + 2 * self.block_n) * hdim * elem_bytes
+
+    def fallback_smem_bytes(self, hdim: int, elem_bytes: int) -> int:
+        return self.smem_bytes(hdim, elem_bytes)  # no fallback plan
+
+
 FAMILIES = {
     ("fwd", "sm80"): FwdSm80Tile,
     ("bwd", "sm80"): BwdSm80Tile,
+    ("fwd", "sm90"): FwdSm90Tile,
 }
 
 

@@ -9,10 +9,12 @@ import pytest
 
 from gen import build, paths
 from gen.spec import load_catalog
+from gen.render import render_kernel
 from gen.toolchain import Toolchain
+from gen.vocab import ARCH_INFO
 
 pytestmark = pytest.mark.compile
-KERNEL = "flash_fwd_hdim64_fp16_sm80"  # the cheapest sm80 instantiations; sm80 is the only family yet
+KERNEL = "flash_fwd_hdim64_fp16_sm80"  # the cheapest instantiations of the catalog (kernels.yaml)
 BWD_KERNEL = "flash_bwd_hdim64_fp16_sm80"
 
 
@@ -65,3 +67,19 @@ def test_failing_compile_shows_the_error_and_keeps_the_previous_extension(built,
     assert not result.ok
     assert "deliberately broken kernel" in log.getvalue() and str(source) in log.getvalue()
     assert plan.extension.read_bytes() == extension_before
+
+
+def test_experimental_sm90_forward_compiles_to_warpgroup_mma(tmp_path):
+    # The sm90 family waits in a tuning catalog until it has run on a GPU; it must keep
+    # compiling meanwhile, to wgmma (plain sm_90 or a layout slip would give mma.sync or fail).
+    catalog = load_catalog(paths.REPO_ROOT / "bench" / "tuning" / "fwd_sm90_experimental.yaml")
+    spec = catalog.by_name()["flash_fwd_hdim64_fp16_sm90"]
+    source = tmp_path / f"{spec.name}.cu"
+    source.write_text(render_kernel(spec))
+    toolchain = Toolchain()
+    command = [toolchain.nvcc, *toolchain.nvcc_flags, *ARCH_INFO["sm90"].gencode, "-cubin", "--keep",
+               "--keep-dir", str(tmp_path), str(source), "-o", str(tmp_path / "kernel.cubin")]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    ptx = "".join(p.read_text() for p in tmp_path.glob("*.ptx"))
+    assert "wgmma.mma_async" in ptx and "mma.sync" not in ptx

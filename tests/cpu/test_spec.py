@@ -83,8 +83,23 @@ def test_unknown_arch():
 
 
 def test_family_without_a_template():
-    assert error_of(GOOD.replace("arch: sm80", "arch: sm90").replace("flash_fwd_*", "*")) == (
-        "kernels.yaml:2: kernels[0]: no kernel template for direction 'fwd' on sm90 (available: fwd/sm80, bwd/sm80)")
+    text = GOOD.replace("arch: sm80", "arch: sm90").replace("direction: fwd", "direction: bwd").replace("flash_fwd_*", "*")
+    assert error_of(text) == ("kernels.yaml:2: kernels[0]: no kernel template for direction 'bwd' on sm90 "
+                              "(available: fwd/sm80, bwd/sm80, fwd/sm90)")
+
+
+def test_sm90_forward_tile_checks():
+    sm90 = GOOD.replace("arch: sm80", "arch: sm90").replace("flash_fwd_*", "*")
+    sm90 = sm90.replace("{block_m: 128, block_n: 128, warps: 4}", "{block_m: 128, block_n: 128}")
+    sm90 = sm90.replace("{block_m: 128, block_n: 64, warps: 4}", "{block_m: 128, block_n: 64}")
+    assert [k.smem_bytes for k in parse_catalog(sm90).kernels[:2]] == [(128 + 256) * 64 * 2, (128 + 256) * 64 * 2]
+    assert error_of(sm90.replace("64: {block_m: 128, block_n: 128}", "64: {block_m: 96, block_n: 128}")) == (
+        "kernels.yaml:6: kernels[0].tiles[64]: block_m must be 64, 128 or 192 (1 to 3 warpgroups of 64 rows), got 96")
+    assert error_of(sm90.replace("64: {block_m: 128, block_n: 128}", "64: {block_m: 128, block_n: 80}")) == (
+        "kernels.yaml:6: kernels[0].tiles[64]: block_n must be 64, 128, 192 or 256 (a wgmma N), got 80")
+    assert error_of(sm90.replace("64: {block_m: 128, block_n: 128}", "96: {block_m: 128, block_n: 128}")) == (
+        "kernels.yaml:6: kernels[0].tiles[96]: the sm90 forward kernel needs head dim to be a multiple of 64 "
+        "(its 128-byte-swizzled smem atom is 64 columns), got 96")
 
 
 def test_backward_family_has_its_own_tile_fields_and_checks():
