@@ -16,6 +16,13 @@ struct AttentionMask {
     return causal ? min(seqlen_k, row + 1 + seqlen_k - seqlen_q) : seqlen_k;
   }
 
+  // Key blocks of block_n columns that some row of [row0, row0 + block_m) sees: all, or
+  // (causal) those left of the last row's diagonal. At most 0 when no row sees a key.
+  __device__ __forceinline__ int visible_key_blocks(int row0, int block_m, int block_n) const {
+    const int all = ceil_div(seqlen_k, block_n);
+    return causal ? min(all, ceil_div(row0 + block_m + seqlen_k - seqlen_q, block_n)) : all;
+  }
+
   // Does the (block_m x block_n) tile at (row0, col0) contain any masked element?
   __device__ __forceinline__ bool tile_needs_mask(int row0, int col0, int block_n) const {
     return col0 + block_n > key_limit(row0);

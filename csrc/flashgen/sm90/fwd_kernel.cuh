@@ -16,6 +16,7 @@
 #include <cutlass/arch/barrier.h>
 
 #include "flashgen/params.h"
+#include "flashgen/sm80/fwd_epilogue.cuh"
 #include "flashgen/sm80/mask.cuh"
 #include "flashgen/sm80/softmax.cuh"
 #include "flashgen/sm80/tile_atoms.cuh"
@@ -120,10 +121,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const FwdParams 
   const int head_kv = head / (params.nheads / params.nheads_kv);
   const int row0 = m_block * kBlockM;
   const AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
-  const int n_blocks = kCausal
-      ? min(ceil_div(params.seqlen_k, kBlockN),
-            ceil_div(row0 + kBlockM + params.seqlen_k - params.seqlen_q, kBlockN))
-      : ceil_div(params.seqlen_k, kBlockN);
+  const int n_blocks = mask.visible_key_blocks(row0, kBlockM, kBlockN);
 
   auto rows_of = [&](const TensorArg& t, int h, int seqlen) {
     return sm80::head_rows<Element, kHeadDim>(t, batch, h, seqlen);
@@ -140,18 +138,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const FwdParams 
   const int q_rows_left = params.seqlen_q - row0;
 
   typename Cfg::Gmem::AsyncLoad gmem_load;
-  typename Cfg::Gmem::Store gmem_store;
   auto thr_load = gmem_load.get_thread_slice(tidx);
-  auto thr_store = gmem_store.get_thread_slice(tidx);
   Tensor cQ = make_identity_tensor(Shape<Int<kBlockM>, Int<kHeadDim>>{});
   Tensor cKV = make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{});
 
   if (n_blocks <= 0) {  // causal with seqlen_q > seqlen_k: these rows see no key
-    Tensor tOgO = thr_store.partition_D(gO);
-    Tensor zeros = make_fragment_like(tOgO);
-    clear(zeros);
-    sm80::store_rows(gmem_store, zeros, tOgO, thr_store.partition_D(cQ), q_rows_left);
-    for (int r = tidx; r < kBlockM && r < q_rows_left; r += Cfg::kNThreads) lse_rows[row0 + r] = INFINITY;
+    sm80::store_rows_without_keys<typename Cfg::Gmem, kBlockM, Cfg::kNThreads>(gO, lse_rows, row0, q_rows_left, tidx);
     return;
   }
 
@@ -230,24 +222,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const FwdParams 
   // Epilogue: O -> shared (Q's space: each warpgroup's S GEMMs, the only readers of its Q
   // rows, are done) -> 16-byte global stores.
   Tensor sO = make_tensor(sQ.data(), typename Cfg::SmemLayoutQ{});
-  auto smem_copy_o = make_tiled_copy_C(Copy_Atom<AutoVectorizingCopyWithAssumedAlignment<32>, Element>{}, mma_o);
-  auto thr_copy_o = smem_copy_o.get_thread_slice(tidx);
-  Tensor o = sm80::convert_fragment<Element>(acc_o);
-  cute::copy(smem_copy_o, thr_copy_o.retile_S(o), thr_copy_o.partition_D(sO));
-
-  if (get<1>(coords(0, 0)) == 0) {  // the thread holding column 0 of a row writes its lse
-    CUTE_UNROLL
-    for (int mi = 0; mi < kRows; ++mi) {
-      const int row = get<0>(coords(mi, 0));
-      if (row < q_rows_left) lse_rows[row0 + row] = lse[mi];
-    }
-  }
-  __syncthreads();
-  Tensor tOsO = thr_store.partition_S(sO);
-  Tensor tOgO = thr_store.partition_D(gO);
-  Tensor tOrO = make_fragment_like(tOgO);
-  cute::copy(gmem_store, tOsO, tOrO);
-  sm80::store_rows(gmem_store, tOrO, tOgO, thr_store.partition_D(cQ), q_rows_left);
+  sm80::store_output_and_lse<typename Cfg::Gmem>(mma_o, acc_o, sO, gO, coords, lse, lse_rows, row0, q_rows_left, tidx);
 }
 
 template <class Cfg>

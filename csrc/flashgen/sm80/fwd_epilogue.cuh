@@ -1,0 +1,52 @@
+// The forward kernels' shared ends (sm80 and sm90): the rows that see no key, and the output
+// tile and its log-sum-exp leaving through shared memory.
+#pragma once
+#include <cute/tensor.hpp>
+
+#include "flashgen/sm80/utils.cuh"
+
+namespace flashgen::sm80 {
+using namespace cute;
+
+// Causal with seqlen_q > seqlen_k: the tile's rows see no key. Output 0, lse +inf.
+template <class Gmem, int kBlockM, int kNThreads, class OutTile>
+__device__ __forceinline__ void store_rows_without_keys(OutTile&& gO, float* lse_rows, int row0, int rows_left,
+                                                        int tidx) {
+  typename Gmem::Store gmem_store;
+  auto thr_store = gmem_store.get_thread_slice(tidx);
+  Tensor tOgO = thr_store.partition_D(gO);
+  Tensor zeros = make_fragment_like(tOgO);
+  clear(zeros);
+  store_rows(gmem_store, zeros, tOgO, thr_store.partition_D(make_identity_tensor(shape(gO))), rows_left);
+  for (int r = tidx; r < kBlockM && r < rows_left; r += kNThreads) lse_rows[row0 + r] = INFINITY;
+}
+
+// The normalized accumulator acc_o of `mma`, in the input dtype, out to gO through the shared
+// tile sO (free when called) as 16-byte row stores; each row's lse[] (coords: this thread's
+// (rows, cols) view of the tile) written by the thread that holds its column 0.
+template <class Gmem, class Mma, class Acc, class SmemO, class OutTile, class Coords, int kRows>
+__device__ __forceinline__ void store_output_and_lse(Mma const& mma, Acc const& acc_o, SmemO&& sO, OutTile&& gO,
+                                                     Coords const& coords, const float (&lse)[kRows],
+                                                     float* lse_rows, int row0, int rows_left, int tidx) {
+  using Element = typename std::remove_reference_t<SmemO>::value_type;
+  auto smem_copy_o = make_tiled_copy_C(Copy_Atom<AutoVectorizingCopyWithAssumedAlignment<32>, Element>{}, mma);
+  auto thr_copy_o = smem_copy_o.get_thread_slice(tidx);
+  Tensor o = convert_fragment<Element>(acc_o);
+  cute::copy(smem_copy_o, thr_copy_o.retile_S(o), thr_copy_o.partition_D(sO));
+  if (get<1>(coords(0, 0)) == 0) {
+    CUTE_UNROLL
+    for (int mi = 0; mi < kRows; ++mi) {
+      const int row = get<0>(coords(mi, 0));
+      if (row < rows_left) lse_rows[row0 + row] = lse[mi];
+    }
+  }
+  __syncthreads();
+  typename Gmem::Store gmem_store;
+  auto thr_store = gmem_store.get_thread_slice(tidx);
+  Tensor tOgO = thr_store.partition_D(gO);
+  Tensor tOrO = make_fragment_like(tOgO);
+  cute::copy(gmem_store, thr_store.partition_S(sO), tOrO);
+  store_rows(gmem_store, tOrO, tOgO, thr_store.partition_D(make_identity_tensor(shape(gO))), rows_left);
+}
+
+}  // namespace flashgen::sm80
