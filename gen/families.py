@@ -128,10 +128,38 @@ class FwdSm90Tile:
         return self.smem_bytes(hdim, elem_bytes)  # no fallback plan
 
 
+@dataclass(frozen=True)
+class BwdSm90Tile:
+    """Hopper backward, warpgroup MMA (wgmma): csrc/flashgen/sm90/bwd_kernel.cuh. Two warpgroups
+    split the columns of every GEMM; this first version takes 64 x 64 tiles only."""
+
+    block_m: int   # query rows per step
+    block_n: int   # key rows per CTA
+
+    template = "flash_bwd_sm90.cu.j2"
+
+    def check(self, hdim: int) -> None:
+        if hdim not in (64, 128, 256):
+            # Each warpgroup reads half of the head dim as an MN-major wgmma operand, which must
+            # be whole 64-column swizzle atoms (or lie within one): 192 splits into 96 + 96.
+            raise TileError(f"the sm90 backward kernel takes head dim 64, 128 or 256, got {hdim}")
+        if (self.block_m, self.block_n) != (64, 64):
+            raise TileError(f"the sm90 backward kernel takes 64 x 64 tiles only (one wgmma M per GEMM), "
+                            f"got {self.block_m} x {self.block_n}")
+
+    def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
+        # Q (two buffers), dO, K, V tiles plus P and dS (sm90/bwd_kernel.cuh BwdConfig::kSmemBytes).
+        return (3 * self.block_m * hdim + 2 * self.block_n * hdim + 2 * self.block_m * self.block_n) * elem_bytes
+
+    def fallback_smem_bytes(self, hdim: int, elem_bytes: int) -> int:
+        return self.smem_bytes(hdim, elem_bytes)  # no fallback plan
+
+
 FAMILIES = {
     ("fwd", "sm80"): FwdSm80Tile,
     ("bwd", "sm80"): BwdSm80Tile,
     ("fwd", "sm90"): FwdSm90Tile,
+    ("bwd", "sm90"): BwdSm90Tile,
 }
 
 

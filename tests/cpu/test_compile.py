@@ -69,11 +69,12 @@ def test_failing_compile_shows_the_error_and_keeps_the_previous_extension(built,
     assert plan.extension.read_bytes() == extension_before
 
 
-def test_experimental_sm90_forward_compiles_to_warpgroup_mma(tmp_path):
+@pytest.mark.parametrize("name", ["flash_fwd_hdim64_fp16_sm90", "flash_bwd_hdim64_fp16_sm90"])
+def test_experimental_sm90_kernels_compile_to_warpgroup_mma(name, tmp_path):
     # The sm90 family waits in a tuning catalog until it has run on a GPU; it must keep
     # compiling meanwhile, to wgmma (plain sm_90 or a layout slip would give mma.sync or fail).
-    catalog = load_catalog(paths.REPO_ROOT / "bench" / "tuning" / "fwd_sm90_experimental.yaml")
-    spec = catalog.by_name()["flash_fwd_hdim64_fp16_sm90"]
+    catalog = load_catalog(paths.REPO_ROOT / "bench" / "tuning" / "sm90_experimental.yaml")
+    spec = catalog.by_name()[name]
     source = tmp_path / f"{spec.name}.cu"
     source.write_text(render_kernel(spec))
     toolchain = Toolchain()

@@ -1,9 +1,11 @@
 """kernels.yaml parsing and validation: exact error messages, on inline YAML."""
 import textwrap
+from unittest import mock
 from pathlib import Path
 
 import pytest
 
+from gen.families import FAMILIES
 from gen.spec import CatalogError, load_catalog, parse_catalog
 
 GOOD = """\
@@ -83,9 +85,22 @@ def test_unknown_arch():
 
 
 def test_family_without_a_template():
+    families = dict(FAMILIES)
+    del families[("bwd", "sm90")]
     text = GOOD.replace("arch: sm80", "arch: sm90").replace("direction: fwd", "direction: bwd").replace("flash_fwd_*", "*")
-    assert error_of(text) == ("kernels.yaml:2: kernels[0]: no kernel template for direction 'bwd' on sm90 "
-                              "(available: fwd/sm80, bwd/sm80, fwd/sm90)")
+    with mock.patch.dict("gen.spec.FAMILIES", families, clear=True):
+        assert error_of(text) == ("kernels.yaml:2: kernels[0]: no kernel template for direction 'bwd' on sm90 "
+                                  "(available: fwd/sm80, bwd/sm80, fwd/sm90)")
+
+
+def test_sm90_backward_takes_64_by_64_tiles():
+    text = _bwd_catalog("      128: {block_m: 64, block_n: 64}\n").replace("arch: sm80", "arch: sm90")
+    assert parse_catalog(text).kernels[0].smem_bytes == (3 * 64 * 128 + 2 * 64 * 128 + 2 * 64 * 64) * 2
+    assert error_of(text.replace("block_n: 64}", "block_n: 128}")) == (
+        "kernels.yaml:6: kernels[0].tiles[128]: the sm90 backward kernel takes 64 x 64 tiles only "
+        "(one wgmma M per GEMM), got 64 x 128")
+    assert error_of(text.replace("      128: {", "      192: {")) == (
+        "kernels.yaml:6: kernels[0].tiles[192]: the sm90 backward kernel takes head dim 64, 128 or 256, got 192")
 
 
 def test_sm90_forward_tile_checks():

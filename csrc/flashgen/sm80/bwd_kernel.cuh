@@ -22,6 +22,31 @@
 namespace flashgen::sm80 {
 using namespace cute;
 
+// dQ's fp32 accumulator: one contiguous kBlockM x kHeadDim tile per (split, batch, head,
+// query block), kept in the dQ GEMM's *thread order*: fragment element i of thread t sits at
+// (i / kVec) * kNThreads * kVec + t * kVec + i % kVec. For one i a warp's atomics cover
+// 32 * kVec consecutive floats (whole 32-byte sectors, half the L2 atomic traffic of the
+// row-major layout, whose sectors were half used), the addresses are compile-time offsets
+// from one base, and rows past seqlen_q need no predicate (they add zeros into the padding).
+// Only the main kernel (which adds) and the postprocess (which reads back with the same
+// tiled MMA) know it. sm90 adds 4 floats per atomic.
+template <int kBlockM, int kHeadDim, int kNThreads>
+struct DqAccumulatorOrder {
+  static constexpr int kDqTileElems = kBlockM * kHeadDim;
+  static constexpr int kDqFragElems = kDqTileElems / kNThreads;
+  __device__ static constexpr int dq_vec() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    return 4;
+#else
+    return 1;
+#endif
+  }
+  __device__ static constexpr int dq_offset(int i, int tidx) {
+    return (i / dq_vec()) * (kNThreads * dq_vec()) + tidx * dq_vec() + i % dq_vec();
+  }
+  static_assert(kDqFragElems % 4 == 0, "each thread's dQ fragment must split into float4s");
+};
+
 // Compile-time plan of one backward kernel (numbers from kernels.yaml via the generated file).
 // kAtomM_SdP: warps along the query dimension of the S and dP GEMMs; kAtomN_dKV: warps along
 // the key dimension of the dK and dV GEMMs; kAtomM_dQ: warps along the query dimension of dQ.
@@ -31,7 +56,7 @@ using namespace cute;
 // order: the atomics drain under dK's math instead of right before the loop's barrier).
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kAtomM_SdP_, int kAtomN_dKV_,
           int kAtomM_dQ_, int kQBuffers_, int kDqBeforeDk_, class Element_, int kSmemBytesPlanned>
-struct BwdConfig {
+struct BwdConfig : DqAccumulatorOrder<kBlockM_, kHeadDim_, kNWarps_ * 32> {
   using Element = Element_;
   static constexpr int kAtomM_SdP = kAtomM_SdP_, kAtomN_dKV = kAtomN_dKV_, kAtomM_dQ = kAtomM_dQ_;
   static constexpr int kQBuffers = kQBuffers_;
@@ -75,27 +100,6 @@ struct BwdConfig {
   // The same plan with one Q buffer: what the launcher runs where kSmemBytes does not fit.
   using SingleQBuffer = BwdConfig<kHeadDim, kBlockM, kBlockN, kNWarps, kAtomM_SdP, kAtomN_dKV, kAtomM_dQ, 1,
                                   kDqBeforeDk_, Element, kSmemBytesPlanned - (kQBuffers - 1) * kQTileBytes>;
-
-  // dQ's fp32 accumulator: one contiguous kBlockM x kHeadDim tile per (split, batch, head,
-  // query block), kept in the dQ GEMM's *thread order*: fragment element i of thread t sits at
-  // (i / kVec) * kNThreads * kVec + t * kVec + i % kVec. For one i a warp's atomics cover
-  // 32 * kVec consecutive floats (whole 32-byte sectors, half the L2 atomic traffic of the
-  // row-major layout, whose sectors were half used), the addresses are compile-time offsets
-  // from one base, and rows past seqlen_q need no predicate (they add zeros into the padding).
-  // Only the two kernels below read or write it. sm90 adds 4 floats per atomic.
-  static constexpr int kDqTileElems = kBlockM * kHeadDim;
-  static constexpr int kDqFragElems = kDqTileElems / kNThreads;
-  __device__ static constexpr int dq_vec() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    return 4;
-#else
-    return 1;
-#endif
-  }
-  __device__ static constexpr int dq_offset(int i, int tidx) {
-    return (i / dq_vec()) * (kNThreads * dq_vec()) + tidx * dq_vec() + i % dq_vec();
-  }
-  static_assert(kDqFragElems % 4 == 0, "each thread's dQ fragment must split into float4s");
 };
 
 // An accumulator fragment of `mma`, converted to the input dtype, out to the (rows, head_dim)
@@ -467,33 +471,41 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_dq_postprocess_kernel(cons
                                params.seqlen_q - m_block * kBlockM, tidx);
 }
 
-template <class Cfg>
-cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream) {
-  if constexpr (Cfg::kQBuffers > 1) {
-    if (device_smem_optin() < Cfg::kSmemBytes) return launch_bwd<typename Cfg::SingleQBuffer>(params, stream);
-  }
+// The backward's launches: the preprocess (D, zeroed dQ accumulator), the main kernel (one CTA
+// per key block; deterministic mode launches dq_splits key blocks at a time, block
+// n_block_offset + s adding into split s, and launches on a stream run in order, so each split
+// receives its key blocks in the same order on every run), the dQ postprocess. Any main kernel
+// that adds dQ in Cfg's DqAccumulatorOrder with Cfg::TiledMmadQ's fragments fits.
+template <class Cfg, class MainKernel>
+cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, MainKernel non_causal,
+                                MainKernel causal) {
   const int padded_rows = ceil_div(params.seqlen_q, Cfg::kBlockM) * Cfg::kBlockM;
   bwd_preprocess_kernel<Cfg><<<dim3(padded_rows / kPreprocessRows, params.nheads, params.batch),
                                kPreprocessRows * 32, 0, stream>>>(params);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
-  // One CTA per key block in one launch; deterministic mode launches dq_splits key blocks at a
-  // time, block n_block_offset + s adding into split s. Launches on a stream run in order, so
-  // each split receives its key blocks in the same order on every run.
   const int n_blocks = ceil_div(params.seqlen_k, Cfg::kBlockN);
   const int per_launch = params.deterministic ? params.dq_splits : n_blocks;
-  auto kernel = params.causal ? &bwd_kernel<Cfg, true> : &bwd_kernel<Cfg, false>;
   for (int first = 0; first < n_blocks; first += per_launch) {
     BwdParams launch_params = params;
     launch_params.n_block_offset = first;
     const dim3 grid(min(per_launch, n_blocks - first), params.nheads, params.batch);
-    err = launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, launch_params);
+    err = launch_with_smem(params.causal ? causal : non_causal, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream,
+                           launch_params);
     if (err != cudaSuccess) return err;
   }
   bwd_dq_postprocess_kernel<Cfg>
       <<<dim3(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads, params.batch), Cfg::kNThreads, 0, stream>>>(
           params);
   return cudaGetLastError();
+}
+
+template <class Cfg>
+cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream) {
+  if constexpr (Cfg::kQBuffers > 1) {
+    if (device_smem_optin() < Cfg::kSmemBytes) return launch_bwd<typename Cfg::SingleQBuffer>(params, stream);
+  }
+  return launch_bwd_pipeline<Cfg>(params, stream, &bwd_kernel<Cfg, false>, &bwd_kernel<Cfg, true>);
 }
 
 }  // namespace flashgen::sm80

@@ -1,0 +1,319 @@
+// sm90 backward attention, first version: the sm80 backward's schedule (FlashAttention-2
+// structure) with all five GEMMs as warpgroup MMAs reading both operands from shared memory,
+// so no ldmatrix traffic through registers. Compiled for sm_90a only (H100, H200).
+//
+// One CTA of two warpgroups per (key block, head, batch); a 64 x 64 tile (64 query rows per
+// step, 64 keys). Every GEMM has 64 rows (one wgmma M), so the warpgroups split the columns:
+//   S = Q K^T, dP = dO V^T   64 x 64, K = head_dim   warpgroup w: key columns [32w, 32w + 32)
+//   dV += P^T dO, dK += dS^T Q   64 x head_dim, K = 64   w: head-dim columns [hd/2 w, hd/2 (w+1))
+//   dQ = dS K    64 x head_dim, K = 64   w: head-dim half w; fp32 atomics into dq_accum
+// P and dS leave registers for shared memory (the dV, dK and dQ GEMMs read them, transposed for
+// the first two). The preprocess, the dQ accumulator's order, the postprocess and the launches
+// are sm80's (sm80/bwd_kernel.cuh); only the main kernel is Hopper's. Not yet here (FA3's
+// steps): TMA loads, warp specialization, 64 x 80 tiles with swapped operands, sliced dQ.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cute/tensor.hpp>
+
+#include "flashgen/params.h"
+#include "flashgen/sm80/bwd_kernel.cuh"
+#include "flashgen/sm80/mask.cuh"
+#include "flashgen/sm80/tile_atoms.cuh"
+#include "flashgen/sm80/utils.cuh"
+#include "flashgen/sm90/warpgroup.cuh"
+
+namespace flashgen::sm90 {
+using namespace cute;
+
+// Compile-time plan of one backward kernel (numbers from kernels.yaml via the generated file).
+template <int kHeadDim_, int kBlockM_, int kBlockN_, class Element_, int kSmemBytesPlanned>
+struct BwdConfig : sm80::DqAccumulatorOrder<kBlockM_, kHeadDim_, 256> {
+  using Element = Element_;
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kBlockM = kBlockM_;
+  static constexpr int kBlockN = kBlockN_;
+  static constexpr int kNThreads = 256;  // two warpgroups
+  static_assert(kBlockM == 64 && kBlockN == 64, "this version tiles 64 x 64: one wgmma M per GEMM");
+  static_assert(kHeadDim == 64 || kHeadDim % 128 == 0,
+                "each warpgroup's head-dim half must be whole 64-column swizzle atoms (or lie in one)");
+
+  using WarpgroupsAlongN = Layout<Shape<_1, _2, _1>>;
+  template <int kN, GMMA::Major kMajorA, GMMA::Major kMajorB>
+  using SsMma = decltype(make_tiled_mma(
+      GMMA::ss_op_selector<Element, Element, float, Shape<_64, Int<kN / 2>, _16>, kMajorA, kMajorB>(),
+      WarpgroupsAlongN{}));
+  using TiledMmaSdP = SsMma<kBlockN, GMMA::Major::K, GMMA::Major::K>;     // (queries, keys)
+  using TiledMmadKV = SsMma<kHeadDim, GMMA::Major::MN, GMMA::Major::MN>;  // (keys, head_dim)
+  using TiledMmadQ = SsMma<kHeadDim, GMMA::Major::K, GMMA::Major::MN>;    // (queries, head_dim)
+
+  // Tiles K-major in the wgmma 128-byte swizzle; the transposed views are the MN-major operands.
+  using SmemAtom = GMMA::Layout_K_SW128_Atom<Element>;
+  template <int kRows, int kCols>
+  using Tile = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kRows>, Int<kCols>>{}));
+  template <int kRows, int kCols>
+  using Transposed = decltype(composition(Tile<kRows, kCols>{}, make_layout(Shape<Int<kCols>, Int<kRows>>{},
+                                                                            GenRowMajor{})));
+  using SmemLayoutQ = Tile<kBlockM, kHeadDim>;  // Q (two buffers), dO; the postprocess's staging tile
+  using SmemLayoutQt = Transposed<kBlockM, kHeadDim>;
+  using SmemLayoutKV = Tile<kBlockN, kHeadDim>;
+  using SmemLayoutKt = Transposed<kBlockN, kHeadDim>;
+  using SmemLayoutPdS = Tile<kBlockM, kBlockN>;
+  using SmemLayoutPdSt = Transposed<kBlockM, kBlockN>;
+  using Gmem = sm80::GmemCopies<Element, kHeadDim, kNThreads>;
+  static_assert(kBlockM % Gmem::kRowsPerPass == 0 && kBlockN % Gmem::kRowsPerPass == 0,
+                "a tile must be a whole number of copy passes");
+
+  static constexpr int kQTileBytes = int(cosize(SmemLayoutQ{}) * sizeof(Element));
+  static constexpr int kSmemBytes = 3 * kQTileBytes +  // Q (two buffers), dO
+                                    int((2 * cosize(SmemLayoutKV{}) + 2 * cosize(SmemLayoutPdS{})) * sizeof(Element));
+  static_assert(kSmemBytes == kSmemBytesPlanned,
+                "gen/families.py's shared-memory count disagrees with this kernel's");
+};
+
+template <class Cfg, bool kCausal>
+__global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams params) {
+  using Element = typename Cfg::Element;
+  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
+  extern __shared__ __align__(1024) char smem[];  // 128-byte swizzle atoms repeat every 1 KB
+
+  // This launch's key blocks start at n_block_offset (deterministic mode); CTA x adds its dQ
+  // into split x.
+  const int n_block = params.n_block_offset + blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
+  const int tidx = threadIdx.x;
+  const int head_kv = head / (params.nheads / params.nheads_kv);
+  const int col0 = n_block * kBlockN;
+  const int k_rows_left = params.seqlen_k - col0;
+  const sm80::AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
+
+  // Query blocks that see any key of this block: causal query i sees key j iff
+  // i >= j - (seqlen_k - seqlen_q).
+  const int m_blocks = ceil_div(params.seqlen_q, kBlockM);
+  const int first_row = kCausal ? max(0, col0 - (params.seqlen_k - params.seqlen_q)) : 0;
+  const int m_block_min = first_row / kBlockM;
+
+  auto rows_of = [&](const TensorArg& t, int h, int seqlen) {
+    return sm80::head_rows<Element, kHeadDim>(t, batch, h, seqlen);
+  };
+  auto q_blocks = [&](const TensorArg& t) {  // (kBlockM, kHeadDim, m_block)
+    return local_tile(rows_of(t, head, params.seqlen_q), Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(_, 0));
+  };
+  auto key_block = [&](const TensorArg& t, int h) {
+    return local_tile(rows_of(t, h, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(n_block, 0));
+  };
+  Tensor gQ = q_blocks(params.q);
+  Tensor gdO = q_blocks(params.dout);
+  Tensor gK = key_block(params.k, head_kv);
+  Tensor gV = key_block(params.v, head_kv);
+  const int64_t row_stats = (int64_t(batch) * params.nheads + head) * params.seqlen_q;
+  const float* lse = params.lse + row_stats;
+  const float* softmax_d = params.softmax_d + row_stats;
+  float* const dq_tiles = params.dq_accum + blockIdx.x * params.dq_split_stride +
+                         (int64_t(batch) * params.nheads + head) * m_blocks * Cfg::kDqTileElems;
+
+  Element* smem_base = reinterpret_cast<Element*>(smem);
+  constexpr int kQElems = cosize(typename Cfg::SmemLayoutQ{});
+  constexpr int kKVElems = cosize(typename Cfg::SmemLayoutKV{});
+  constexpr int kPdSElems = cosize(typename Cfg::SmemLayoutPdS{});
+  Element* const q_buffers = smem_base;  // two Q tiles
+  Element* const do_tile = q_buffers + 2 * kQElems;
+  Element* const k_tile = do_tile + kQElems;
+  Element* const v_tile = k_tile + kKVElems;
+  Element* const p_tile = v_tile + kKVElems;
+  Element* const ds_tile = p_tile + kPdSElems;
+  auto smem_tensor = [](Element* ptr, auto layout) { return make_tensor(make_smem_ptr(ptr), layout); };
+  Tensor sdO = smem_tensor(do_tile, typename Cfg::SmemLayoutQ{});
+  Tensor sK = smem_tensor(k_tile, typename Cfg::SmemLayoutKV{});
+  Tensor sV = smem_tensor(v_tile, typename Cfg::SmemLayoutKV{});
+  Tensor sP = smem_tensor(p_tile, typename Cfg::SmemLayoutPdS{});
+  Tensor sdS = smem_tensor(ds_tile, typename Cfg::SmemLayoutPdS{});
+
+  typename Cfg::TiledMmaSdP mma_sdp;
+  typename Cfg::TiledMmadKV mma_dkv;
+  typename Cfg::TiledMmadQ mma_dq;
+  auto thr_sdp = mma_sdp.get_thread_slice(tidx);
+  auto thr_dkv = mma_dkv.get_thread_slice(tidx);
+  auto thr_dq = mma_dq.get_thread_slice(tidx);
+  Tensor acc_dk = partition_fragment_C(mma_dkv, Shape<Int<kBlockN>, Int<kHeadDim>>{});
+  Tensor acc_dv = partition_fragment_C(mma_dkv, Shape<Int<kBlockN>, Int<kHeadDim>>{});
+  clear(acc_dk);
+  clear(acc_dv);
+  Tensor dkv_coords = thr_dkv.partition_C(make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{}));
+
+  // dK (scaled) and dV out, as sm80's: in the input dtype through shared memory (K's and V's
+  // tiles) without GQA, as fp32 per query head with GQA (the caller sums the heads).
+  auto store_dkv = [&]() {
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc_dk); ++i) acc_dk(i) *= params.softmax_scale;
+    if (params.dk_accum != nullptr) {
+      auto accum_tile = [&](float* base) {
+        const int64_t row_stride = int64_t(params.nheads) * kHeadDim;
+        Tensor rows = make_tensor(make_gmem_ptr(base + batch * params.seqlen_k * row_stride + head * kHeadDim),
+                                  make_shape(params.seqlen_k, Int<kHeadDim>{}), make_stride(row_stride, _1{}));
+        return local_tile(rows, Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(n_block, 0));
+      };
+      Tensor tdKgdK = thr_dkv.partition_C(accum_tile(params.dk_accum));
+      Tensor tdVgdV = thr_dkv.partition_C(accum_tile(params.dv_accum));
+      CUTE_UNROLL
+      for (int i = 0; i < size(acc_dk); ++i) {
+        if (get<0>(dkv_coords(i)) < k_rows_left) {
+          tdKgdK(i) = acc_dk(i);
+          tdVgdV(i) = acc_dv(i);
+        }
+      }
+      return;
+    }
+    __syncthreads();  // every warpgroup's GEMMs are done reading K and V
+    sm80::store_fragment_via_smem<Cfg>(mma_dkv, acc_dk, sK, key_block(params.dk, head), k_rows_left, tidx);
+    sm80::store_fragment_via_smem<Cfg>(mma_dkv, acc_dv, sV, key_block(params.dv, head), k_rows_left, tidx);
+  };
+  if (m_block_min >= m_blocks) {  // no query sees these keys: dK = dV = 0
+    store_dkv();
+    return;
+  }
+
+  typename Cfg::Gmem::AsyncLoad gmem_load;
+  auto thr_load = gmem_load.get_thread_slice(tidx);
+  Tensor cQ = make_identity_tensor(Shape<Int<kBlockM>, Int<kHeadDim>>{});
+  Tensor cKV = make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{});
+  Tensor tQgQ = thr_load.partition_S(gQ);  // (CPY, CPY_M, CPY_K, m_block)
+  Tensor tQgdO = thr_load.partition_S(gdO);
+  Tensor tQcQ = thr_load.partition_S(cQ);
+  Tensor tKVcKV = thr_load.partition_S(cKV);
+  // Step `it` visits query block m_block_at(it), as in sm80: causal from the first block that
+  // sees these keys; non-causal from n_block mod m_blocks, wrapping, so a head's CTAs add into
+  // different dQ tiles at any moment. Its Q lives in buffer it % 2.
+  const int n_steps = m_blocks - m_block_min;
+  const int m_start = kCausal ? m_block_min : n_block % m_blocks;
+  auto m_block_at = [&](int it) { return m_start + it < m_blocks ? m_start + it : m_start + it - m_blocks; };
+  auto q_buffer = [&](int it) { return q_buffers + (it & 1) * kQElems; };
+  auto load_q = [&](int it) {
+    const int m_block = m_block_at(it);
+    sm80::copy_rows_or_zero<kBlockM>(gmem_load, tQgQ(_, _, _, m_block),
+                                     thr_load.partition_D(smem_tensor(q_buffer(it), typename Cfg::SmemLayoutQ{})),
+                                     tQcQ, params.seqlen_q - m_block * kBlockM);
+  };
+  auto load_do = [&](int it) {
+    const int m_block = m_block_at(it);
+    sm80::copy_rows_or_zero<kBlockM>(gmem_load, tQgdO(_, _, _, m_block), thr_load.partition_D(sdO), tQcQ,
+                                     params.seqlen_q - m_block * kBlockM);
+  };
+
+  // Operands as shared-memory descriptors. Q's change with its buffer, so they are made per step.
+  Tensor tSrK = thr_sdp.make_fragment_B(thr_sdp.partition_B(sK));
+  Tensor tdPrdO = thr_sdp.make_fragment_A(thr_sdp.partition_A(sdO));
+  Tensor tdPrV = thr_sdp.make_fragment_B(thr_sdp.partition_B(sV));
+  Tensor tdVrPt = thr_dkv.make_fragment_A(thr_dkv.partition_A(smem_tensor(p_tile, typename Cfg::SmemLayoutPdSt{})));
+  Tensor tdVrdOt = thr_dkv.make_fragment_B(thr_dkv.partition_B(smem_tensor(do_tile, typename Cfg::SmemLayoutQt{})));
+  Tensor tdKrdSt = thr_dkv.make_fragment_A(thr_dkv.partition_A(smem_tensor(ds_tile, typename Cfg::SmemLayoutPdSt{})));
+  Tensor tdQrdS = thr_dq.make_fragment_A(thr_dq.partition_A(sdS));
+  Tensor tdQrKt = thr_dq.make_fragment_B(thr_dq.partition_B(smem_tensor(k_tile, typename Cfg::SmemLayoutKt{})));
+
+  Tensor sdp_coords_raw = thr_sdp.partition_C(make_identity_tensor(Shape<Int<kBlockM>, Int<kBlockN>>{}));
+  Tensor sdp_coords = make_tensor(sdp_coords_raw.data(), accumulator_as_rows_cols(sdp_coords_raw.layout()));
+  auto copy_pds = make_tiled_copy_C(Copy_Atom<AutoVectorizingCopyWithAssumedAlignment<32>, Element>{}, mma_sdp);
+  auto thr_copy_pds = copy_pds.get_thread_slice(tidx);
+  Tensor tPsP = thr_copy_pds.partition_D(sP);
+  Tensor tdSsdS = thr_copy_pds.partition_D(sdS);
+
+  // Prologue: K, V once; the first Q and dO.
+  sm80::copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(gK), thr_load.partition_D(sK), tKVcKV,
+                                   k_rows_left);
+  sm80::copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(gV), thr_load.partition_D(sV), tKVcKV,
+                                   k_rows_left);
+  load_q(0);
+  load_do(0);
+  cute::cp_async_fence();
+
+  for (int it = 0; it < n_steps; ++it) {
+    const int m_block = m_block_at(it);
+    const int row0 = m_block * kBlockM;
+    const int q_rows_left = params.seqlen_q - row0;
+    const bool has_next = it + 1 < n_steps;
+    cute::cp_async_wait<0>();
+    publish_smem_writes_to_wgmma();  // Q_i, dO_i (and K, V) landed; every warpgroup is done with step it-1
+    if (has_next) {  // the other Q buffer was last read by step it-1's dK GEMM
+      load_q(it + 1);
+      cute::cp_async_fence();
+    }
+    Tensor sQ = smem_tensor(q_buffer(it), typename Cfg::SmemLayoutQ{});
+    Tensor tSrQ = thr_sdp.make_fragment_A(thr_sdp.partition_A(sQ));
+    Tensor tdKrQt = thr_dkv.make_fragment_B(thr_dkv.partition_B(smem_tensor(q_buffer(it), typename Cfg::SmemLayoutQt{})));
+
+    // This block's LSE and D rows, fetched before the GEMMs so their latency hides under them.
+    // Rows past seqlen_q (zero-filled Q, dO) get lse = +inf, so P = 0 there.
+    constexpr int kRows = decltype(size<0>(sdp_coords))::value;
+    float lse_log2[kRows], d_row[kRows];
+    CUTE_UNROLL
+    for (int mi = 0; mi < kRows; ++mi) {
+      const int row = get<0>(sdp_coords(mi, 0));
+      const bool in_range = row < q_rows_left;
+      lse_log2[mi] = in_range ? lse[row0 + row] * float(M_LOG2E) : INFINITY;
+      d_row[mi] = in_range ? softmax_d[row0 + row] : 0.f;
+    }
+
+    // S = Q K^T and dP = dO V^T: one wgmma batch.
+    Tensor acc_s = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
+    Tensor acc_dp = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
+    warpgroup_fence_operand(acc_s);
+    warpgroup_fence_operand(acc_dp);
+    warpgroup_arrive();
+    issue_wgmma(mma_sdp, tSrQ, tSrK, acc_s, /*zero_init=*/true);
+    issue_wgmma(mma_sdp, tdPrdO, tdPrV, acc_dp, /*zero_init=*/true);
+    warpgroup_commit_batch();
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(acc_s);
+    warpgroup_fence_operand(acc_dp);
+
+    // P = exp2(S * scale * log2(e) - LSE * log2(e)); dS = P * (dP - D).
+    Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
+    Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
+    if (mask.tile_needs_mask(row0, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
+    CUTE_UNROLL
+    for (int mi = 0; mi < kRows; ++mi) {
+      CUTE_UNROLL
+      for (int ni = 0; ni < size<1>(scores); ++ni) {
+        const float p = exp2f(scores(mi, ni) * params.softmax_scale_log2 - lse_log2[mi]);
+        scores(mi, ni) = p;
+        dp(mi, ni) = p * (dp(mi, ni) - d_row[mi]);
+      }
+    }
+    cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc_s)), tPsP);
+    cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc_dp)), tdSsdS);
+    publish_smem_writes_to_wgmma();  // P, dS visible to both warpgroups' tensor cores
+
+    // dV += P^T dO. Then dO's buffer is free: the next dO loads under dK, dQ and the atomics.
+    warpgroup_gemm(mma_dkv, tdVrPt, tdVrdOt, acc_dv, /*zero_init=*/false);
+    __syncthreads();  // both warpgroups are done reading dO
+    if (has_next) load_do(it + 1);
+    cute::cp_async_fence();
+
+    // dK += dS^T Q and dQ_i = dS K: one batch; then dQ's fp32 atomics (other key blocks add
+    // into the same rows). P and dS are rewritten only after the next step's first barrier.
+    Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});
+    static_assert(decltype(size(acc_dq))::value == Cfg::kDqFragElems);
+    warpgroup_fence_operand(acc_dk);
+    warpgroup_fence_operand(acc_dq);
+    warpgroup_arrive();
+    issue_wgmma(mma_dkv, tdKrdSt, tdKrQt, acc_dk, /*zero_init=*/false);
+    issue_wgmma(mma_dq, tdQrdS, tdQrKt, acc_dq, /*zero_init=*/true);
+    warpgroup_commit_batch();
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(acc_dk);
+    warpgroup_fence_operand(acc_dq);
+    float* const dq_tile = dq_tiles + m_block * Cfg::kDqTileElems;
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc_dq); i += 4) {
+      atomicAdd(reinterpret_cast<float4*>(dq_tile + Cfg::dq_offset(i, tidx)),
+                make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3)));
+    }
+  }
+  store_dkv();
+}
+
+template <class Cfg>
+cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream) {
+  return sm80::launch_bwd_pipeline<Cfg>(params, stream, &bwd_kernel<Cfg, false>, &bwd_kernel<Cfg, true>);
+}
+
+}  // namespace flashgen::sm90

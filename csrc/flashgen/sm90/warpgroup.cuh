@@ -1,0 +1,66 @@
+// Warpgroup MMA (wgmma) building blocks every sm90 kernel shares: issuing and waiting for
+// batches, the accumulator's register views, and publishing shared memory to the tensor cores.
+#pragma once
+#include <cute/tensor.hpp>
+#include <cutlass/arch/barrier.h>
+
+namespace flashgen::sm90 {
+using namespace cute;
+
+// A wgmma accumulator fragment ((2, 2, N/8), MMA_M, MMA_N) viewed as this thread's
+// (rows, cols): ((2, MMA_M), (2, N/8, MMA_N)). Lane l of a warp holds rows l/4 and l/4 + 8 of
+// its warp's 16, columns 2(l%4) + {0, 1} of each 8, like sm80's m16n8: the same quad reductions
+// serve the softmax.
+template <class AccLayout>
+__device__ __forceinline__ auto accumulator_as_rows_cols(AccLayout const& acc) {
+  static_assert(decltype(rank<0>(acc))::value == 3, "expects a wgmma accumulator layout");
+  return make_layout(make_layout(get<0, 1>(acc), get<1>(acc)),
+                     make_layout(get<0, 0>(acc), get<0, 2>(acc), get<2>(acc)));
+}
+
+// The registers of a 64 x N accumulator, converted to 16 bits, are the A operand of a
+// 64 x * x N register-sourced wgmma: ((2, 2, N/8), MMA_M, MMA_N) -> ((2, 2, 2), MMA_M, N/16),
+// each k step of 16 taking two adjacent 8-column groups.
+template <class AccLayout>
+__device__ __forceinline__ auto accumulator_as_operand_a(AccLayout const& acc) {
+  static_assert(decltype(size<2>(acc))::value == 1, "one wgmma along N per accumulator");
+  auto cols = logical_divide(get<0, 2>(acc), Layout<_2>{});  // (2, N/16)
+  return make_layout(make_layout(get<0, 0>(acc), get<0, 1>(acc), get<0>(cols)), get<1>(acc), get<1>(cols));
+}
+
+// Issue acc (+)= A B over every k step into the warpgroup's current wgmma batch (the caller
+// fences the accumulators, calls warpgroup_arrive() before the first issue of a batch, then
+// commits and waits). zero_init: the first step overwrites acc instead of adding to it.
+template <class TiledMma, class FragA, class FragB, class Acc>
+__device__ __forceinline__ void issue_wgmma(TiledMma& mma, FragA const& a, FragB const& b, Acc& acc, bool zero_init) {
+  mma.accumulate_ = zero_init ? GMMA::ScaleOut::Zero : GMMA::ScaleOut::One;
+  CUTE_UNROLL
+  for (int k = 0; k < size<2>(a); ++k) {
+    cute::gemm(mma, a(_, _, k), b(_, _, k), acc);
+    mma.accumulate_ = GMMA::ScaleOut::One;
+  }
+}
+
+// acc (+)= A B as one wgmma batch per warpgroup, waited for. A may be registers (RS) or
+// shared-memory descriptors (SS).
+template <class TiledMma, class FragA, class FragB, class Acc>
+__device__ __forceinline__ void warpgroup_gemm(TiledMma& mma, FragA& a, FragB const& b, Acc& acc, bool zero_init) {
+  constexpr bool kRegisterA = !is_same_v<typename FragA::engine_type::iterator, GMMA::DescriptorIterator>;
+  if constexpr (kRegisterA) warpgroup_fence_operand(a);
+  warpgroup_fence_operand(acc);
+  warpgroup_arrive();
+  issue_wgmma(mma, a, b, acc, zero_init);
+  warpgroup_commit_batch();
+  warpgroup_wait<0>();
+  warpgroup_fence_operand(acc);
+  if constexpr (kRegisterA) warpgroup_fence_operand(a);
+}
+
+// Shared memory written by threads (cp.async, st.shared) is read by wgmma through the async
+// proxy: each writer fences, then a barrier publishes the data to every warpgroup.
+__device__ __forceinline__ void publish_smem_writes_to_wgmma() {
+  cutlass::arch::fence_view_async_shared();
+  __syncthreads();
+}
+
+}  // namespace flashgen::sm90
