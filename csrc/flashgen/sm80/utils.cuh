@@ -115,7 +115,7 @@ __device__ __forceinline__ void gemm_reg_smem(TiledMma& mma, Acc& acc, FragA con
 // An m16n8 accumulator fragment ((2,2), MMA_M, MMA_N) viewed as (rows, cols) of this thread:
 // ((2, MMA_M), (2, MMA_N)). Row reductions (softmax) and masks read it this way.
 template <class Layout>
-__device__ __forceinline__ auto accumulator_as_rows_cols(Layout const& acc) {
+CUTE_HOST_DEVICE auto accumulator_as_rows_cols(Layout const& acc) {
   auto l = logical_divide(acc, Shape<_2>{});
   return make_layout(make_layout(get<0, 1>(l), get<1>(l)), make_layout(get<0, 0>(l), get<2>(l)));
 }
@@ -123,7 +123,7 @@ __device__ __forceinline__ auto accumulator_as_rows_cols(Layout const& acc) {
 // Two n-adjacent m16n8 accumulators hold exactly the registers of one m16n8k16 A operand:
 // ((2,2), MMA_M, MMA_N) -> ((2,2,2), MMA_M, MMA_N/2). This lets P feed the next MMA directly.
 template <class Layout>
-__device__ __forceinline__ auto accumulator_as_operand_a(Layout const& acc) {
+CUTE_HOST_DEVICE auto accumulator_as_operand_a(Layout const& acc) {
   auto l = logical_divide(acc, Shape<Underscore, Underscore, _2>{});
   return make_layout(make_layout(get<0>(l), get<2, 0>(l)), get<1>(l), get<2, 1>(l));
 }

@@ -12,7 +12,7 @@ using namespace cute;
 // its warp's 16, columns 2(l%4) + {0, 1} of each 8, like sm80's m16n8: the same quad reductions
 // serve the softmax.
 template <class AccLayout>
-__device__ __forceinline__ auto accumulator_as_rows_cols(AccLayout const& acc) {
+CUTE_HOST_DEVICE auto accumulator_as_rows_cols(AccLayout const& acc) {
   static_assert(decltype(rank<0>(acc))::value == 3, "expects a wgmma accumulator layout");
   return make_layout(make_layout(get<0, 1>(acc), get<1>(acc)),
                      make_layout(get<0, 0>(acc), get<0, 2>(acc), get<2>(acc)));
@@ -22,7 +22,7 @@ __device__ __forceinline__ auto accumulator_as_rows_cols(AccLayout const& acc) {
 // 64 x * x N register-sourced wgmma: ((2, 2, N/8), MMA_M, MMA_N) -> ((2, 2, 2), MMA_M, N/16),
 // each k step of 16 taking two adjacent 8-column groups.
 template <class AccLayout>
-__device__ __forceinline__ auto accumulator_as_operand_a(AccLayout const& acc) {
+CUTE_HOST_DEVICE auto accumulator_as_operand_a(AccLayout const& acc) {
   static_assert(decltype(size<2>(acc))::value == 1, "one wgmma along N per accumulator");
   auto cols = logical_divide(get<0, 2>(acc), Layout<_2>{});  // (2, N/16)
   return make_layout(make_layout(get<0, 0>(acc), get<0, 1>(acc), get<0>(cols)), get<1>(acc), get<1>(cols));

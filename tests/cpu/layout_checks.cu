@@ -1,0 +1,166 @@
+// Host-side checks of the kernels' own layout algebra, for every MMA family (no GPU needed;
+// tests/cpu/test_layouts.py builds and runs this). They catch the bugs that give wrong numbers
+// rather than compile errors: a transposed shared-memory view that reads another element, a
+// (rows, cols) register view whose row reductions mix rows, P's registers fed to the P V MMA
+// in the wrong order, an lse written by a thread that does not hold column 0.
+// What they cannot see: whether the hardware reads shared memory as CuTe's descriptors say.
+#include <cstdio>
+#include <set>
+#include <vector>
+
+#include <cute/tensor.hpp>
+
+#include "flashgen/sm80/bwd_kernel.cuh"
+#include "flashgen/sm80/fwd_kernel.cuh"
+#include "flashgen/sm90/bwd_kernel.cuh"
+#include "flashgen/sm90/fwd_kernel.cuh"
+
+using namespace cute;
+using bf16 = cutlass::bfloat16_t;
+
+static int checks = 0, failures = 0;
+
+#define CHECK(cond, ...)                                    \
+  do {                                                      \
+    ++checks;                                               \
+    if (!(cond)) {                                          \
+      if (++failures <= 20) {                               \
+        std::printf("FAIL %s:%d: ", __FILE__, __LINE__);    \
+        std::printf(__VA_ARGS__);                           \
+        std::printf("\n");                                  \
+      }                                                     \
+    }                                                       \
+  } while (0)
+
+// view(c, r) must be the element tile(r, c) for a transposed view of a (rows, cols) tile.
+template <class Tile, class View>
+void check_transposed(const char* what, Tile const& tile, View const& view) {
+  CHECK(size<0>(view) == size<1>(tile) && size<1>(view) == size<0>(tile), "%s: transposed shape", what);
+  for (int r = 0; r < size<0>(tile); ++r)
+    for (int c = 0; c < size<1>(tile); ++c) CHECK(view(c, r) == tile(r, c), "%s: element (%d, %d)", what, r, c);
+}
+
+// Each thread's (rows, cols) view of an accumulator: every element of row slot mi lies in one
+// row, and together the threads hold each tile element exactly once. With quads: a row's
+// elements live in the 4 lanes of one quad (what quad_max/quad_sum reduce over), and for each
+// thread column slot 0 is one column for all its rows (the lse writers test that column).
+template <class Mma, class Shape, class RowsCols>
+void check_rows_cols(const char* what, Mma const& mma, Shape shape, int threads, RowsCols rows_cols, bool quads) {
+  const int rows = size<0>(shape), cols = size<1>(shape);
+  std::vector<int> holder(rows * cols, -1);
+  for (int t = 0; t < threads; ++t) {
+    Tensor coords = mma.get_thread_slice(t).partition_C(make_identity_tensor(shape));
+    Tensor view = make_tensor(coords.data(), rows_cols(coords.layout()));
+    CHECK(size(view) == size(coords), "%s: the view drops elements", what);
+    for (int mi = 0; mi < size<0>(view); ++mi) {
+      const int row = get<0>(view(mi, 0));
+      CHECK(get<1>(view(mi, 0)) == get<1>(view(0, 0)), "%s: thread %d's column slot 0 moves", what, t);
+      for (int ni = 0; ni < size<1>(view); ++ni) {
+        const int r = get<0>(view(mi, ni)), c = get<1>(view(mi, ni));
+        CHECK(r == row, "%s: thread %d row slot %d mixes rows %d and %d", what, t, mi, row, r);
+        CHECK(holder[r * cols + c] == -1, "%s: (%d, %d) held twice", what, r, c);
+        holder[r * cols + c] = t;
+      }
+    }
+  }
+  for (int r = 0; r < rows; ++r) {
+    std::set<int> quads_of_row;
+    for (int c = 0; c < cols; ++c) {
+      CHECK(holder[r * cols + c] >= 0, "%s: (%d, %d) held by no thread", what, r, c);
+      quads_of_row.insert(holder[r * cols + c] / 4);
+    }
+    if (quads) CHECK(quads_of_row.size() == 1, "%s: row %d spread over %zu quads", what, r, quads_of_row.size());
+  }
+}
+
+// The score accumulator's registers, converted and re-viewed by operand_a_view, must be the A
+// operand of the P V MMA in the order that MMA reads it, for every thread.
+template <class MmaS, class MmaO, class ShapeS, class OperandAView>
+void check_p_as_operand_a(const char* what, MmaS const& mma_s, MmaO const& mma_o, ShapeS shape, int threads,
+                          OperandAView operand_a_view) {
+  const int cols = size<1>(shape);
+  for (int t = 0; t < threads; ++t) {
+    Tensor coords_s = mma_s.get_thread_slice(t).partition_C(make_identity_tensor(shape));
+    Tensor acc = partition_fragment_C(mma_s, shape);  // the kernel's register tensor
+    CHECK(size(acc) == size(coords_s), "%s: fragment size", what);
+    for (int i = 0; i < size(acc); ++i) acc(i) = float(get<0>(coords_s(i)) * cols + get<1>(coords_s(i)));
+    Tensor as_a = make_tensor(acc.data(), operand_a_view(acc.layout()));
+    Tensor coords_a = mma_o.get_thread_slice(t).partition_A(make_identity_tensor(shape));
+    CHECK(size(as_a) == size(coords_a), "%s: thread %d: %d P registers, %d A operand values", what, t,
+          int(size(as_a)), int(size(coords_a)));
+    CHECK(rank(as_a) == rank(coords_a) && size<2>(as_a) == size<2>(coords_a), "%s: k steps", what);
+    for (int i = 0; i < size(coords_a); ++i) {
+      const int want = get<0>(coords_a(i)) * cols + get<1>(coords_a(i));
+      CHECK(int(as_a(i)) == want, "%s: thread %d A value %d holds P element %d, the MMA reads %d", what, t, i,
+            int(as_a(i)), want);
+    }
+  }
+}
+
+auto sm80_rows_cols = [](auto layout) { return flashgen::sm80::accumulator_as_rows_cols(layout); };
+auto sm80_operand_a = [](auto layout) { return flashgen::sm80::accumulator_as_operand_a(layout); };
+auto sm90_rows_cols = [](auto layout) { return flashgen::sm90::accumulator_as_rows_cols(layout); };
+auto sm90_operand_a = [](auto layout) { return flashgen::sm90::accumulator_as_operand_a(layout); };
+
+template <class Cfg>
+void check_sm80_forward(const char* what) {
+  using Shape_S = Shape<Int<Cfg::kBlockM>, Int<Cfg::kBlockN>>;
+  typename Cfg::TiledMma mma;
+  check_rows_cols(what, mma, Shape_S{}, Cfg::kNThreads, sm80_rows_cols, true);
+  check_p_as_operand_a(what, mma, mma, Shape_S{}, Cfg::kNThreads, sm80_operand_a);
+  check_transposed(what, typename Cfg::SmemLayoutKV{}, typename Cfg::SmemLayoutVt{});
+}
+
+template <class Cfg>
+void check_sm90_forward(const char* what) {
+  using Shape_S = Shape<Int<Cfg::kBlockM>, Int<Cfg::kBlockN>>;
+  typename Cfg::TiledMmaS mma_s;
+  typename Cfg::TiledMmaO mma_o;
+  check_rows_cols(what, mma_s, Shape_S{}, Cfg::kNThreads, sm90_rows_cols, true);
+  check_rows_cols(what, mma_o, Shape<Int<Cfg::kBlockM>, Int<Cfg::kHeadDim>>{}, Cfg::kNThreads, sm90_rows_cols,
+                  true);
+  check_p_as_operand_a(what, mma_s, mma_o, Shape_S{}, Cfg::kNThreads, sm90_operand_a);
+  check_transposed(what, typename Cfg::SmemLayoutKV{}, typename Cfg::SmemLayoutVt{});
+}
+
+template <class Cfg>
+void check_sm80_backward(const char* what) {
+  typename Cfg::TiledMmaSdP mma_sdp;
+  check_rows_cols(what, mma_sdp, Shape<Int<Cfg::kBlockM>, Int<Cfg::kBlockN>>{}, Cfg::kNThreads, sm80_rows_cols,
+                  false);
+  check_transposed(what, typename Cfg::SmemLayoutQ{}, typename Cfg::SmemLayoutQt{});
+  check_transposed(what, typename Cfg::SmemLayoutKV{}, typename Cfg::SmemLayoutKt{});
+  check_transposed(what, typename Cfg::SmemLayoutPdS{}, typename Cfg::SmemLayoutPdSt{});
+}
+
+template <class Cfg>
+void check_sm90_backward(const char* what) {
+  typename Cfg::TiledMmaSdP mma_sdp;
+  check_rows_cols(what, mma_sdp, Shape<Int<Cfg::kBlockM>, Int<Cfg::kBlockN>>{}, Cfg::kNThreads, sm90_rows_cols,
+                  false);
+  typename Cfg::TiledMmadKV mma_dkv;
+  check_rows_cols(what, mma_dkv, Shape<Int<Cfg::kBlockN>, Int<Cfg::kHeadDim>>{}, Cfg::kNThreads, sm90_rows_cols,
+                  false);
+  typename Cfg::TiledMmadQ mma_dq;
+  check_rows_cols(what, mma_dq, Shape<Int<Cfg::kBlockM>, Int<Cfg::kHeadDim>>{}, Cfg::kNThreads, sm90_rows_cols,
+                  false);
+  check_transposed(what, typename Cfg::SmemLayoutQ{}, typename Cfg::SmemLayoutQt{});
+  check_transposed(what, typename Cfg::SmemLayoutKV{}, typename Cfg::SmemLayoutKt{});
+  check_transposed(what, typename Cfg::SmemLayoutPdS{}, typename Cfg::SmemLayoutPdSt{});
+}
+
+int main() {
+  namespace sm80 = flashgen::sm80;
+  namespace sm90 = flashgen::sm90;
+  // The tiles of kernels.yaml and bench/tuning/sm90_experimental.yaml that differ in shape.
+  check_sm80_forward<sm80::FwdConfig<128, 128, 32, 4, bf16, 49152>>("sm80 fwd d128 128x32");
+  check_sm80_forward<sm80::FwdConfig<256, 128, 64, 8, bf16, 131072>>("sm80 fwd d256 128x64");
+  check_sm80_backward<sm80::BwdConfig<128, 64, 128, 8, 2, 4, 2, 2, 0, bf16, 147456>>("sm80 bwd d128");
+  check_sm80_backward<sm80::BwdConfig<256, 64, 64, 8, 4, 2, 2, 2, 0, bf16, 180224>>("sm80 bwd d256");
+  check_sm90_forward<sm90::FwdConfig<64, 128, 128, bf16, 49152>>("sm90 fwd d64 128x128");
+  check_sm90_forward<sm90::FwdConfig<256, 128, 64, bf16, 131072>>("sm90 fwd d256 128x64");
+  check_sm90_backward<sm90::BwdConfig<64, 64, 64, bf16, 57344>>("sm90 bwd d64");
+  check_sm90_backward<sm90::BwdConfig<256, 64, 64, bf16, 180224>>("sm90 bwd d256");
+  std::printf("layout checks: %d run, %d failed\n", checks, failures);
+  return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,25 @@
+"""The kernels' layout algebra, checked on the host (tests/cpu/layout_checks.cu, ~20 s to build):
+transposed shared-memory views, the register (rows, cols) views the softmax reduces over, and
+P's registers as the A operand of the P V MMA, for the sm80 and sm90 families."""
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gen import paths
+from gen.toolchain import Toolchain, cutlass_include
+from gen.vocab import ARCH_INFO
+
+pytestmark = pytest.mark.compile
+SOURCE = Path(__file__).resolve().parent / "layout_checks.cu"
+
+
+def test_kernel_layouts_hold_on_the_host(tmp_path):
+    toolchain = Toolchain()
+    binary = tmp_path / "layout_checks"
+    build = subprocess.run([toolchain.nvcc, "-std=c++17", "-O1", "--expt-relaxed-constexpr", f"-I{paths.CSRC}",
+                            f"-I{cutlass_include()}", *ARCH_INFO["sm90"].gencode, str(SOURCE), "-o", str(binary)],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(binary)], capture_output=True, text=True)
+    assert run.returncode == 0 and ", 0 failed" in run.stdout, run.stdout
