@@ -171,11 +171,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   const int k_rows_left = params.seqlen_k - col0;
   const AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
 
-  // Query blocks that see any key of this block: causal query i sees key j iff
-  // i >= j - (seqlen_k - seqlen_q).
-  const int m_blocks = ceil_div(params.seqlen_q, kBlockM);
-  const int first_row = kCausal ? max(0, col0 - (params.seqlen_k - params.seqlen_q)) : 0;
-  const int m_block_min = first_row / kBlockM;
+  const QueryBlockOrder order(params.seqlen_q, params.seqlen_k, kBlockM, kBlockN, n_block, kCausal);
+  const int m_blocks = order.m_blocks;
 
   auto rows_of = [&](const TensorArg& t, int h, int seqlen) {
     return head_rows<Element, kHeadDim>(t, batch, h, seqlen);
@@ -253,7 +250,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     store_fragment_via_smem<Cfg>(mma_dkv, acc_dk, sK, out_tile(params.dk), k_rows_left, tidx);
     store_fragment_via_smem<Cfg>(mma_dkv, acc_dv, sV, out_tile(params.dv), k_rows_left, tidx);
   };
-  if (m_block_min >= m_blocks) {  // no query sees these keys: dK = dV = 0
+  if (order.steps == 0) {  // no query sees these keys: dK = dV = 0
     store_dkv();
     return;
   }
@@ -268,13 +265,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   Tensor tQsdO = thr_load.partition_D(sdO);
   Tensor tQcQ = thr_load.partition_S(cQ);
   Tensor tKVcKV = thr_load.partition_S(cKV);
-  // The loop's step `it` visits query block m_block_at(it). Causal: from the first block that
-  // sees these keys, in order. Non-causal: every block, starting at n_block (mod m_blocks) and
-  // wrapping, so the CTAs of one head add into different dQ tiles at any moment instead of all
-  // into tile 0, then 1, ... in lockstep.
-  const int n_steps = m_blocks - m_block_min;
-  const int m_start = kCausal ? m_block_min : n_block % m_blocks;
-  auto m_block_at = [&](int it) { return m_start + it < m_blocks ? m_start + it : m_start + it - m_blocks; };
+  // The loop's step `it` visits query block order.at(it).
+  const int n_steps = order.steps;
+  auto m_block_at = [&](int it) { return order.at(it); };
   // Step it's Q buffer (they alternate when there are two).
   auto in_q_buffer = [&](auto const& t, int it) {
     return make_tensor(t.data() + (Cfg::kQBuffers == 2 ? (it & 1) * int(size(sQ)) : 0), t.layout());

@@ -12,13 +12,13 @@ struct AttentionMask {
   bool causal;
 
   // Last visible key (exclusive bound) for query row `row`.
-  __device__ __forceinline__ int key_limit(int row) const {
+  CUTE_HOST_DEVICE int key_limit(int row) const {
     return causal ? min(seqlen_k, row + 1 + seqlen_k - seqlen_q) : seqlen_k;
   }
 
   // Key blocks of block_n columns that some row of [row0, row0 + block_m) sees: all, or
   // (causal) those left of the last row's diagonal. At most 0 when no row sees a key.
-  __device__ __forceinline__ int visible_key_blocks(int row0, int block_m, int block_n) const {
+  CUTE_HOST_DEVICE int visible_key_blocks(int row0, int block_m, int block_n) const {
     const int all = ceil_div(seqlen_k, block_n);
     return causal ? min(all, ceil_div(row0 + block_m + seqlen_k - seqlen_q, block_n)) : all;
   }
@@ -40,6 +40,29 @@ struct AttentionMask {
         if (col0 + get<1>(coords(mi, ni)) >= limit) scores(mi, ni) = -INFINITY;
       }
     }
+  }
+};
+
+// The query blocks a backward CTA of key block n_block visits, step by step: those that see
+// any of its keys (causal query i sees key j iff i >= j - (seqlen_k - seqlen_q), so from the
+// block of the first such row on). Causal: in order. Non-causal: all of them, starting at
+// n_block mod m_blocks and wrapping, so the CTAs of one head add into different dQ tiles at
+// any moment instead of into tile 0, then 1, ... in lockstep.
+struct QueryBlockOrder {
+  int m_blocks;  // query blocks in all
+  int first;     // the step-0 block
+  int steps;     // blocks visited (0: no query sees these keys)
+
+  CUTE_HOST_DEVICE QueryBlockOrder(int seqlen_q, int seqlen_k, int block_m, int block_n, int n_block, bool causal) {
+    m_blocks = ceil_div(seqlen_q, block_m);
+    const int first_row = causal ? max(0, n_block * block_n - (seqlen_k - seqlen_q)) : 0;
+    const int m_block_min = min(first_row / block_m, m_blocks);
+    steps = m_blocks - m_block_min;
+    first = causal ? m_block_min : n_block % m_blocks;
+  }
+
+  CUTE_HOST_DEVICE int at(int step) const {
+    return first + step < m_blocks ? first + step : first + step - m_blocks;
   }
 };
 

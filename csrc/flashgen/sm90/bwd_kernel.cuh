@@ -86,11 +86,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   const int k_rows_left = params.seqlen_k - col0;
   const sm80::AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
 
-  // Query blocks that see any key of this block: causal query i sees key j iff
-  // i >= j - (seqlen_k - seqlen_q).
-  const int m_blocks = ceil_div(params.seqlen_q, kBlockM);
-  const int first_row = kCausal ? max(0, col0 - (params.seqlen_k - params.seqlen_q)) : 0;
-  const int m_block_min = first_row / kBlockM;
+  const sm80::QueryBlockOrder order(params.seqlen_q, params.seqlen_k, kBlockM, kBlockN, n_block, kCausal);
+  const int m_blocks = order.m_blocks;
 
   auto rows_of = [&](const TensorArg& t, int h, int seqlen) {
     return sm80::head_rows<Element, kHeadDim>(t, batch, h, seqlen);
@@ -167,7 +164,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     sm80::store_fragment_via_smem<Cfg>(mma_dkv, acc_dk, sK, key_block(params.dk, head), k_rows_left, tidx);
     sm80::store_fragment_via_smem<Cfg>(mma_dkv, acc_dv, sV, key_block(params.dv, head), k_rows_left, tidx);
   };
-  if (m_block_min >= m_blocks) {  // no query sees these keys: dK = dV = 0
+  if (order.steps == 0) {  // no query sees these keys: dK = dV = 0
     store_dkv();
     return;
   }
@@ -180,12 +177,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   Tensor tQgdO = thr_load.partition_S(gdO);
   Tensor tQcQ = thr_load.partition_S(cQ);
   Tensor tKVcKV = thr_load.partition_S(cKV);
-  // Step `it` visits query block m_block_at(it), as in sm80: causal from the first block that
-  // sees these keys; non-causal from n_block mod m_blocks, wrapping, so a head's CTAs add into
-  // different dQ tiles at any moment. Its Q lives in buffer it % 2.
-  const int n_steps = m_blocks - m_block_min;
-  const int m_start = kCausal ? m_block_min : n_block % m_blocks;
-  auto m_block_at = [&](int it) { return m_start + it < m_blocks ? m_start + it : m_start + it - m_blocks; };
+  // Step `it` visits query block order.at(it); its Q lives in buffer it % 2.
+  const int n_steps = order.steps;
+  auto m_block_at = [&](int it) { return order.at(it); };
   auto q_buffer = [&](int it) { return q_buffers + (it & 1) * kQElems; };
   auto load_q = [&](int it) {
     const int m_block = m_block_at(it);

@@ -1,9 +1,11 @@
-// Host-side checks of the kernels' own layout algebra, for every MMA family (no GPU needed;
-// tests/cpu/test_layouts.py builds and runs this). They catch the bugs that give wrong numbers
-// rather than compile errors: a transposed shared-memory view that reads another element, a
-// (rows, cols) register view whose row reductions mix rows, P's registers fed to the P V MMA
-// in the wrong order, an lse written by a thread that does not hold column 0.
+// Host-side checks of the kernels' own index algebra, for every MMA family (no GPU needed;
+// tests/cpu/test_host_checks.py builds and runs this). They catch the bugs that give wrong
+// numbers rather than compile errors: a transposed shared-memory view that reads another
+// element, a (rows, cols) register view whose row reductions mix rows, P's registers fed to the
+// P V MMA in the wrong order, an lse written by a thread that does not hold column 0, a
+// backward CTA that skips or repeats a query block, a forward that misses a key block.
 // What they cannot see: whether the hardware reads shared memory as CuTe's descriptors say.
+#include <algorithm>
 #include <cstdio>
 #include <set>
 #include <vector>
@@ -149,7 +151,52 @@ void check_sm90_backward(const char* what) {
   check_transposed(what, typename Cfg::SmemLayoutPdS{}, typename Cfg::SmemLayoutPdSt{});
 }
 
+// Against the mask's rule (key_limit, one row at a time): the backward's QueryBlockOrder visits
+// exactly the query blocks that see some key of its key block, each once (non-causal: starting
+// at n_block mod m_blocks); the forward's visible_key_blocks covers every key block that a real
+// row of its query block sees.
+void check_block_schedules() {
+  const int seqlens[] = {1, 17, 63, 64, 65, 113, 1000, 2049};
+  const int tiles[][2] = {{64, 64}, {64, 128}, {128, 64}, {128, 128}, {128, 32}};
+  for (int seqlen_q : seqlens)
+    for (int seqlen_k : seqlens)
+      for (auto const& tile : tiles)
+        for (bool causal : {false, true}) {
+          const int block_m = tile[0], block_n = tile[1];
+          const flashgen::sm80::AttentionMask mask{seqlen_q, seqlen_k, causal};
+          const int m_blocks = ceil_div(seqlen_q, block_m), n_blocks = ceil_div(seqlen_k, block_n);
+          auto sees = [&](int m, int n) {  // some real row of query block m sees a key of key block n
+            for (int row = m * block_m; row < std::min((m + 1) * block_m, seqlen_q); ++row)
+              if (mask.key_limit(row) > n * block_n) return true;
+            return false;
+          };
+          for (int n = 0; n < n_blocks; ++n) {
+            const flashgen::sm80::QueryBlockOrder order(seqlen_q, seqlen_k, block_m, block_n, n, causal);
+            std::vector<int> visits(m_blocks, 0);
+            for (int step = 0; step < order.steps; ++step) {
+              const int m = order.at(step);
+              CHECK(0 <= m && m < m_blocks, "order %dx%d causal=%d n=%d: step %d visits block %d", seqlen_q,
+                    seqlen_k, causal, n, step, m);
+              if (0 <= m && m < m_blocks) ++visits[m];
+            }
+            for (int m = 0; m < m_blocks; ++m)
+              CHECK(visits[m] == (sees(m, n) ? 1 : 0), "order %dx%d tile %dx%d causal=%d: key block %d visits query "
+                    "block %d %d times", seqlen_q, seqlen_k, block_m, block_n, causal, n, m, visits[m]);
+            if (!causal) CHECK(order.at(0) == n % m_blocks, "order: non-causal start of key block %d", n);
+          }
+          for (int m = 0; m < m_blocks; ++m) {
+            const int visible = mask.visible_key_blocks(m * block_m, block_m, block_n);
+            CHECK(visible <= n_blocks, "fwd %dx%d: %d key blocks of %d", seqlen_q, seqlen_k, visible, n_blocks);
+            for (int n = 0; n < n_blocks; ++n)
+              if (sees(m, n))
+                CHECK(n < visible, "fwd %dx%d tile %dx%d causal=%d: query block %d misses key block %d", seqlen_q,
+                      seqlen_k, block_m, block_n, causal, m, n);
+          }
+        }
+}
+
 int main() {
+  check_block_schedules();
   namespace sm80 = flashgen::sm80;
   namespace sm90 = flashgen::sm90;
   // The tiles of kernels.yaml and bench/tuning/sm90_experimental.yaml that differ in shape.
@@ -161,6 +208,6 @@ int main() {
   check_sm90_forward<sm90::FwdConfig<256, 128, 64, bf16, 131072>>("sm90 fwd d256 128x64");
   check_sm90_backward<sm90::BwdConfig<64, 64, 64, bf16, 57344>>("sm90 bwd d64");
   check_sm90_backward<sm90::BwdConfig<256, 64, 64, bf16, 180224>>("sm90 bwd d256");
-  std::printf("layout checks: %d run, %d failed\n", checks, failures);
+  std::printf("host checks: %d run, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

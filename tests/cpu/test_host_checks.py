@@ -1,6 +1,7 @@
-"""The kernels' layout algebra, checked on the host (tests/cpu/layout_checks.cu, ~20 s to build):
-transposed shared-memory views, the register (rows, cols) views the softmax reduces over, and
-P's registers as the A operand of the P V MMA, for the sm80 and sm90 families."""
+"""The kernels' index algebra, checked on the host (tests/cpu/host_checks.cu, ~20 s to build):
+transposed shared-memory views, the register (rows, cols) views the softmax reduces over, P's
+registers as the A operand of the P V MMA (sm80 and sm90 families), and which (query block,
+key block) pairs the forward and backward visit, against the mask's rule."""
 import subprocess
 from pathlib import Path
 
@@ -11,12 +12,12 @@ from gen.toolchain import Toolchain, cutlass_include
 from gen.vocab import ARCH_INFO
 
 pytestmark = pytest.mark.compile
-SOURCE = Path(__file__).resolve().parent / "layout_checks.cu"
+SOURCE = Path(__file__).resolve().parent / "host_checks.cu"
 
 
-def test_kernel_layouts_hold_on_the_host(tmp_path):
+def test_kernel_index_algebra_holds_on_the_host(tmp_path):
     toolchain = Toolchain()
-    binary = tmp_path / "layout_checks"
+    binary = tmp_path / "host_checks"
     build = subprocess.run([toolchain.nvcc, "-std=c++17", "-O1", "--expt-relaxed-constexpr", f"-I{paths.CSRC}",
                             f"-I{cutlass_include()}", *ARCH_INFO["sm90"].gencode, str(SOURCE), "-o", str(binary)],
                            capture_output=True, text=True)
