@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# One call on a GPU machine: build the default selection, run the GPU numerics, the sanitizer
-# on every bf16 kernel (forward and backward, each head dim), and a benchmark. Arguments go to `python -m bench`, e.g.
+# One call on a GPU machine: build the default selection, run the GPU numerics, the sanitizer on
+# every bf16 kernel (forward and backward, each head dim), and a benchmark. Arguments go to
+# `python -m bench`, e.g.
 #   bash scripts/gpu_check.sh --direction bwd --hdim 128,256 --dtype bf16 --no-sweep
-# Logs and results land in $OUT (default /tmp/flashgen-out). A machine without the CUTLASS
-# headers gets them from wheels in .whl/ (see README: "On a GPU machine without internet"),
-# and FlashAttention-4 for the benchmark the same way (scripts/fetch_fa4.sh).
+# Environment:
+#   EXTRA_CATALOG=bench/tuning/sm90_experimental.yaml   also build that catalog (into build_extra)
+#                                                        and run the GPU suite and the benchmark on it
+#   SANITIZE=0                                           skip compute-sanitizer
+# Results land in $OUT (default /tmp/flashgen-out): the benchmark's JSON, table and plot, and one
+# log of every step (steps.log; the device tool brings back at most 8 files). Each step has a
+# time limit, so one that hangs cannot take the whole call; a failed step is reported and the
+# next one runs.
+# A machine without the CUTLASS headers gets them from wheels in .whl/ (README: "On a GPU
+# machine"), and FlashAttention-4 for the benchmark the same way (scripts/fetch_fa4.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp/flashgen-out}"
@@ -12,11 +20,32 @@ mkdir -p "$OUT"
 . scripts/carried_wheels.sh || exit 1
 export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}" PYTHONUNBUFFERED=1
 
-python3 build.py 2>&1 | tee "$OUT/build.log" | grep -E "^built|FAIL|error"
-[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "build failed: $OUT/build.log"; exit 1; }
-python3 -m pytest tests/gpu -q 2>&1 | tee "$OUT/gpu-tests.log" | tail -3
-compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/sanitize.py bf16 \
-  2>&1 | tee "$OUT/memcheck.log" | tail -1
-compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py bf16 \
-  2>&1 | tee "$OUT/racecheck.log" | tail -1
-python3 -m bench --out "$OUT" "$@" 2>&1 | tee "$OUT/bench.log" | grep -E "^\||^wrote"
+LOGS=$(mktemp -d)
+# step NAME SECONDS COMMAND...: run with a time limit, append its output to $OUT/steps.log, print
+# one line: exit status, seconds, the output's last line.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local start=$SECONDS
+  timeout "$limit" "$@" >"$LOGS/$name.log" 2>&1
+  local rc=$?
+  { echo "===== $name (rc=$rc): $*"; cat "$LOGS/$name.log"; } >>"$OUT/steps.log"
+  printf '%-12s rc=%-3s %4ss  %s\n' "$name" "$rc" "$((SECONDS - start))" "$(tail -n 1 "$LOGS/$name.log")"
+  return $rc
+}
+
+step build 400 python3 build.py || { tail -n 30 "$LOGS/build.log"; exit 1; }
+step gpu-tests 300 python3 -m pytest tests/gpu -q
+if [ "${SANITIZE:-1}" != 0 ]; then
+  step memcheck 300 compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/sanitize.py bf16
+  step racecheck 300 compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py bf16
+fi
+step bench 400 python3 -m bench --out "$OUT" "$@"
+
+if [ -n "${EXTRA_CATALOG:-}" ]; then
+  step extra-build 400 python3 build.py --catalog "$EXTRA_CATALOG" --build-dir build_extra
+  export FLASHGEN_BUILD_DIR=build_extra
+  step extra-tests 300 python3 -m pytest tests/gpu -q --maxfail=20
+  # Its own tag, so its result files do not overwrite the default build's.
+  step extra-bench 400 python3 -m bench --out "$OUT" "$@" --impl flashgen,sdpa_flash,sdpa_cudnn --tag extra
+fi
