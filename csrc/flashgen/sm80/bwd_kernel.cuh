@@ -121,6 +121,78 @@ __device__ __forceinline__ void store_fragment_via_smem(Mma const& mma, Frag con
   store_rows(gmem_store, tr, tg, thr_store.partition_D(make_identity_tensor(shape(out))), rows_left);
 }
 
+// This thread's score rows' LSE (times log2(e), as the exp2 wants it) and D. Rows past
+// seqlen_q (zero-filled Q, dO) get lse = +inf, so P = 0 there.
+template <int kRows, class Coords>
+__device__ __forceinline__ void load_row_stats(Coords const& coords, const float* lse, const float* softmax_d,
+                                               int row0, int rows_left, float (&lse_log2)[kRows],
+                                               float (&d_row)[kRows]) {
+  CUTE_UNROLL
+  for (int mi = 0; mi < kRows; ++mi) {
+    const int row = get<0>(coords(mi, 0));
+    const bool in_range = row < rows_left;
+    lse_log2[mi] = in_range ? lse[row0 + row] * float(M_LOG2E) : INFINITY;
+    d_row[mi] = in_range ? softmax_d[row0 + row] : 0.f;
+  }
+}
+
+// In (rows, cols) views: P = exp2(S * scale * log2(e) - LSE * log2(e)) replaces the scores,
+// dS = P * (dP - D) replaces dP.
+template <int kRows, class Scores, class Grads>
+__device__ __forceinline__ void probabilities_and_score_grads(Scores& scores, Grads& dp, const float (&lse_log2)[kRows],
+                                                              const float (&d_row)[kRows], float scale_log2) {
+  CUTE_UNROLL
+  for (int mi = 0; mi < kRows; ++mi) {
+    CUTE_UNROLL
+    for (int ni = 0; ni < size<1>(scores); ++ni) {
+      const float p = exp2f(scores(mi, ni) * scale_log2 - lse_log2[mi]);
+      scores(mi, ni) = p;
+      dp(mi, ni) = p * (dp(mi, ni) - d_row[mi]);
+    }
+  }
+}
+
+// dK (scaled by softmax_scale here) and dV of key block n_block out. Without GQA in the input
+// dtype through shared memory (K's and V's tiles sK, sV: this waits until every warp is done
+// reading them) as 16-byte row stores; with GQA as fp32 per query head into dk_accum and
+// dv_accum, (batch, seqlen_k, nheads, head_dim), which the caller sums over the heads.
+template <class Cfg, class Mma, class Acc, class SmemK, class SmemV>
+__device__ __forceinline__ void store_dk_dv(const BwdParams& params, Mma const& mma_dkv, Acc& acc_dk, Acc const& acc_dv,
+                                            SmemK&& sK, SmemV&& sV, int batch, int head, int n_block, int tidx) {
+  using Element = typename Cfg::Element;
+  constexpr int kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
+  const int k_rows_left = params.seqlen_k - n_block * kBlockN;
+  CUTE_UNROLL
+  for (int i = 0; i < size(acc_dk); ++i) acc_dk(i) *= params.softmax_scale;
+  if (params.dk_accum != nullptr) {
+    auto accum_tile = [&](float* base) {
+      const int64_t row_stride = int64_t(params.nheads) * kHeadDim;
+      Tensor rows = make_tensor(make_gmem_ptr(base + batch * params.seqlen_k * row_stride + head * kHeadDim),
+                                make_shape(params.seqlen_k, Int<kHeadDim>{}), make_stride(row_stride, _1{}));
+      return local_tile(rows, Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(n_block, 0));
+    };
+    auto thr_dkv = mma_dkv.get_thread_slice(tidx);
+    Tensor coords = thr_dkv.partition_C(make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{}));
+    Tensor tdKgdK = thr_dkv.partition_C(accum_tile(params.dk_accum));
+    Tensor tdVgdV = thr_dkv.partition_C(accum_tile(params.dv_accum));
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc_dk); ++i) {
+      if (get<0>(coords(i)) < k_rows_left) {
+        tdKgdK(i) = acc_dk(i);
+        tdVgdV(i) = acc_dv(i);
+      }
+    }
+    return;
+  }
+  auto out_tile = [&](const TensorArg& out) {
+    return local_tile(head_rows<Element, kHeadDim>(out, batch, head, params.seqlen_k),
+                      Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(n_block, 0));
+  };
+  __syncthreads();  // every warp is done reading K and V
+  store_fragment_via_smem<Cfg>(mma_dkv, acc_dk, sK, out_tile(params.dk), k_rows_left, tidx);
+  store_fragment_via_smem<Cfg>(mma_dkv, acc_dv, sV, out_tile(params.dv), k_rows_left, tidx);
+}
+
 // D[row] = sum_d dO[row, d] * O[row, d], one warp per row; and zeros for the dQ accumulator
 // (every split), kPreprocessRows rows' worth per CTA, so no separate memset runs.
 constexpr int kPreprocessRows = 8;  // one warp each
@@ -189,18 +261,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   const int64_t row_stats = (int64_t(batch) * params.nheads + head) * params.seqlen_q;
   const float* lse = params.lse + row_stats;
   const float* softmax_d = params.softmax_d + row_stats;
-  // fp32 accumulators, (batch, seqlen, nheads, head_dim) contiguous.
-  const int64_t accum_row_stride = int64_t(params.nheads) * kHeadDim;
-  auto accum_rows = [&](float* base, int seqlen) {
-    return make_tensor(make_gmem_ptr(base + batch * seqlen * accum_row_stride + head * kHeadDim),
-                       make_shape(seqlen, Int<kHeadDim>{}), make_stride(accum_row_stride, _1{}));
-  };
   float* const dq_tiles = params.dq_accum + blockIdx.x * params.dq_split_stride +
                          (int64_t(batch) * params.nheads + head) * m_blocks * Cfg::kDqTileElems;
-  Tensor gdK = local_tile(accum_rows(params.dk_accum, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
-                          make_coord(n_block, 0));
-  Tensor gdV = local_tile(accum_rows(params.dv_accum, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
-                          make_coord(n_block, 0));
 
   typename Cfg::TiledMmadKV mma_dkv;
   auto thr_dkv = mma_dkv.get_thread_slice(tidx);
@@ -208,7 +270,6 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   Tensor acc_dv = partition_fragment_C(mma_dkv, Shape<Int<kBlockN>, Int<kHeadDim>>{});
   clear(acc_dk);
   clear(acc_dv);
-  Tensor dkv_coords = thr_dkv.partition_C(make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{}));
 
   Element* smem_base = reinterpret_cast<Element*>(smem);
   Tensor sQ = make_tensor(make_smem_ptr(smem_base), typename Cfg::SmemLayoutQ{});
@@ -224,32 +285,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   Tensor sPt = make_tensor(sP.data(), typename Cfg::SmemLayoutPdSt{});
   Tensor sdSt = make_tensor(sdS.data(), typename Cfg::SmemLayoutPdSt{});
 
-  // dK (scaled) and dV out. Without GQA they go out in the input dtype through shared memory
-  // (K's and V's tiles, free once every warp is past the loop) as 16-byte row stores; with GQA
-  // as fp32 per query head, which the caller sums over the heads that share a kv head.
-  auto store_dkv = [&]() {
-    CUTE_UNROLL
-    for (int i = 0; i < size(acc_dk); ++i) acc_dk(i) *= params.softmax_scale;
-    if (params.dk_accum != nullptr) {
-      Tensor tdKgdK = thr_dkv.partition_C(gdK);
-      Tensor tdVgdV = thr_dkv.partition_C(gdV);
-      CUTE_UNROLL
-      for (int i = 0; i < size(acc_dk); ++i) {
-        if (get<0>(dkv_coords(i)) < k_rows_left) {
-          tdKgdK(i) = acc_dk(i);
-          tdVgdV(i) = acc_dv(i);
-        }
-      }
-      return;
-    }
-    auto out_tile = [&](const TensorArg& out) {
-      return local_tile(rows_of(out, head, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
-                        make_coord(n_block, 0));
-    };
-    __syncthreads();  // every warp is done reading K and V
-    store_fragment_via_smem<Cfg>(mma_dkv, acc_dk, sK, out_tile(params.dk), k_rows_left, tidx);
-    store_fragment_via_smem<Cfg>(mma_dkv, acc_dv, sV, out_tile(params.dv), k_rows_left, tidx);
-  };
+  auto store_dkv = [&]() { store_dk_dv<Cfg>(params, mma_dkv, acc_dk, acc_dv, sK, sV, batch, head, n_block, tidx); };
   if (order.steps == 0) {  // no query sees these keys: dK = dV = 0
     store_dkv();
     return;
@@ -345,16 +381,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     }
 
     // This block's LSE and D rows, fetched before the GEMMs so their latency hides under them.
-    // Rows past seqlen_q (zero-filled Q, dO) get lse = +inf, so P = 0 there.
     constexpr int kRows = decltype(size<0>(sdp_coords))::value;
     float lse_log2[kRows], d_row[kRows];
-    CUTE_UNROLL
-    for (int mi = 0; mi < kRows; ++mi) {
-      const int row = get<0>(sdp_coords(mi, 0));
-      const bool in_range = row < q_rows_left;
-      lse_log2[mi] = in_range ? lse[row0 + row] * float(M_LOG2E) : INFINITY;
-      d_row[mi] = in_range ? softmax_d[row0 + row] : 0.f;
-    }
+    load_row_stats(sdp_coords, lse, softmax_d, row0, q_rows_left, lse_log2, d_row);
 
     // S = Q K^T and dP = dO V^T.
     Tensor acc_s = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
@@ -368,15 +397,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
     Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
     if (mask.tile_needs_mask(row0, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
-    CUTE_UNROLL
-    for (int mi = 0; mi < kRows; ++mi) {
-      CUTE_UNROLL
-      for (int ni = 0; ni < size<1>(scores); ++ni) {
-        const float p = exp2f(scores(mi, ni) * params.softmax_scale_log2 - lse_log2[mi]);
-        scores(mi, ni) = p;
-        dp(mi, ni) = p * (dp(mi, ni) - d_row[mi]);
-      }
-    }
+    probabilities_and_score_grads(scores, dp, lse_log2, d_row, params.softmax_scale_log2);
     cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_s)), tPsP);
     cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)), tdSsdS);
     __syncthreads();  // P, dS visible to all warps

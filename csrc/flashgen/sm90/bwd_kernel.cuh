@@ -135,34 +135,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   Tensor acc_dv = partition_fragment_C(mma_dkv, Shape<Int<kBlockN>, Int<kHeadDim>>{});
   clear(acc_dk);
   clear(acc_dv);
-  Tensor dkv_coords = thr_dkv.partition_C(make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{}));
 
-  // dK (scaled) and dV out, as sm80's: in the input dtype through shared memory (K's and V's
-  // tiles) without GQA, as fp32 per query head with GQA (the caller sums the heads).
   auto store_dkv = [&]() {
-    CUTE_UNROLL
-    for (int i = 0; i < size(acc_dk); ++i) acc_dk(i) *= params.softmax_scale;
-    if (params.dk_accum != nullptr) {
-      auto accum_tile = [&](float* base) {
-        const int64_t row_stride = int64_t(params.nheads) * kHeadDim;
-        Tensor rows = make_tensor(make_gmem_ptr(base + batch * params.seqlen_k * row_stride + head * kHeadDim),
-                                  make_shape(params.seqlen_k, Int<kHeadDim>{}), make_stride(row_stride, _1{}));
-        return local_tile(rows, Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(n_block, 0));
-      };
-      Tensor tdKgdK = thr_dkv.partition_C(accum_tile(params.dk_accum));
-      Tensor tdVgdV = thr_dkv.partition_C(accum_tile(params.dv_accum));
-      CUTE_UNROLL
-      for (int i = 0; i < size(acc_dk); ++i) {
-        if (get<0>(dkv_coords(i)) < k_rows_left) {
-          tdKgdK(i) = acc_dk(i);
-          tdVgdV(i) = acc_dv(i);
-        }
-      }
-      return;
-    }
-    __syncthreads();  // every warpgroup's GEMMs are done reading K and V
-    sm80::store_fragment_via_smem<Cfg>(mma_dkv, acc_dk, sK, key_block(params.dk, head), k_rows_left, tidx);
-    sm80::store_fragment_via_smem<Cfg>(mma_dkv, acc_dv, sV, key_block(params.dv, head), k_rows_left, tidx);
+    sm80::store_dk_dv<Cfg>(params, mma_dkv, acc_dk, acc_dv, sK, sV, batch, head, n_block, tidx);
   };
   if (order.steps == 0) {  // no query sees these keys: dK = dV = 0
     store_dkv();
@@ -235,16 +210,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     Tensor tdKrQt = thr_dkv.make_fragment_B(thr_dkv.partition_B(smem_tensor(q_buffer(it), typename Cfg::SmemLayoutQt{})));
 
     // This block's LSE and D rows, fetched before the GEMMs so their latency hides under them.
-    // Rows past seqlen_q (zero-filled Q, dO) get lse = +inf, so P = 0 there.
     constexpr int kRows = decltype(size<0>(sdp_coords))::value;
     float lse_log2[kRows], d_row[kRows];
-    CUTE_UNROLL
-    for (int mi = 0; mi < kRows; ++mi) {
-      const int row = get<0>(sdp_coords(mi, 0));
-      const bool in_range = row < q_rows_left;
-      lse_log2[mi] = in_range ? lse[row0 + row] * float(M_LOG2E) : INFINITY;
-      d_row[mi] = in_range ? softmax_d[row0 + row] : 0.f;
-    }
+    sm80::load_row_stats(sdp_coords, lse, softmax_d, row0, q_rows_left, lse_log2, d_row);
 
     // S = Q K^T and dP = dO V^T: one wgmma batch.
     Tensor acc_s = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
@@ -263,15 +231,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
     Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
     if (mask.tile_needs_mask(row0, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
-    CUTE_UNROLL
-    for (int mi = 0; mi < kRows; ++mi) {
-      CUTE_UNROLL
-      for (int ni = 0; ni < size<1>(scores); ++ni) {
-        const float p = exp2f(scores(mi, ni) * params.softmax_scale_log2 - lse_log2[mi]);
-        scores(mi, ni) = p;
-        dp(mi, ni) = p * (dp(mi, ni) - d_row[mi]);
-      }
-    }
+    sm80::probabilities_and_score_grads(scores, dp, lse_log2, d_row, params.softmax_scale_log2);
     cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc_s)), tPsP);
     cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc_dp)), tdSsdS);
     publish_smem_writes_to_wgmma();  // P, dS visible to both warpgroups' tensor cores
