@@ -45,7 +45,13 @@ step bench 400 python3 -m bench --out "$OUT" "$@"
 if [ -n "${EXTRA_CATALOG:-}" ]; then
   step extra-build 400 python3 build.py --catalog "$EXTRA_CATALOG" --build-dir build_extra
   export FLASHGEN_BUILD_DIR=build_extra
-  step extra-tests 300 python3 -m pytest tests/gpu -q --maxfail=20
+  if ! step extra-tests 300 python3 -m pytest tests/gpu -q --maxfail=20; then
+    # Where it goes wrong: error grids per tensor (scripts/error_map.py), into steps.log.
+    for hdim in 64 256; do
+      step "map-d$hdim" 120 python3 scripts/error_map.py --hdim "$hdim" --seqlen-q 300 --seqlen-k 200
+      step "map-d$hdim-causal" 120 python3 scripts/error_map.py --hdim "$hdim" --seqlen-q 200 --seqlen-k 300 --causal
+    done
+  fi
   # Its own tag, so its result files do not overwrite the default build's.
   step extra-bench 400 python3 -m bench --out "$OUT" "$@" --impl flashgen,sdpa_flash,sdpa_cudnn --tag extra
 fi
