@@ -9,7 +9,7 @@ import torch
 import flashgen
 from flashgen import ops
 from flashgen.reference import attention_reference, check_against_reference
-from tests.gpu.test_forward import CATALOG_HDIMS, DTYPES, ROUNDED_HDIMS, random_qkv
+from tests.gpu.test_forward import CATALOG_HDIMS, DTYPES, ROUNDED_HDIMS, random_qkv, run_or_skip
 
 pytestmark = pytest.mark.gpu
 
@@ -25,11 +25,12 @@ def reference_grads(q, k, v, dout, causal, scale, upcast):
     return [t.grad for t in leaves]
 
 
-def check_backward(q, k, v, causal, deterministic=False):
+def check_backward(q, k, v, causal, deterministic=False, arch=None):
     scale = 1.0 / math.sqrt(q.shape[-1])
-    out, lse = ops._forward(q, k, v, causal, scale, None)
+    out, lse = run_or_skip(lambda: ops._forward(q, k, v, causal, scale, arch), arch)
     dout = torch.randn_like(out)
-    got = ops._backward(q, k, v, out, lse, dout, causal, scale, None, deterministic, nan_outputs=True)
+    got = run_or_skip(lambda: ops._backward(q, k, v, out, lse, dout, causal, scale, arch, deterministic,
+                                            nan_outputs=True), arch)
     ref = reference_grads(q, k, v, dout, causal, scale, upcast=True)
     same = reference_grads(q, k, v, dout, causal, scale, upcast=False)
     for name, g, r, s in zip(("dq", "dk", "dv"), got, ref, same):
@@ -42,24 +43,24 @@ def check_backward(q, k, v, causal, deterministic=False):
 @pytest.mark.parametrize("head_dim", CATALOG_HDIMS + ROUNDED_HDIMS)
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 @pytest.mark.parametrize("seqlens", SEQLENS, ids=[f"{q}x{k}" for q, k in SEQLENS])
-def test_backward_matches_reference(seqlens, causal, head_dim, dtype):
+def test_backward_matches_reference(seqlens, causal, head_dim, dtype, arch):
     q, k, v = random_qkv(2, *seqlens, nheads=3, nheads_kv=3, head_dim=head_dim, dtype=dtype)
-    check_backward(q, k, v, causal)
+    check_backward(q, k, v, causal, arch=arch)
 
 
 @pytest.mark.parametrize("head_dim", CATALOG_HDIMS)
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
-def test_backward_long_sequence(causal, head_dim):
+def test_backward_long_sequence(causal, head_dim, arch):
     q, k, v = random_qkv(1, 8192, 8192, nheads=1, nheads_kv=1, head_dim=head_dim, dtype=torch.bfloat16)
-    check_backward(q, k, v, causal)
+    check_backward(q, k, v, causal, arch=arch)
 
 
 @pytest.mark.parametrize("nheads,nheads_kv", [(8, 1), (8, 2), (6, 1)], ids=["gqa8to1", "gqa4to1", "mqa6"])
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 @pytest.mark.parametrize("head_dim", (64, 128, 256))
-def test_backward_gqa(head_dim, causal, nheads, nheads_kv):
+def test_backward_gqa(head_dim, causal, nheads, nheads_kv, arch):
     q, k, v = random_qkv(2, 300, 517, nheads, nheads_kv, head_dim, torch.bfloat16)
-    check_backward(q, k, v, causal)
+    check_backward(q, k, v, causal, arch=arch)
 
 
 def test_backward_batch_of_several():
@@ -68,14 +69,14 @@ def test_backward_batch_of_several():
 
 
 @pytest.mark.parametrize("head_dim", (128, 256))
-def test_deterministic_dq_is_bit_identical_and_correct(head_dim):
+def test_deterministic_dq_is_bit_identical_and_correct(head_dim, arch):
     q, k, v = random_qkv(2, 1000, 1500, 4, 2, head_dim, torch.bfloat16)
-    first = check_backward(q, k, v, causal=False, deterministic=True)
+    first = check_backward(q, k, v, causal=False, deterministic=True, arch=arch)
     scale = 1.0 / math.sqrt(head_dim)
-    out, lse = ops._forward(q, k, v, False, scale, None)
+    out, lse = ops._forward(q, k, v, False, scale, arch)
     torch.manual_seed(0)
     dout = torch.randn_like(out)
-    runs = [ops._backward(q, k, v, out, lse, dout, False, scale, None, deterministic=True) for _ in range(3)]
+    runs = [ops._backward(q, k, v, out, lse, dout, False, scale, arch, deterministic=True) for _ in range(3)]
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             assert torch.equal(a, b)
@@ -84,17 +85,17 @@ def test_deterministic_dq_is_bit_identical_and_correct(head_dim):
 
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 @pytest.mark.parametrize("head_dim", (64, 256))
-def test_deterministic_mode_with_more_key_blocks_than_splits(head_dim, causal):
+def test_deterministic_mode_with_more_key_blocks_than_splits(head_dim, causal, arch):
     # batch x nheads = 288 CTAs per key block fill any GPU up to 288 SMs, so there is one dQ
     # split per head and every key block of a head lands in it, one launch after another.
     q, k, v = random_qkv(2, 200, 333, 144, 72, head_dim, torch.bfloat16)
+    check_backward(q, k, v, causal, deterministic=True, arch=arch)
     scale = 1.0 / math.sqrt(head_dim)
-    out, lse = ops._forward(q, k, v, causal, scale, None)
+    out, lse = ops._forward(q, k, v, causal, scale, arch)
     dout = torch.randn_like(out)
-    runs = [ops._backward(q, k, v, out, lse, dout, causal, scale, None, deterministic=True) for _ in range(2)]
+    runs = [ops._backward(q, k, v, out, lse, dout, causal, scale, arch, deterministic=True) for _ in range(2)]
     for a, b in zip(*runs):
         assert torch.equal(a, b)
-    check_backward(q, k, v, causal, deterministic=True)
 
 
 def test_autograd_through_the_public_api_with_a_stride0_gradient():

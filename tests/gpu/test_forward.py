@@ -29,9 +29,19 @@ def random_qkv(batch, seqlen_q, seqlen_k, nheads, nheads_kv, head_dim, dtype, se
             draw(batch, seqlen_k, nheads_kv, head_dim))
 
 
-def check_forward(q, k, v, causal, softmax_scale=None):
+def run_or_skip(fn, arch):
+    """fn(); a family forced by `arch` that has no kernel for this case skips it."""
+    try:
+        return fn()
+    except flashgen.KernelNotBuiltError as exc:
+        if arch is None:
+            raise
+        pytest.skip(f"{arch}: {str(exc).split('. ')[0]}")
+
+
+def check_forward(q, k, v, causal, softmax_scale=None, arch=None):
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(q.shape[-1])
-    out, lse = ops._forward(q, k, v, causal, scale, None, nan_outputs=True)
+    out, lse = run_or_skip(lambda: ops._forward(q, k, v, causal, scale, arch, nan_outputs=True), arch)
     ref, ref_lse = attention_reference(q, k, v, causal, scale, upcast=True)
     ref_same, _ = attention_reference(q, k, v, causal, scale, upcast=False)
     check_against_reference("out", out, ref, ref_same)
@@ -47,25 +57,25 @@ def check_forward(q, k, v, causal, softmax_scale=None):
 @pytest.mark.parametrize("head_dim", CATALOG_HDIMS + ROUNDED_HDIMS)
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 @pytest.mark.parametrize("seqlens", SEQLENS, ids=[f"{q}x{k}" for q, k in SEQLENS])
-def test_forward_matches_reference(seqlens, causal, head_dim, dtype):
+def test_forward_matches_reference(seqlens, causal, head_dim, dtype, arch):
     q, k, v = random_qkv(2, *seqlens, nheads=3, nheads_kv=3, head_dim=head_dim, dtype=dtype)
-    check_forward(q, k, v, causal)
+    check_forward(q, k, v, causal, arch=arch)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp16", "bf16"])
 @pytest.mark.parametrize("head_dim", CATALOG_HDIMS)
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
-def test_forward_long_sequence(causal, head_dim, dtype):
+def test_forward_long_sequence(causal, head_dim, dtype, arch):
     q, k, v = random_qkv(1, 8192, 8192, nheads=2, nheads_kv=2, head_dim=head_dim, dtype=dtype)
-    check_forward(q, k, v, causal)
+    check_forward(q, k, v, causal, arch=arch)
 
 
 @pytest.mark.parametrize("nheads,nheads_kv", [(8, 1), (8, 2), (6, 1)], ids=["gqa8to1", "gqa4to1", "mqa6"])
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 @pytest.mark.parametrize("head_dim", (64, 128, 256))
-def test_forward_gqa(head_dim, causal, nheads, nheads_kv):
+def test_forward_gqa(head_dim, causal, nheads, nheads_kv, arch):
     q, k, v = random_qkv(2, 300, 517, nheads, nheads_kv, head_dim, torch.bfloat16)
-    check_forward(q, k, v, causal)
+    check_forward(q, k, v, causal, arch=arch)
 
 
 def test_forward_batch_of_several_and_custom_scale():
