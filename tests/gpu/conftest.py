@@ -1,6 +1,5 @@
 """GPU tests run each numerics test once per kernel family the build holds (that this GPU can
 run): with sm80 and sm90 kernels built, dispatch alone would only ever reach sm90 on a Hopper."""
-import pytest
 
 
 def built_families() -> list:
