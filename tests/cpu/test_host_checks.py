@@ -24,3 +24,10 @@ def test_kernel_index_algebra_holds_on_the_host(tmp_path):
     assert build.returncode == 0, build.stderr
     run = subprocess.run([str(binary)], capture_output=True, text=True)
     assert run.returncode == 0 and ", 0 failed" in run.stdout, run.stdout
+
+
+def test_the_gpu_wgmma_probe_keeps_compiling(tmp_path):
+    # tests/gpu/wgmma_probe.cu runs only on a Hopper; here it must at least build.
+    from tests.gpu.test_wgmma_probe import build_probe
+    build = build_probe(tmp_path / "wgmma_probe")
+    assert build.returncode == 0, build.stderr

@@ -1,0 +1,32 @@
+"""The sm90 kernels' wgmma operand arrangements, one GEMM each against a host GEMM
+(tests/gpu/wgmma_probe.cu): shared-memory layouts and their transposed views, warpgroup
+tilings, P's registers as a register-sourced A. Needs a compute capability 9.0 GPU and nvcc."""
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from gen import paths
+from gen.toolchain import Toolchain, cutlass_include
+from gen.vocab import ARCH_INFO
+
+pytestmark = pytest.mark.gpu
+SOURCE = Path(__file__).resolve().parent / "wgmma_probe.cu"
+
+
+def build_probe(out: Path) -> subprocess.CompletedProcess:
+    toolchain = Toolchain()
+    return subprocess.run([toolchain.nvcc, "-std=c++17", "-O2", "--expt-relaxed-constexpr", f"-I{paths.CSRC}",
+                           f"-I{cutlass_include()}", *ARCH_INFO["sm90"].gencode, str(SOURCE), "-o", str(out)],
+                          capture_output=True, text=True)
+
+
+def test_wgmma_operands_match_a_host_gemm(tmp_path):
+    if torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("wgmma needs compute capability 9.0")
+    build = build_probe(tmp_path / "wgmma_probe")
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(tmp_path / "wgmma_probe")], capture_output=True, text=True)
+    print(run.stdout)
+    assert run.returncode == 0 and "wgmma probe: 0 failed" in run.stdout, run.stdout + run.stderr
