@@ -69,7 +69,10 @@ def test_failing_compile_shows_the_error_and_keeps_the_previous_extension(built,
     assert plan.extension.read_bytes() == extension_before
 
 
-@pytest.mark.parametrize("name", ["flash_fwd_hdim64_fp16_sm90", "flash_bwd_hdim64_fp16_sm90"])
+@pytest.mark.parametrize("name", [
+    "flash_fwd_hdim64_fp16_sm90", "flash_bwd_hdim64_fp16_sm90",
+    "flash_bwd_hdim256_bf16_sm90",  # the flagship: the most registers, two-atom warpgroup halves
+])
 def test_experimental_sm90_kernels_compile_to_warpgroup_mma(name, tmp_path):
     # The sm90 family waits in a tuning catalog until it has run on a GPU; it must keep
     # compiling meanwhile, to wgmma (plain sm_90 or a layout slip would give mma.sync or fail).
