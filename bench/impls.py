@@ -1,5 +1,6 @@
 """The implementations a benchmark row can time. Each takes (b, s, h, d) tensors, flashgen's
-layout; `make` returns a zero-argument callable for one direction, or raises Unavailable."""
+layout; `make` returns a zero-argument callable for one direction, or raises Unavailable.
+flashgen's callable also names the kernel it runs (`.kernel`)."""
 from __future__ import annotations
 
 import torch
@@ -26,6 +27,7 @@ def _timed(forward, inputs, direction):
 
 def flashgen_impl(q, k, v, causal, direction):
     import flashgen
+    from flashgen.dispatch import choose_kernel
     q, k, v = _with_grad_inputs(q, k, v, direction)
     try:
         forward = lambda: flashgen.flash_attn_func(q, k, v, causal=causal)  # noqa: E731
@@ -33,6 +35,8 @@ def flashgen_impl(q, k, v, causal, direction):
         fn()
     except (flashgen.KernelNotBuiltError, flashgen.ExtensionNotBuiltError) as exc:
         raise Unavailable(str(exc).split(". ")[0]) from None
+    # Which kernel the row times (e.g. sm80 or sm90 family): results say what they measured.
+    fn.kernel = choose_kernel(direction, q.shape[-1], q.dtype, torch.cuda.get_device_capability(q.device)).name
     return fn
 
 

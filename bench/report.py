@@ -16,6 +16,9 @@ def markdown(meta: dict, rows: list[dict]) -> str:
              f"{matmul:.0f} TFLOPS, device copy {meta['ceilings']['copy_gb_per_s']:.0f} GB/s. "
              "Cells: TFLOPS (fraction of the matmul ceiling); `flashgen/best` = flashgen over the best "
              "peer of the row. FLOPs: forward 4·b·s²·h·d (halved when causal), backward 2.5x.", ""]
+    kernels = sorted({r["kernel"] for r in rows if r.get("kernel")})
+    if kernels:
+        lines += ["flashgen kernels timed: " + ", ".join(f"`{k}`" for k in kernels) + ".", ""]
     for sweep in (False, True):
         groups = defaultdict(dict)
         for r in rows:

@@ -88,12 +88,14 @@ def select_cases(args) -> list[Case]:
 
 
 def run_case(case: Case, impl: str, rounds: int) -> dict:
-    row = asdict(case) | {"impl": impl, "nheads": case.nheads, "ms": None, "tflops": None, "error": None}
+    row = asdict(case) | {"impl": impl, "nheads": case.nheads, "ms": None, "tflops": None, "error": None,
+                          "kernel": None}
     gen = torch.Generator(device="cuda").manual_seed(hash((case, impl)) % 2**31)
     shape = (case.batch, case.seqlen, case.nheads, case.head_dim)
     q, k, v = (torch.randn(shape, generator=gen, device="cuda", dtype=DTYPES[case.dtype]) for _ in range(3))
     try:
         fn = IMPLS[impl](q, k, v, case.causal, case.direction)
+        row["kernel"] = getattr(fn, "kernel", None)
         ms = median_ms(fn, rounds=rounds)
     except Unavailable as exc:
         row["error"] = str(exc)
