@@ -25,19 +25,24 @@ def _timed(forward, inputs, direction):
     return lambda: torch.autograd.grad(out, inputs, grad, retain_graph=True)
 
 
-def flashgen_impl(q, k, v, causal, direction):
-    import flashgen
-    from flashgen.dispatch import choose_kernel
-    q, k, v = _with_grad_inputs(q, k, v, direction)
-    try:
-        forward = lambda: flashgen.flash_attn_func(q, k, v, causal=causal)  # noqa: E731
-        fn = _timed(forward, (q, k, v), direction)
-        fn()
-    except (flashgen.KernelNotBuiltError, flashgen.ExtensionNotBuiltError) as exc:
-        raise Unavailable(str(exc).split(". ")[0]) from None
-    # Which kernel the row times (e.g. sm80 or sm90 family): results say what they measured.
-    fn.kernel = choose_kernel(direction, q.shape[-1], q.dtype, torch.cuda.get_device_capability(q.device)).name
-    return fn
+def _flashgen(arch=None):
+    """flashgen as dispatch picks it, or (arch) one kernel family forced, so a build holding
+    several families times each of them in one run."""
+    def make(q, k, v, causal, direction):
+        import flashgen
+        from flashgen.dispatch import choose_kernel
+        q, k, v = _with_grad_inputs(q, k, v, direction)
+        try:
+            forward = lambda: flashgen.flash_attn_func(q, k, v, causal=causal, arch=arch)  # noqa: E731
+            fn = _timed(forward, (q, k, v), direction)
+            fn()
+        except (flashgen.KernelNotBuiltError, flashgen.ExtensionNotBuiltError, ValueError) as exc:
+            raise Unavailable(str(exc).split(". ")[0]) from None
+        # Which kernel the row times: results say what they measured.
+        fn.kernel = choose_kernel(direction, q.shape[-1], q.dtype, torch.cuda.get_device_capability(q.device),
+                                  arch).name
+        return fn
+    return make
 
 
 def _sdpa(backend_name):
@@ -81,7 +86,9 @@ def fa4_impl(q, k, v, causal, direction):
 
 
 IMPLS = {
-    "flashgen": flashgen_impl,
+    "flashgen": _flashgen(),
+    "flashgen@sm80": _flashgen("sm80"),
+    "flashgen@sm90": _flashgen("sm90"),
     "sdpa_flash": _sdpa("FLASH_ATTENTION"),
     "sdpa_cudnn": _sdpa("CUDNN_ATTENTION"),
     "sdpa_efficient": _sdpa("EFFICIENT_ATTENTION"),

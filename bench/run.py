@@ -68,7 +68,9 @@ def parse_args(argv):
     p.add_argument("--causal", type=lambda s: [_bool(x) for x in s.split(",")])
     p.add_argument("--direction", type=lambda s: s.split(","))
     p.add_argument("--dtype", type=lambda s: s.split(","))
-    p.add_argument("--impl", type=lambda s: s.split(","), default=list(IMPLS))
+    p.add_argument("--impl", type=lambda s: s.split(","), default=[i for i in IMPLS if "@" not in i],
+                   help="comma-separated; flashgen@sm80, flashgen@sm90 force a kernel family "
+                        f"(known: {', '.join(IMPLS)})")
     p.add_argument("--quick", action="store_true", help="a smaller grid that runs in a couple of minutes")
     p.add_argument("--no-sweep", action="store_true", help="skip the seqlen sweep")
     p.add_argument("--rounds", type=int, default=15, help="timed batches per row (median taken)")
