@@ -148,8 +148,8 @@ class BwdSm90Tile:
                             f"got {self.block_m} x {self.block_n}")
 
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
-        # Q (two buffers), dO, K, V tiles plus P and dS (sm90/bwd_kernel.cuh BwdConfig::kSmemBytes).
-        return (3 * self.block_m * hdim + 2 * self.block_n * hdim + 2 * self.block_m * self.block_n) * elem_bytes
+        # Q, dO (two buffers each), K, V tiles plus P and dS (sm90/bwd_kernel.cuh BwdConfig::kSmemBytes).
+        return (4 * self.block_m * hdim + 2 * self.block_n * hdim + 2 * self.block_m * self.block_n) * elem_bytes
 
     def fallback_smem_bytes(self, hdim: int, elem_bytes: int) -> int:
         return self.smem_bytes(hdim, elem_bytes)  # no fallback plan

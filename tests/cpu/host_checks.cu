@@ -206,8 +206,8 @@ int main() {
   check_sm80_backward<sm80::BwdConfig<256, 64, 64, 8, 4, 2, 2, 2, 0, bf16, 180224>>("sm80 bwd d256");
   check_sm90_forward<sm90::FwdConfig<64, 128, 128, bf16, 49152>>("sm90 fwd d64 128x128");
   check_sm90_forward<sm90::FwdConfig<256, 128, 64, bf16, 131072>>("sm90 fwd d256 128x64");
-  check_sm90_backward<sm90::BwdConfig<64, 64, 64, bf16, 57344>>("sm90 bwd d64");
-  check_sm90_backward<sm90::BwdConfig<256, 64, 64, bf16, 180224>>("sm90 bwd d256");
+  check_sm90_backward<sm90::BwdConfig<64, 64, 64, bf16, 65536>>("sm90 bwd d64");
+  check_sm90_backward<sm90::BwdConfig<256, 64, 64, bf16, 212992>>("sm90 bwd d256");
   std::printf("host checks: %d run, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

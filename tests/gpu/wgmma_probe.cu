@@ -136,8 +136,8 @@ int main() {
   }
   probe_forward<sm90::FwdConfig<64, 128, 128, bf16, 49152>>("fwd d64");
   probe_forward<sm90::FwdConfig<256, 128, 64, bf16, 131072>>("fwd d256");
-  probe_backward<sm90::BwdConfig<64, 64, 64, bf16, 57344>>("bwd d64");
-  probe_backward<sm90::BwdConfig<256, 64, 64, bf16, 180224>>("bwd d256");
+  probe_backward<sm90::BwdConfig<64, 64, 64, bf16, 65536>>("bwd d64");
+  probe_backward<sm90::BwdConfig<256, 64, 64, bf16, 212992>>("bwd d256");
   std::printf("wgmma probe: %d failed\n", failures);
   return failures == 0 ? 0 : 1;
 }

@@ -8,9 +8,12 @@
 //   dV += P^T dO, dK += dS^T Q   64 x head_dim, K = 64   w: head-dim columns [hd/2 w, hd/2 (w+1))
 //   dQ = dS K    64 x head_dim, K = 64   w: head-dim half w; fp32 atomics into dq_accum
 // P and dS leave registers for shared memory (the dV, dK and dQ GEMMs read them, transposed for
-// the first two). The preprocess, the dQ accumulator's order, the postprocess and the launches
-// are sm80's (sm80/bwd_kernel.cuh); only the main kernel is Hopper's. Not yet here (FA3's
-// steps): TMA loads, warp specialization, 64 x 80 tiles with swapped operands, sliced dQ.
+// the first two). Q and dO are double-buffered: step i+1's load into the other buffer at the top
+// of step i, so the dV, dQ and dK GEMMs go out as one issue, with two barriers per step; dQ's
+// atomics go out while the dK GEMM still runs. The preprocess, the dQ accumulator's order, the
+// postprocess and the launches are sm80's (sm80/bwd_kernel.cuh); only the main kernel is
+// Hopper's. Not yet here (FA3's steps): TMA loads, warp specialization, 64 x 80 tiles with
+// swapped operands, sliced dQ.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -54,7 +57,7 @@ struct BwdConfig : sm80::DqAccumulatorOrder<kBlockM_, kHeadDim_, 256> {
   template <int kRows, int kCols>
   using Transposed = decltype(composition(Tile<kRows, kCols>{}, make_layout(Shape<Int<kCols>, Int<kRows>>{},
                                                                             GenRowMajor{})));
-  using SmemLayoutQ = Tile<kBlockM, kHeadDim>;  // Q (two buffers), dO; the postprocess's staging tile
+  using SmemLayoutQ = Tile<kBlockM, kHeadDim>;  // Q, dO (two buffers each); the postprocess's staging tile
   using SmemLayoutQt = Transposed<kBlockM, kHeadDim>;
   using SmemLayoutKV = Tile<kBlockN, kHeadDim>;
   using SmemLayoutKt = Transposed<kBlockN, kHeadDim>;
@@ -65,7 +68,7 @@ struct BwdConfig : sm80::DqAccumulatorOrder<kBlockM_, kHeadDim_, 256> {
                 "a tile must be a whole number of copy passes");
 
   static constexpr int kQTileBytes = int(cosize(SmemLayoutQ{}) * sizeof(Element));
-  static constexpr int kSmemBytes = 3 * kQTileBytes +  // Q (two buffers), dO
+  static constexpr int kSmemBytes = 4 * kQTileBytes +  // Q, dO (two buffers each)
                                     int((2 * cosize(SmemLayoutKV{}) + 2 * cosize(SmemLayoutPdS{})) * sizeof(Element));
   static_assert(kSmemBytes == kSmemBytesPlanned,
                 "gen/families.py's shared-memory count disagrees with this kernel's");
@@ -113,13 +116,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   constexpr int kKVElems = cosize(typename Cfg::SmemLayoutKV{});
   constexpr int kPdSElems = cosize(typename Cfg::SmemLayoutPdS{});
   Element* const q_buffers = smem_base;  // two Q tiles
-  Element* const do_tile = q_buffers + 2 * kQElems;
-  Element* const k_tile = do_tile + kQElems;
+  Element* const do_buffers = q_buffers + 2 * kQElems;  // two dO tiles
+  Element* const k_tile = do_buffers + 2 * kQElems;
   Element* const v_tile = k_tile + kKVElems;
   Element* const p_tile = v_tile + kKVElems;
   Element* const ds_tile = p_tile + kPdSElems;
   auto smem_tensor = [](Element* ptr, auto layout) { return make_tensor(make_smem_ptr(ptr), layout); };
-  Tensor sdO = smem_tensor(do_tile, typename Cfg::SmemLayoutQ{});
   Tensor sK = smem_tensor(k_tile, typename Cfg::SmemLayoutKV{});
   Tensor sV = smem_tensor(v_tile, typename Cfg::SmemLayoutKV{});
   Tensor sP = smem_tensor(p_tile, typename Cfg::SmemLayoutPdS{});
@@ -152,28 +154,27 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   Tensor tQgdO = thr_load.partition_S(gdO);
   Tensor tQcQ = thr_load.partition_S(cQ);
   Tensor tKVcKV = thr_load.partition_S(cKV);
-  // Step `it` visits query block order.at(it); its Q lives in buffer it % 2.
+  // Step `it` visits query block order.at(it); its Q and dO live in buffers it % 2.
   const int n_steps = order.steps;
   auto m_block_at = [&](int it) { return order.at(it); };
   auto q_buffer = [&](int it) { return q_buffers + (it & 1) * kQElems; };
-  auto load_q = [&](int it) {
+  auto do_buffer = [&](int it) { return do_buffers + (it & 1) * kQElems; };
+  auto load_q_and_do = [&](int it) {
     const int m_block = m_block_at(it);
-    sm80::copy_rows_or_zero<kBlockM>(gmem_load, tQgQ(_, _, _, m_block),
-                                     thr_load.partition_D(smem_tensor(q_buffer(it), typename Cfg::SmemLayoutQ{})),
-                                     tQcQ, params.seqlen_q - m_block * kBlockM);
-  };
-  auto load_do = [&](int it) {
-    const int m_block = m_block_at(it);
-    sm80::copy_rows_or_zero<kBlockM>(gmem_load, tQgdO(_, _, _, m_block), thr_load.partition_D(sdO), tQcQ,
-                                     params.seqlen_q - m_block * kBlockM);
+    const int rows_left = params.seqlen_q - m_block * kBlockM;
+    auto into = [&](Element* buffer) {
+      return thr_load.partition_D(smem_tensor(buffer, typename Cfg::SmemLayoutQ{}));
+    };
+    sm80::copy_rows_or_zero<kBlockM>(gmem_load, tQgQ(_, _, _, m_block), into(q_buffer(it)), tQcQ, rows_left);
+    sm80::copy_rows_or_zero<kBlockM>(gmem_load, tQgdO(_, _, _, m_block), into(do_buffer(it)), tQcQ, rows_left);
+    cute::cp_async_fence();
   };
 
-  // Operands as shared-memory descriptors. Q's change with its buffer, so they are made per step.
+  // Operands as shared-memory descriptors. Q's and dO's change with their buffers, so they are
+  // made per step.
   Tensor tSrK = thr_sdp.make_fragment_B(thr_sdp.partition_B(sK));
-  Tensor tdPrdO = thr_sdp.make_fragment_A(thr_sdp.partition_A(sdO));
   Tensor tdPrV = thr_sdp.make_fragment_B(thr_sdp.partition_B(sV));
   Tensor tdVrPt = thr_dkv.make_fragment_A(thr_dkv.partition_A(smem_tensor(p_tile, typename Cfg::SmemLayoutPdSt{})));
-  Tensor tdVrdOt = thr_dkv.make_fragment_B(thr_dkv.partition_B(smem_tensor(do_tile, typename Cfg::SmemLayoutQt{})));
   Tensor tdKrdSt = thr_dkv.make_fragment_A(thr_dkv.partition_A(smem_tensor(ds_tile, typename Cfg::SmemLayoutPdSt{})));
   Tensor tdQrdS = thr_dq.make_fragment_A(thr_dq.partition_A(sdS));
   Tensor tdQrKt = thr_dq.make_fragment_B(thr_dq.partition_B(smem_tensor(k_tile, typename Cfg::SmemLayoutKt{})));
@@ -190,9 +191,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
                                    k_rows_left);
   sm80::copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(gV), thr_load.partition_D(sV), tKVcKV,
                                    k_rows_left);
-  load_q(0);
-  load_do(0);
-  cute::cp_async_fence();
+  load_q_and_do(0);
 
   for (int it = 0; it < n_steps; ++it) {
     const int m_block = m_block_at(it);
@@ -201,13 +200,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     const bool has_next = it + 1 < n_steps;
     cute::cp_async_wait<0>();
     publish_smem_writes_to_wgmma();  // Q_i, dO_i (and K, V) landed; every warpgroup is done with step it-1
-    if (has_next) {  // the other Q buffer was last read by step it-1's dK GEMM
-      load_q(it + 1);
-      cute::cp_async_fence();
-    }
-    Tensor sQ = smem_tensor(q_buffer(it), typename Cfg::SmemLayoutQ{});
-    Tensor tSrQ = thr_sdp.make_fragment_A(thr_sdp.partition_A(sQ));
+    if (has_next) load_q_and_do(it + 1);  // the other buffers were last read by step it-1's GEMMs
+    Tensor tSrQ = thr_sdp.make_fragment_A(thr_sdp.partition_A(smem_tensor(q_buffer(it), typename Cfg::SmemLayoutQ{})));
+    Tensor tdPrdO = thr_sdp.make_fragment_A(thr_sdp.partition_A(smem_tensor(do_buffer(it), typename Cfg::SmemLayoutQ{})));
     Tensor tdKrQt = thr_dkv.make_fragment_B(thr_dkv.partition_B(smem_tensor(q_buffer(it), typename Cfg::SmemLayoutQt{})));
+    Tensor tdVrdOt = thr_dkv.make_fragment_B(thr_dkv.partition_B(smem_tensor(do_buffer(it), typename Cfg::SmemLayoutQt{})));
 
     // This block's LSE and D rows, fetched before the GEMMs so their latency hides under them.
     constexpr int kRows = decltype(size<0>(sdp_coords))::value;
@@ -236,24 +233,23 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc_dp)), tdSsdS);
     publish_smem_writes_to_wgmma();  // P, dS visible to both warpgroups' tensor cores
 
-    // dV += P^T dO. Then dO's buffer is free: the next dO loads under dK, dQ and the atomics.
-    warpgroup_gemm(mma_dkv, tdVrPt, tdVrdOt, acc_dv, /*zero_init=*/false);
-    __syncthreads();  // both warpgroups are done reading dO
-    if (has_next) load_do(it + 1);
-    cute::cp_async_fence();
-
-    // dK += dS^T Q and dQ_i = dS K: one batch; then dQ's fp32 atomics (other key blocks add
-    // into the same rows). P and dS are rewritten only after the next step's first barrier.
+    // dV += P^T dO and dQ_i = dS K as one batch, dK += dS^T Q as the next; once the first is
+    // done, dQ's fp32 atomics (other key blocks add into the same rows) go out while dK runs.
+    // P, dS and this step's Q and dO buffers are rewritten only after the next step's first
+    // barrier, which every warpgroup reaches after waiting for all three.
     Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});
     static_assert(decltype(size(acc_dq))::value == Cfg::kDqFragElems);
-    warpgroup_fence_operand(acc_dk);
+    warpgroup_fence_operand(acc_dv);
     warpgroup_fence_operand(acc_dq);
+    warpgroup_fence_operand(acc_dk);
     warpgroup_arrive();
-    issue_wgmma(mma_dkv, tdKrdSt, tdKrQt, acc_dk, /*zero_init=*/false);
+    issue_wgmma(mma_dkv, tdVrPt, tdVrdOt, acc_dv, /*zero_init=*/false);
     issue_wgmma(mma_dq, tdQrdS, tdQrKt, acc_dq, /*zero_init=*/true);
     warpgroup_commit_batch();
-    warpgroup_wait<0>();
-    warpgroup_fence_operand(acc_dk);
+    issue_wgmma(mma_dkv, tdKrdSt, tdKrQt, acc_dk, /*zero_init=*/false);
+    warpgroup_commit_batch();
+    warpgroup_wait<1>();  // dV and dQ done; dK may still run
+    warpgroup_fence_operand(acc_dv);
     warpgroup_fence_operand(acc_dq);
     float* const dq_tile = dq_tiles + m_block * Cfg::kDqTileElems;
     CUTE_UNROLL
@@ -261,6 +257,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
       atomicAdd(reinterpret_cast<float4*>(dq_tile + Cfg::dq_offset(i, tidx)),
                 make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3)));
     }
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(acc_dk);
   }
   store_dkv();
 }
