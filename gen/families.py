@@ -66,6 +66,8 @@ class BwdSm80Tile:
     # 2: the next Q tile loads into a second buffer for a whole iteration. Where a GPU lacks
     # the shared memory for it (an A100 at head dim 256), the launcher runs the 1-buffer plan.
     q_buffers: int = 1
+    # The same for dO (1: it loads after the dV GEMM, behind a barrier); same fallback.
+    do_buffers: int = 1
     # 1: the dQ GEMM and its atomics run before the dK GEMM (FlashAttention-2's order), 0: after.
     dq_before_dk: int = 0
 
@@ -75,6 +77,8 @@ class BwdSm80Tile:
         _check_sm80_common("backward", hdim, self.warps, {"block_m": self.block_m, "block_n": self.block_n})
         if self.q_buffers not in (1, 2):
             raise TileError(f"q_buffers must be 1 or 2, got {self.q_buffers}")
+        if self.do_buffers not in (1, 2):
+            raise TileError(f"do_buffers must be 1 or 2, got {self.do_buffers}")
         if self.dq_before_dk not in (0, 1):
             raise TileError(f"dq_before_dk must be 0 or 1, got {self.dq_before_dk}")
         if self.block_n % 32 or self.block_m % 16:
@@ -89,12 +93,14 @@ class BwdSm80Tile:
                                 f"{16 * warps_m} x {16 * (self.warps // warps_m)} warp tiles")
 
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
-        # Q (q_buffers tiles), dO, K, V tiles plus the P and dS tiles (bwd_kernel.cuh BwdConfig::kSmemBytes).
-        return ((self.q_buffers + 1) * self.block_m * hdim + 2 * self.block_n * hdim
+        # Q (q_buffers tiles), dO (do_buffers tiles), K, V tiles plus the P and dS tiles
+        # (bwd_kernel.cuh BwdConfig::kSmemBytes).
+        return ((self.q_buffers + self.do_buffers) * self.block_m * hdim + 2 * self.block_n * hdim
                 + 2 * self.block_m * self.block_n) * elem_bytes
 
     def fallback_smem_bytes(self, hdim: int, elem_bytes: int) -> int:
-        return self.smem_bytes(hdim, elem_bytes) - (self.q_buffers - 1) * self.block_m * hdim * elem_bytes
+        extra_buffers = self.q_buffers + self.do_buffers - 2
+        return self.smem_bytes(hdim, elem_bytes) - extra_buffers * self.block_m * hdim * elem_bytes
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ namespace flashgen {
 using flash_bwd_hdim128_fp16_sm80_config = sm80::BwdConfig</*head_dim=*/128, /*block_m=*/64, /*block_n=*/128,
                                           /*warps=*/8, /*atom_m_sdp=*/2,
                                           /*atom_n_dkv=*/4, /*atom_m_dq=*/2,
-                                          /*q_buffers=*/2, /*dq_before_dk=*/0,
+                                          /*q_buffers=*/2, /*do_buffers=*/1, /*dq_before_dk=*/0,
                                           cutlass::half_t, /*smem_bytes=*/147456>;
 
 cudaError_t run_flash_bwd_hdim128_fp16_sm80(const BwdParams& params, cudaStream_t stream) {

@@ -202,8 +202,8 @@ int main() {
   // The tiles of kernels.yaml and bench/tuning/sm90_experimental.yaml that differ in shape.
   check_sm80_forward<sm80::FwdConfig<128, 128, 32, 4, bf16, 49152>>("sm80 fwd d128 128x32");
   check_sm80_forward<sm80::FwdConfig<256, 128, 64, 8, bf16, 131072>>("sm80 fwd d256 128x64");
-  check_sm80_backward<sm80::BwdConfig<128, 64, 128, 8, 2, 4, 2, 2, 0, bf16, 147456>>("sm80 bwd d128");
-  check_sm80_backward<sm80::BwdConfig<256, 64, 64, 8, 4, 2, 2, 2, 0, bf16, 180224>>("sm80 bwd d256");
+  check_sm80_backward<sm80::BwdConfig<128, 64, 128, 8, 2, 4, 2, 2, 1, 0, bf16, 147456>>("sm80 bwd d128");
+  check_sm80_backward<sm80::BwdConfig<256, 64, 64, 8, 4, 2, 2, 2, 1, 0, bf16, 180224>>("sm80 bwd d256");
   check_sm90_forward<sm90::FwdConfig<64, 128, 128, bf16, 49152>>("sm90 fwd d64 128x128");
   check_sm90_forward<sm90::FwdConfig<256, 128, 64, bf16, 131072>>("sm90 fwd d256 128x64");
   check_sm90_backward<sm90::BwdConfig<64, 64, 64, bf16, 65536>>("sm90 bwd d64");

@@ -174,6 +174,16 @@ def test_q_buffers_defaults_to_one_and_is_checked():
         "kernels.yaml:6: kernels[0].tiles[128]: q_buffers must be 1 or 2, got 3")
 
 
+def test_do_buffers_add_a_tile_and_fall_back_with_q_buffers():
+    tile = "      256: {block_m: 64, block_n: 64, warps: 8, atom_m_sdp: 4, atom_n_dkv: 2, atom_m_dq: 2, q_buffers: 2}\n"
+    one = parse_catalog(_bwd_catalog(tile)).kernels[0]
+    two = parse_catalog(_bwd_catalog(tile.replace("q_buffers: 2}", "q_buffers: 2, do_buffers: 2}"))).kernels[0]
+    assert one.tile.do_buffers == 1 and two.smem_bytes == one.smem_bytes + 64 * 256 * 2  # 208 KB, H100 only
+    assert two.tile.fallback_smem_bytes(256, 2) == 147456  # one Q and one dO buffer: fits an A100
+    assert error_of(_bwd_catalog(tile.replace("q_buffers: 2}", "q_buffers: 2, do_buffers: 3}"))) == (
+        "kernels.yaml:6: kernels[0].tiles[256]: do_buffers must be 1 or 2, got 3")
+
+
 def test_dq_before_dk_defaults_to_zero_and_is_checked():
     text = _bwd_catalog("      128: {block_m: 64, block_n: 128, warps: 8, atom_m_sdp: 2, atom_n_dkv: 4, atom_m_dq: 2}\n")
     assert parse_catalog(text).kernels[0].tile.dq_before_dk == 0

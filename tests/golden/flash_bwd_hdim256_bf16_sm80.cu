@@ -7,7 +7,7 @@ namespace flashgen {
 using flash_bwd_hdim256_bf16_sm80_config = sm80::BwdConfig</*head_dim=*/256, /*block_m=*/64, /*block_n=*/64,
                                           /*warps=*/8, /*atom_m_sdp=*/4,
                                           /*atom_n_dkv=*/2, /*atom_m_dq=*/2,
-                                          /*q_buffers=*/2, /*dq_before_dk=*/0,
+                                          /*q_buffers=*/2, /*do_buffers=*/1, /*dq_before_dk=*/0,
                                           cutlass::bfloat16_t, /*smem_bytes=*/180224>;
 
 cudaError_t run_flash_bwd_hdim256_bf16_sm80(const BwdParams& params, cudaStream_t stream) {

@@ -51,16 +51,17 @@ struct DqAccumulatorOrder {
 // kAtomM_SdP: warps along the query dimension of the S and dP GEMMs; kAtomN_dKV: warps along
 // the key dimension of the dK and dV GEMMs; kAtomM_dQ: warps along the query dimension of dQ.
 // kQBuffers: 2 loads the next Q tile into a second buffer for a whole iteration (1: under the
-// dQ GEMM only); the launcher falls back to 1 on GPUs without the shared memory for 2.
+// dQ GEMM only). kDoBuffers: the same for dO (1: it loads after the dV GEMM, behind a barrier).
+// The launcher falls back to one of each on GPUs without the shared memory for the plan.
 // kDqBeforeDk: 1 runs the dQ GEMM and its atomics before the dK GEMM (FlashAttention-2's
 // order: the atomics drain under dK's math instead of right before the loop's barrier).
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kAtomM_SdP_, int kAtomN_dKV_,
-          int kAtomM_dQ_, int kQBuffers_, int kDqBeforeDk_, class Element_, int kSmemBytesPlanned>
+          int kAtomM_dQ_, int kQBuffers_, int kDoBuffers_, int kDqBeforeDk_, class Element_, int kSmemBytesPlanned>
 struct BwdConfig : DqAccumulatorOrder<kBlockM_, kHeadDim_, kNWarps_ * 32> {
   using Element = Element_;
   static constexpr int kAtomM_SdP = kAtomM_SdP_, kAtomN_dKV = kAtomN_dKV_, kAtomM_dQ = kAtomM_dQ_;
-  static constexpr int kQBuffers = kQBuffers_;
-  static_assert(kQBuffers == 1 || kQBuffers == 2);
+  static constexpr int kQBuffers = kQBuffers_, kDoBuffers = kDoBuffers_;
+  static_assert((kQBuffers == 1 || kQBuffers == 2) && (kDoBuffers == 1 || kDoBuffers == 2));
   static constexpr bool kDqBeforeDk = kDqBeforeDk_ != 0;
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kBlockM = kBlockM_;
@@ -93,13 +94,14 @@ struct BwdConfig : DqAccumulatorOrder<kBlockM_, kHeadDim_, kNWarps_ * 32> {
 
   static constexpr int kQTileBytes = int(cosize(SmemLayoutQ{}) * sizeof(Element));
   static constexpr int kSmemBytes =
-      (kQBuffers + 1) * kQTileBytes +  // Q (one or two buffers), dO
+      (kQBuffers + kDoBuffers) * kQTileBytes +  // Q, dO (one or two buffers each)
       int((2 * cosize(SmemLayoutKV{}) + 2 * cosize(SmemLayoutPdS{})) * sizeof(Element));
   static_assert(kSmemBytes == kSmemBytesPlanned,
                 "gen/families.py's shared-memory count disagrees with this kernel's");
-  // The same plan with one Q buffer: what the launcher runs where kSmemBytes does not fit.
-  using SingleQBuffer = BwdConfig<kHeadDim, kBlockM, kBlockN, kNWarps, kAtomM_SdP, kAtomN_dKV, kAtomM_dQ, 1,
-                                  kDqBeforeDk_, Element, kSmemBytesPlanned - (kQBuffers - 1) * kQTileBytes>;
+  // The same plan with one Q and one dO buffer: what the launcher runs where kSmemBytes does not fit.
+  using SingleBuffered = BwdConfig<kHeadDim, kBlockM, kBlockN, kNWarps, kAtomM_SdP, kAtomN_dKV, kAtomM_dQ, 1, 1,
+                                   kDqBeforeDk_, Element,
+                                   kSmemBytesPlanned - (kQBuffers + kDoBuffers - 2) * kQTileBytes>;
 };
 
 // An accumulator fragment of `mma`, converted to the input dtype, out to the (rows, head_dim)
@@ -273,8 +275,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
 
   Element* smem_base = reinterpret_cast<Element*>(smem);
   Tensor sQ = make_tensor(make_smem_ptr(smem_base), typename Cfg::SmemLayoutQ{});
-  Tensor sdO = make_tensor(sQ.data() + Cfg::kQBuffers * size(sQ), typename Cfg::SmemLayoutQ{});
-  Tensor sK = make_tensor(sdO.data() + size(sdO), typename Cfg::SmemLayoutKV{});
+  Tensor sdO = make_tensor(sQ.data() + Cfg::kQBuffers * size(sQ), typename Cfg::SmemLayoutQ{});  // dO buffer 0
+  Tensor sK = make_tensor(sdO.data() + Cfg::kDoBuffers * size(sdO), typename Cfg::SmemLayoutKV{});
   Tensor sV = make_tensor(sK.data() + size(sK), typename Cfg::SmemLayoutKV{});
   Tensor sP = make_tensor(sV.data() + size(sV), typename Cfg::SmemLayoutPdS{});
   Tensor sdS = make_tensor(sP.data() + size(sP), typename Cfg::SmemLayoutPdS{});
@@ -308,6 +310,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   auto in_q_buffer = [&](auto const& t, int it) {
     return make_tensor(t.data() + (Cfg::kQBuffers == 2 ? (it & 1) * int(size(sQ)) : 0), t.layout());
   };
+  auto in_do_buffer = [&](auto const& t, int it) {
+    return make_tensor(t.data() + (Cfg::kDoBuffers == 2 ? (it & 1) * int(size(sdO)) : 0), t.layout());
+  };
   auto load_q = [&](int it) {
     const int m_block = m_block_at(it);
     copy_rows_or_zero<kBlockM>(gmem_load, tQgQ(_, _, _, m_block), in_q_buffer(tQsQ, it), tQcQ,
@@ -315,7 +320,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   };
   auto load_do = [&](int it) {
     const int m_block = m_block_at(it);
-    copy_rows_or_zero<kBlockM>(gmem_load, tQgdO(_, _, _, m_block), tQsdO, tQcQ, params.seqlen_q - m_block * kBlockM);
+    copy_rows_or_zero<kBlockM>(gmem_load, tQgdO(_, _, _, m_block), in_do_buffer(tQsdO, it), tQcQ,
+                               params.seqlen_q - m_block * kBlockM);
   };
 
   // S and dP.
@@ -377,6 +383,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     __syncthreads();  // Q_i, dO_i (and K, V) landed; every warp is done with iteration i-1
     if (Cfg::kQBuffers == 2 && has_next) {  // the other buffer was last read by step it-1's dK GEMM
       load_q(it + 1);
+      if constexpr (Cfg::kDoBuffers == 2) load_do(it + 1);  // ... and that one by its dV GEMM
+      cute::cp_async_fence();
+    } else if (Cfg::kDoBuffers == 2 && has_next) {
+      load_do(it + 1);
       cute::cp_async_fence();
     }
 
@@ -391,7 +401,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     clear(acc_s);
     clear(acc_dp);
     gemm_smem_smem(mma_sdp, acc_s, tSrQ, tSrK, in_q_buffer(tSsQ, it), tSsK, copy_sdp_a, copy_sdp_b, tidx);
-    gemm_smem_smem(mma_sdp, acc_dp, tdPrdO, tdPrV, tdPsdO, tdPsV, copy_sdp_a, copy_sdp_b, tidx);
+    gemm_smem_smem(mma_sdp, acc_dp, tdPrdO, tdPrV, in_do_buffer(tdPsdO, it), tdPsV, copy_sdp_a, copy_sdp_b, tidx);
 
     // P = exp2(S * scale * log2(e) - LSE * log2(e)); dS = P * (dP - D).
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
@@ -402,11 +412,13 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)), tdSsdS);
     __syncthreads();  // P, dS visible to all warps
 
-    // dV += P^T dO. Then dO's buffer is free: the next dO loads under dK, dQ and the atomics.
-    gemm_smem_smem(mma_dkv, acc_dv, tdVrPt, tdVrdOt, tdVsPt, tdVsdOt, copy_dkv_a, copy_dkv_b, tidx);
-    __syncthreads();  // every warp is done reading dO
-    if (has_next) load_do(it + 1);
-    cute::cp_async_fence();
+    // dV += P^T dO. With one dO buffer it is then free: the next dO loads under dK, dQ and the atomics.
+    gemm_smem_smem(mma_dkv, acc_dv, tdVrPt, tdVrdOt, tdVsPt, in_do_buffer(tdVsdOt, it), copy_dkv_a, copy_dkv_b, tidx);
+    if constexpr (Cfg::kDoBuffers == 1) {
+      __syncthreads();  // every warp is done reading dO
+      if (has_next) load_do(it + 1);
+      cute::cp_async_fence();
+    }
     // dK += dS^T Q. With one Q buffer it is then free: the next Q loads under what follows.
     auto dk_step = [&]() {
       gemm_smem_smem(mma_dkv, acc_dk, tdKrdSt, tdKrQt, tdKsdSt, in_q_buffer(tdKsQt, it), copy_dkv_a, copy_dkv_b,
@@ -516,8 +528,8 @@ cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, Ma
 
 template <class Cfg>
 cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream) {
-  if constexpr (Cfg::kQBuffers > 1) {
-    if (device_smem_optin() < Cfg::kSmemBytes) return launch_bwd<typename Cfg::SingleQBuffer>(params, stream);
+  if constexpr (Cfg::kQBuffers > 1 || Cfg::kDoBuffers > 1) {
+    if (device_smem_optin() < Cfg::kSmemBytes) return launch_bwd<typename Cfg::SingleBuffered>(params, stream);
   }
   return launch_bwd_pipeline<Cfg>(params, stream, &bwd_kernel<Cfg, false>, &bwd_kernel<Cfg, true>);
 }
