@@ -4,11 +4,12 @@
 # `python -m bench`, e.g.
 #   bash scripts/gpu_check.sh --direction bwd --hdim 128,256 --dtype bf16 --no-sweep
 # Environment:
-#   EXTRA_CATALOG=bench/tuning/sm90_experimental.yaml   also build that catalog (into build_extra)
-#                                                        and run the GPU suite and the benchmark on it
+#   EXTRA_CATALOG="bench/tuning/a.yaml bench/tuning/b.yaml"   also build each catalog (into
+#       build_<its name>) and run the GPU suite and the benchmark (tagged with its name) on it
 #   SANITIZE=0                                           skip compute-sanitizer
 # Results land in $OUT (default /tmp/flashgen-out): the benchmark's JSON, table and plot, and one
-# log of every step (steps.log; the device tool brings back at most 8 files). Each step has a
+# log of every step (steps.log). The device tool brings back at most 8 files: with extra
+# catalogs pass --no-sweep (no plots), two files per benchmark. Each step has a
 # time limit, so one that hangs cannot take the whole call; a failed step is reported and the
 # next one runs.
 # A machine without the CUTLASS headers gets them from wheels in .whl/ (README: "On a GPU
@@ -42,10 +43,12 @@ if [ "${SANITIZE:-1}" != 0 ]; then
 fi
 step bench 400 python3 -m bench --out "$OUT" "$@"
 
-if [ -n "${EXTRA_CATALOG:-}" ]; then
-  step extra-build 400 python3 build.py --catalog "$EXTRA_CATALOG" --build-dir build_extra
-  export FLASHGEN_BUILD_DIR=build_extra
-  if ! step extra-tests 300 python3 -m pytest tests/gpu -q --maxfail=20; then
+for catalog in ${EXTRA_CATALOG:-}; do
+  name=$(basename "$catalog" .yaml)
+  step "$name-build" 400 python3 build.py --catalog "$catalog" --build-dir "build_$name" || continue
+  export FLASHGEN_BUILD_DIR="build_$name"
+  # A tuning catalog builds a few configs: the per-family numerics skip the others.
+  if ! step "$name-tests" 300 python3 -m pytest tests/gpu -q --maxfail=20 -m "per_family or probe"; then
     # Where it goes wrong: error grids per tensor (scripts/error_map.py), into steps.log.
     for hdim in 64 256; do
       step "map-d$hdim" 120 python3 scripts/error_map.py --hdim "$hdim" --seqlen-q 300 --seqlen-k 200
@@ -53,5 +56,6 @@ if [ -n "${EXTRA_CATALOG:-}" ]; then
     done
   fi
   # Its own tag, so its result files do not overwrite the default build's.
-  step extra-bench 400 python3 -m bench --out "$OUT" "$@" --impl flashgen,sdpa_flash,sdpa_cudnn --tag extra
-fi
+  step "$name-bench" 400 python3 -m bench --out "$OUT" "$@" --impl flashgen,sdpa_flash,sdpa_cudnn --tag "$name"
+  unset FLASHGEN_BUILD_DIR
+done

@@ -10,6 +10,8 @@ sys.path.insert(0, str(REPO_ROOT))
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU and a built extension (skipped without a GPU)")
     config.addinivalue_line("markers", "compile: runs nvcc on real instantiations (minutes on 2 cores)")
+    config.addinivalue_line("markers", "per_family: GPU numerics run once per built kernel family (tests/gpu)")
+    config.addinivalue_line("markers", "probe: the wgmma operand probe (tests/gpu/test_wgmma_probe.py)")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,5 +1,7 @@
 """GPU tests run each numerics test once per kernel family the build holds (that this GPU can
-run): with sm80 and sm90 kernels built, dispatch alone would only ever reach sm90 on a Hopper."""
+run): with sm80 and sm90 kernels built, dispatch alone would only ever reach sm90 on a Hopper.
+Those tests are marked `per_family`: on a partial build (a tuning catalog) `-m per_family`
+runs just them, and a case whose kernel is not built skips."""
 
 
 def built_families() -> list:
@@ -21,3 +23,9 @@ def built_families() -> list:
 def pytest_generate_tests(metafunc):
     if "arch" in metafunc.fixturenames:
         metafunc.parametrize("arch", built_families(), ids=lambda a: a or "auto")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "arch" in getattr(item, "fixturenames", ()):
+            item.add_marker("per_family")

@@ -11,7 +11,7 @@ from gen import paths
 from gen.toolchain import Toolchain, cutlass_include
 from gen.vocab import ARCH_INFO
 
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.probe]
 SOURCE = Path(__file__).resolve().parent / "wgmma_probe.cu"
 
 
