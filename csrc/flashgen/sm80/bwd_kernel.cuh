@@ -123,6 +123,40 @@ __device__ __forceinline__ void store_fragment_via_smem(Mma const& mma, Frag con
   store_rows(gmem_store, tr, tg, thr_store.partition_D(make_identity_tensor(shape(out))), rows_left);
 }
 
+// Key block n_block of head `head`, batch `batch`, as a backward CTA sees it: every query block
+// of Q and dO ((kBlockM, head_dim, m_block) tiles), its own K and V tiles (of the kv head), the
+// rows' LSE and D, and the dQ accumulator tiles of split `split`.
+template <class QueryTiles, class KeyTile>
+struct BackwardBlock {
+  QueryTiles q, dout;
+  KeyTile k, v;
+  const float* lse;
+  const float* softmax_d;
+  float* dq_tiles;
+};
+
+template <class Cfg>
+__device__ __forceinline__ auto backward_block(const BwdParams& params, int n_block, int head, int batch, int split) {
+  using Element = typename Cfg::Element;
+  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
+  const int head_kv = head / (params.nheads / params.nheads_kv);
+  auto query_tiles = [&](const TensorArg& t) {
+    return local_tile(head_rows<Element, kHeadDim>(t, batch, head, params.seqlen_q),
+                      Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(_, 0));
+  };
+  auto key_tile = [&](const TensorArg& t) {
+    return local_tile(head_rows<Element, kHeadDim>(t, batch, head_kv, params.seqlen_k),
+                      Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(n_block, 0));
+  };
+  const int64_t row_stats = (int64_t(batch) * params.nheads + head) * params.seqlen_q;
+  const int m_blocks = ceil_div(params.seqlen_q, kBlockM);
+  return BackwardBlock<decltype(query_tiles(params.q)), decltype(key_tile(params.k))>{
+      query_tiles(params.q), query_tiles(params.dout), key_tile(params.k), key_tile(params.v),
+      params.lse + row_stats, params.softmax_d + row_stats,
+      params.dq_accum + split * params.dq_split_stride +
+          (int64_t(batch) * params.nheads + head) * m_blocks * Cfg::kDqTileElems};
+}
+
 // This thread's score rows' LSE (times log2(e), as the exp2 wants it) and D. Rows past
 // seqlen_q (zero-filled Q, dO) get lse = +inf, so P = 0 there.
 template <int kRows, class Coords>
@@ -240,31 +274,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   // dq_splits at a time); CTA x adds its dQ into split x.
   const int n_block = params.n_block_offset + blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
   const int tidx = threadIdx.x;
-  const int head_kv = head / (params.nheads / params.nheads_kv);
   const int col0 = n_block * kBlockN;
   const int k_rows_left = params.seqlen_k - col0;
   const AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
 
   const QueryBlockOrder order(params.seqlen_q, params.seqlen_k, kBlockM, kBlockN, n_block, kCausal);
-  const int m_blocks = order.m_blocks;
-
-  auto rows_of = [&](const TensorArg& t, int h, int seqlen) {
-    return head_rows<Element, kHeadDim>(t, batch, h, seqlen);
-  };
-  auto q_blocks = [&](const TensorArg& t) {  // (kBlockM, kHeadDim, m_block)
-    return local_tile(rows_of(t, head, params.seqlen_q), Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(_, 0));
-  };
-  Tensor gQ = q_blocks(params.q);
-  Tensor gdO = q_blocks(params.dout);
-  Tensor gK = local_tile(rows_of(params.k, head_kv, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
-                         make_coord(n_block, 0));
-  Tensor gV = local_tile(rows_of(params.v, head_kv, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{},
-                         make_coord(n_block, 0));
-  const int64_t row_stats = (int64_t(batch) * params.nheads + head) * params.seqlen_q;
-  const float* lse = params.lse + row_stats;
-  const float* softmax_d = params.softmax_d + row_stats;
-  float* const dq_tiles = params.dq_accum + blockIdx.x * params.dq_split_stride +
-                         (int64_t(batch) * params.nheads + head) * m_blocks * Cfg::kDqTileElems;
+  const auto block = backward_block<Cfg>(params, n_block, head, batch, /*split=*/blockIdx.x);
 
   typename Cfg::TiledMmadKV mma_dkv;
   auto thr_dkv = mma_dkv.get_thread_slice(tidx);
@@ -297,8 +312,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   auto thr_load = gmem_load.get_thread_slice(tidx);
   Tensor cQ = make_identity_tensor(Shape<Int<kBlockM>, Int<kHeadDim>>{});
   Tensor cKV = make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{});
-  Tensor tQgQ = thr_load.partition_S(gQ);    // (CPY, CPY_M, CPY_K, m_block)
-  Tensor tQgdO = thr_load.partition_S(gdO);
+  Tensor tQgQ = thr_load.partition_S(block.q);    // (CPY, CPY_M, CPY_K, m_block)
+  Tensor tQgdO = thr_load.partition_S(block.dout);
   Tensor tQsQ = thr_load.partition_D(sQ);  // Q buffer 0; buffer b is size(sQ) * b elements on
   Tensor tQsdO = thr_load.partition_D(sdO);
   Tensor tQcQ = thr_load.partition_S(cQ);
@@ -368,8 +383,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   Tensor tdQsKt = copy_dq_b.get_thread_slice(tidx).partition_S(sKt);
 
   // Prologue: K, V once; the first Q and dO.
-  copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(gK), thr_load.partition_D(sK), tKVcKV, k_rows_left);
-  copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(gV), thr_load.partition_D(sV), tKVcKV, k_rows_left);
+  copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(block.k), thr_load.partition_D(sK), tKVcKV,
+                             k_rows_left);
+  copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(block.v), thr_load.partition_D(sV), tKVcKV,
+                             k_rows_left);
   load_q(0);
   load_do(0);
   cute::cp_async_fence();
@@ -393,7 +410,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     // This block's LSE and D rows, fetched before the GEMMs so their latency hides under them.
     constexpr int kRows = decltype(size<0>(sdp_coords))::value;
     float lse_log2[kRows], d_row[kRows];
-    load_row_stats(sdp_coords, lse, softmax_d, row0, q_rows_left, lse_log2, d_row);
+    load_row_stats(sdp_coords, block.lse, block.softmax_d, row0, q_rows_left, lse_log2, d_row);
 
     // S = Q K^T and dP = dO V^T.
     Tensor acc_s = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
@@ -437,7 +454,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     clear(acc_dq);
     gemm_smem_smem(mma_dq, acc_dq, tdQrdS, tdQrKt, tdQsdS, tdQsKt, copy_dq_a, copy_dq_b, tidx);
     static_assert(decltype(size(acc_dq))::value == Cfg::kDqFragElems);
-    float* const dq_tile = dq_tiles + m_block * Cfg::kDqTileElems;
+    float* const dq_tile = block.dq_tiles + m_block * Cfg::kDqTileElems;
     if constexpr (Cfg::dq_vec() == 4) {
       CUTE_UNROLL
       for (int i = 0; i < size(acc_dq); i += 4) {

@@ -10,7 +10,7 @@
 #include <cute/tensor.hpp>
 
 #include "flashgen/params.h"
-#include "flashgen/sm80/fwd_epilogue.cuh"
+#include "flashgen/sm80/fwd_common.cuh"
 #include "flashgen/sm80/mask.cuh"
 #include "flashgen/sm80/softmax.cuh"
 #include "flashgen/sm80/tile_atoms.cuh"
@@ -64,25 +64,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
   const int m_block = kCausal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
   const int head = blockIdx.y, batch = blockIdx.z;
   const int tidx = threadIdx.x;
-  const int head_kv = head / (params.nheads / params.nheads_kv);
   const int row0 = m_block * kBlockM;
   const AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
 
   const int n_blocks = mask.visible_key_blocks(row0, kBlockM, kBlockN);
 
-  auto rows_of = [&](const TensorArg& t, int h, int seqlen) {
-    return head_rows<Element, kHeadDim>(t, batch, h, seqlen);
-  };
-  Tensor gQ = local_tile(rows_of(params.q, head, params.seqlen_q),
-                         Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(m_block, 0));
-  Tensor gO = local_tile(rows_of(params.out, head, params.seqlen_q),
-                         Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(m_block, 0));
-  // (kBlockN, kHeadDim, n_block)
-  Tensor gK = local_tile(rows_of(params.k, head_kv, params.seqlen_k),
-                         Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(_, 0));
-  Tensor gV = local_tile(rows_of(params.v, head_kv, params.seqlen_k),
-                         Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(_, 0));
-  float* lse_rows = params.lse + (int64_t(batch) * params.nheads + head) * params.seqlen_q;
+  const auto block = forward_block<Cfg>(params, m_block, head, batch);
   const int q_rows_left = params.seqlen_q - row0;
 
   typename Cfg::Gmem::AsyncLoad gmem_load;
@@ -91,7 +78,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
   Tensor cKV = make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{});
 
   if (n_blocks <= 0) {  // causal with seqlen_q > seqlen_k: these rows see no key
-    store_rows_without_keys<typename Cfg::Gmem, kBlockM, Cfg::kNThreads>(gO, lse_rows, row0, q_rows_left, tidx);
+    store_rows_without_keys<typename Cfg::Gmem, kBlockM, Cfg::kNThreads>(block.out, block.lse_rows, row0,
+                                                                         q_rows_left, tidx);
     return;
   }
 
@@ -101,12 +89,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
   Tensor sVt = make_tensor(sV.data(), typename Cfg::SmemLayoutVt{});
   Tensor sVtPlain = make_tensor(sV.data(), typename Cfg::SmemLayoutVtPlain{});
 
-  Tensor tQgQ = thr_load.partition_S(gQ);
+  Tensor tQgQ = thr_load.partition_S(block.q);
   Tensor tQsQ = thr_load.partition_D(sQ);
   Tensor tQcQ = thr_load.partition_S(cQ);
-  Tensor tKgK = thr_load.partition_S(gK);  // (CPY, CPY_N, CPY_K, n_block)
+  Tensor tKgK = thr_load.partition_S(block.k);  // (CPY, CPY_N, CPY_K, n_block)
   Tensor tKsK = thr_load.partition_D(sK);
-  Tensor tVgV = thr_load.partition_S(gV);
+  Tensor tVgV = thr_load.partition_S(block.v);
   Tensor tVsV = thr_load.partition_D(sV);
   Tensor tKVcKV = thr_load.partition_S(cKV);
 
@@ -174,7 +162,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
 
   // Epilogue: O -> shared (Q's space, free since the last S GEMM) -> 16-byte global stores.
   Tensor sO = make_tensor(sQ.data(), typename Cfg::SmemLayoutQ{});
-  store_output_and_lse<typename Cfg::Gmem>(tiled_mma, acc_o, sO, gO, coords, lse, lse_rows, row0, q_rows_left, tidx);
+  store_output_and_lse<typename Cfg::Gmem>(tiled_mma, acc_o, sO, block.out, coords, lse, block.lse_rows, row0,
+                                           q_rows_left, tidx);
 }
 
 template <class Cfg>

@@ -84,32 +84,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   // into split x.
   const int n_block = params.n_block_offset + blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
   const int tidx = threadIdx.x;
-  const int head_kv = head / (params.nheads / params.nheads_kv);
   const int col0 = n_block * kBlockN;
   const int k_rows_left = params.seqlen_k - col0;
   const sm80::AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
 
   const sm80::QueryBlockOrder order(params.seqlen_q, params.seqlen_k, kBlockM, kBlockN, n_block, kCausal);
-  const int m_blocks = order.m_blocks;
-
-  auto rows_of = [&](const TensorArg& t, int h, int seqlen) {
-    return sm80::head_rows<Element, kHeadDim>(t, batch, h, seqlen);
-  };
-  auto q_blocks = [&](const TensorArg& t) {  // (kBlockM, kHeadDim, m_block)
-    return local_tile(rows_of(t, head, params.seqlen_q), Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(_, 0));
-  };
-  auto key_block = [&](const TensorArg& t, int h) {
-    return local_tile(rows_of(t, h, params.seqlen_k), Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(n_block, 0));
-  };
-  Tensor gQ = q_blocks(params.q);
-  Tensor gdO = q_blocks(params.dout);
-  Tensor gK = key_block(params.k, head_kv);
-  Tensor gV = key_block(params.v, head_kv);
-  const int64_t row_stats = (int64_t(batch) * params.nheads + head) * params.seqlen_q;
-  const float* lse = params.lse + row_stats;
-  const float* softmax_d = params.softmax_d + row_stats;
-  float* const dq_tiles = params.dq_accum + blockIdx.x * params.dq_split_stride +
-                         (int64_t(batch) * params.nheads + head) * m_blocks * Cfg::kDqTileElems;
+  const auto block = sm80::backward_block<Cfg>(params, n_block, head, batch, /*split=*/blockIdx.x);
 
   Element* smem_base = reinterpret_cast<Element*>(smem);
   constexpr int kQElems = cosize(typename Cfg::SmemLayoutQ{});
@@ -150,8 +130,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   auto thr_load = gmem_load.get_thread_slice(tidx);
   Tensor cQ = make_identity_tensor(Shape<Int<kBlockM>, Int<kHeadDim>>{});
   Tensor cKV = make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{});
-  Tensor tQgQ = thr_load.partition_S(gQ);  // (CPY, CPY_M, CPY_K, m_block)
-  Tensor tQgdO = thr_load.partition_S(gdO);
+  Tensor tQgQ = thr_load.partition_S(block.q);  // (CPY, CPY_M, CPY_K, m_block)
+  Tensor tQgdO = thr_load.partition_S(block.dout);
   Tensor tQcQ = thr_load.partition_S(cQ);
   Tensor tKVcKV = thr_load.partition_S(cKV);
   // Step `it` visits query block order.at(it); its Q and dO live in buffers it % 2.
@@ -187,9 +167,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   Tensor tdSsdS = thr_copy_pds.partition_D(sdS);
 
   // Prologue: K, V once; the first Q and dO.
-  sm80::copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(gK), thr_load.partition_D(sK), tKVcKV,
+  sm80::copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(block.k), thr_load.partition_D(sK), tKVcKV,
                                    k_rows_left);
-  sm80::copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(gV), thr_load.partition_D(sV), tKVcKV,
+  sm80::copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(block.v), thr_load.partition_D(sV), tKVcKV,
                                    k_rows_left);
   load_q_and_do(0);
 
@@ -201,15 +181,18 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     cute::cp_async_wait<0>();
     publish_smem_writes_to_wgmma();  // Q_i, dO_i (and K, V) landed; every warpgroup is done with step it-1
     if (has_next) load_q_and_do(it + 1);  // the other buffers were last read by step it-1's GEMMs
-    Tensor tSrQ = thr_sdp.make_fragment_A(thr_sdp.partition_A(smem_tensor(q_buffer(it), typename Cfg::SmemLayoutQ{})));
-    Tensor tdPrdO = thr_sdp.make_fragment_A(thr_sdp.partition_A(smem_tensor(do_buffer(it), typename Cfg::SmemLayoutQ{})));
-    Tensor tdKrQt = thr_dkv.make_fragment_B(thr_dkv.partition_B(smem_tensor(q_buffer(it), typename Cfg::SmemLayoutQt{})));
-    Tensor tdVrdOt = thr_dkv.make_fragment_B(thr_dkv.partition_B(smem_tensor(do_buffer(it), typename Cfg::SmemLayoutQt{})));
+    // This step's Q and dO buffers as wgmma operands: as stored (S, dP) and transposed (dK, dV).
+    auto tile = [&](Element* buffer) { return smem_tensor(buffer, typename Cfg::SmemLayoutQ{}); };
+    auto tile_t = [&](Element* buffer) { return smem_tensor(buffer, typename Cfg::SmemLayoutQt{}); };
+    Tensor tSrQ = thr_sdp.make_fragment_A(thr_sdp.partition_A(tile(q_buffer(it))));
+    Tensor tdPrdO = thr_sdp.make_fragment_A(thr_sdp.partition_A(tile(do_buffer(it))));
+    Tensor tdKrQt = thr_dkv.make_fragment_B(thr_dkv.partition_B(tile_t(q_buffer(it))));
+    Tensor tdVrdOt = thr_dkv.make_fragment_B(thr_dkv.partition_B(tile_t(do_buffer(it))));
 
     // This block's LSE and D rows, fetched before the GEMMs so their latency hides under them.
     constexpr int kRows = decltype(size<0>(sdp_coords))::value;
     float lse_log2[kRows], d_row[kRows];
-    sm80::load_row_stats(sdp_coords, lse, softmax_d, row0, q_rows_left, lse_log2, d_row);
+    sm80::load_row_stats(sdp_coords, block.lse, block.softmax_d, row0, q_rows_left, lse_log2, d_row);
 
     // S = Q K^T and dP = dO V^T: one wgmma batch.
     Tensor acc_s = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
@@ -251,7 +234,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     warpgroup_wait<1>();  // dV and dQ done; dK may still run
     warpgroup_fence_operand(acc_dv);
     warpgroup_fence_operand(acc_dq);
-    float* const dq_tile = dq_tiles + m_block * Cfg::kDqTileElems;
+    float* const dq_tile = block.dq_tiles + m_block * Cfg::kDqTileElems;
     CUTE_UNROLL
     for (int i = 0; i < size(acc_dq); i += 4) {
       atomicAdd(reinterpret_cast<float4*>(dq_tile + Cfg::dq_offset(i, tidx)),

@@ -1,12 +1,42 @@
-// The forward kernels' shared ends (sm80 and sm90): the rows that see no key, and the output
-// tile and its log-sum-exp leaving through shared memory.
+// What the forward kernels (sm80 and sm90) share around their main loops: the global tiles of
+// one query block, the rows that see no key, and the output tile and its log-sum-exp leaving
+// through shared memory.
 #pragma once
 #include <cute/tensor.hpp>
 
+#include "flashgen/params.h"
 #include "flashgen/sm80/utils.cuh"
 
 namespace flashgen::sm80 {
 using namespace cute;
+
+// Query block m_block of head `head`, batch `batch`: its Q and output tiles (kBlockM, head_dim),
+// every key block of K and V ((kBlockN, head_dim, n_block) tiles of its kv head), and its
+// rows' lse.
+template <class QTile, class KeyTiles>
+struct ForwardBlock {
+  QTile q, out;
+  KeyTiles k, v;
+  float* lse_rows;
+};
+
+template <class Cfg>
+__device__ __forceinline__ auto forward_block(const FwdParams& params, int m_block, int head, int batch) {
+  using Element = typename Cfg::Element;
+  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
+  const int head_kv = head / (params.nheads / params.nheads_kv);
+  auto query_tile = [&](const TensorArg& t) {
+    return local_tile(head_rows<Element, kHeadDim>(t, batch, head, params.seqlen_q),
+                      Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(m_block, 0));
+  };
+  auto key_tiles = [&](const TensorArg& t) {
+    return local_tile(head_rows<Element, kHeadDim>(t, batch, head_kv, params.seqlen_k),
+                      Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(_, 0));
+  };
+  return ForwardBlock<decltype(query_tile(params.q)), decltype(key_tiles(params.k))>{
+      query_tile(params.q), query_tile(params.out), key_tiles(params.k), key_tiles(params.v),
+      params.lse + (int64_t(batch) * params.nheads + head) * params.seqlen_q};
+}
 
 // Causal with seqlen_q > seqlen_k: the tile's rows see no key. Output 0, lse +inf.
 template <class Gmem, int kBlockM, int kNThreads, class OutTile>
