@@ -15,7 +15,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
              f"Command: `{meta['command']}`. Ceilings measured in the same run: bf16 matmul "
              f"{matmul:.0f} TFLOPS, device copy {meta['ceilings']['copy_gb_per_s']:.0f} GB/s. "
              "Cells: TFLOPS (fraction of the matmul ceiling); `flashgen/best` = flashgen (its best "
-             "kernel family, where several ran) over the best peer of the row. FLOPs: forward 4·b·s²·h·d (halved when causal), backward 2.5x.", ""]
+             "kernel family, where several ran) over the best peer of the row. FLOPs: forward "
+             "4·b·s²·h·d (halved when causal), backward 2.5x.", ""]
     kernels = sorted({r["kernel"] for r in rows if r.get("kernel")})
     if kernels:
         lines += ["flashgen kernels timed: " + ", ".join(f"`{k}`" for k in kernels) + ".", ""]

@@ -38,8 +38,24 @@ def attention_reference(q, k, v, causal=False, softmax_scale=None, upcast=True):
     return out.to(dtype), lse.masked_fill(lse == float("-inf"), float("inf"))
 
 
+def attention_reference_grads(q, k, v, dout, causal=False, softmax_scale=None, upcast=True):
+    """[dq, dk, dv] of attention_reference for the output gradient dout, by autograd: in
+    float32 (upcast, the reference) or in the inputs' dtype (the same-dtype baseline)."""
+    leaves = [(t.detach().float() if upcast else t.detach()).requires_grad_() for t in (q, k, v)]
+    out, _ = attention_reference(*leaves, causal=causal, softmax_scale=softmax_scale, upcast=False)
+    out.backward(dout.float() if upcast else dout)
+    return [t.grad for t in leaves]
+
+
 class NumericsError(AssertionError):
     pass
+
+
+def error_tolerance(ref: torch.Tensor, ref_same_dtype: torch.Tensor, atol: float = 1e-5) -> tuple[float, float]:
+    """FlashAttention's bound on a kernel's max error, with the same-dtype computation's max
+    error it derives from: (2 x that error + atol, that error)."""
+    baseline = (ref_same_dtype.float() - ref.float()).abs().max().item()
+    return 2 * baseline + atol, baseline
 
 
 def check_against_reference(name: str, got: torch.Tensor, ref: torch.Tensor, ref_same_dtype: torch.Tensor,
@@ -48,8 +64,7 @@ def check_against_reference(name: str, got: torch.Tensor, ref: torch.Tensor, ref
     float32. NaN or Inf never passes. Raises NumericsError naming the fraction of mismatched
     elements and the worst position; returns the error figures otherwise."""
     got32, ref32 = got.float(), ref.float()
-    baseline = (ref_same_dtype.float() - ref32).abs().max().item()
-    tolerance = 2 * baseline + atol
+    tolerance, baseline = error_tolerance(ref32, ref_same_dtype, atol)
     bad_values = ~torch.isfinite(got32)
     if bad_values.any():
         first = tuple(int(i) for i in torch.nonzero(bad_values)[0])

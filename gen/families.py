@@ -12,6 +12,24 @@ class TileError(ValueError):
     """A tile plan the kernel cannot run; the message says why and what would work."""
 
 
+def _rows_per_copy_pass(threads: int, hdim: int) -> int:
+    """Tile rows one pass of 16-byte copies covers: a row of a 64-column smem atom takes 8
+    threads, of a 32-column one 4 (sm80/tile_atoms.cuh GmemCopies, used by every family)."""
+    return threads // (8 if hdim % 64 == 0 else 4)
+
+
+def _forward_smem_bytes(block_m: int, block_n: int, hdim: int, elem_bytes: int) -> int:
+    """A Q tile, one K tile and one V tile (the FwdConfig::kSmemBytes of sm80 and sm90)."""
+    return (block_m + 2 * block_n) * hdim * elem_bytes
+
+
+class _NoFallbackPlan:
+    """A plan whose launcher has no smaller shared-memory variant to fall back to."""
+
+    def fallback_smem_bytes(self, hdim: int, elem_bytes: int) -> int:
+        return self.smem_bytes(hdim, elem_bytes)
+
+
 def _check_sm80_common(kernel: str, hdim: int, warps: int, rows: dict) -> None:
     """Rules every sm80 kernel shares: the 32-column smem atom, 4 or 8 warps, and tiles that are
     a whole number of 16-byte copy passes (rows: field name -> tile rows)."""
@@ -19,7 +37,7 @@ def _check_sm80_common(kernel: str, hdim: int, warps: int, rows: dict) -> None:
         raise TileError(f"the sm80 {kernel} kernel needs head dim to be a multiple of 32, got {hdim}")
     if warps not in (4, 8):
         raise TileError(f"warps must be 4 or 8, got {warps}")
-    rows_per_copy_pass = warps * 32 // (8 if hdim % 64 == 0 else 4)
+    rows_per_copy_pass = _rows_per_copy_pass(warps * 32, hdim)
     for name, value in rows.items():
         if value % rows_per_copy_pass:
             raise TileError(f"{name} must be a multiple of {rows_per_copy_pass} "
@@ -27,7 +45,7 @@ def _check_sm80_common(kernel: str, hdim: int, warps: int, rows: dict) -> None:
 
 
 @dataclass(frozen=True)
-class FwdSm80Tile:
+class FwdSm80Tile(_NoFallbackPlan):
     """FlashAttention-2 forward: csrc/flashgen/sm80/fwd_kernel.cuh."""
 
     block_m: int   # query rows per CTA
@@ -44,11 +62,7 @@ class FwdSm80Tile:
             raise TileError(f"block_n must be a positive multiple of 16, got {self.block_n}")
 
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
-        # Q tile + one K tile + one V tile (fwd_kernel.cuh FwdConfig::kSmemBytes).
-        return (self.block_m + 2 * self.block_n) * hdim * elem_bytes
-
-    def fallback_smem_bytes(self, hdim: int, elem_bytes: int) -> int:
-        return self.smem_bytes(hdim, elem_bytes)  # no fallback plan
+        return _forward_smem_bytes(self.block_m, self.block_n, hdim, elem_bytes)
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,7 @@ class BwdSm80Tile:
 
 
 @dataclass(frozen=True)
-class FwdSm90Tile:
+class FwdSm90Tile(_NoFallbackPlan):
     """Hopper forward, warpgroup MMA (wgmma): csrc/flashgen/sm90/fwd_kernel.cuh. One warpgroup
     per 64 query rows."""
 
@@ -121,21 +135,17 @@ class FwdSm90Tile:
             raise TileError(f"block_m must be 64, 128 or 192 (1 to 3 warpgroups of 64 rows), got {self.block_m}")
         if self.block_n % 64 or not 64 <= self.block_n <= 256:
             raise TileError(f"block_n must be 64, 128, 192 or 256 (a wgmma N), got {self.block_n}")
-        rows_per_copy_pass = (self.block_m // 64) * 128 // 8
+        rows_per_copy_pass = _rows_per_copy_pass((self.block_m // 64) * 128, hdim)
         if self.block_n % rows_per_copy_pass:
             raise TileError(f"block_n must be a multiple of {rows_per_copy_pass} "
                             f"(rows one 16-byte copy pass covers with {self.block_m // 64} warpgroups)")
 
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
-        # Q tile + one K tile + one V tile (sm90/fwd_kernel.cuh FwdConfig::kSmemBytes).
-        return (self.block_m + 2 * self.block_n) * hdim * elem_bytes
-
-    def fallback_smem_bytes(self, hdim: int, elem_bytes: int) -> int:
-        return self.smem_bytes(hdim, elem_bytes)  # no fallback plan
+        return _forward_smem_bytes(self.block_m, self.block_n, hdim, elem_bytes)
 
 
 @dataclass(frozen=True)
-class BwdSm90Tile:
+class BwdSm90Tile(_NoFallbackPlan):
     """Hopper backward, warpgroup MMA (wgmma): csrc/flashgen/sm90/bwd_kernel.cuh. Two warpgroups
     split the columns of every GEMM; this first version takes 64 x 64 tiles only."""
 
@@ -156,9 +166,6 @@ class BwdSm90Tile:
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
         # Q, dO (two buffers each), K, V tiles plus P and dS (sm90/bwd_kernel.cuh BwdConfig::kSmemBytes).
         return (4 * self.block_m * hdim + 2 * self.block_n * hdim + 2 * self.block_m * self.block_n) * elem_bytes
-
-    def fallback_smem_bytes(self, hdim: int, elem_bytes: int) -> int:
-        return self.smem_bytes(hdim, elem_bytes)  # no fallback plan
 
 
 FAMILIES = {

@@ -8,21 +8,12 @@ import torch
 
 import flashgen
 from flashgen import ops
-from flashgen.reference import attention_reference, check_against_reference
+from flashgen.reference import attention_reference_grads, check_against_reference
 from tests.gpu.test_forward import CATALOG_HDIMS, DTYPES, ROUNDED_HDIMS, random_qkv, run_or_skip
 
 pytestmark = pytest.mark.gpu
 
 SEQLENS = ((1, 1), (17, 113), (113, 17), (1000, 1000), (2049, 1023))
-
-
-def reference_grads(q, k, v, dout, causal, scale, upcast):
-    leaves = [t.detach().float() if upcast else t.detach() for t in (q, k, v)]
-    for t in leaves:
-        t.requires_grad_()
-    out, _ = attention_reference(*leaves, causal=causal, softmax_scale=scale, upcast=False)
-    out.backward(dout.float() if upcast else dout)
-    return [t.grad for t in leaves]
 
 
 def check_backward(q, k, v, causal, deterministic=False, arch=None):
@@ -31,8 +22,8 @@ def check_backward(q, k, v, causal, deterministic=False, arch=None):
     dout = torch.randn_like(out)
     got = run_or_skip(lambda: ops._backward(q, k, v, out, lse, dout, causal, scale, arch, deterministic,
                                             nan_outputs=True), arch)
-    ref = reference_grads(q, k, v, dout, causal, scale, upcast=True)
-    same = reference_grads(q, k, v, dout, causal, scale, upcast=False)
+    ref = attention_reference_grads(q, k, v, dout, causal, scale, upcast=True)
+    same = attention_reference_grads(q, k, v, dout, causal, scale, upcast=False)
     for name, g, r, s in zip(("dq", "dk", "dv"), got, ref, same):
         assert g.shape == r.shape and g.dtype == q.dtype, name
         check_against_reference(name, g, r, s)
@@ -102,10 +93,9 @@ def test_autograd_through_the_public_api_with_a_stride0_gradient():
     # out.sum().backward() hands the kernel a gradient whose strides are all 0.
     q, k, v = (t.requires_grad_() for t in random_qkv(2, 129, 257, 4, 4, 64, torch.bfloat16))
     flashgen.flash_attn_func(q, k, v, causal=True).sum().backward()
-    ref = reference_grads(q, k, v, torch.ones(2, 129, 4, 64, device="cuda", dtype=torch.bfloat16), True,
-                          1 / 8, upcast=True)
-    same = reference_grads(q, k, v, torch.ones(2, 129, 4, 64, device="cuda", dtype=torch.bfloat16), True,
-                           1 / 8, upcast=False)
+    ones = torch.ones(2, 129, 4, 64, device="cuda", dtype=torch.bfloat16)  # the gradient sum() hands back
+    ref = attention_reference_grads(q, k, v, ones, True, 1 / 8, upcast=True)
+    same = attention_reference_grads(q, k, v, ones, True, 1 / 8, upcast=False)
     for name, t, r, s in zip(("dq", "dk", "dv"), (q, k, v), ref, same):
         check_against_reference(name, t.grad, r, s)
 
