@@ -45,6 +45,23 @@ struct DqAccumulatorOrder {
     return (i / dq_vec()) * (kNThreads * dq_vec()) + tidx * dq_vec() + i % dq_vec();
   }
   static_assert(kDqFragElems % 4 == 0, "each thread's dQ fragment must split into float4s");
+
+  // Add thread tidx's dQ GEMM fragment into its accumulator tile (fp32 atomics: other key
+  // blocks add into the same tile).
+  template <class Frag>
+  __device__ static void add_fragment(float* tile, Frag const& acc_dq, int tidx) {
+    static_assert(decltype(size(acc_dq))::value == kDqFragElems);
+    if constexpr (dq_vec() == 4) {
+      CUTE_UNROLL
+      for (int i = 0; i < kDqFragElems; i += 4) {
+        atomicAdd(reinterpret_cast<float4*>(tile + dq_offset(i, tidx)),
+                  make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3)));
+      }
+    } else {
+      CUTE_UNROLL
+      for (int i = 0; i < kDqFragElems; ++i) atomicAdd(tile + dq_offset(i, tidx), acc_dq(i));
+    }
+  }
 };
 
 // Compile-time plan of one backward kernel (numbers from kernels.yaml via the generated file).
@@ -453,18 +470,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});
     clear(acc_dq);
     gemm_smem_smem(mma_dq, acc_dq, tdQrdS, tdQrKt, tdQsdS, tdQsKt, copy_dq_a, copy_dq_b, tidx);
-    static_assert(decltype(size(acc_dq))::value == Cfg::kDqFragElems);
-    float* const dq_tile = block.dq_tiles + m_block * Cfg::kDqTileElems;
-    if constexpr (Cfg::dq_vec() == 4) {
-      CUTE_UNROLL
-      for (int i = 0; i < size(acc_dq); i += 4) {
-        atomicAdd(reinterpret_cast<float4*>(dq_tile + Cfg::dq_offset(i, tidx)),
-                  make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3)));
-      }
-    } else {
-      CUTE_UNROLL
-      for (int i = 0; i < size(acc_dq); ++i) atomicAdd(dq_tile + Cfg::dq_offset(i, tidx), acc_dq(i));
-    }
+    Cfg::add_fragment(block.dq_tiles + m_block * Cfg::kDqTileElems, acc_dq, tidx);
     if constexpr (Cfg::kDqBeforeDk) dk_step();
   }
   store_dkv();

@@ -221,7 +221,6 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     // P, dS and this step's Q and dO buffers are rewritten only after the next step's first
     // barrier, which every warpgroup reaches after waiting for all three.
     Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});
-    static_assert(decltype(size(acc_dq))::value == Cfg::kDqFragElems);
     warpgroup_fence_operand(acc_dv);
     warpgroup_fence_operand(acc_dq);
     warpgroup_fence_operand(acc_dk);
@@ -234,12 +233,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     warpgroup_wait<1>();  // dV and dQ done; dK may still run
     warpgroup_fence_operand(acc_dv);
     warpgroup_fence_operand(acc_dq);
-    float* const dq_tile = block.dq_tiles + m_block * Cfg::kDqTileElems;
-    CUTE_UNROLL
-    for (int i = 0; i < size(acc_dq); i += 4) {
-      atomicAdd(reinterpret_cast<float4*>(dq_tile + Cfg::dq_offset(i, tidx)),
-                make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3)));
-    }
+    Cfg::add_fragment(block.dq_tiles + m_block * Cfg::kDqTileElems, acc_dq, tidx);
     warpgroup_wait<0>();
     warpgroup_fence_operand(acc_dk);
   }
