@@ -1,5 +1,5 @@
 // Host-side checks of the kernels' own index algebra, for every MMA family (no GPU needed;
-// tests/cpu/test_host_checks.py builds and runs this). They catch the bugs that give wrong
+// tests/cpu/test_host_checks.py builds and runs this, for every config of the catalogs). They catch the bugs that give wrong
 // numbers rather than compile errors: a transposed shared-memory view that reads another
 // element, a (rows, cols) register view whose row reductions mix rows, P's registers fed to the
 // P V MMA in the wrong order, an lse written by a thread that does not hold column 0, a
@@ -16,6 +16,7 @@
 #include "flashgen/sm80/fwd_kernel.cuh"
 #include "flashgen/sm90/bwd_kernel.cuh"
 #include "flashgen/sm90/fwd_kernel.cuh"
+#include "flashgen_configs.h"  // written by the test that builds this file
 
 using namespace cute;
 using bf16 = cutlass::bfloat16_t;
@@ -105,7 +106,7 @@ auto sm90_rows_cols = [](auto layout) { return flashgen::sm90::accumulator_as_ro
 auto sm90_operand_a = [](auto layout) { return flashgen::sm90::accumulator_as_operand_a(layout); };
 
 template <class Cfg>
-void check_sm80_forward(const char* what) {
+void check_fwd_sm80(const char* what) {
   using Shape_S = Shape<Int<Cfg::kBlockM>, Int<Cfg::kBlockN>>;
   typename Cfg::TiledMma mma;
   check_rows_cols(what, mma, Shape_S{}, Cfg::kNThreads, sm80_rows_cols, true);
@@ -114,7 +115,7 @@ void check_sm80_forward(const char* what) {
 }
 
 template <class Cfg>
-void check_sm90_forward(const char* what) {
+void check_fwd_sm90(const char* what) {
   using Shape_S = Shape<Int<Cfg::kBlockM>, Int<Cfg::kBlockN>>;
   typename Cfg::TiledMmaS mma_s;
   typename Cfg::TiledMmaO mma_o;
@@ -126,7 +127,7 @@ void check_sm90_forward(const char* what) {
 }
 
 template <class Cfg>
-void check_sm80_backward(const char* what) {
+void check_bwd_sm80(const char* what) {
   typename Cfg::TiledMmaSdP mma_sdp;
   check_rows_cols(what, mma_sdp, Shape<Int<Cfg::kBlockM>, Int<Cfg::kBlockN>>{}, Cfg::kNThreads, sm80_rows_cols,
                   false);
@@ -136,7 +137,7 @@ void check_sm80_backward(const char* what) {
 }
 
 template <class Cfg>
-void check_sm90_backward(const char* what) {
+void check_bwd_sm90(const char* what) {
   typename Cfg::TiledMmaSdP mma_sdp;
   check_rows_cols(what, mma_sdp, Shape<Int<Cfg::kBlockM>, Int<Cfg::kBlockN>>{}, Cfg::kNThreads, sm90_rows_cols,
                   false);
@@ -197,17 +198,9 @@ void check_block_schedules() {
 
 int main() {
   check_block_schedules();
-  namespace sm80 = flashgen::sm80;
-  namespace sm90 = flashgen::sm90;
-  // The tiles of kernels.yaml and bench/tuning/sm90_experimental.yaml that differ in shape.
-  check_sm80_forward<sm80::FwdConfig<128, 128, 32, 4, bf16, 49152>>("sm80 fwd d128 128x32");
-  check_sm80_forward<sm80::FwdConfig<256, 128, 64, 8, bf16, 131072>>("sm80 fwd d256 128x64");
-  check_sm80_backward<sm80::BwdConfig<128, 64, 128, 8, 2, 4, 2, 2, 1, 0, bf16, 147456>>("sm80 bwd d128");
-  check_sm80_backward<sm80::BwdConfig<256, 64, 64, 8, 4, 2, 2, 2, 1, 0, bf16, 180224>>("sm80 bwd d256");
-  check_sm90_forward<sm90::FwdConfig<64, 128, 128, bf16, 49152>>("sm90 fwd d64 128x128");
-  check_sm90_forward<sm90::FwdConfig<256, 128, 64, bf16, 131072>>("sm90 fwd d256 128x64");
-  check_sm90_backward<sm90::BwdConfig<64, 64, 64, bf16, 65536>>("sm90 bwd d64");
-  check_sm90_backward<sm90::BwdConfig<256, 64, 64, bf16, 212992>>("sm90 bwd d256");
+  // Every bf16 config of kernels.yaml and the sm90 tuning catalog (tests/catalog_configs.py).
+#define CHECK_CONFIG(family, config, name) check_##family<config>(name);
+  FLASHGEN_CONFIGS(CHECK_CONFIG)
   std::printf("host checks: %d run, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -10,16 +10,19 @@ import torch
 from gen import paths
 from gen.toolchain import Toolchain, cutlass_include
 from gen.vocab import ARCH_INFO
+from tests.catalog_configs import write_config_header
 
 pytestmark = [pytest.mark.gpu, pytest.mark.probe]
 SOURCE = Path(__file__).resolve().parent / "wgmma_probe.cu"
 
 
 def build_probe(out: Path) -> subprocess.CompletedProcess:
+    """Build the probe for every sm90 config of the catalogs into `out` (its header beside it)."""
     toolchain = Toolchain()
+    write_config_header(out.parent / "flashgen_configs.h", archs=("sm90",))
     return subprocess.run([toolchain.nvcc, "-std=c++17", "-O2", "--expt-relaxed-constexpr", f"-I{paths.CSRC}",
-                           f"-I{cutlass_include()}", *ARCH_INFO["sm90"].gencode, str(SOURCE), "-o", str(out)],
-                          capture_output=True, text=True)
+                           f"-I{cutlass_include()}", f"-I{out.parent}", *ARCH_INFO["sm90"].gencode, str(SOURCE),
+                           "-o", str(out)], capture_output=True, text=True)
 
 
 def test_wgmma_operands_match_a_host_gemm(tmp_path):

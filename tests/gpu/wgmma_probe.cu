@@ -13,6 +13,7 @@
 
 #include "flashgen/sm90/bwd_kernel.cuh"
 #include "flashgen/sm90/fwd_kernel.cuh"
+#include "flashgen_configs.h"  // written by the test that builds this file
 
 using namespace cute;
 using bf16 = cutlass::bfloat16_t;
@@ -101,7 +102,7 @@ void probe(const char* what) {
 }
 
 template <class Cfg>
-void probe_forward(const char* name) {
+void probe_fwd_sm90(const char* name) {
   constexpr int M = Cfg::kBlockM, N = Cfg::kBlockN, D = Cfg::kHeadDim;
   using S = typename Cfg::TiledMmaS;
   using O = typename Cfg::TiledMmaO;
@@ -113,7 +114,7 @@ void probe_forward(const char* name) {
 }
 
 template <class Cfg>
-void probe_backward(const char* name) {
+void probe_bwd_sm90(const char* name) {
   constexpr int M = Cfg::kBlockM, N = Cfg::kBlockN, D = Cfg::kHeadDim;
   using SdP = typename Cfg::TiledMmaSdP;
   using dKV = typename Cfg::TiledMmadKV;
@@ -128,16 +129,14 @@ void probe_backward(const char* name) {
 }
 
 int main() {
-  namespace sm90 = flashgen::sm90;
   cudaDeviceProp prop;
   if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess || prop.major != 9 || prop.minor != 0) {
     std::printf("wgmma probe: needs a GPU of compute capability 9.0 (sm_90a code)\n");
     return 2;
   }
-  probe_forward<sm90::FwdConfig<64, 128, 128, bf16, 49152>>("fwd d64");
-  probe_forward<sm90::FwdConfig<256, 128, 64, bf16, 131072>>("fwd d256");
-  probe_backward<sm90::BwdConfig<64, 64, 64, bf16, 65536>>("bwd d64");
-  probe_backward<sm90::BwdConfig<256, 64, 64, bf16, 212992>>("bwd d256");
+  // Every bf16 sm90 config of the tuning catalog (tests/catalog_configs.py).
+#define PROBE_CONFIG(family, config, name) probe_##family<config>(name);
+  FLASHGEN_CONFIGS(PROBE_CONFIG)
   std::printf("wgmma probe: %d failed\n", failures);
   return failures == 0 ? 0 : 1;
 }
