@@ -105,6 +105,9 @@ def run_case(case: Case, impl: str, rounds: int) -> dict:
     except torch.OutOfMemoryError:
         row["error"] = "out of memory"
         return row
+    except Exception as exc:  # noqa: BLE001 - a peer that breaks on one case must not end the run
+        row["error"] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+        return row
     flops = attention_flops(case.batch, case.seqlen, case.seqlen, case.nheads, case.head_dim, case.causal,
                             case.direction)
     row.update(ms=ms, tflops=flops / ms / 1e9)
@@ -125,9 +128,15 @@ def main(argv=None) -> int:
     print(f"{gpu}: measuring ceilings...", flush=True)
     roofs = ceilings()
     print(f"  bf16 matmul {roofs['matmul_bf16_tflops']:.0f} TFLOPS, copy {roofs['copy_gb_per_s']:.0f} GB/s", flush=True)
+    meta = {"gpu": gpu, "date": datetime.date.today().isoformat(), "torch": torch.__version__,
+            "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "ceilings": roofs, "complete": False}
+    stem = f"{meta['date']}-{gpu.replace(' ', '_')}{'-' + args.tag if args.tag else ''}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / f"{stem}.json"
     rows = []
     total = len(cases) * len(args.impl)
-    for i, case in enumerate(cases):
+    for case in cases:
         for impl in args.impl:
             row = run_case(case, impl, args.rounds)
             rows.append(row)
@@ -136,12 +145,10 @@ def main(argv=None) -> int:
                   f"{'causal' if case.causal else 'full'} b{case.batch} s{case.seqlen} {impl:15s} {result}",
                   flush=True)
             torch.cuda.empty_cache()
-    meta = {"gpu": gpu, "date": datetime.date.today().isoformat(), "torch": torch.__version__,
-            "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "ceilings": roofs}
-    stem = f"{meta['date']}-{gpu.replace(' ', '_')}{'-' + args.tag if args.tag else ''}"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+        # Rows so far, so a run stopped by a time limit still leaves what it measured.
+        json_path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    meta["complete"] = True
+    json_path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     table = report.markdown(meta, rows)
     (args.out / f"{stem}.md").write_text(table)
     plotted = report.plot(rows, args.out / f"{stem}.png", gpu)

@@ -1,8 +1,9 @@
 """Run-time kernel choice: the best compiled kernel for the inputs and the GPU.
 
-Arch families are tried newest first among those the GPU can run (or the one forced by
-`arch=` / FLASHGEN_ARCH). A head dim not in the catalog rounds up to the next catalog head dim
-(the caller zero-pads). When the wanted kernel is not built, the error names it, lists what
+Among the arch families the GPU can run (or the one forced by `arch=` / FLASHGEN_ARCH), the
+kernel with the smallest catalog head dim at least the input's wins, the newest family on a tie:
+a head dim not in the catalog rounds up (the caller zero-pads), and kernels.yaml lists a head dim
+for a family only where that family's kernel is the faster one (sm90's backward: 256 only). When the wanted kernel is not built, the error names it, lists what
 was built and gives the build command.
 """
 from __future__ import annotations
@@ -72,16 +73,16 @@ def _choose(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple
                   arch: str | None = None) -> KernelKey:
     dtype_name = TORCH_DTYPE_NAMES[dtype]
     built, catalog = _kernel_sets()
-    wanted = None  # the best catalog kernel, built or not
-    for family in _candidate_archs(capability, arch):
-        hdims = sorted(k.hdim for k in catalog
-                       if (k.direction, k.dtype, k.arch) == (direction, dtype_name, family) and k.hdim >= head_dim)
-        if not hdims:
-            continue
-        key = KernelKey(direction, hdims[0], dtype_name, family)
+    families = _candidate_archs(capability, arch)
+    # Least padding first (a padded head dim is wasted work), then the newest family: the catalog
+    # lists a family's head dim only where it is that family's best kernel for it.
+    candidates = sorted((k for k in catalog if (k.direction, k.dtype) == (direction, dtype_name)
+                         and k.arch in families and k.hdim >= head_dim),
+                        key=lambda k: (k.hdim, families.index(k.arch)))
+    for key in candidates:
         if key in built:
             return key
-        wanted = wanted or key
+    wanted = candidates[0] if candidates else None  # the best catalog kernel; none is built
     built_list = ", ".join(sorted(k.name for k in built)) or "none"
     if wanted is None:
         raise KernelNotBuiltError(

@@ -13,17 +13,27 @@ cudaError_t run_flash_bwd_hdim128_fp16_sm80(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim192_bf16_sm80(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim192_fp16_sm80(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim256_bf16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim256_bf16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim256_fp16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim256_fp16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim64_bf16_sm80(const FwdParams&, cudaStream_t);
+cudaError_t run_flash_fwd_hdim64_bf16_sm90(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim64_fp16_sm80(const FwdParams&, cudaStream_t);
+cudaError_t run_flash_fwd_hdim64_fp16_sm90(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim96_bf16_sm80(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim96_fp16_sm80(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim128_bf16_sm80(const FwdParams&, cudaStream_t);
+cudaError_t run_flash_fwd_hdim128_bf16_sm90(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim128_fp16_sm80(const FwdParams&, cudaStream_t);
+cudaError_t run_flash_fwd_hdim128_fp16_sm90(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim192_bf16_sm80(const FwdParams&, cudaStream_t);
+cudaError_t run_flash_fwd_hdim192_bf16_sm90(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim192_fp16_sm80(const FwdParams&, cudaStream_t);
+cudaError_t run_flash_fwd_hdim192_fp16_sm90(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim256_bf16_sm80(const FwdParams&, cudaStream_t);
+cudaError_t run_flash_fwd_hdim256_bf16_sm90(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim256_fp16_sm80(const FwdParams&, cudaStream_t);
+cudaError_t run_flash_fwd_hdim256_fp16_sm90(const FwdParams&, cudaStream_t);
 
 const KernelEntry kBuiltKernels[] = {
     {"flash_bwd_hdim64_bf16_sm80", nullptr, &run_flash_bwd_hdim64_bf16_sm80, 128, 128},
@@ -35,20 +45,30 @@ const KernelEntry kBuiltKernels[] = {
     {"flash_bwd_hdim192_bf16_sm80", nullptr, &run_flash_bwd_hdim192_bf16_sm80, 64, 64},
     {"flash_bwd_hdim192_fp16_sm80", nullptr, &run_flash_bwd_hdim192_fp16_sm80, 64, 64},
     {"flash_bwd_hdim256_bf16_sm80", nullptr, &run_flash_bwd_hdim256_bf16_sm80, 64, 64},
+    {"flash_bwd_hdim256_bf16_sm90", nullptr, &run_flash_bwd_hdim256_bf16_sm90, 64, 64},
     {"flash_bwd_hdim256_fp16_sm80", nullptr, &run_flash_bwd_hdim256_fp16_sm80, 64, 64},
+    {"flash_bwd_hdim256_fp16_sm90", nullptr, &run_flash_bwd_hdim256_fp16_sm90, 64, 64},
     {"flash_fwd_hdim64_bf16_sm80", &run_flash_fwd_hdim64_bf16_sm80, nullptr, 128, 64},
+    {"flash_fwd_hdim64_bf16_sm90", &run_flash_fwd_hdim64_bf16_sm90, nullptr, 128, 128},
     {"flash_fwd_hdim64_fp16_sm80", &run_flash_fwd_hdim64_fp16_sm80, nullptr, 128, 64},
+    {"flash_fwd_hdim64_fp16_sm90", &run_flash_fwd_hdim64_fp16_sm90, nullptr, 128, 128},
     {"flash_fwd_hdim96_bf16_sm80", &run_flash_fwd_hdim96_bf16_sm80, nullptr, 128, 64},
     {"flash_fwd_hdim96_fp16_sm80", &run_flash_fwd_hdim96_fp16_sm80, nullptr, 128, 64},
     {"flash_fwd_hdim128_bf16_sm80", &run_flash_fwd_hdim128_bf16_sm80, nullptr, 128, 32},
+    {"flash_fwd_hdim128_bf16_sm90", &run_flash_fwd_hdim128_bf16_sm90, nullptr, 128, 128},
     {"flash_fwd_hdim128_fp16_sm80", &run_flash_fwd_hdim128_fp16_sm80, nullptr, 128, 32},
+    {"flash_fwd_hdim128_fp16_sm90", &run_flash_fwd_hdim128_fp16_sm90, nullptr, 128, 128},
     {"flash_fwd_hdim192_bf16_sm80", &run_flash_fwd_hdim192_bf16_sm80, nullptr, 128, 64},
+    {"flash_fwd_hdim192_bf16_sm90", &run_flash_fwd_hdim192_bf16_sm90, nullptr, 128, 64},
     {"flash_fwd_hdim192_fp16_sm80", &run_flash_fwd_hdim192_fp16_sm80, nullptr, 128, 64},
+    {"flash_fwd_hdim192_fp16_sm90", &run_flash_fwd_hdim192_fp16_sm90, nullptr, 128, 64},
     {"flash_fwd_hdim256_bf16_sm80", &run_flash_fwd_hdim256_bf16_sm80, nullptr, 128, 64},
+    {"flash_fwd_hdim256_bf16_sm90", &run_flash_fwd_hdim256_bf16_sm90, nullptr, 128, 64},
     {"flash_fwd_hdim256_fp16_sm80", &run_flash_fwd_hdim256_fp16_sm80, nullptr, 128, 64},
+    {"flash_fwd_hdim256_fp16_sm90", &run_flash_fwd_hdim256_fp16_sm90, nullptr, 128, 64},
     {nullptr, nullptr, nullptr, 0, 0},  // keeps the array non-empty
 };
-const int kNumBuiltKernels = 20;
+const int kNumBuiltKernels = 30;
 
 const char* const kCatalogKernels[] = {
     "flash_bwd_hdim64_bf16_sm80",
@@ -60,19 +80,29 @@ const char* const kCatalogKernels[] = {
     "flash_bwd_hdim192_bf16_sm80",
     "flash_bwd_hdim192_fp16_sm80",
     "flash_bwd_hdim256_bf16_sm80",
+    "flash_bwd_hdim256_bf16_sm90",
     "flash_bwd_hdim256_fp16_sm80",
+    "flash_bwd_hdim256_fp16_sm90",
     "flash_fwd_hdim64_bf16_sm80",
+    "flash_fwd_hdim64_bf16_sm90",
     "flash_fwd_hdim64_fp16_sm80",
+    "flash_fwd_hdim64_fp16_sm90",
     "flash_fwd_hdim96_bf16_sm80",
     "flash_fwd_hdim96_fp16_sm80",
     "flash_fwd_hdim128_bf16_sm80",
+    "flash_fwd_hdim128_bf16_sm90",
     "flash_fwd_hdim128_fp16_sm80",
+    "flash_fwd_hdim128_fp16_sm90",
     "flash_fwd_hdim192_bf16_sm80",
+    "flash_fwd_hdim192_bf16_sm90",
     "flash_fwd_hdim192_fp16_sm80",
+    "flash_fwd_hdim192_fp16_sm90",
     "flash_fwd_hdim256_bf16_sm80",
+    "flash_fwd_hdim256_bf16_sm90",
     "flash_fwd_hdim256_fp16_sm80",
+    "flash_fwd_hdim256_fp16_sm90",
     nullptr,
 };
-const int kNumCatalogKernels = 20;
+const int kNumCatalogKernels = 30;
 
 }  // namespace flashgen

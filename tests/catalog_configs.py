@@ -16,7 +16,7 @@ from gen import paths
 from gen.render import render_kernel
 from gen.spec import load_catalog
 
-SM90_CATALOG = paths.REPO_ROOT / "bench" / "tuning" / "sm90_experimental.yaml"
+SM90_CATALOG = paths.REPO_ROOT / "bench" / "tuning" / "sm90_family.yaml"
 _ALIAS = re.compile(r"using (\w+_config) = (.*?);", re.S)
 
 

@@ -42,6 +42,21 @@ def test_falls_back_to_an_older_family_that_is_built(build):
     assert dispatch.choose_kernel("fwd", 64, torch.float16, (9, 0)).arch == "sm80"
 
 
+def test_least_padding_beats_the_newer_family(build, monkeypatch):
+    # kernels.yaml lists the sm90 backward at head dim 256 only: below that, sm80's exact head
+    # dim must win on a Hopper GPU rather than sm90's 256 with the input zero-padded.
+    catalog = CATALOG + [f"flash_bwd_hdim{d}_bf16_sm80" for d in (64, 128, 192, 256)] + ["flash_bwd_hdim256_bf16_sm90"]
+    monkeypatch.setattr(dispatch, "catalog_kernels", lambda: catalog)
+    monkeypatch.setattr(dispatch, "available_kernels", lambda: catalog)
+    clear_caches()
+    assert dispatch.choose_kernel("bwd", 128, torch.bfloat16, (9, 0)).name == "flash_bwd_hdim128_bf16_sm80"
+    assert dispatch.choose_kernel("bwd", 160, torch.bfloat16, (9, 0)).name == "flash_bwd_hdim192_bf16_sm80"
+    assert dispatch.choose_kernel("bwd", 256, torch.bfloat16, (9, 0)).name == "flash_bwd_hdim256_bf16_sm90"
+    assert dispatch.choose_kernel("bwd", 256, torch.bfloat16, (8, 0)).name == "flash_bwd_hdim256_bf16_sm80"
+    # Forced to sm90, the family's own head dims round up as before.
+    assert dispatch.choose_kernel("bwd", 128, torch.bfloat16, (9, 0), arch="sm90").name == "flash_bwd_hdim256_bf16_sm90"
+
+
 def test_forced_arch(build, monkeypatch):
     build("flash_fwd_hdim64_fp16_sm80", "flash_fwd_hdim64_fp16_sm90")
     assert dispatch.choose_kernel("fwd", 64, torch.float16, (9, 0), arch="sm80").arch == "sm80"

@@ -22,24 +22,25 @@ def test_no_criteria_means_the_default_preset():
 
 
 def test_filters_intersect():
-    assert names(hdims=(128, 256), dtypes=("bf16",), directions=("fwd",)) == [
+    assert names(hdims=(128, 256), dtypes=("bf16",), directions=("fwd",), archs=("sm80",)) == [
         "flash_fwd_hdim128_bf16_sm80", "flash_fwd_hdim256_bf16_sm80"]
-    assert names(hdims=(256,), dtypes=("fp16",)) == ["flash_bwd_hdim256_fp16_sm80", "flash_fwd_hdim256_fp16_sm80"]
-    assert names(preset="all", directions=("fwd",), hdims=(64,)) == [
+    assert names(hdims=(256,), dtypes=("fp16",)) == ["flash_bwd_hdim256_fp16_sm80", "flash_bwd_hdim256_fp16_sm90",
+                                                     "flash_fwd_hdim256_fp16_sm80", "flash_fwd_hdim256_fp16_sm90"]
+    assert names(preset="sm80", directions=("fwd",), hdims=(64,)) == [
         "flash_fwd_hdim64_bf16_sm80", "flash_fwd_hdim64_fp16_sm80"]
 
 
 def test_kernel_globs_match_anywhere_in_the_name():
-    assert names(kernel_globs=("fwd*hdim256*",)) == ["flash_fwd_hdim256_bf16_sm80", "flash_fwd_hdim256_fp16_sm80"]
+    assert names(kernel_globs=("fwd*hdim256*sm80",)) == ["flash_fwd_hdim256_bf16_sm80", "flash_fwd_hdim256_fp16_sm80"]
     assert names(kernel_globs=("fwd_hdim64_fp16", "flash_fwd_hdim96_bf16_sm80")) == [
-        "flash_fwd_hdim64_fp16_sm80", "flash_fwd_hdim96_bf16_sm80"]
+        "flash_fwd_hdim64_fp16_sm80", "flash_fwd_hdim64_fp16_sm90", "flash_fwd_hdim96_bf16_sm80"]
 
 
 @pytest.mark.parametrize("criteria,message", [
     ({"hdims": (72,)}, "no kernel in the catalog has head dim 72 (catalog has: 64, 96, 128, 192, 256)"),
     ({"archs": ("sm70",)}, "no kernel in the catalog has arch 'sm70'"),
     ({"preset": "nope"}, "unknown preset 'nope'"),
-    ({"kernel_globs": ("*sm90*",)}, "--kernels '*sm90*' matches no kernel in the catalog"),
+    ({"kernel_globs": ("*sm100*",)}, "--kernels '*sm100*' matches no kernel in the catalog"),
 ])
 def test_bad_criteria_say_what_exists(criteria, message):
     with pytest.raises(SelectionError, match=re.escape(message)):
@@ -51,7 +52,7 @@ def run_build_py(*args):
 
 
 def test_list_marks_the_selection():
-    out = run_build_py("--list", "--hdim", "256", "--direction", "fwd").stdout.splitlines()
+    out = run_build_py("--list", "--hdim", "256", "--direction", "fwd", "--arch", "sm80").stdout.splitlines()
     assert "* flash_fwd_hdim256_bf16_sm80" in out and "  flash_fwd_hdim64_fp16_sm80" in out
     assert "  flash_bwd_hdim256_bf16_sm80" in out
     assert out[-1] == f"(2 of {len(load_catalog().kernels)} selected)"
