@@ -151,6 +151,13 @@ class BwdSm90Tile(_NoFallbackPlan):
 
     block_m: int   # query rows per step
     block_n: int   # key rows per CTA
+    # 0: both warpgroups split S's and dP's columns (two 64 x 32 wgmmas each); 1: warpgroup 0
+    # computes S and warpgroup 1 dP, each one 64 x 64 wgmma (half the shared-memory operand
+    # reads), handing dP - D over in a 16 KB fp32 exchange tile.
+    sdp_by_warpgroup: int = 0
+    # 1: the dQ GEMM goes out alone first, so its atomics drain under the dV and dK GEMMs;
+    # 0: dQ is batched with dV and its atomics overlap dK only.
+    dq_gemm_first: int = 0
 
     template = "flash_bwd_sm90.cu.j2"
 
@@ -162,10 +169,15 @@ class BwdSm90Tile(_NoFallbackPlan):
         if (self.block_m, self.block_n) != (64, 64):
             raise TileError(f"the sm90 backward kernel takes 64 x 64 tiles only (one wgmma M per GEMM), "
                             f"got {self.block_m} x {self.block_n}")
+        for name in ("sdp_by_warpgroup", "dq_gemm_first"):
+            if getattr(self, name) not in (0, 1):
+                raise TileError(f"{name} must be 0 or 1, got {getattr(self, name)}")
 
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
-        # Q, dO (two buffers each), K, V tiles plus P and dS (sm90/bwd_kernel.cuh BwdConfig::kSmemBytes).
-        return (4 * self.block_m * hdim + 2 * self.block_n * hdim + 2 * self.block_m * self.block_n) * elem_bytes
+        # Q, dO (two buffers each), K, V tiles plus P and dS (sm90/bwd_kernel.cuh BwdConfig::kSmemBytes),
+        # and the fp32 dP - D exchange tile when the warpgroups split S and dP by GEMM.
+        exchange = self.sdp_by_warpgroup * self.block_m * self.block_n * 4
+        return (4 * self.block_m * hdim + 2 * self.block_n * hdim + 2 * self.block_m * self.block_n) * elem_bytes + exchange
 
 
 FAMILIES = {

@@ -189,6 +189,16 @@ __device__ __forceinline__ void load_row_stats(Coords const& coords, const float
   }
 }
 
+// In a (rows, cols) view: P = exp2(S * scale * log2(e) - LSE * log2(e)) replaces the scores.
+template <int kRows, class Scores>
+__device__ __forceinline__ void probabilities(Scores& scores, const float (&lse_log2)[kRows], float scale_log2) {
+  CUTE_UNROLL
+  for (int mi = 0; mi < kRows; ++mi) {
+    CUTE_UNROLL
+    for (int ni = 0; ni < size<1>(scores); ++ni) scores(mi, ni) = exp2f(scores(mi, ni) * scale_log2 - lse_log2[mi]);
+  }
+}
+
 // In (rows, cols) views: P = exp2(S * scale * log2(e) - LSE * log2(e)) replaces the scores,
 // dS = P * (dP - D) replaces dP.
 template <int kRows, class Scores, class Grads>

@@ -5,6 +5,8 @@
 // One CTA of two warpgroups per (key block, head, batch); a 64 x 64 tile (64 query rows per
 // step, 64 keys). Every GEMM has 64 rows (one wgmma M), so the warpgroups split the columns:
 //   S = Q K^T, dP = dO V^T   64 x 64, K = head_dim   warpgroup w: key columns [32w, 32w + 32)
+//                            (kSdpByWarpgroup: warpgroup 0 computes all of S, warpgroup 1 all
+//                            of dP, and hands dP - D to warpgroup 0 through shared memory)
 //   dV += P^T dO, dK += dS^T Q   64 x head_dim, K = 64   w: head-dim columns [hd/2 w, hd/2 (w+1))
 //   dQ = dS K    64 x head_dim, K = 64   w: head-dim half w; fp32 atomics into dq_accum
 // P and dS leave registers for shared memory (the dV, dK and dQ GEMMs read them, transposed for
@@ -30,9 +32,16 @@ namespace flashgen::sm90 {
 using namespace cute;
 
 // Compile-time plan of one backward kernel (numbers from kernels.yaml via the generated file).
-template <int kHeadDim_, int kBlockM_, int kBlockN_, class Element_, int kSmemBytesPlanned>
+template <int kHeadDim_, int kBlockM_, int kBlockN_, int kSdpByWarpgroup_, int kDqGemmFirst_, class Element_,
+          int kSmemBytesPlanned>
 struct BwdConfig : sm80::DqAccumulatorOrder<kBlockM_, kHeadDim_, 256> {
   using Element = Element_;
+  // The dQ GEMM: true, alone in the first wgmma batch (its atomics overlap dV's and dK's
+  // GEMMs); false, batched with dV (its atomics overlap dK's GEMM only).
+  static constexpr bool kDqGemmFirst = kDqGemmFirst_ != 0;
+  // S and dP: true, one whole 64 x 64 wgmma per warpgroup (S on 0, dP on 1: each wgmma reads
+  // the 64-row A operand once, not twice); false, both warpgroups split both GEMMs' columns.
+  static constexpr bool kSdpByWarpgroup = kSdpByWarpgroup_ != 0;
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kBlockM = kBlockM_;
   static constexpr int kBlockN = kBlockN_;
@@ -46,7 +55,10 @@ struct BwdConfig : sm80::DqAccumulatorOrder<kBlockM_, kHeadDim_, 256> {
   using SsMma = decltype(make_tiled_mma(
       GMMA::ss_op_selector<Element, Element, float, Shape<_64, Int<kN / 2>, _16>, kMajorA, kMajorB>(),
       WarpgroupsAlongN{}));
-  using TiledMmaSdP = SsMma<kBlockN, GMMA::Major::K, GMMA::Major::K>;     // (queries, keys)
+  using TiledMmaSdPOneWarpgroup = decltype(make_tiled_mma(
+      GMMA::ss_op_selector<Element, Element, float, Shape<_64, Int<kBlockN>, _16>, GMMA::Major::K, GMMA::Major::K>()));
+  using TiledMmaSdP = conditional_t<kSdpByWarpgroup, TiledMmaSdPOneWarpgroup,  // (queries, keys)
+                                    SsMma<kBlockN, GMMA::Major::K, GMMA::Major::K>>;
   using TiledMmadKV = SsMma<kHeadDim, GMMA::Major::MN, GMMA::Major::MN>;  // (keys, head_dim)
   using TiledMmadQ = SsMma<kHeadDim, GMMA::Major::K, GMMA::Major::MN>;    // (queries, head_dim)
 
@@ -68,8 +80,12 @@ struct BwdConfig : sm80::DqAccumulatorOrder<kBlockM_, kHeadDim_, 256> {
                 "a tile must be a whole number of copy passes");
 
   static constexpr int kQTileBytes = int(cosize(SmemLayoutQ{}) * sizeof(Element));
+  // dP - D as fp32, element i of warpgroup-1 thread t at i * 128 + t (consecutive threads write
+  // consecutive words): what warpgroup 0 needs for dS = P * (dP - D).
+  static constexpr int kExchangeBytes = kSdpByWarpgroup ? kBlockM * kBlockN * 4 : 0;
   static constexpr int kSmemBytes = 4 * kQTileBytes +  // Q, dO (two buffers each)
-                                    int((2 * cosize(SmemLayoutKV{}) + 2 * cosize(SmemLayoutPdS{})) * sizeof(Element));
+                                    int((2 * cosize(SmemLayoutKV{}) + 2 * cosize(SmemLayoutPdS{})) * sizeof(Element)) +
+                                    kExchangeBytes;
   static_assert(kSmemBytes == kSmemBytesPlanned,
                 "gen/families.py's shared-memory count disagrees with this kernel's");
 };
@@ -101,6 +117,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   Element* const v_tile = k_tile + kKVElems;
   Element* const p_tile = v_tile + kKVElems;
   Element* const ds_tile = p_tile + kPdSElems;
+  float* const exchange = reinterpret_cast<float*>(ds_tile + kPdSElems);  // kSdpByWarpgroup only
   auto smem_tensor = [](Element* ptr, auto layout) { return make_tensor(make_smem_ptr(ptr), layout); };
   Tensor sK = smem_tensor(k_tile, typename Cfg::SmemLayoutKV{});
   Tensor sV = smem_tensor(v_tile, typename Cfg::SmemLayoutKV{});
@@ -110,7 +127,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   typename Cfg::TiledMmaSdP mma_sdp;
   typename Cfg::TiledMmadKV mma_dkv;
   typename Cfg::TiledMmadQ mma_dq;
-  auto thr_sdp = mma_sdp.get_thread_slice(tidx);
+  const int sdp_tidx = Cfg::kSdpByWarpgroup ? tidx % 128 : tidx;  // this thread within its S (or dP) GEMM
+  auto thr_sdp = mma_sdp.get_thread_slice(sdp_tidx);
   auto thr_dkv = mma_dkv.get_thread_slice(tidx);
   auto thr_dq = mma_dq.get_thread_slice(tidx);
   Tensor acc_dk = partition_fragment_C(mma_dkv, Shape<Int<kBlockN>, Int<kHeadDim>>{});
@@ -162,7 +180,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   Tensor sdp_coords_raw = thr_sdp.partition_C(make_identity_tensor(Shape<Int<kBlockM>, Int<kBlockN>>{}));
   Tensor sdp_coords = make_tensor(sdp_coords_raw.data(), accumulator_as_rows_cols(sdp_coords_raw.layout()));
   auto copy_pds = make_tiled_copy_C(Copy_Atom<AutoVectorizingCopyWithAssumedAlignment<32>, Element>{}, mma_sdp);
-  auto thr_copy_pds = copy_pds.get_thread_slice(tidx);
+  auto thr_copy_pds = copy_pds.get_thread_slice(sdp_tidx);
   Tensor tPsP = thr_copy_pds.partition_D(sP);
   Tensor tdSsdS = thr_copy_pds.partition_D(sdS);
 
@@ -181,11 +199,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     cute::cp_async_wait<0>();
     publish_smem_writes_to_wgmma();  // Q_i, dO_i (and K, V) landed; every warpgroup is done with step it-1
     if (has_next) load_q_and_do(it + 1);  // the other buffers were last read by step it-1's GEMMs
-    // This step's Q and dO buffers as wgmma operands: as stored (S, dP) and transposed (dK, dV).
+    // This step's Q and dO buffers as wgmma operands: as stored (S, dP; made below) and transposed (dK, dV).
     auto tile = [&](Element* buffer) { return smem_tensor(buffer, typename Cfg::SmemLayoutQ{}); };
     auto tile_t = [&](Element* buffer) { return smem_tensor(buffer, typename Cfg::SmemLayoutQt{}); };
-    Tensor tSrQ = thr_sdp.make_fragment_A(thr_sdp.partition_A(tile(q_buffer(it))));
-    Tensor tdPrdO = thr_sdp.make_fragment_A(thr_sdp.partition_A(tile(do_buffer(it))));
     Tensor tdKrQt = thr_dkv.make_fragment_B(thr_dkv.partition_B(tile_t(q_buffer(it))));
     Tensor tdVrdOt = thr_dkv.make_fragment_B(thr_dkv.partition_B(tile_t(do_buffer(it))));
 
@@ -194,26 +210,58 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     float lse_log2[kRows], d_row[kRows];
     sm80::load_row_stats(sdp_coords, block.lse, block.softmax_d, row0, q_rows_left, lse_log2, d_row);
 
-    // S = Q K^T and dP = dO V^T: one wgmma batch.
-    Tensor acc_s = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
-    Tensor acc_dp = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
-    warpgroup_fence_operand(acc_s);
-    warpgroup_fence_operand(acc_dp);
-    warpgroup_arrive();
-    issue_wgmma(mma_sdp, tSrQ, tSrK, acc_s, /*zero_init=*/true);
-    issue_wgmma(mma_sdp, tdPrdO, tdPrV, acc_dp, /*zero_init=*/true);
-    warpgroup_commit_batch();
-    warpgroup_wait<0>();
-    warpgroup_fence_operand(acc_s);
-    warpgroup_fence_operand(acc_dp);
+    if constexpr (Cfg::kSdpByWarpgroup) {
+      // Warpgroup 0: S = Q K^T, then P; warpgroup 1: dP = dO V^T, then dP - D into the
+      // exchange tile for warpgroup 0's dS = P * (dP - D). Both branches are warp-uniform.
+      const bool computes_s = tidx < 128;
+      Tensor tA = thr_sdp.make_fragment_A(thr_sdp.partition_A(tile(computes_s ? q_buffer(it) : do_buffer(it))));
+      Tensor tB = thr_sdp.make_fragment_B(
+          thr_sdp.partition_B(smem_tensor(computes_s ? k_tile : v_tile, typename Cfg::SmemLayoutKV{})));
+      Tensor acc = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
+      warpgroup_gemm(mma_sdp, tA, tB, acc, /*zero_init=*/true);
+      Tensor rows_cols = make_tensor(acc.data(), accumulator_as_rows_cols(acc.layout()));
+      if (computes_s) {
+        if (mask.tile_needs_mask(row0, col0, kBlockN)) mask.apply(rows_cols, sdp_coords, row0, col0);
+        sm80::probabilities(rows_cols, lse_log2, params.softmax_scale_log2);
+        cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc)), tPsP);
+        named_barrier_sync(kExchangeBarrier, Cfg::kNThreads);  // warpgroup 1's dP - D is in place
+        CUTE_UNROLL
+        for (int i = 0; i < size(acc); ++i) acc(i) *= exchange[i * 128 + sdp_tidx];
+        cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc)), tdSsdS);
+      } else {
+        CUTE_UNROLL
+        for (int mi = 0; mi < size<0>(rows_cols); ++mi) {
+          CUTE_UNROLL
+          for (int ni = 0; ni < size<1>(rows_cols); ++ni) rows_cols(mi, ni) -= d_row[mi];
+        }
+        CUTE_UNROLL
+        for (int i = 0; i < size(acc); ++i) exchange[i * 128 + sdp_tidx] = acc(i);
+        named_barrier_arrive(kExchangeBarrier, Cfg::kNThreads);
+      }
+    } else {
+      // S = Q K^T and dP = dO V^T: one wgmma batch.
+      Tensor tSrQ = thr_sdp.make_fragment_A(thr_sdp.partition_A(tile(q_buffer(it))));
+      Tensor tdPrdO = thr_sdp.make_fragment_A(thr_sdp.partition_A(tile(do_buffer(it))));
+      Tensor acc_s = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
+      Tensor acc_dp = partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kBlockN>>{});
+      warpgroup_fence_operand(acc_s);
+      warpgroup_fence_operand(acc_dp);
+      warpgroup_arrive();
+      issue_wgmma(mma_sdp, tSrQ, tSrK, acc_s, /*zero_init=*/true);
+      issue_wgmma(mma_sdp, tdPrdO, tdPrV, acc_dp, /*zero_init=*/true);
+      warpgroup_commit_batch();
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(acc_s);
+      warpgroup_fence_operand(acc_dp);
 
-    // P = exp2(S * scale * log2(e) - LSE * log2(e)); dS = P * (dP - D).
-    Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
-    Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
-    if (mask.tile_needs_mask(row0, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
-    sm80::probabilities_and_score_grads(scores, dp, lse_log2, d_row, params.softmax_scale_log2);
-    cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc_s)), tPsP);
-    cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc_dp)), tdSsdS);
+      // P = exp2(S * scale * log2(e) - LSE * log2(e)); dS = P * (dP - D).
+      Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
+      Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
+      if (mask.tile_needs_mask(row0, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
+      sm80::probabilities_and_score_grads(scores, dp, lse_log2, d_row, params.softmax_scale_log2);
+      cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc_s)), tPsP);
+      cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc_dp)), tdSsdS);
+    }
     publish_smem_writes_to_wgmma();  // P, dS visible to both warpgroups' tensor cores
 
     // dV += P^T dO and dQ_i = dS K as one batch, dK += dS^T Q as the next; once the first is
@@ -225,17 +273,32 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     warpgroup_fence_operand(acc_dq);
     warpgroup_fence_operand(acc_dk);
     warpgroup_arrive();
-    issue_wgmma(mma_dkv, tdVrPt, tdVrdOt, acc_dv, /*zero_init=*/false);
-    issue_wgmma(mma_dq, tdQrdS, tdQrKt, acc_dq, /*zero_init=*/true);
-    warpgroup_commit_batch();
-    issue_wgmma(mma_dkv, tdKrdSt, tdKrQt, acc_dk, /*zero_init=*/false);
-    warpgroup_commit_batch();
-    warpgroup_wait<1>();  // dV and dQ done; dK may still run
-    warpgroup_fence_operand(acc_dv);
-    warpgroup_fence_operand(acc_dq);
-    Cfg::add_fragment(block.dq_tiles + m_block * Cfg::kDqTileElems, acc_dq, tidx);
-    warpgroup_wait<0>();
-    warpgroup_fence_operand(acc_dk);
+    if constexpr (Cfg::kDqGemmFirst) {
+      // dQ alone first: its atomics start after one GEMM and drain under dV's and dK's.
+      issue_wgmma(mma_dq, tdQrdS, tdQrKt, acc_dq, /*zero_init=*/true);
+      warpgroup_commit_batch();
+      issue_wgmma(mma_dkv, tdVrPt, tdVrdOt, acc_dv, /*zero_init=*/false);
+      issue_wgmma(mma_dkv, tdKrdSt, tdKrQt, acc_dk, /*zero_init=*/false);
+      warpgroup_commit_batch();
+      warpgroup_wait<1>();  // dQ done; dV and dK may still run
+      warpgroup_fence_operand(acc_dq);
+      Cfg::add_fragment(block.dq_tiles + m_block * Cfg::kDqTileElems, acc_dq, tidx);
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(acc_dv);
+      warpgroup_fence_operand(acc_dk);
+    } else {
+      issue_wgmma(mma_dkv, tdVrPt, tdVrdOt, acc_dv, /*zero_init=*/false);
+      issue_wgmma(mma_dq, tdQrdS, tdQrKt, acc_dq, /*zero_init=*/true);
+      warpgroup_commit_batch();
+      issue_wgmma(mma_dkv, tdKrdSt, tdKrQt, acc_dk, /*zero_init=*/false);
+      warpgroup_commit_batch();
+      warpgroup_wait<1>();  // dV and dQ done; dK may still run
+      warpgroup_fence_operand(acc_dv);
+      warpgroup_fence_operand(acc_dq);
+      Cfg::add_fragment(block.dq_tiles + m_block * Cfg::kDqTileElems, acc_dq, tidx);
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(acc_dk);
+    }
   }
   store_dkv();
 }

@@ -63,4 +63,17 @@ __device__ __forceinline__ void publish_smem_writes_to_wgmma() {
   __syncthreads();
 }
 
+// Named barriers between warpgroups (id 0 is __syncthreads'): a producer's arrive orders its
+// earlier shared-memory writes before the consumer's sync returns; neither waits for the other
+// warpgroup's other work. num_threads counts both sides.
+constexpr int kExchangeBarrier = 1;  // sm90 backward: warpgroup 1's dP - D for warpgroup 0
+
+__device__ __forceinline__ void named_barrier_sync(int id, int num_threads) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(num_threads) : "memory");
+}
+
+__device__ __forceinline__ void named_barrier_arrive(int id, int num_threads) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(num_threads) : "memory");
+}
+
 }  // namespace flashgen::sm90
