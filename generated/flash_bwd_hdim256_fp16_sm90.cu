@@ -5,8 +5,8 @@
 namespace flashgen {
 
 using flash_bwd_hdim256_fp16_sm90_config = sm90::BwdConfig</*head_dim=*/256, /*block_m=*/64, /*block_n=*/64,
-                                          /*sdp_by_warpgroup=*/0,
-                                          /*dq_gemm_first=*/0, cutlass::half_t, /*smem_bytes=*/212992>;
+                                          /*sdp_by_warpgroup=*/1,
+                                          /*dq_gemm_first=*/1, cutlass::half_t, /*smem_bytes=*/229376>;
 
 cudaError_t run_flash_bwd_hdim256_fp16_sm90(const BwdParams& params, cudaStream_t stream) {
   return sm90::launch_bwd<flash_bwd_hdim256_fp16_sm90_config>(params, stream);
