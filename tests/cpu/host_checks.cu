@@ -138,8 +138,9 @@ void check_bwd_sm80(const char* what) {
 
 template <class Cfg>
 void check_bwd_sm90(const char* what) {
+  // With kSdpByWarpgroup one warpgroup computes all of S (and the other all of dP).
   typename Cfg::TiledMmaSdP mma_sdp;
-  check_rows_cols(what, mma_sdp, Shape<Int<Cfg::kBlockM>, Int<Cfg::kBlockN>>{}, Cfg::kNThreads, sm90_rows_cols,
+  check_rows_cols(what, mma_sdp, Shape<Int<Cfg::kBlockM>, Int<Cfg::kBlockN>>{}, Cfg::kSdpThreads, sm90_rows_cols,
                   false);
   typename Cfg::TiledMmadKV mma_dkv;
   check_rows_cols(what, mma_dkv, Shape<Int<Cfg::kBlockN>, Int<Cfg::kHeadDim>>{}, Cfg::kNThreads, sm90_rows_cols,

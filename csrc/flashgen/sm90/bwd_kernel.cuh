@@ -59,6 +59,7 @@ struct BwdConfig : sm80::DqAccumulatorOrder<kBlockM_, kHeadDim_, 256> {
       GMMA::ss_op_selector<Element, Element, float, Shape<_64, Int<kBlockN>, _16>, GMMA::Major::K, GMMA::Major::K>()));
   using TiledMmaSdP = conditional_t<kSdpByWarpgroup, TiledMmaSdPOneWarpgroup,  // (queries, keys)
                                     SsMma<kBlockN, GMMA::Major::K, GMMA::Major::K>>;
+  static constexpr int kSdpThreads = kSdpByWarpgroup ? 128 : kNThreads;  // the threads of one S (or dP) GEMM
   using TiledMmadKV = SsMma<kHeadDim, GMMA::Major::MN, GMMA::Major::MN>;  // (keys, head_dim)
   using TiledMmadQ = SsMma<kHeadDim, GMMA::Major::K, GMMA::Major::MN>;    // (queries, head_dim)
 
@@ -127,7 +128,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   typename Cfg::TiledMmaSdP mma_sdp;
   typename Cfg::TiledMmadKV mma_dkv;
   typename Cfg::TiledMmadQ mma_dq;
-  const int sdp_tidx = Cfg::kSdpByWarpgroup ? tidx % 128 : tidx;  // this thread within its S (or dP) GEMM
+  const int sdp_tidx = Cfg::kSdpByWarpgroup ? tidx % Cfg::kSdpThreads : tidx;  // this thread within its S (or dP) GEMM
   auto thr_sdp = mma_sdp.get_thread_slice(sdp_tidx);
   auto thr_dkv = mma_dkv.get_thread_slice(tidx);
   auto thr_dq = mma_dq.get_thread_slice(tidx);
