@@ -51,8 +51,8 @@ def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministi
     which this sums over the query heads that share a kv head (GQA/MQA) and converts.
     deterministic: the key blocks run a GPU-full at a time, each adding into its own fp32 dQ
     split in launch order, and the splits are summed in a fixed order, so dQ is bit-identical
-    across runs; costs ceil(multiprocessors / (batch * nheads)) fp32 copies of dQ (at most one
-    per key block).
+    across runs; costs floor(multiprocessors / (batch * nheads)) fp32 copies of dQ (at least one,
+    at most one per key block) and time (README: Performance).
     nan_outputs (tests only): the buffers the kernels must fill start as NaN."""
     head_dim = q.shape[-1]
     key = choose_kernel("bwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch)
@@ -98,7 +98,7 @@ def flash_attn_func(q, k, v, causal: bool = False, softmax_scale: float | None =
     each row, float32 (batch, nheads, seqlen_q). arch ("sm80", "sm90") forces a kernel family
     (also FLASHGEN_ARCH); by default the best compiled family for the GPU is used.
     Differentiable in q, k and v. deterministic=True makes dq bit-identical across runs (dQ
-    is summed over key blocks in a fixed order, in ceil(multiprocessors / (batch * nheads))
+    is summed over key blocks in a fixed order, in floor(multiprocessors / (batch * nheads))
     fp32 partial copies of dQ); dk and dv are always deterministic.
     """
     check_attention_inputs(q, k, v, causal, softmax_scale)
