@@ -197,8 +197,52 @@ void check_block_schedules() {
         }
 }
 
+// BackwardCta maps the launch grid onto (key block, head, batch) one to one; causal, in launch
+// order, no CTA has more query blocks to visit than one launched before it in its head group,
+// and groups stay within the L2 budget.
+void check_backward_cta_order() {
+  const int grids[][3] = {{1, 1, 1}, {128, 8, 2}, {32, 8, 8}, {7, 3, 5}, {9, 16, 2}, {33, 1, 13}};
+  const int64_t dq_bytes[] = {1, 2ll << 20, 8ll << 20, 64ll << 20};
+  for (auto const& g : grids)
+    for (int64_t bytes : dq_bytes)
+      for (bool causal : {false, true}) {
+        const int key_blocks = g[0], heads = g[1], batches = g[2];
+        std::vector<int> seen(size_t(key_blocks) * heads * batches, 0);
+        int previous_n = -1, previous_group = -1;
+        const int64_t group = std::max<int64_t>(1, std::min<int64_t>(int64_t(heads) * batches,
+                                                flashgen::sm80::BackwardCta::kL2GroupBytes / bytes));
+        for (int z = 0; z < batches; ++z)
+          for (int y = 0; y < heads; ++y)
+            for (int x = 0; x < key_blocks; ++x) {
+              const flashgen::sm80::BackwardCta cta(x, y, z, key_blocks, heads, batches, bytes, causal);
+              const bool in_range = 0 <= cta.n_block_local && cta.n_block_local < key_blocks && 0 <= cta.head &&
+                                    cta.head < heads && 0 <= cta.batch && cta.batch < batches;
+              CHECK(in_range, "cta (%d,%d,%d) of %dx%dx%d maps outside the grid", x, y, z, key_blocks, heads, batches);
+              if (!in_range) continue;
+              ++seen[(size_t(cta.batch) * heads + cta.head) * key_blocks + cta.n_block_local];
+              if (!causal) {
+                CHECK(cta.n_block_local == x && cta.head == y && cta.batch == z, "non-causal cta (%d,%d,%d) moved", x,
+                      y, z);
+                continue;
+              }
+              // Launch order is x fastest: within a group key blocks never go back (heaviest first).
+              const int group_index = int((int64_t(cta.batch) * heads + cta.head) / group);
+              if (group_index == previous_group)
+                CHECK(cta.n_block_local >= previous_n, "causal %dx%dx%d: key block %d after %d in group %d",
+                      key_blocks, heads, batches, cta.n_block_local, previous_n, group_index);
+              else
+                CHECK(group_index == previous_group + 1, "causal: group %d after %d", group_index, previous_group);
+              previous_n = cta.n_block_local, previous_group = group_index;
+            }
+        for (size_t i = 0; i < seen.size(); ++i)
+          CHECK(seen[i] == 1, "grid %dx%dx%d causal=%d: tile %zu computed %d times", key_blocks, heads, batches, causal,
+                i, seen[i]);
+      }
+}
+
 int main() {
   check_block_schedules();
+  check_backward_cta_order();
   // Every bf16 config of kernels.yaml and the sm90 tuning catalog (tests/catalog_configs.py).
 #define CHECK_CONFIG(family, config, name) check_##family<config>(name);
   FLASHGEN_CONFIGS(CHECK_CONFIG)

@@ -298,15 +298,17 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   extern __shared__ __align__(128) char smem[];
 
   // This launch's key blocks start at n_block_offset (deterministic mode launches them
-  // dq_splits at a time); CTA x adds its dQ into split x.
-  const int n_block = params.n_block_offset + blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
+  // dq_splits at a time); the CTA of launch-local key block n adds its dQ into split n.
+  const BackwardCta cta(blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y, gridDim.z,
+                        int64_t(params.seqlen_q) * kHeadDim * sizeof(float), kCausal);
+  const int n_block = params.n_block_offset + cta.n_block_local, head = cta.head, batch = cta.batch;
   const int tidx = threadIdx.x;
   const int col0 = n_block * kBlockN;
   const int k_rows_left = params.seqlen_k - col0;
   const AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
 
   const QueryBlockOrder order(params.seqlen_q, params.seqlen_k, kBlockM, kBlockN, n_block, kCausal);
-  const auto block = backward_block<Cfg>(params, n_block, head, batch, /*split=*/blockIdx.x);
+  const auto block = backward_block<Cfg>(params, n_block, head, batch, /*split=*/cta.n_block_local);
 
   typename Cfg::TiledMmadKV mma_dkv;
   auto thr_dkv = mma_dkv.get_thread_slice(tidx);

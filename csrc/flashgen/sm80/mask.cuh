@@ -66,4 +66,35 @@ struct QueryBlockOrder {
   }
 };
 
+// Which (key block, head, batch) a backward CTA computes, from its block index (x, y, z) in a
+// grid of (key_blocks, heads, batches). Non-causal: as launched (x = key block), so the CTAs
+// running at once share one head's Q, dO and dQ accumulator in L2. Causal: key block n sees at
+// least as many query blocks as n + 1, so as launched each head's heavy CTAs come first but
+// the last head's still start late and run alone at the end. Instead CTAs go heaviest first
+// across a group of heads whose dQ accumulators (dq_bytes_per_head each) together fit
+// kL2GroupBytes, so the last wave is the light CTAs of several heads.
+struct BackwardCta {
+  static constexpr int64_t kL2GroupBytes = 32ll << 20;
+  int n_block_local;  // key block within this launch (deterministic mode adds n_block_offset)
+  int head, batch;
+
+  CUTE_HOST_DEVICE BackwardCta(int x, int y, int z, int key_blocks, int heads, int batches, int64_t dq_bytes_per_head,
+                               bool causal) {
+    if (!causal) {
+      n_block_local = x, head = y, batch = z;
+      return;
+    }
+    const int all_heads = heads * batches;
+    const int group = int(max(int64_t(1), min(int64_t(all_heads), kL2GroupBytes / max(int64_t(1), dq_bytes_per_head))));
+    const int linear = x + key_blocks * (y + heads * z);
+    const int first_head = linear / (group * key_blocks) * group;  // of this CTA's group
+    const int group_heads = min(group, all_heads - first_head);    // the last group may be short
+    const int within = linear - first_head * key_blocks;
+    n_block_local = within / group_heads;
+    const int head_index = first_head + within % group_heads;
+    head = head_index % heads;
+    batch = head_index / heads;
+  }
+};
+
 }  // namespace flashgen::sm80

@@ -97,16 +97,18 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
   extern __shared__ __align__(1024) char smem[];  // 128-byte swizzle atoms repeat every 1 KB
 
-  // This launch's key blocks start at n_block_offset (deterministic mode); CTA x adds its dQ
-  // into split x.
-  const int n_block = params.n_block_offset + blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
+  // This launch's key blocks start at n_block_offset (deterministic mode); the CTA of
+  // launch-local key block n adds its dQ into split n.
+  const sm80::BackwardCta cta(blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y, gridDim.z,
+                              int64_t(params.seqlen_q) * kHeadDim * sizeof(float), kCausal);
+  const int n_block = params.n_block_offset + cta.n_block_local, head = cta.head, batch = cta.batch;
   const int tidx = threadIdx.x;
   const int col0 = n_block * kBlockN;
   const int k_rows_left = params.seqlen_k - col0;
   const sm80::AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
 
   const sm80::QueryBlockOrder order(params.seqlen_q, params.seqlen_k, kBlockM, kBlockN, n_block, kCausal);
-  const auto block = sm80::backward_block<Cfg>(params, n_block, head, batch, /*split=*/blockIdx.x);
+  const auto block = sm80::backward_block<Cfg>(params, n_block, head, batch, /*split=*/cta.n_block_local);
 
   Element* smem_base = reinterpret_cast<Element*>(smem);
   constexpr int kQElems = cosize(typename Cfg::SmemLayoutQ{});
