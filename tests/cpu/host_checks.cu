@@ -197,8 +197,8 @@ void check_block_schedules() {
         }
 }
 
-// BackwardCta maps the launch grid onto (key block, head, batch) one to one; causal, in launch
-// order, no CTA has more query blocks to visit than one launched before it in its head group,
+// BackwardCta maps the launch grid onto (key block, head, batch) one to one; with heavy-first
+// groups (the sm80 causal backward), in launch order no CTA has more query blocks to visit than one launched before it in its head group,
 // and groups stay within the L2 budget.
 void check_backward_cta_order() {
   const int grids[][3] = {{1, 1, 1}, {128, 8, 2}, {32, 8, 8}, {7, 3, 5}, {9, 16, 2}, {33, 1, 13}};

@@ -300,7 +300,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   // This launch's key blocks start at n_block_offset (deterministic mode launches them
   // dq_splits at a time); the CTA of launch-local key block n adds its dQ into split n.
   const BackwardCta cta(blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y, gridDim.z,
-                        int64_t(params.seqlen_q) * kHeadDim * sizeof(float), kCausal);
+                        int64_t(params.seqlen_q) * kHeadDim * sizeof(float), /*heavy_first_groups=*/kCausal);
   const int n_block = params.n_block_offset + cta.n_block_local, head = cta.head, batch = cta.batch;
   const int tidx = threadIdx.x;
   const int col0 = n_block * kBlockN;

@@ -67,20 +67,22 @@ struct QueryBlockOrder {
 };
 
 // Which (key block, head, batch) a backward CTA computes, from its block index (x, y, z) in a
-// grid of (key_blocks, heads, batches). Non-causal: as launched (x = key block), so the CTAs
-// running at once share one head's Q, dO and dQ accumulator in L2. Causal: key block n sees at
-// least as many query blocks as n + 1, so as launched each head's heavy CTAs come first but
-// the last head's still start late and run alone at the end. Instead CTAs go heaviest first
-// across a group of heads whose dQ accumulators (dq_bytes_per_head each) together fit
-// kL2GroupBytes, so the last wave is the light CTAs of several heads.
+// grid of (key_blocks, heads, batches). As launched (x = key block), the CTAs running at once
+// share one head's Q, dO and dQ accumulator in L2. With heavy_first_groups (for causal: key
+// block n sees at least as many query blocks as n + 1, so as launched each head's heavy CTAs
+// come first but the last head's still start late and run alone at the end), CTAs go heaviest
+// first across a group of heads whose dQ accumulators (dq_bytes_per_head each) together fit
+// kL2GroupBytes, so the last wave is the light CTAs of several heads. Measured on the H100
+// (docs/perf.md, session 4): +3-4% for the sm80 backward at head dim 128, causal; nothing or
+// -3% for the sm90 one at 256, which keeps the launch order.
 struct BackwardCta {
   static constexpr int64_t kL2GroupBytes = 32ll << 20;
   int n_block_local;  // key block within this launch (deterministic mode adds n_block_offset)
   int head, batch;
 
   CUTE_HOST_DEVICE BackwardCta(int x, int y, int z, int key_blocks, int heads, int batches, int64_t dq_bytes_per_head,
-                               bool causal) {
-    if (!causal) {
+                               bool heavy_first_groups) {
+    if (!heavy_first_groups) {
       n_block_local = x, head = y, batch = z;
       return;
     }

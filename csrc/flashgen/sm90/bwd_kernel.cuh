@@ -98,9 +98,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   extern __shared__ __align__(1024) char smem[];  // 128-byte swizzle atoms repeat every 1 KB
 
   // This launch's key blocks start at n_block_offset (deterministic mode); the CTA of
-  // launch-local key block n adds its dQ into split n.
+  // launch-local key block n adds its dQ into split n. Launch order, causal too (see BackwardCta).
   const sm80::BackwardCta cta(blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y, gridDim.z,
-                              int64_t(params.seqlen_q) * kHeadDim * sizeof(float), kCausal);
+                              int64_t(params.seqlen_q) * kHeadDim * sizeof(float), /*heavy_first_groups=*/false);
   const int n_block = params.n_block_offset + cta.n_block_local, head = cta.head, batch = cta.batch;
   const int tidx = threadIdx.x;
   const int col0 = n_block * kBlockN;
