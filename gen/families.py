@@ -84,6 +84,9 @@ class BwdSm80Tile:
     do_buffers: int = 1
     # 1: the dQ GEMM and its atomics run before the dK GEMM (FlashAttention-2's order), 0: after.
     dq_before_dk: int = 0
+    # 1: causal CTAs run heaviest key block first across groups of heads whose dQ accumulators
+    # fit 32 MB of L2 (BackwardCta, csrc/flashgen/sm80/mask.cuh); 0: in launch order.
+    causal_head_groups: int = 0
 
     template = "flash_bwd_sm80.cu.j2"
 
@@ -93,8 +96,9 @@ class BwdSm80Tile:
             raise TileError(f"q_buffers must be 1 or 2, got {self.q_buffers}")
         if self.do_buffers not in (1, 2):
             raise TileError(f"do_buffers must be 1 or 2, got {self.do_buffers}")
-        if self.dq_before_dk not in (0, 1):
-            raise TileError(f"dq_before_dk must be 0 or 1, got {self.dq_before_dk}")
+        for name in ("dq_before_dk", "causal_head_groups"):
+            if getattr(self, name) not in (0, 1):
+                raise TileError(f"{name} must be 0 or 1, got {getattr(self, name)}")
         if self.block_n % 32 or self.block_m % 16:
             raise TileError(f"block_n must be a multiple of 32 and block_m of 16, got {self.block_m} x {self.block_n}")
         for name, warps_m, rows, cols in (("atom_m_sdp", self.atom_m_sdp, self.block_m, self.block_n),

@@ -8,6 +8,7 @@ using flash_bwd_hdim128_fp16_sm80_config = sm80::BwdConfig</*head_dim=*/128, /*b
                                           /*warps=*/8, /*atom_m_sdp=*/2,
                                           /*atom_n_dkv=*/4, /*atom_m_dq=*/2,
                                           /*q_buffers=*/2, /*do_buffers=*/1, /*dq_before_dk=*/0,
+                                          /*causal_head_groups=*/1,
                                           cutlass::half_t, /*smem_bytes=*/147456>;
 
 cudaError_t run_flash_bwd_hdim128_fp16_sm80(const BwdParams& params, cudaStream_t stream) {

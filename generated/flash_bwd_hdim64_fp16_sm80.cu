@@ -8,6 +8,7 @@ using flash_bwd_hdim64_fp16_sm80_config = sm80::BwdConfig</*head_dim=*/64, /*blo
                                           /*warps=*/8, /*atom_m_sdp=*/2,
                                           /*atom_n_dkv=*/4, /*atom_m_dq=*/4,
                                           /*q_buffers=*/2, /*do_buffers=*/1, /*dq_before_dk=*/0,
+                                          /*causal_head_groups=*/0,
                                           cutlass::half_t, /*smem_bytes=*/147456>;
 
 cudaError_t run_flash_bwd_hdim64_fp16_sm80(const BwdParams& params, cudaStream_t stream) {

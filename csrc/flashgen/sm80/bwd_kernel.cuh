@@ -70,16 +70,20 @@ struct DqAccumulatorOrder {
 // kQBuffers: 2 loads the next Q tile into a second buffer for a whole iteration (1: under the
 // dQ GEMM only). kDoBuffers: the same for dO (1: it loads after the dV GEMM, behind a barrier).
 // The launcher falls back to one of each on GPUs without the shared memory for the plan.
+// kCausalHeadGroups: 1 runs causal CTAs heaviest key block first across groups of heads
+// (BackwardCta in mask.cuh), 0 in launch order.
 // kDqBeforeDk: 1 runs the dQ GEMM and its atomics before the dK GEMM (FlashAttention-2's
 // order: the atomics drain under dK's math instead of right before the loop's barrier).
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kAtomM_SdP_, int kAtomN_dKV_,
-          int kAtomM_dQ_, int kQBuffers_, int kDoBuffers_, int kDqBeforeDk_, class Element_, int kSmemBytesPlanned>
+          int kAtomM_dQ_, int kQBuffers_, int kDoBuffers_, int kDqBeforeDk_, int kCausalHeadGroups_, class Element_,
+          int kSmemBytesPlanned>
 struct BwdConfig : DqAccumulatorOrder<kBlockM_, kHeadDim_, kNWarps_ * 32> {
   using Element = Element_;
   static constexpr int kAtomM_SdP = kAtomM_SdP_, kAtomN_dKV = kAtomN_dKV_, kAtomM_dQ = kAtomM_dQ_;
   static constexpr int kQBuffers = kQBuffers_, kDoBuffers = kDoBuffers_;
   static_assert((kQBuffers == 1 || kQBuffers == 2) && (kDoBuffers == 1 || kDoBuffers == 2));
   static constexpr bool kDqBeforeDk = kDqBeforeDk_ != 0;
+  static constexpr bool kCausalHeadGroups = kCausalHeadGroups_ != 0;
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kBlockM = kBlockM_;
   static constexpr int kBlockN = kBlockN_;
@@ -117,7 +121,7 @@ struct BwdConfig : DqAccumulatorOrder<kBlockM_, kHeadDim_, kNWarps_ * 32> {
                 "gen/families.py's shared-memory count disagrees with this kernel's");
   // The same plan with one Q and one dO buffer: what the launcher runs where kSmemBytes does not fit.
   using SingleBuffered = BwdConfig<kHeadDim, kBlockM, kBlockN, kNWarps, kAtomM_SdP, kAtomN_dKV, kAtomM_dQ, 1, 1,
-                                   kDqBeforeDk_, Element,
+                                   kDqBeforeDk_, kCausalHeadGroups_, Element,
                                    kSmemBytesPlanned - (kQBuffers + kDoBuffers - 2) * kQTileBytes>;
 };
 
@@ -300,7 +304,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   // This launch's key blocks start at n_block_offset (deterministic mode launches them
   // dq_splits at a time); the CTA of launch-local key block n adds its dQ into split n.
   const BackwardCta cta(blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y, gridDim.z,
-                        int64_t(params.seqlen_q) * kHeadDim * sizeof(float), /*heavy_first_groups=*/kCausal);
+                        int64_t(params.seqlen_q) * kHeadDim * sizeof(float), /*heavy_first_groups=*/kCausal && Cfg::kCausalHeadGroups);
   const int n_block = params.n_block_offset + cta.n_block_local, head = cta.head, batch = cta.batch;
   const int tidx = threadIdx.x;
   const int col0 = n_block * kBlockN;
