@@ -8,6 +8,7 @@ using flash_bwd_hdim256_bf16_sm80_config = sm80::BwdConfig</*head_dim=*/256, /*b
                                           /*warps=*/8, /*atom_m_sdp=*/4,
                                           /*atom_n_dkv=*/2, /*atom_m_dq=*/2,
                                           /*q_buffers=*/2, /*do_buffers=*/1, /*dq_before_dk=*/0,
+                                          /*causal_head_groups=*/0,
                                           cutlass::bfloat16_t, /*smem_bytes=*/180224>;
 
 cudaError_t run_flash_bwd_hdim256_bf16_sm80(const BwdParams& params, cudaStream_t stream) {
