@@ -120,7 +120,7 @@ void probe_bwd_sm90(const char* name) {
   using dKV = typename Cfg::TiledMmadKV;
   using dQ = typename Cfg::TiledMmadQ;
   char what[96];
-  std::snprintf(what, sizeof what, "%s S = Q K^T (SS, K-major, WGs on N)", name);
+  std::snprintf(what, sizeof what, "%s S = Q K^T (SS, K-major; one or two WGs along N)", name);
   probe<SdP, SdP, typename Cfg::SmemLayoutQ, typename Cfg::SmemLayoutKV, M, N, D>(what);
   std::snprintf(what, sizeof what, "%s dV = P^T dO (SS, both transposed)", name);
   probe<dKV, dKV, typename Cfg::SmemLayoutPdSt, typename Cfg::SmemLayoutQt, N, D, M>(what);

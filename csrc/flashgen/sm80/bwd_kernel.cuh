@@ -160,14 +160,12 @@ template <class Cfg>
 __device__ __forceinline__ auto backward_block(const BwdParams& params, int n_block, int head, int batch, int split) {
   using Element = typename Cfg::Element;
   constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
-  const int head_kv = head / (params.nheads / params.nheads_kv);
+  const int head_kv = kv_head_of(params, head);
   auto query_tiles = [&](const TensorArg& t) {
-    return local_tile(head_rows<Element, kHeadDim>(t, batch, head, params.seqlen_q),
-                      Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(_, 0));
+    return head_row_tiles<Element, kBlockM, kHeadDim>(t, batch, head, params.seqlen_q, _);
   };
   auto key_tile = [&](const TensorArg& t) {
-    return local_tile(head_rows<Element, kHeadDim>(t, batch, head_kv, params.seqlen_k),
-                      Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(n_block, 0));
+    return head_row_tiles<Element, kBlockN, kHeadDim>(t, batch, head_kv, params.seqlen_k, n_block);
   };
   const int64_t row_stats = (int64_t(batch) * params.nheads + head) * params.seqlen_q;
   const int m_blocks = ceil_div(params.seqlen_q, kBlockM);
@@ -208,14 +206,11 @@ __device__ __forceinline__ void probabilities(Scores& scores, const float (&lse_
 template <int kRows, class Scores, class Grads>
 __device__ __forceinline__ void probabilities_and_score_grads(Scores& scores, Grads& dp, const float (&lse_log2)[kRows],
                                                               const float (&d_row)[kRows], float scale_log2) {
+  probabilities(scores, lse_log2, scale_log2);
   CUTE_UNROLL
   for (int mi = 0; mi < kRows; ++mi) {
     CUTE_UNROLL
-    for (int ni = 0; ni < size<1>(scores); ++ni) {
-      const float p = exp2f(scores(mi, ni) * scale_log2 - lse_log2[mi]);
-      scores(mi, ni) = p;
-      dp(mi, ni) = p * (dp(mi, ni) - d_row[mi]);
-    }
+    for (int ni = 0; ni < size<1>(scores); ++ni) dp(mi, ni) = scores(mi, ni) * (dp(mi, ni) - d_row[mi]);
   }
 }
 
@@ -252,8 +247,7 @@ __device__ __forceinline__ void store_dk_dv(const BwdParams& params, Mma const& 
     return;
   }
   auto out_tile = [&](const TensorArg& out) {
-    return local_tile(head_rows<Element, kHeadDim>(out, batch, head, params.seqlen_k),
-                      Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(n_block, 0));
+    return head_row_tiles<Element, kBlockN, kHeadDim>(out, batch, head, params.seqlen_k, n_block);
   };
   __syncthreads();  // every warp is done reading K and V
   store_fragment_via_smem<Cfg>(mma_dkv, acc_dk, sK, out_tile(params.dk), k_rows_left, tidx);
@@ -530,8 +524,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_dq_postprocess_kernel(cons
   CUTE_UNROLL
   for (int i = 0; i < Cfg::kDqFragElems; ++i) acc_dq(i) *= params.softmax_scale;
   __shared__ __align__(128) Element stage[Cfg::kQTileBytes / sizeof(Element)];
-  Tensor gdQ = local_tile(head_rows<Element, kHeadDim>(params.dq, batch, head, params.seqlen_q),
-                          Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(m_block, 0));
+  Tensor gdQ = head_row_tiles<Element, kBlockM, kHeadDim>(params.dq, batch, head, params.seqlen_q, m_block);
   store_fragment_via_smem<Cfg>(mma_dq, acc_dq, make_tensor(make_smem_ptr(stage), typename Cfg::SmemLayoutQ{}), gdQ,
                                params.seqlen_q - m_block * kBlockM, tidx);
 }

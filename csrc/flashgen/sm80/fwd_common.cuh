@@ -24,14 +24,12 @@ template <class Cfg>
 __device__ __forceinline__ auto forward_block(const FwdParams& params, int m_block, int head, int batch) {
   using Element = typename Cfg::Element;
   constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
-  const int head_kv = head / (params.nheads / params.nheads_kv);
+  const int head_kv = kv_head_of(params, head);
   auto query_tile = [&](const TensorArg& t) {
-    return local_tile(head_rows<Element, kHeadDim>(t, batch, head, params.seqlen_q),
-                      Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(m_block, 0));
+    return head_row_tiles<Element, kBlockM, kHeadDim>(t, batch, head, params.seqlen_q, m_block);
   };
   auto key_tiles = [&](const TensorArg& t) {
-    return local_tile(head_rows<Element, kHeadDim>(t, batch, head_kv, params.seqlen_k),
-                      Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(_, 0));
+    return head_row_tiles<Element, kBlockN, kHeadDim>(t, batch, head_kv, params.seqlen_k, _);
   };
   return ForwardBlock<decltype(query_tile(params.q)), decltype(key_tiles(params.k))>{
       query_tile(params.q), query_tile(params.out), key_tiles(params.k), key_tiles(params.v),

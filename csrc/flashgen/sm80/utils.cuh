@@ -19,6 +19,20 @@ __device__ __forceinline__ auto head_rows(const TensorArg& t, int batch, int hea
   return make_tensor(make_gmem_ptr(base), make_shape(seqlen, Int<kHeadDim>{}), make_stride(t.row_stride, _1{}));
 }
 
+// Those rows cut into (kRows, kHeadDim) tiles: tile `block`, or with `_` all of them
+// ((kRows, kHeadDim, blocks)).
+template <class Element, int kRows, int kHeadDim, class Block>
+__device__ __forceinline__ auto head_row_tiles(const TensorArg& t, int batch, int head, int seqlen, Block block) {
+  return local_tile(head_rows<Element, kHeadDim>(t, batch, head, seqlen), Shape<Int<kRows>, Int<kHeadDim>>{},
+                    make_coord(block, 0));
+}
+
+// The K/V head that query head `head` reads (GQA/MQA: nheads / nheads_kv query heads share one).
+template <class Params>
+__device__ __forceinline__ int kv_head_of(const Params& params, int head) {
+  return head / (params.nheads / params.nheads_kv);
+}
+
 // Dynamic shared memory one CTA may opt into on the current device.
 inline int device_smem_optin() {
   int device = 0, bytes = 0;

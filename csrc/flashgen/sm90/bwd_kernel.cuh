@@ -216,7 +216,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     if constexpr (Cfg::kSdpByWarpgroup) {
       // Warpgroup 0: S = Q K^T, then P; warpgroup 1: dP = dO V^T, then dP - D into the
       // exchange tile for warpgroup 0's dS = P * (dP - D). Both branches are warp-uniform.
-      const bool computes_s = tidx < 128;
+      const bool computes_s = tidx < Cfg::kSdpThreads;
       Tensor tA = thr_sdp.make_fragment_A(thr_sdp.partition_A(tile(computes_s ? q_buffer(it) : do_buffer(it))));
       Tensor tB = thr_sdp.make_fragment_B(
           thr_sdp.partition_B(smem_tensor(computes_s ? k_tile : v_tile, typename Cfg::SmemLayoutKV{})));
@@ -229,7 +229,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
         cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc)), tPsP);
         named_barrier_sync(kExchangeBarrier, Cfg::kNThreads);  // warpgroup 1's dP - D is in place
         CUTE_UNROLL
-        for (int i = 0; i < size(acc); ++i) acc(i) *= exchange[i * 128 + sdp_tidx];
+        for (int i = 0; i < size(acc); ++i) acc(i) *= exchange[i * Cfg::kSdpThreads + sdp_tidx];
         cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc)), tdSsdS);
       } else {
         CUTE_UNROLL
@@ -238,7 +238,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
           for (int ni = 0; ni < size<1>(rows_cols); ++ni) rows_cols(mi, ni) -= d_row[mi];
         }
         CUTE_UNROLL
-        for (int i = 0; i < size(acc); ++i) exchange[i * 128 + sdp_tidx] = acc(i);
+        for (int i = 0; i < size(acc); ++i) exchange[i * Cfg::kSdpThreads + sdp_tidx] = acc(i);
         named_barrier_arrive(kExchangeBarrier, Cfg::kNThreads);
       }
     } else {
