@@ -17,7 +17,9 @@ def _with_grad_inputs(q, k, v, direction):
     return q, k, v
 
 
-def _timed(forward, inputs, direction):
+def direction_call(forward, inputs, direction):
+    """A zero-argument callable for one direction: `forward` itself, or the backward of one
+    forward call (gradients of `inputs` for a fixed random dout)."""
     if direction == "fwd":
         return forward
     out = forward()
@@ -34,7 +36,7 @@ def _flashgen(arch=None):
         q, k, v = _with_grad_inputs(q, k, v, direction)
         try:
             forward = lambda: flashgen.flash_attn_func(q, k, v, causal=causal, arch=arch)  # noqa: E731
-            fn = _timed(forward, (q, k, v), direction)
+            fn = direction_call(forward, (q, k, v), direction)
             fn()
         except (flashgen.KernelNotBuiltError, flashgen.ExtensionNotBuiltError, ValueError) as exc:
             raise Unavailable(str(exc).split(". ")[0]) from None
@@ -57,7 +59,7 @@ def _sdpa(backend_name):
                 return F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal,
                                                       enable_gqa=qt.shape[1] != kt.shape[1])
         try:
-            fn = _timed(forward, (q, k, v), direction)
+            fn = direction_call(forward, (q, k, v), direction)
             with sdpa_kernel(backend):
                 fn()
         except RuntimeError as exc:
@@ -80,7 +82,7 @@ def fa4_impl(q, k, v, causal, direction):
     def forward():
         out = flash_attn_func(q, k, v, causal=causal)
         return out[0] if isinstance(out, tuple) else out
-    fn = _timed(forward, (q, k, v), direction)
+    fn = direction_call(forward, (q, k, v), direction)
     fn()
     return fn
 

@@ -30,6 +30,14 @@ class _NoFallbackPlan:
         return self.smem_bytes(hdim, elem_bytes)
 
 
+def _check_choices(tile, allowed: tuple, *names: str) -> None:
+    """Each named tile field holds one of `allowed` (the on/off and buffer-count options)."""
+    for name in names:
+        value = getattr(tile, name)
+        if value not in allowed:
+            raise TileError(f"{name} must be {' or '.join(map(str, allowed))}, got {value}")
+
+
 def _check_sm80_common(kernel: str, hdim: int, warps: int, rows: dict) -> None:
     """Rules every sm80 kernel shares: the 32-column smem atom, 4 or 8 warps, and tiles that are
     a whole number of 16-byte copy passes (rows: field name -> tile rows)."""
@@ -92,13 +100,8 @@ class BwdSm80Tile:
 
     def check(self, hdim: int) -> None:
         _check_sm80_common("backward", hdim, self.warps, {"block_m": self.block_m, "block_n": self.block_n})
-        if self.q_buffers not in (1, 2):
-            raise TileError(f"q_buffers must be 1 or 2, got {self.q_buffers}")
-        if self.do_buffers not in (1, 2):
-            raise TileError(f"do_buffers must be 1 or 2, got {self.do_buffers}")
-        for name in ("dq_before_dk", "causal_head_groups"):
-            if getattr(self, name) not in (0, 1):
-                raise TileError(f"{name} must be 0 or 1, got {getattr(self, name)}")
+        _check_choices(self, (1, 2), "q_buffers", "do_buffers")
+        _check_choices(self, (0, 1), "dq_before_dk", "causal_head_groups")
         if self.block_n % 32 or self.block_m % 16:
             raise TileError(f"block_n must be a multiple of 32 and block_m of 16, got {self.block_m} x {self.block_n}")
         for name, warps_m, rows, cols in (("atom_m_sdp", self.atom_m_sdp, self.block_m, self.block_n),
@@ -173,9 +176,7 @@ class BwdSm90Tile(_NoFallbackPlan):
         if (self.block_m, self.block_n) != (64, 64):
             raise TileError(f"the sm90 backward kernel takes 64 x 64 tiles only (one wgmma M per GEMM), "
                             f"got {self.block_m} x {self.block_n}")
-        for name in ("sdp_by_warpgroup", "dq_gemm_first"):
-            if getattr(self, name) not in (0, 1):
-                raise TileError(f"{name} must be 0 or 1, got {getattr(self, name)}")
+        _check_choices(self, (0, 1), "sdp_by_warpgroup", "dq_gemm_first")
 
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
         # Q, dO (two buffers each), K, V tiles plus P and dS (sm90/bwd_kernel.cuh BwdConfig::kSmemBytes),

@@ -5,6 +5,7 @@ without it, and the extra memory the dQ splits take, per head dim (bf16, 2048/he
     python3 scripts/deterministic_cost.py --hdim 128,256 --batch 2 --seqlen 8192
 """
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import flashgen  # noqa: E402
+from bench.impls import direction_call  # noqa: E402
 from bench.timing import attention_flops, median_ms  # noqa: E402
 
 
@@ -19,9 +21,8 @@ def backward_call(head_dim, batch, seqlen, causal, deterministic):
     heads = 2048 // head_dim
     q, k, v = (torch.randn(batch, seqlen, heads, head_dim, device="cuda", dtype=torch.bfloat16, requires_grad=True)
                for _ in range(3))
-    out = flashgen.flash_attn_func(q, k, v, causal=causal, deterministic=deterministic)
-    grad = torch.randn_like(out)
-    return lambda: torch.autograd.grad(out, (q, k, v), grad, retain_graph=True)
+    forward = functools.partial(flashgen.flash_attn_func, q, k, v, causal=causal, deterministic=deterministic)
+    return direction_call(forward, (q, k, v), "bwd")
 
 
 def main() -> None:
