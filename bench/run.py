@@ -40,7 +40,7 @@ class Case:
 
 
 def default_grid(quick: bool) -> list[Case]:
-    shapes = [(2, 8192)] if quick else [(2, 8192), (8, 2048)]
+    shapes = [(2, 8192)] if quick else [(2, 8192), (8, 2048), (32, 512)]
     hdims = (128, 256) if quick else (64, 128, 256)
     cases = []
     for direction in ("fwd", "bwd"):

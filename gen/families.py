@@ -124,31 +124,59 @@ class BwdSm80Tile:
         return self.smem_bytes(hdim, elem_bytes) - extra_buffers * self.block_m * hdim * elem_bytes
 
 
+# setmaxnreg's split of the register file for 1, 2, 3 consumer warpgroups (sm90/fwd_kernel.cuh
+# FwdConfig::kConsumerRegisters): registers per consumer thread.
+_SM90_CONSUMER_REGISTERS = {1: 256, 2: 240, 3: 160}
+
+
 @dataclass(frozen=True)
 class FwdSm90Tile(_NoFallbackPlan):
-    """Hopper forward, warpgroup MMA (wgmma): csrc/flashgen/sm90/fwd_kernel.cuh. One warpgroup
-    per 64 query rows."""
+    """Hopper forward, warp-specialized: csrc/flashgen/sm90/fwd_kernel.cuh. A producer warpgroup
+    TMA-loads Q once and K/V through `stages`-deep rings; block_m / 64 consumer warpgroups of 64
+    query rows each run S = Q K^T, the softmax and O += P V, overlapping the next block's softmax
+    with the current P V GEMM."""
 
-    block_m: int   # query rows per CTA: 64 per warpgroup
-    block_n: int   # key rows per step: the N of the S wgmma
+    block_m: int   # query rows per CTA: 64 per consumer warpgroup
+    block_n: int   # key rows per step: the N of the S wgmma, the K of the P V wgmma
+    stages: int = 2   # K and V buffers each (TMA ring depth)
+    # 1: the consumer warpgroups take turns issuing GEMMs (named barriers), so one's softmax
+    # runs under the other's GEMMs (FlashAttention-3's ping-pong); needs 2 or 3 consumers.
+    pingpong: int = 0
 
     template = "flash_fwd_sm90.cu.j2"
 
+    def consumers(self) -> int:
+        return self.block_m // 64
+
     def check(self, hdim: int) -> None:
-        if hdim % 64:
-            raise TileError(f"the sm90 forward kernel needs head dim to be a multiple of 64 "
-                            f"(its 128-byte-swizzled smem atom is 64 columns), got {hdim}")
+        if hdim % 32:
+            raise TileError(f"the sm90 forward kernel needs head dim to be a multiple of 32 "
+                            f"(its smem atom is 64 or 32 columns), got {hdim}")
         if self.block_m not in (64, 128, 192):
-            raise TileError(f"block_m must be 64, 128 or 192 (1 to 3 warpgroups of 64 rows), got {self.block_m}")
-        if self.block_n % 64 or not 64 <= self.block_n <= 256:
-            raise TileError(f"block_n must be 64, 128, 192 or 256 (a wgmma N), got {self.block_n}")
-        rows_per_copy_pass = _rows_per_copy_pass((self.block_m // 64) * 128, hdim)
-        if self.block_n % rows_per_copy_pass:
-            raise TileError(f"block_n must be a multiple of {rows_per_copy_pass} "
-                            f"(rows one 16-byte copy pass covers with {self.block_m // 64} warpgroups)")
+            raise TileError(f"block_m must be 64, 128 or 192 (1 to 3 consumer warpgroups of 64 rows), got {self.block_m}")
+        if self.block_n % 16 or not 16 <= self.block_n <= 256:
+            raise TileError(f"block_n must be a multiple of 16 from 16 to 256 (the S wgmma's N, the P V "
+                            f"wgmma's K), got {self.block_n}")
+        if not 1 <= self.stages <= 4:
+            raise TileError(f"stages must be 1 to 4, got {self.stages}")
+        _check_choices(self, (0, 1), "pingpong")
+        if self.pingpong and self.consumers() < 2:
+            raise TileError("pingpong needs block_m of 128 or 192 (two or more consumer warpgroups)")
+        # Live accumulators per consumer thread at the overlap's peak: O (64 x hdim fp32), the
+        # next S (64 x block_n fp32) and this block's P (64 x block_n, two per register), over
+        # 128 threads, plus about 32 for addresses, row statistics and loop state. An estimate:
+        # ptxas has the last word (spills show in the build's -Xptxas=-v output).
+        live = (64 * hdim + 64 * self.block_n + 32 * self.block_n) // 128 + 32
+        budget = _SM90_CONSUMER_REGISTERS[self.consumers()]
+        if live > budget:
+            raise TileError(f"about {live} registers per consumer thread (O {hdim // 2}, S {self.block_n // 2}, "
+                            f"P {self.block_n // 4}, 32 more), over the {budget} that {self.consumers()} consumer "
+                            f"warpgroups get: lower block_n or block_m")
 
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
-        return _forward_smem_bytes(self.block_m, self.block_n, hdim, elem_bytes)
+        # Q, `stages` K and V tiles, and 1 KB for the pipelines' barriers (FwdConfig::SharedStorage,
+        # whose 1 KB-aligned tiles round it up to that).
+        return (self.block_m + 2 * self.stages * self.block_n) * hdim * elem_bytes + 1024
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,10 @@ class Toolchain:
     @cached_property
     def nvcc_flags(self) -> list[str]:
         # Kernel files include only CUDA, CuTe and our headers: no torch (it costs ~1 min each).
+        # CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED: wgmma N of every multiple of 8 (the sm90 forward's
+        # 80- and 112-key blocks), not only multiples of 32.
         return ["-std=c++17", "-O3", "--use_fast_math", "--expt-relaxed-constexpr", "-DNDEBUG",
+                "-DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED",
                 "-Xcompiler=-fPIC", f"-I{paths.CSRC}", f"-I{cutlass_include()}"]
 
     @cached_property

@@ -21,7 +21,9 @@ cudaError_t run_flash_fwd_hdim64_bf16_sm90(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim64_fp16_sm80(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim64_fp16_sm90(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim96_bf16_sm80(const FwdParams&, cudaStream_t);
+cudaError_t run_flash_fwd_hdim96_bf16_sm90(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim96_fp16_sm80(const FwdParams&, cudaStream_t);
+cudaError_t run_flash_fwd_hdim96_fp16_sm90(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim128_bf16_sm80(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim128_bf16_sm90(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim128_fp16_sm80(const FwdParams&, cudaStream_t);
@@ -49,26 +51,28 @@ const KernelEntry kBuiltKernels[] = {
     {"flash_bwd_hdim256_fp16_sm80", nullptr, &run_flash_bwd_hdim256_fp16_sm80, 64, 64},
     {"flash_bwd_hdim256_fp16_sm90", nullptr, &run_flash_bwd_hdim256_fp16_sm90, 64, 64},
     {"flash_fwd_hdim64_bf16_sm80", &run_flash_fwd_hdim64_bf16_sm80, nullptr, 128, 64},
-    {"flash_fwd_hdim64_bf16_sm90", &run_flash_fwd_hdim64_bf16_sm90, nullptr, 128, 128},
+    {"flash_fwd_hdim64_bf16_sm90", &run_flash_fwd_hdim64_bf16_sm90, nullptr, 192, 128},
     {"flash_fwd_hdim64_fp16_sm80", &run_flash_fwd_hdim64_fp16_sm80, nullptr, 128, 64},
-    {"flash_fwd_hdim64_fp16_sm90", &run_flash_fwd_hdim64_fp16_sm90, nullptr, 128, 128},
+    {"flash_fwd_hdim64_fp16_sm90", &run_flash_fwd_hdim64_fp16_sm90, nullptr, 192, 128},
     {"flash_fwd_hdim96_bf16_sm80", &run_flash_fwd_hdim96_bf16_sm80, nullptr, 128, 64},
+    {"flash_fwd_hdim96_bf16_sm90", &run_flash_fwd_hdim96_bf16_sm90, nullptr, 128, 128},
     {"flash_fwd_hdim96_fp16_sm80", &run_flash_fwd_hdim96_fp16_sm80, nullptr, 128, 64},
+    {"flash_fwd_hdim96_fp16_sm90", &run_flash_fwd_hdim96_fp16_sm90, nullptr, 128, 128},
     {"flash_fwd_hdim128_bf16_sm80", &run_flash_fwd_hdim128_bf16_sm80, nullptr, 128, 32},
     {"flash_fwd_hdim128_bf16_sm90", &run_flash_fwd_hdim128_bf16_sm90, nullptr, 128, 128},
     {"flash_fwd_hdim128_fp16_sm80", &run_flash_fwd_hdim128_fp16_sm80, nullptr, 128, 32},
     {"flash_fwd_hdim128_fp16_sm90", &run_flash_fwd_hdim128_fp16_sm90, nullptr, 128, 128},
     {"flash_fwd_hdim192_bf16_sm80", &run_flash_fwd_hdim192_bf16_sm80, nullptr, 128, 64},
-    {"flash_fwd_hdim192_bf16_sm90", &run_flash_fwd_hdim192_bf16_sm90, nullptr, 128, 64},
+    {"flash_fwd_hdim192_bf16_sm90", &run_flash_fwd_hdim192_bf16_sm90, nullptr, 128, 112},
     {"flash_fwd_hdim192_fp16_sm80", &run_flash_fwd_hdim192_fp16_sm80, nullptr, 128, 64},
-    {"flash_fwd_hdim192_fp16_sm90", &run_flash_fwd_hdim192_fp16_sm90, nullptr, 128, 64},
+    {"flash_fwd_hdim192_fp16_sm90", &run_flash_fwd_hdim192_fp16_sm90, nullptr, 128, 112},
     {"flash_fwd_hdim256_bf16_sm80", &run_flash_fwd_hdim256_bf16_sm80, nullptr, 128, 64},
-    {"flash_fwd_hdim256_bf16_sm90", &run_flash_fwd_hdim256_bf16_sm90, nullptr, 128, 64},
+    {"flash_fwd_hdim256_bf16_sm90", &run_flash_fwd_hdim256_bf16_sm90, nullptr, 128, 80},
     {"flash_fwd_hdim256_fp16_sm80", &run_flash_fwd_hdim256_fp16_sm80, nullptr, 128, 64},
-    {"flash_fwd_hdim256_fp16_sm90", &run_flash_fwd_hdim256_fp16_sm90, nullptr, 128, 64},
+    {"flash_fwd_hdim256_fp16_sm90", &run_flash_fwd_hdim256_fp16_sm90, nullptr, 128, 80},
     {nullptr, nullptr, nullptr, 0, 0},  // keeps the array non-empty
 };
-const int kNumBuiltKernels = 30;
+const int kNumBuiltKernels = 32;
 
 const char* const kCatalogKernels[] = {
     "flash_bwd_hdim64_bf16_sm80",
@@ -88,7 +92,9 @@ const char* const kCatalogKernels[] = {
     "flash_fwd_hdim64_fp16_sm80",
     "flash_fwd_hdim64_fp16_sm90",
     "flash_fwd_hdim96_bf16_sm80",
+    "flash_fwd_hdim96_bf16_sm90",
     "flash_fwd_hdim96_fp16_sm80",
+    "flash_fwd_hdim96_fp16_sm90",
     "flash_fwd_hdim128_bf16_sm80",
     "flash_fwd_hdim128_bf16_sm90",
     "flash_fwd_hdim128_fp16_sm80",
@@ -103,6 +109,6 @@ const char* const kCatalogKernels[] = {
     "flash_fwd_hdim256_fp16_sm90",
     nullptr,
 };
-const int kNumCatalogKernels = 30;
+const int kNumCatalogKernels = 32;
 
 }  // namespace flashgen

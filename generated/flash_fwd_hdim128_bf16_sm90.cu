@@ -4,8 +4,17 @@
 
 namespace flashgen {
 
-using flash_fwd_hdim128_bf16_sm90_config = sm90::FwdConfig</*head_dim=*/128, /*block_m=*/128, /*block_n=*/128,
-                                          cutlass::bfloat16_t, /*smem_bytes=*/98304>;
+// The tile plan kernels.yaml gives this kernel, field by field.
+struct flash_fwd_hdim128_bf16_sm90_tile {
+  using Element = cutlass::bfloat16_t;
+  static constexpr int kHeadDim = 128;
+  static constexpr int kBlockM = 128;
+  static constexpr int kBlockN = 128;
+  static constexpr int kStages = 2;
+  static constexpr bool kPingPong = true;
+  static constexpr int kSmemBytes = 164864;  // gen/families.py's count; the kernel checks it
+};
+using flash_fwd_hdim128_bf16_sm90_config = sm90::FwdConfig<flash_fwd_hdim128_bf16_sm90_tile>;
 
 cudaError_t run_flash_fwd_hdim128_bf16_sm90(const FwdParams& params, cudaStream_t stream) {
   return sm90::launch_fwd<flash_fwd_hdim128_bf16_sm90_config>(params, stream);

@@ -7,6 +7,9 @@
 #   EXTRA_CATALOG="bench/tuning/a.yaml bench/tuning/b.yaml"   also build each catalog (into
 #       build_<its name>) and run the GPU suite and the benchmark (tagged with its name) on it
 #   SANITIZE=0                                           skip compute-sanitizer
+#   BUILD_ARGS="--arch sm90 --direction fwd"             build a selection instead of the default
+#   TESTS="tests/gpu/test_forward.py"                    run these GPU tests instead of tests/gpu
+#   STOP_ON_FAIL=1                                       a failed smoke run or test step ends the call
 # Results land in $OUT (default /tmp/flashgen-out): the benchmark's JSON, table and plot, and one
 # log of every step (steps.log). The device tool brings back at most 8 files: with extra
 # catalogs pass --no-sweep (no plots), two files per benchmark. Each step has a
@@ -35,8 +38,10 @@ step() {
   return $rc
 }
 
-step build 400 python3 build.py || { tail -n 30 "$LOGS/build.log"; exit 1; }
-step gpu-tests 300 python3 -m pytest tests/gpu -q
+step build 400 python3 build.py ${BUILD_ARGS:-} || { tail -n 30 "$LOGS/build.log"; exit 1; }
+# Every built bf16 kernel once, small: a kernel that hangs or faults shows here in a minute.
+step smoke 90 python3 scripts/sanitize.py bf16 || { [ "${STOP_ON_FAIL:-0}" = 1 ] && exit 1; }
+step gpu-tests 300 python3 -m pytest ${TESTS:-tests/gpu} -q --maxfail=20 || { [ "${STOP_ON_FAIL:-0}" = 1 ] && exit 1; }
 if [ "${SANITIZE:-1}" != 0 ]; then
   step memcheck 300 compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/sanitize.py bf16
   step racecheck 300 compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py bf16
@@ -56,6 +61,6 @@ for catalog in ${EXTRA_CATALOG:-}; do
     done
   fi
   # Its own tag, so its result files do not overwrite the default build's.
-  step "$name-bench" 400 python3 -m bench --out "$OUT" "$@" --impl flashgen,sdpa_flash,sdpa_cudnn --tag "$name"
+  step "$name-bench" 400 python3 -m bench --out "$OUT" "$@" --impl "${EXTRA_IMPLS:-flashgen,sdpa_flash,sdpa_cudnn}" --tag "$name"
   unset FLASHGEN_BUILD_DIR
 done

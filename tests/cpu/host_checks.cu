@@ -116,14 +116,26 @@ void check_fwd_sm80(const char* what) {
 
 template <class Cfg>
 void check_fwd_sm90(const char* what) {
-  using Shape_S = Shape<Int<Cfg::kBlockM>, Int<Cfg::kBlockN>>;
+  // Each consumer warpgroup runs its own 64-row MMAs over its own Q slice.
+  using Shape_S = Shape<Int<Cfg::kMmaRows>, Int<Cfg::kBlockN>>;
   typename Cfg::TiledMmaS mma_s;
   typename Cfg::TiledMmaO mma_o;
-  check_rows_cols(what, mma_s, Shape_S{}, Cfg::kNThreads, sm90_rows_cols, true);
-  check_rows_cols(what, mma_o, Shape<Int<Cfg::kBlockM>, Int<Cfg::kHeadDim>>{}, Cfg::kNThreads, sm90_rows_cols,
+  check_rows_cols(what, mma_s, Shape_S{}, Cfg::kMmaThreads, sm90_rows_cols, true);
+  check_rows_cols(what, mma_o, Shape<Int<Cfg::kMmaRows>, Int<Cfg::kHeadDim>>{}, Cfg::kMmaThreads, sm90_rows_cols,
                   true);
-  check_p_as_operand_a(what, mma_s, mma_o, Shape_S{}, Cfg::kNThreads, sm90_operand_a);
+  check_p_as_operand_a(what, mma_s, mma_o, Shape_S{}, Cfg::kMmaThreads, sm90_operand_a);
   check_transposed(what, typename Cfg::SmemLayoutKV{}, typename Cfg::SmemLayoutVt{});
+  // The staged rings: V^T of stage s reads V's stage s, and stage s is the one-stage layout
+  // shifted by whole stages (the TMA loads and the descriptors both assume it).
+  typename Cfg::SmemLayoutKVStages kv;
+  typename Cfg::SmemLayoutVtStages vt;
+  typename Cfg::SmemLayoutKV one;
+  for (int stage = 0; stage < Cfg::kStages; ++stage)
+    for (int r = 0; r < Cfg::kBlockN; ++r)
+      for (int c = 0; c < Cfg::kHeadDim; ++c) {
+        CHECK(vt(c, r, stage) == kv(r, c, stage), "%s: V^T stage %d element (%d, %d)", what, stage, r, c);
+        CHECK(kv(r, c, stage) == one(r, c) + stage * cosize(one), "%s: stage %d is not a whole shift", what, stage);
+      }
 }
 
 template <class Cfg>
@@ -165,7 +177,7 @@ void check_block_schedules() {
       for (auto const& tile : tiles)
         for (bool causal : {false, true}) {
           const int block_m = tile[0], block_n = tile[1];
-          const flashgen::sm80::AttentionMask mask{seqlen_q, seqlen_k, causal};
+          const flashgen::AttentionMask mask{seqlen_q, seqlen_k, causal};
           const int m_blocks = ceil_div(seqlen_q, block_m), n_blocks = ceil_div(seqlen_k, block_n);
           auto sees = [&](int m, int n) {  // some real row of query block m sees a key of key block n
             for (int row = m * block_m; row < std::min((m + 1) * block_m, seqlen_q); ++row)
@@ -173,7 +185,7 @@ void check_block_schedules() {
             return false;
           };
           for (int n = 0; n < n_blocks; ++n) {
-            const flashgen::sm80::QueryBlockOrder order(seqlen_q, seqlen_k, block_m, block_n, n, causal);
+            const flashgen::QueryBlockOrder order(seqlen_q, seqlen_k, block_m, block_n, n, causal);
             std::vector<int> visits(m_blocks, 0);
             for (int step = 0; step < order.steps; ++step) {
               const int m = order.at(step);
@@ -210,11 +222,11 @@ void check_backward_cta_order() {
         std::vector<int> seen(size_t(key_blocks) * heads * batches, 0);
         int previous_n = -1, previous_group = -1;
         const int64_t group = std::max<int64_t>(1, std::min<int64_t>(int64_t(heads) * batches,
-                                                flashgen::sm80::BackwardCta::kL2GroupBytes / bytes));
+                                                flashgen::BackwardCta::kL2GroupBytes / bytes));
         for (int z = 0; z < batches; ++z)
           for (int y = 0; y < heads; ++y)
             for (int x = 0; x < key_blocks; ++x) {
-              const flashgen::sm80::BackwardCta cta(x, y, z, key_blocks, heads, batches, bytes, causal);
+              const flashgen::BackwardCta cta(x, y, z, key_blocks, heads, batches, bytes, causal);
               const bool in_range = 0 <= cta.n_block_local && cta.n_block_local < key_blocks && 0 <= cta.head &&
                                     cta.head < heads && 0 <= cta.batch && cta.batch < batches;
               CHECK(in_range, "cta (%d,%d,%d) of %dx%dx%d maps outside the grid", x, y, z, key_blocks, heads, batches);

@@ -21,7 +21,8 @@ def test_kernel_index_algebra_holds_on_the_host(tmp_path):
     toolchain = Toolchain()
     binary = tmp_path / "host_checks"
     write_config_header(tmp_path / "flashgen_configs.h")
-    build = subprocess.run([toolchain.nvcc, "-std=c++17", "-O1", "--expt-relaxed-constexpr", f"-I{paths.CSRC}",
+    build = subprocess.run([toolchain.nvcc, "-std=c++17", "-O1", "--expt-relaxed-constexpr", "-DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED",
+                            f"-I{paths.CSRC}",
                             f"-I{cutlass_include()}", f"-I{tmp_path}", *ARCH_INFO["sm90"].gencode, str(SOURCE),
                             "-o", str(binary)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr

@@ -107,14 +107,24 @@ def test_sm90_forward_tile_checks():
     sm90 = GOOD.replace("arch: sm80", "arch: sm90").replace("flash_fwd_*", "*")
     sm90 = sm90.replace("{block_m: 128, block_n: 128, warps: 4}", "{block_m: 128, block_n: 128}")
     sm90 = sm90.replace("{block_m: 128, block_n: 64, warps: 4}", "{block_m: 128, block_n: 64}")
-    assert [k.smem_bytes for k in parse_catalog(sm90).kernels[:2]] == [(128 + 256) * 64 * 2, (128 + 256) * 64 * 2]
+    # Q, two stages of K and V, 1 KB of pipeline barriers.
+    assert [k.smem_bytes for k in parse_catalog(sm90).kernels[:2]] == [(128 + 4 * 128) * 64 * 2 + 1024] * 2
+    stages = parse_catalog(sm90.replace("64: {block_m: 128, block_n: 128}", "64: {block_m: 128, block_n: 128, stages: 3}"))
+    assert stages.kernels[0].smem_bytes == (128 + 6 * 128) * 64 * 2 + 1024
     assert error_of(sm90.replace("64: {block_m: 128, block_n: 128}", "64: {block_m: 96, block_n: 128}")) == (
-        "kernels.yaml:6: kernels[0].tiles[64]: block_m must be 64, 128 or 192 (1 to 3 warpgroups of 64 rows), got 96")
-    assert error_of(sm90.replace("64: {block_m: 128, block_n: 128}", "64: {block_m: 128, block_n: 80}")) == (
-        "kernels.yaml:6: kernels[0].tiles[64]: block_n must be 64, 128, 192 or 256 (a wgmma N), got 80")
-    assert error_of(sm90.replace("64: {block_m: 128, block_n: 128}", "96: {block_m: 128, block_n: 128}")) == (
-        "kernels.yaml:6: kernels[0].tiles[96]: the sm90 forward kernel needs head dim to be a multiple of 64 "
-        "(its 128-byte-swizzled smem atom is 64 columns), got 96")
+        "kernels.yaml:6: kernels[0].tiles[64]: block_m must be 64, 128 or 192 (1 to 3 consumer warpgroups of "
+        "64 rows), got 96")
+    assert error_of(sm90.replace("64: {block_m: 128, block_n: 128}", "64: {block_m: 128, block_n: 72}")) == (
+        "kernels.yaml:6: kernels[0].tiles[64]: block_n must be a multiple of 16 from 16 to 256 (the S wgmma's N, "
+        "the P V wgmma's K), got 72")
+    assert error_of(sm90.replace("64: {block_m: 128, block_n: 128}", "80: {block_m: 128, block_n: 128}")) == (
+        "kernels.yaml:6: kernels[0].tiles[80]: the sm90 forward kernel needs head dim to be a multiple of 32 "
+        "(its smem atom is 64 or 32 columns), got 80")
+    assert error_of(sm90.replace("64: {block_m: 128, block_n: 128}", "64: {block_m: 64, block_n: 128, pingpong: 1}")) == (
+        "kernels.yaml:6: kernels[0].tiles[64]: pingpong needs block_m of 128 or 192 (two or more consumer warpgroups)")
+    # The register estimate: O 128 + S 128 + P 64 + 32 = 352 > 240 at head dim 256 with 256 keys.
+    assert "over the 240 that 2 consumer warpgroups get" in error_of(
+        sm90.replace("64: {block_m: 128, block_n: 128}", "256: {block_m: 128, block_n: 256, stages: 1}"))
 
 
 def test_backward_family_has_its_own_tile_fields_and_checks():

@@ -20,7 +20,8 @@ def build_probe(out: Path) -> subprocess.CompletedProcess:
     """Build the probe for every sm90 config of the catalogs into `out` (its header beside it)."""
     toolchain = Toolchain()
     write_config_header(out.parent / "flashgen_configs.h", archs=("sm90",))
-    return subprocess.run([toolchain.nvcc, "-std=c++17", "-O2", "--expt-relaxed-constexpr", f"-I{paths.CSRC}",
+    return subprocess.run([toolchain.nvcc, "-std=c++17", "-O2", "--expt-relaxed-constexpr", "-DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED",
+                            f"-I{paths.CSRC}",
                            f"-I{cutlass_include()}", f"-I{out.parent}", *ARCH_INFO["sm90"].gencode, str(SOURCE),
                            "-o", str(out)], capture_output=True, text=True)
 

@@ -43,7 +43,7 @@ __global__ void probe_kernel(const bf16* a, const bf16* b, float* c) {
     Tensor acc_a = partition_fragment_C(mma_a, Shape<Int<M>, Int<K>>{});
     Tensor coords = mma_a.get_thread_slice(threadIdx.x).partition_C(make_identity_tensor(Shape<Int<M>, Int<K>>{}));
     for (int i = 0; i < size(acc_a); ++i) acc_a(i) = float(a[get<0>(coords(i)) * K + get<1>(coords(i))]);
-    Tensor p = flashgen::sm80::convert_fragment<bf16>(acc_a);
+    Tensor p = flashgen::convert_fragment<bf16>(acc_a);
     Tensor tA = make_tensor(p.data(), flashgen::sm90::accumulator_as_operand_a(p.layout()));
     flashgen::sm90::warpgroup_gemm(mma, tA, tB, acc, /*zero_init=*/true);
   } else {
@@ -103,7 +103,7 @@ void probe(const char* what) {
 
 template <class Cfg>
 void probe_fwd_sm90(const char* name) {
-  constexpr int M = Cfg::kBlockM, N = Cfg::kBlockN, D = Cfg::kHeadDim;
+  constexpr int M = Cfg::kMmaRows, N = Cfg::kBlockN, D = Cfg::kHeadDim;  // one consumer warpgroup's MMAs
   using S = typename Cfg::TiledMmaS;
   using O = typename Cfg::TiledMmaO;
   char what[96];

@@ -15,7 +15,7 @@
 #include <cute/tensor.hpp>
 
 #include "flashgen/params.h"
-#include "flashgen/sm80/mask.cuh"
+#include "flashgen/common/mask.cuh"
 #include "flashgen/sm80/tile_atoms.cuh"
 #include "flashgen/sm80/utils.cuh"
 

@@ -11,8 +11,8 @@
 
 #include "flashgen/params.h"
 #include "flashgen/sm80/fwd_common.cuh"
-#include "flashgen/sm80/mask.cuh"
-#include "flashgen/sm80/softmax.cuh"
+#include "flashgen/common/mask.cuh"
+#include "flashgen/common/softmax.cuh"
 #include "flashgen/sm80/tile_atoms.cuh"
 #include "flashgen/sm80/utils.cuh"
 

@@ -1,16 +1,15 @@
-// Small device helpers for the sm80 kernels: predicated tile copies, the register GEMM loops,
-// fragment layout conversions, and type conversion.
+// Device helpers of the sm80 kernels (the sm90 backward uses some too): global row tiles,
+// predicated tile copies, the register GEMM loops and the m16n8 fragment layout conversions.
 #pragma once
 #include <cute/tensor.hpp>
 #include <cutlass/array.h>
 #include <cutlass/numeric_conversion.h>
 
+#include "flashgen/common/utils.cuh"
 #include "flashgen/params.h"
 
 namespace flashgen::sm80 {
 using namespace cute;
-
-__host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 // The (seqlen, kHeadDim) rows of one (batch, head) of a (batch, seqlen, heads, head_dim) tensor.
 template <class Element, int kHeadDim>
@@ -25,32 +24,6 @@ template <class Element, int kRows, int kHeadDim, class Block>
 __device__ __forceinline__ auto head_row_tiles(const TensorArg& t, int batch, int head, int seqlen, Block block) {
   return local_tile(head_rows<Element, kHeadDim>(t, batch, head, seqlen), Shape<Int<kRows>, Int<kHeadDim>>{},
                     make_coord(block, 0));
-}
-
-// The K/V head that query head `head` reads (GQA/MQA: nheads / nheads_kv query heads share one).
-template <class Params>
-__device__ __forceinline__ int kv_head_of(const Params& params, int head) {
-  return head / (params.nheads / params.nheads_kv);
-}
-
-// Dynamic shared memory one CTA may opt into on the current device.
-inline int device_smem_optin() {
-  int device = 0, bytes = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-  return bytes;
-}
-
-// Launch `kernel` with `smem_bytes` of dynamic shared memory, opting in above the 48 KB default.
-template <class Kernel, class Params>
-cudaError_t launch_with_smem(Kernel kernel, dim3 grid, int threads, int smem_bytes, cudaStream_t stream,
-                             const Params& params) {
-  if (smem_bytes > 48 * 1024) {
-    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
-    if (err != cudaSuccess) return err;
-  }
-  kernel<<<grid, threads, smem_bytes, stream>>>(params);
-  return cudaGetLastError();
 }
 
 // Copy a (CPY, CPY_ROWS, CPY_COLS) partition of a kRows-row tile. Rows at or past `rows_left`
@@ -142,25 +115,5 @@ CUTE_HOST_DEVICE auto accumulator_as_operand_a(Layout const& acc) {
   return make_layout(make_layout(get<0>(l), get<2, 0>(l)), get<1>(l), get<2, 1>(l));
 }
 
-template <class To, class Engine, class Layout>
-__device__ __forceinline__ auto convert_fragment(Tensor<Engine, Layout> const& src) {
-  using From = typename Engine::value_type;
-  constexpr int kN = decltype(size(src))::value;
-  Tensor dst = make_tensor<To>(src.layout());
-  cutlass::NumericArrayConverter<To, From, kN> convert;
-  *reinterpret_cast<cutlass::Array<To, kN>*>(dst.data()) =
-      convert(*reinterpret_cast<cutlass::Array<From, kN> const*>(src.data()));
-  return dst;
-}
-
-// Reductions over the 4 threads (a "quad") that share a row of an m16n8 accumulator.
-__device__ __forceinline__ float quad_max(float x) {
-  x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 2));
-  return fmaxf(x, __shfl_xor_sync(0xffffffff, x, 1));
-}
-__device__ __forceinline__ float quad_sum(float x) {
-  x += __shfl_xor_sync(0xffffffff, x, 2);
-  return x + __shfl_xor_sync(0xffffffff, x, 1);
-}
 
 }  // namespace flashgen::sm80

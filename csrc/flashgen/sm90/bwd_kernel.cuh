@@ -23,7 +23,7 @@
 
 #include "flashgen/params.h"
 #include "flashgen/sm80/bwd_kernel.cuh"
-#include "flashgen/sm80/mask.cuh"
+#include "flashgen/common/mask.cuh"
 #include "flashgen/sm80/tile_atoms.cuh"
 #include "flashgen/sm80/utils.cuh"
 #include "flashgen/sm90/warpgroup.cuh"
@@ -99,15 +99,15 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
 
   // This launch's key blocks start at n_block_offset (deterministic mode); the CTA of
   // launch-local key block n adds its dQ into split n. Launch order, causal too (see BackwardCta).
-  const sm80::BackwardCta cta(blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y, gridDim.z,
+  const BackwardCta cta(blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y, gridDim.z,
                               int64_t(params.seqlen_q) * kHeadDim * sizeof(float), /*heavy_first_groups=*/false);
   const int n_block = params.n_block_offset + cta.n_block_local, head = cta.head, batch = cta.batch;
   const int tidx = threadIdx.x;
   const int col0 = n_block * kBlockN;
   const int k_rows_left = params.seqlen_k - col0;
-  const sm80::AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
+  const AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
 
-  const sm80::QueryBlockOrder order(params.seqlen_q, params.seqlen_k, kBlockM, kBlockN, n_block, kCausal);
+  const QueryBlockOrder order(params.seqlen_q, params.seqlen_k, kBlockM, kBlockN, n_block, kCausal);
   const auto block = sm80::backward_block<Cfg>(params, n_block, head, batch, /*split=*/cta.n_block_local);
 
   Element* smem_base = reinterpret_cast<Element*>(smem);
@@ -226,11 +226,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
       if (computes_s) {
         if (mask.tile_needs_mask(row0, col0, kBlockN)) mask.apply(rows_cols, sdp_coords, row0, col0);
         sm80::probabilities(rows_cols, lse_log2, params.softmax_scale_log2);
-        cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc)), tPsP);
+        cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc)), tPsP);
         named_barrier_sync(kExchangeBarrier, Cfg::kNThreads);  // warpgroup 1's dP - D is in place
         CUTE_UNROLL
         for (int i = 0; i < size(acc); ++i) acc(i) *= exchange[i * Cfg::kSdpThreads + sdp_tidx];
-        cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc)), tdSsdS);
+        cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc)), tdSsdS);
       } else {
         CUTE_UNROLL
         for (int mi = 0; mi < size<0>(rows_cols); ++mi) {
@@ -262,8 +262,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
       Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
       if (mask.tile_needs_mask(row0, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
       sm80::probabilities_and_score_grads(scores, dp, lse_log2, d_row, params.softmax_scale_log2);
-      cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc_s)), tPsP);
-      cute::copy(copy_pds, thr_copy_pds.retile_S(sm80::convert_fragment<Element>(acc_dp)), tdSsdS);
+      cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_s)), tPsP);
+      cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)), tdSsdS);
     }
     publish_smem_writes_to_wgmma();  // P, dS visible to both warpgroups' tensor cores
 

@@ -1,181 +1,352 @@
-// sm90 forward attention, first version: the sm80 forward's schedule with Hopper's warpgroup
-// MMA (wgmma) in place of mma.sync + ldmatrix. Compiled for sm_90a only (H100, H200).
+// sm90 forward attention, warp-specialized (the structure of FlashAttention-3). Compiled for
+// sm_90a only (H100, H200).
 //
-// One CTA per (query block, head, batch) with block_m / 64 warpgroups; warpgroup w owns query
-// rows [64w, 64w + 64). Per key block n (last first, as in sm80):
-//   S = Q K_n^T   wgmma, both operands read from shared memory by the tensor cores
-//   online softmax on the S registers (the accumulator's rows live in quads of lanes, as sm80's)
-//   O += P V_n    wgmma with P from registers and V read transposed from shared memory
-// K and V stream through one buffer each with cp.async, V_n loading under the S GEMM and
-// K_{n-1} under the softmax and the P V GEMM. Not yet here (the steps toward FA3): TMA loads,
-// warp specialization with setmaxnreg, a second K/V stage, intra-warpgroup overlap.
+// One CTA per (query block, head, batch). Warpgroup 0 produces, warpgroups 1..C consume, each
+// consumer owning 64 query rows:
+// - Producer (registers lowered with setmaxnreg): one thread issues TMA loads, Q once, then K_n
+//   and V_n for the visible key blocks n, last first, through kStages-deep rings of shared-memory
+//   buffers, each stage guarded by a full and an empty mbarrier (CUTLASS's PipelineTmaAsync).
+// - Consumers (registers raised): S_n = Q K_n^T (SS wgmma), the online softmax on the S
+//   registers, O += P_n V_n (RS wgmma: P straight from the S registers, V read transposed).
+//   Intra-warpgroup overlap: S_{n-1} is issued before O += P_n V_n, and its softmax runs while
+//   that GEMM runs; O is rescaled under the S GEMM.
+// - Ping-pong (tile option): named barriers make the consumers take turns issuing their GEMMs,
+//   so one warpgroup's softmax runs under the other's GEMMs.
+// - Epilogue: each consumer writes its normalized rows of O into its own Q rows of shared memory
+//   (its S GEMMs, their only readers, are done) and one of its threads TMA-stores them; the TMA
+//   unit clips rows past seqlen_q. LSE goes out from registers.
 #pragma once
 #include <cuda_runtime.h>
 
-#include <cute/tensor.hpp>
+#ifndef CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED
+#error "build with -DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED (gen/toolchain.py): block_n of 80 or 112 needs those wgmma N"
+#endif
 
+#include <cute/tensor.hpp>
+#include <cutlass/arch/reg_reconfig.h>
+#include <cutlass/pipeline/sm90_pipeline.hpp>
+
+#include "flashgen/common/mask.cuh"
+#include "flashgen/common/seqlen.cuh"
+#include "flashgen/common/softmax.cuh"
+#include "flashgen/common/utils.cuh"
 #include "flashgen/params.h"
-#include "flashgen/sm80/fwd_common.cuh"
-#include "flashgen/sm80/mask.cuh"
-#include "flashgen/sm80/softmax.cuh"
-#include "flashgen/sm80/tile_atoms.cuh"
-#include "flashgen/sm80/utils.cuh"
 #include "flashgen/sm90/warpgroup.cuh"
 
 namespace flashgen::sm90 {
 using namespace cute;
-using sm80::AttentionMask;
-using sm80::OnlineSoftmax;
 
-// Compile-time plan of one forward kernel (numbers from kernels.yaml via the generated file).
-template <int kHeadDim_, int kBlockM_, int kBlockN_, class Element_, int kSmemBytesPlanned>
+// Compile-time plan of one forward kernel. Tile is the named tile struct a generated file renders
+// from kernels.yaml: Element, kHeadDim, kBlockM, kBlockN, kStages, kPingPong, kSmemBytes.
+template <class Tile>
 struct FwdConfig {
-  using Element = Element_;
-  static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kBlockM = kBlockM_;
-  static constexpr int kBlockN = kBlockN_;
-  static constexpr int kWarpgroups = kBlockM / 64;
-  static constexpr int kNThreads = kWarpgroups * 128;
-  static_assert(kBlockM % 64 == 0, "a warpgroup MMA covers 64 query rows");
-  static_assert(kHeadDim % 64 == 0, "the 128-byte-swizzled shared-memory atom is 64 columns wide");
+  using Element = typename Tile::Element;
+  static constexpr int kHeadDim = Tile::kHeadDim;
+  static constexpr int kBlockM = Tile::kBlockM;
+  static constexpr int kBlockN = Tile::kBlockN;
+  static constexpr int kStages = Tile::kStages;
+  static constexpr bool kPingPong = Tile::kPingPong;
 
-  // Warpgroups tile the query rows; each issues 64 x block_n (S) and 64 x head_dim (O) wgmmas.
-  using WarpgroupLayout = Layout<Shape<Int<kWarpgroups>, _1, _1>>;
+  static constexpr int kMmaRows = 64;  // query rows of one consumer warpgroup (one wgmma M)
+  static constexpr int kConsumers = kBlockM / kMmaRows;
+  static constexpr int kMmaThreads = 128;  // threads of one consumer's MMAs
+  static constexpr int kNThreads = 128 * (1 + kConsumers);
+  static_assert(kBlockM % kMmaRows == 0 && kConsumers >= 1 && kConsumers <= 3, "1 to 3 consumer warpgroups");
+  static_assert(!kPingPong || kConsumers >= 2, "ping-pong takes turns between consumer warpgroups");
+  static_assert(kHeadDim % 32 == 0 && kBlockN % 16 == 0, "whole swizzle atoms and P V k-steps");
+  // setmaxnreg's split of the 64K registers (a multiple of 8 each): the producer needs few.
+  static constexpr int kProducerRegisters = kConsumers == 1 ? 56 : kConsumers == 2 ? 24 : 32;
+  static constexpr int kConsumerRegisters = kConsumers == 1 ? 256 : kConsumers == 2 ? 240 : 160;
+  static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= 65536, "register file");
+
+  // S = Q K^T per consumer: 64 x block_n, both operands K-major in shared memory.
   using TiledMmaS = decltype(make_tiled_mma(
-      GMMA::ss_op_selector<Element, Element, float, Shape<_64, Int<kBlockN>, _16>>(), WarpgroupLayout{}));
+      GMMA::ss_op_selector<Element, Element, float, Shape<Int<kMmaRows>, Int<kBlockN>, _16>>()));
+  // O += P V: P from registers, V read as its transpose (head_dim, block_n), an MN-major operand.
   using TiledMmaO = decltype(make_tiled_mma(
-      GMMA::rs_op_selector<Element, Element, float, Shape<_64, Int<kHeadDim>, _16>, GMMA::Major::K,
-                           GMMA::Major::MN>(),
-      WarpgroupLayout{}));
+      GMMA::rs_op_selector<Element, Element, float, Shape<Int<kMmaRows>, Int<kHeadDim>, _16>, GMMA::Major::K,
+                           GMMA::Major::MN>()));
 
-  // Tiles are K-major (head dim contiguous) in the wgmma 128-byte swizzle; V is also read as
-  // its transpose (head_dim, block_n), the MN-major B operand of O += P V.
-  using SmemAtom = GMMA::Layout_K_SW128_Atom<Element>;
-  using SmemLayoutQ = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kBlockM>, Int<kHeadDim>>{}));
+  // Tiles are K-major (head dim contiguous) in the widest wgmma swizzle the head dim allows.
+  using SmemAtom = std::conditional_t<kHeadDim % 64 == 0, GMMA::Layout_K_SW128_Atom<Element>,
+                                      GMMA::Layout_K_SW64_Atom<Element>>;
+  // One consumer's 64 Q rows; the consumers' slices follow one another (then each can reuse its
+  // own slice for its O rows without waiting for the others).
+  using SmemLayoutQ = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kMmaRows>, Int<kHeadDim>>{}));
   using SmemLayoutKV = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kBlockN>, Int<kHeadDim>>{}));
-  using SmemLayoutVt = decltype(composition(
-      SmemLayoutKV{}, make_layout(Shape<Int<kHeadDim>, Int<kBlockN>>{}, GenRowMajor{})));
-  // 16-byte cp.async loads and stores (sm80's layouts: a row of 64 columns per 8 threads).
-  using Gmem = sm80::GmemCopies<Element, kHeadDim, kNThreads>;
-  static_assert(kBlockM % Gmem::kRowsPerPass == 0 && kBlockN % Gmem::kRowsPerPass == 0,
-                "a tile must be a whole number of copy passes");
+  using SmemLayoutVt = decltype(composition(SmemLayoutKV{}, make_layout(Shape<Int<kHeadDim>, Int<kBlockN>>{},
+                                                                        GenRowMajor{})));
+  using SmemLayoutKVStages =
+      decltype(tile_to_shape(SmemAtom{}, Shape<Int<kBlockN>, Int<kHeadDim>, Int<kStages>>{}));
+  using SmemLayoutVtStages = decltype(composition(
+      SmemLayoutKVStages{},
+      make_ordered_layout(Shape<Int<kHeadDim>, Int<kBlockN>, Int<kStages>>{}, Step<_2, _1, _3>{})));
 
-  // Q, K and V tiles; the output tile reuses Q's space after the last key block.
-  static constexpr int kSmemBytes =
-      int(cosize(SmemLayoutQ{}) + 2 * cosize(SmemLayoutKV{})) * int(sizeof(Element));
-  static_assert(kSmemBytes == kSmemBytesPlanned,
-                "gen/families.py's shared-memory count disagrees with this kernel's");
+  using PipelineKV = cutlass::PipelineTmaAsync<kStages>;
+  struct SharedStorage {
+    alignas(1024) cute::array_aligned<Element, kConsumers * cosize_v<SmemLayoutQ>> q;
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutKVStages>> k;
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutKVStages>> v;
+    typename PipelineKV::SharedStorage pipeline_k, pipeline_v;
+    cutlass::arch::ClusterTransactionBarrier q_full;
+  };
+  static constexpr int kSmemBytes = int(sizeof(SharedStorage));
+  static_assert(kSmemBytes == Tile::kSmemBytes, "gen/families.py's shared-memory count disagrees with this kernel's");
+
+  // TMA: global tensors are (seqlen, head_dim, heads, batch) with the head dim contiguous.
+  using GmemShape = Shape<int32_t, Int<kHeadDim>, int32_t, int32_t>;
+  using GmemStride = Stride<int64_t, _1, int64_t, int64_t>;
+  using GmemTensor = decltype(make_tensor(make_gmem_ptr(static_cast<Element*>(nullptr)), GmemShape{}, GmemStride{}));
+  using TmaLoadQ = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, SmemLayoutQ{}));
+  using TmaLoadKV = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, SmemLayoutKV{}));
+  using TmaStoreO = decltype(make_tma_copy(SM90_TMA_STORE{}, GmemTensor{}, SmemLayoutQ{}));
+  static constexpr uint32_t kQBytes = kBlockM * kHeadDim * sizeof(Element);
+  static constexpr uint32_t kKVStageBytes = kBlockN * kHeadDim * sizeof(Element);
+};
+
+// What the kernel takes: the parameters and the TMA descriptors built from them on the host.
+template <class Cfg>
+struct FwdKernelArgs {
+  FwdParams params;
+  typename Cfg::TmaLoadQ tma_q;
+  typename Cfg::TmaLoadKV tma_k, tma_v;
+  typename Cfg::TmaStoreO tma_o;
+};
+
+template <class Cfg>
+__host__ __device__ auto gmem_shape(const FwdParams& p, bool keys) {
+  return make_shape(keys ? p.seqlen_k : p.seqlen_q, Int<Cfg::kHeadDim>{}, keys ? p.nheads_kv : p.nheads, p.batch);
+}
+
+// Ping-pong between consumer warpgroups: each waits for its turn before issuing GEMMs and hands
+// the turn to the next after issuing them. Without kPingPong these do nothing.
+template <class Cfg>
+struct GemmTurns {
+  int consumer;
+  __device__ void start() const {  // the last consumer lets the first go first
+    if constexpr (Cfg::kPingPong) {
+      if (consumer == Cfg::kConsumers - 1) named_barrier_arrive(kSchedulerBarrier0, 256);
+    }
+  }
+  __device__ void wait() const {
+    if constexpr (Cfg::kPingPong) named_barrier_sync(kSchedulerBarrier0 + consumer, 256);
+  }
+  __device__ void pass() const {
+    if constexpr (Cfg::kPingPong) named_barrier_arrive(kSchedulerBarrier0 + (consumer + 1) % Cfg::kConsumers, 256);
+  }
 };
 
 template <class Cfg, bool kCausal>
-__global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const FwdParams params) {
+__global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_constant__ FwdKernelArgs<Cfg> args) {
   using Element = typename Cfg::Element;
+  using PipelineKV = typename Cfg::PipelineKV;
   constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
-  extern __shared__ __align__(1024) char smem[];  // 128-byte swizzle atoms repeat every 1 KB
+  constexpr int kMmaRows = Cfg::kMmaRows;
+  extern __shared__ __align__(1024) char smem_raw[];
+  auto& smem = *reinterpret_cast<typename Cfg::SharedStorage*>(smem_raw);
+  const FwdParams& params = args.params;
 
   // Causal query blocks further down see more keys: launch those first.
   const int m_block = kCausal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
   const int head = blockIdx.y, batch = blockIdx.z;
-  const int tidx = threadIdx.x;
-  const int row0 = m_block * kBlockM;
-  const AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
-  const int n_blocks = mask.visible_key_blocks(row0, kBlockM, kBlockN);
+  const FixedSequenceLengths seqlens(params, batch);
+  const AttentionMask mask{seqlens.seqlen_q, seqlens.seqlen_k, kCausal};
+  const auto key_blocks = mask.key_blocks(m_block * kBlockM, kBlockM, kBlockN);
+  const bool any_keys = key_blocks.end > key_blocks.first;  // causal with seqlen_q > seqlen_k: maybe none
+  const int warpgroup = threadIdx.x / 128;
 
-  const auto block = sm80::forward_block<Cfg>(params, m_block, head, batch);
-  const int q_rows_left = params.seqlen_q - row0;
+  typename PipelineKV::Params pipe_params;
+  pipe_params.transaction_bytes = Cfg::kKVStageBytes;
+  pipe_params.role = warpgroup == 0 ? PipelineKV::ThreadCategory::Producer : PipelineKV::ThreadCategory::Consumer;
+  pipe_params.is_leader = threadIdx.x == 0;
+  pipe_params.num_consumers = Cfg::kConsumers * 128;
+  if (threadIdx.x == 0) smem.q_full.init(1);
+  PipelineKV pipeline_k(smem.pipeline_k, pipe_params, Shape<_1, _1, _1>{});
+  PipelineKV pipeline_v(smem.pipeline_v, pipe_params, Shape<_1, _1, _1>{});
+  __syncthreads();  // barriers initialized (the constructors fenced their init)
 
-  typename Cfg::Gmem::AsyncLoad gmem_load;
-  auto thr_load = gmem_load.get_thread_slice(tidx);
-  Tensor cQ = make_identity_tensor(Shape<Int<kBlockM>, Int<kHeadDim>>{});
-  Tensor cKV = make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{});
+  auto q_slice = [&](int consumer) {
+    return make_tensor(make_smem_ptr(smem.q.data() + consumer * cosize_v<typename Cfg::SmemLayoutQ>),
+                       typename Cfg::SmemLayoutQ{});
+  };
+  // 64-row tiles of this head's queries: consumer c's rows are tile m_block * kConsumers + c.
+  auto query_tiles = [&](auto const& tma) {
+    Tensor m = tma.get_tma_tensor(gmem_shape<Cfg>(params, false));
+    return local_tile(m(_, _, head, batch), Shape<Int<kMmaRows>, Int<kHeadDim>>{}, make_coord(_, _0{}));
+  };
 
-  if (n_blocks <= 0) {  // causal with seqlen_q > seqlen_k: these rows see no key
-    sm80::store_rows_without_keys<typename Cfg::Gmem, kBlockM, Cfg::kNThreads>(block.out, block.lse_rows, row0,
-                                                                               q_rows_left, tidx);
+  if (warpgroup == 0) {  // producer
+    cutlass::arch::warpgroup_reg_dealloc<Cfg::kProducerRegisters>();
+    if (threadIdx.x != 0 || !any_keys) return;
+    const int head_kv = kv_head_of(params, head);
+    Tensor gQ = query_tiles(args.tma_q);  // (64, d, tiles)
+    auto key_tiles = [&](auto const& tma) {
+      Tensor m = tma.get_tma_tensor(gmem_shape<Cfg>(params, true));
+      return local_tile(m(_, _, head_kv, batch), Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(_, _0{}));
+    };
+    Tensor sK = make_tensor(make_smem_ptr(smem.k.data()), typename Cfg::SmemLayoutKVStages{});
+    Tensor sV = make_tensor(make_smem_ptr(smem.v.data()), typename Cfg::SmemLayoutKVStages{});
+    auto [tKgK, tKsK] = tma_partition(args.tma_k, group_modes<0, 2>(sK), group_modes<0, 2>(key_tiles(args.tma_k)));
+    auto [tVgV, tVsV] = tma_partition(args.tma_v, group_modes<0, 2>(sV), group_modes<0, 2>(key_tiles(args.tma_v)));
+
+    smem.q_full.arrive_and_expect_tx(Cfg::kQBytes);
+    for (int c = 0; c < Cfg::kConsumers; ++c) {
+      auto [tQgQ, tQsQ] = tma_partition(args.tma_q, group_modes<0, 2>(q_slice(c)), group_modes<0, 2>(gQ));
+      copy(args.tma_q.with(reinterpret_cast<uint64_t&>(smem.q_full)), tQgQ(_, m_block * Cfg::kConsumers + c), tQsQ);
+    }
+    auto state = cutlass::make_producer_start_state<PipelineKV>();
+    for (int n = key_blocks.end - 1; n >= key_blocks.first; --n) {
+      pipeline_k.producer_acquire(state);
+      copy(args.tma_k.with(*pipeline_k.producer_get_barrier(state)), tKgK(_, n), tKsK(_, state.index()));
+      pipeline_v.producer_acquire(state);
+      copy(args.tma_v.with(*pipeline_v.producer_get_barrier(state)), tVgV(_, n), tVsV(_, state.index()));
+      ++state;
+    }
     return;
   }
 
-  Tensor sQ = make_tensor(make_smem_ptr(reinterpret_cast<Element*>(smem)), typename Cfg::SmemLayoutQ{});
-  Tensor sK = make_tensor(sQ.data() + cosize(typename Cfg::SmemLayoutQ{}), typename Cfg::SmemLayoutKV{});
-  Tensor sV = make_tensor(sK.data() + cosize(typename Cfg::SmemLayoutKV{}), typename Cfg::SmemLayoutKV{});
-  Tensor sVt = make_tensor(sV.data(), typename Cfg::SmemLayoutVt{});
+  // Consumer warpgroup `consumer`: query rows [row0, row0 + 64).
+  cutlass::arch::warpgroup_reg_alloc<Cfg::kConsumerRegisters>();
+  const int consumer = warpgroup - 1;
+  const int tidx = threadIdx.x % 128;
+  const int row0 = m_block * kBlockM + consumer * kMmaRows;
+  const GemmTurns<Cfg> turns{consumer};
+  turns.start();
 
-  Tensor tQgQ = thr_load.partition_S(block.q);
-  Tensor tQsQ = thr_load.partition_D(sQ);
-  Tensor tQcQ = thr_load.partition_S(cQ);
-  Tensor tKgK = thr_load.partition_S(block.k);  // (CPY, CPY_N, CPY_K, n_block)
-  Tensor tKsK = thr_load.partition_D(sK);
-  Tensor tVgV = thr_load.partition_S(block.v);
-  Tensor tVsV = thr_load.partition_D(sV);
-  Tensor tKVcKV = thr_load.partition_S(cKV);
-
+  Tensor sQ = q_slice(consumer);
+  Tensor sK = make_tensor(make_smem_ptr(smem.k.data()), typename Cfg::SmemLayoutKVStages{});
+  Tensor sVt = make_tensor(make_smem_ptr(smem.v.data()), typename Cfg::SmemLayoutVtStages{});
   typename Cfg::TiledMmaS mma_s;
   typename Cfg::TiledMmaO mma_o;
-  auto thr_mma_s = mma_s.get_thread_slice(tidx);
-  auto thr_mma_o = mma_o.get_thread_slice(tidx);
-  Tensor tSrQ = thr_mma_s.make_fragment_A(thr_mma_s.partition_A(sQ));  // shared-memory descriptors
-  Tensor tSrK = thr_mma_s.make_fragment_B(thr_mma_s.partition_B(sK));
-  Tensor tOrVt = thr_mma_o.make_fragment_B(thr_mma_o.partition_B(sVt));
-  Tensor acc_o = partition_fragment_C(mma_o, Shape<Int<kBlockM>, Int<kHeadDim>>{});
-
-  Tensor tScS = thr_mma_s.partition_C(make_identity_tensor(Shape<Int<kBlockM>, Int<kBlockN>>{}));
-  Tensor coords = make_tensor(tScS.data(), accumulator_as_rows_cols(tScS.layout()));
+  auto thr_s = mma_s.get_thread_slice(tidx);
+  auto thr_o = mma_o.get_thread_slice(tidx);
+  Tensor tSrQ = thr_s.make_fragment_A(thr_s.partition_A(sQ));    // shared-memory descriptors
+  Tensor tSrK = thr_s.make_fragment_B(thr_s.partition_B(sK));    // (MMA, N, K, stage)
+  Tensor tOrVt = thr_o.make_fragment_B(thr_o.partition_B(sVt));  // (MMA, N, K, stage)
+  Tensor acc_o = partition_fragment_C(mma_o, Shape<Int<kMmaRows>, Int<kHeadDim>>{});
   Tensor acc_o_rows = make_tensor(acc_o.data(), accumulator_as_rows_cols(acc_o.layout()));
+  Tensor tScS = thr_s.partition_C(make_identity_tensor(Shape<Int<kMmaRows>, Int<kBlockN>>{}));
+  Tensor coords = make_tensor(tScS.data(), accumulator_as_rows_cols(tScS.layout()));
   constexpr int kRows = decltype(size<0>(acc_o_rows))::value;
   OnlineSoftmax<kRows> softmax;
+  float correction[kRows];
 
-  auto publish_loads = [] {
-    cute::cp_async_wait<0>();
-    publish_smem_writes_to_wgmma();
-  };
+  using AccS = decltype(partition_fragment_C(mma_s, Shape<Int<kMmaRows>, Int<kBlockN>>{}));
+  using PLayout = decltype(AccS{}.layout());
+  Tensor p = make_tensor<Element>(PLayout{});  // the probabilities of the block whose P V is next
+  Tensor tOrP = make_tensor(p.data(), accumulator_as_operand_a(p.layout()));
 
-  int n_block = n_blocks - 1;
-  sm80::copy_rows_or_zero<kBlockM>(gmem_load, tQgQ, tQsQ, tQcQ, q_rows_left);
-  sm80::copy_rows_or_zero<kBlockN>(gmem_load, tKgK(_, _, _, n_block), tKsK, tKVcKV,
-                                   params.seqlen_k - n_block * kBlockN);
-  cute::cp_async_fence();
-
-  auto step = [&](auto is_first) {
-    Tensor acc_s = partition_fragment_C(mma_s, Shape<Int<kBlockM>, Int<kBlockN>>{});
-    publish_loads();  // K[n] (and Q) landed; every warp is done with V[n+1]
-    sm80::copy_rows_or_zero<kBlockN>(gmem_load, tVgV(_, _, _, n_block), tVsV, tKVcKV,
-                                     params.seqlen_k - n_block * kBlockN);
-    cute::cp_async_fence();
-
-    warpgroup_gemm(mma_s, tSrQ, tSrK, acc_s, /*zero_init=*/true);  // S = Q K^T
-    publish_loads();  // V[n] landed; every warp is done with K[n]
-    if (n_block > 0) {  // prefetch K[n-1] under the softmax and the P V GEMM
-      sm80::copy_rows_or_zero<kBlockN>(gmem_load, tKgK(_, _, _, n_block - 1), tKsK, tKVcKV,
-                                       params.seqlen_k - (n_block - 1) * kBlockN);
-      cute::cp_async_fence();
-    }
+  // S = Q K_n^T, masked where the tile crosses the diagonal or the end of the keys, turned into
+  // probabilities: the softmax of one block, after its GEMM was issued by the caller.
+  auto scores_to_probabilities = [&](AccS& acc_s, int n, auto is_first) {
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
-    if (mask.tile_needs_mask(row0, n_block * kBlockN, kBlockN)) mask.apply(scores, coords, row0, n_block * kBlockN);
-    softmax.template update<decltype(is_first)::value>(scores, acc_o_rows, params.softmax_scale_log2);
-
-    // O += P V, P straight from the score registers.
-    Tensor p = sm80::convert_fragment<Element>(acc_s);
-    Tensor tOrP = make_tensor(p.data(), accumulator_as_operand_a(p.layout()));
-    warpgroup_gemm(mma_o, tOrP, tOrVt, acc_o, /*zero_init=*/decltype(is_first)::value);
+    if (mask.tile_needs_mask(row0, n * kBlockN, kBlockN)) mask.apply(scores, coords, row0, n * kBlockN);
+    softmax.template exponentiate<decltype(is_first)::value>(scores, params.softmax_scale_log2, correction);
   };
-  step(cute::true_type{});
-  for (--n_block; n_block >= 0; --n_block) step(cute::false_type{});
+
+  if (any_keys) {
+    smem.q_full.wait(0);
+    cutlass::PipelineState<Cfg::kStages> k_read, v_read;
+    int n = key_blocks.end - 1;
+    {  // the first block: its S alone
+      AccS acc_s;
+      pipeline_k.consumer_wait(k_read);
+      turns.wait();
+      issue_gemm_batch(mma_s, tSrQ, tSrK(_, _, _, k_read.index()), acc_s, /*zero_init=*/true);
+      turns.pass();
+      warpgroup_wait<0>();
+      pipeline_k.consumer_release(k_read);
+      ++k_read;
+      scores_to_probabilities(acc_s, n, cute::true_type{});
+      convert_fragment_into(acc_s, p);
+    }
+    // Then S of the next block and P V of this one go out together, the softmax of the next
+    // under the P V GEMM.
+    auto step = [&](auto is_first_pv) {
+      constexpr bool kFirstPv = decltype(is_first_pv)::value;
+      AccS acc_s;
+      pipeline_k.consumer_wait(k_read);
+      turns.wait();
+      issue_gemm_batch(mma_s, tSrQ, tSrK(_, _, _, k_read.index()), acc_s, /*zero_init=*/true);
+      if (!kFirstPv) softmax.rescale(acc_o_rows, correction);  // for the previous block's max
+      pipeline_v.consumer_wait(v_read);
+      issue_gemm_batch(mma_o, tOrP, tOrVt(_, _, _, v_read.index()), acc_o, /*zero_init=*/kFirstPv);
+      turns.pass();
+      warpgroup_wait<1>();  // S done
+      pipeline_k.consumer_release(k_read);
+      ++k_read;
+      scores_to_probabilities(acc_s, n - 1, cute::false_type{});
+      warpgroup_wait<0>();  // P V done: p and acc_o are free
+      pipeline_v.consumer_release(v_read);
+      ++v_read;
+      convert_fragment_into(acc_s, p);
+      --n;
+    };
+    const bool single_block = n == key_blocks.first;
+    if (!single_block) {
+      step(cute::true_type{});
+      while (n > key_blocks.first) step(cute::false_type{});
+    }
+    // P V of the last block alone.
+    if (!single_block) softmax.rescale(acc_o_rows, correction);
+    pipeline_v.consumer_wait(v_read);
+    turns.wait();
+    issue_gemm_batch(mma_o, tOrP, tOrVt(_, _, _, v_read.index()), acc_o, /*zero_init=*/single_block);
+    turns.pass();
+    warpgroup_wait<0>();
+    pipeline_v.consumer_release(v_read);
+  } else {
+    clear(acc_o);  // rows that see no key: O = 0, lse = +inf (finish() with an empty sum)
+    CUTE_UNROLL
+    for (int mi = 0; mi < kRows; ++mi) softmax.row_max[mi] = -INFINITY, softmax.row_sum[mi] = 0.f;
+  }
 
   float lse[kRows];
   softmax.finish(acc_o_rows, params.softmax_scale, lse);
 
-  // Epilogue: O -> shared (Q's space: each warpgroup's S GEMMs, the only readers of its Q
-  // rows, are done) -> 16-byte global stores.
-  Tensor sO = make_tensor(sQ.data(), typename Cfg::SmemLayoutQ{});
-  sm80::store_output_and_lse<typename Cfg::Gmem>(mma_o, acc_o, sO, block.out, coords, lse, block.lse_rows, row0,
-                                                 q_rows_left, tidx);
+  // Epilogue: O -> this consumer's Q rows of shared memory (stmatrix) -> TMA store.
+  auto smem_copy_o = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, mma_o);
+  auto thr_copy_o = smem_copy_o.get_thread_slice(tidx);
+  Tensor o = convert_fragment<Element>(acc_o);
+  cute::copy(smem_copy_o, thr_copy_o.retile_S(o), thr_copy_o.partition_D(sQ));
+  cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by the TMA unit
+  named_barrier_sync(kEpilogueBarrier0 + consumer, 128);
+  if (tidx == 0) {
+    Tensor gO = query_tiles(args.tma_o);
+    auto [tOgO, tOsO] = tma_partition(args.tma_o, group_modes<0, 2>(sQ), group_modes<0, 2>(gO));
+    copy(args.tma_o, tOsO, tOgO(_, m_block * Cfg::kConsumers + consumer));
+    tma_store_arrive();
+  }
+  Tensor tOcO = thr_o.partition_C(make_identity_tensor(Shape<Int<kMmaRows>, Int<kHeadDim>>{}));
+  Tensor o_coords = make_tensor(tOcO.data(), accumulator_as_rows_cols(tOcO.layout()));
+  if (get<1>(o_coords(0, 0)) == 0) {  // the thread holding column 0 of its rows writes their lse
+    float* lse_rows = params.lse + (int64_t(batch) * params.nheads + head) * seqlens.seqlen_q;
+    CUTE_UNROLL
+    for (int mi = 0; mi < kRows; ++mi) {
+      const int row = row0 + get<0>(o_coords(mi, 0));
+      if (row < seqlens.seqlen_q) lse_rows[row] = lse[mi];
+    }
+  }
+  if (tidx == 0) tma_store_wait<0>();  // shared memory stays until the store has read it
 }
 
 template <class Cfg>
 cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream) {
+  using Element = typename Cfg::Element;
+  auto gmem = [&](const TensorArg& t, bool keys) {
+    return make_tensor(make_gmem_ptr(static_cast<Element*>(t.ptr)), gmem_shape<Cfg>(params, keys),
+                       make_stride(t.row_stride, _1{}, t.head_stride, t.batch_stride));
+  };
+  const FwdKernelArgs<Cfg> args{
+      params,
+      make_tma_copy(SM90_TMA_LOAD{}, gmem(params.q, false), typename Cfg::SmemLayoutQ{}),
+      make_tma_copy(SM90_TMA_LOAD{}, gmem(params.k, true), typename Cfg::SmemLayoutKV{}),
+      make_tma_copy(SM90_TMA_LOAD{}, gmem(params.v, true), typename Cfg::SmemLayoutKV{}),
+      make_tma_copy(SM90_TMA_STORE{}, gmem(params.out, false), typename Cfg::SmemLayoutQ{}),
+  };
   const dim3 grid(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads, params.batch);
   auto kernel = params.causal ? &fwd_kernel<Cfg, true> : &fwd_kernel<Cfg, false>;
-  return sm80::launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, params);
+  return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
 }
 
 }  // namespace flashgen::sm90

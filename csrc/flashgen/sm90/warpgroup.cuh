@@ -41,19 +41,27 @@ __device__ __forceinline__ void issue_wgmma(TiledMma& mma, FragA const& a, FragB
   }
 }
 
-// acc (+)= A B as one wgmma batch per warpgroup, waited for. A may be registers (RS) or
-// shared-memory descriptors (SS).
+// acc (+)= A B as one wgmma batch of this warpgroup, committed but not waited for: the caller
+// waits with warpgroup_wait<N>() (N: batches it lets run on) before reading acc or changing A.
 template <class TiledMma, class FragA, class FragB, class Acc>
-__device__ __forceinline__ void warpgroup_gemm(TiledMma& mma, FragA& a, FragB const& b, Acc& acc, bool zero_init) {
+__device__ __forceinline__ void issue_gemm_batch(TiledMma& mma, FragA& a, FragB const& b, Acc& acc, bool zero_init) {
   constexpr bool kRegisterA = !is_same_v<typename FragA::engine_type::iterator, GMMA::DescriptorIterator>;
   if constexpr (kRegisterA) warpgroup_fence_operand(a);
   warpgroup_fence_operand(acc);
   warpgroup_arrive();
   issue_wgmma(mma, a, b, acc, zero_init);
   warpgroup_commit_batch();
+  warpgroup_fence_operand(acc);
+}
+
+// acc (+)= A B as one wgmma batch per warpgroup, waited for. A may be registers (RS) or
+// shared-memory descriptors (SS).
+template <class TiledMma, class FragA, class FragB, class Acc>
+__device__ __forceinline__ void warpgroup_gemm(TiledMma& mma, FragA& a, FragB const& b, Acc& acc, bool zero_init) {
+  issue_gemm_batch(mma, a, b, acc, zero_init);
   warpgroup_wait<0>();
   warpgroup_fence_operand(acc);
-  if constexpr (kRegisterA) warpgroup_fence_operand(a);
+  if constexpr (!is_same_v<typename FragA::engine_type::iterator, GMMA::DescriptorIterator>) warpgroup_fence_operand(a);
 }
 
 // Shared memory written by threads (cp.async, st.shared) is read by wgmma through the async
@@ -67,6 +75,8 @@ __device__ __forceinline__ void publish_smem_writes_to_wgmma() {
 // earlier shared-memory writes before the consumer's sync returns; neither waits for the other
 // warpgroup's other work. num_threads counts both sides.
 constexpr int kExchangeBarrier = 1;  // sm90 backward: warpgroup 1's dP - D for warpgroup 0
+constexpr int kSchedulerBarrier0 = 2;  // sm90 forward ping-pong: one per consumer warpgroup (2..4)
+constexpr int kEpilogueBarrier0 = 5;   // sm90 forward: one per consumer warpgroup's epilogue (5..7)
 
 __device__ __forceinline__ void named_barrier_sync(int id, int num_threads) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(num_threads) : "memory");

@@ -4,7 +4,7 @@
 #pragma once
 #include <cute/tensor.hpp>
 
-namespace flashgen::sm80 {
+namespace flashgen {
 using namespace cute;
 
 struct AttentionMask {
@@ -21,6 +21,16 @@ struct AttentionMask {
   CUTE_HOST_DEVICE int visible_key_blocks(int row0, int block_m, int block_n) const {
     const int all = ceil_div(seqlen_k, block_n);
     return causal ? min(all, ceil_div(row0 + block_m + seqlen_k - seqlen_q, block_n)) : all;
+  }
+
+  // The key blocks [first, end) that rows [row0, row0 + block_m) visit; empty when no row sees a
+  // key. Kernels walk them from end - 1 down to first, so the blocks that need masking (the
+  // ragged last one, the causal diagonal) come first.
+  struct KeyBlocks {
+    int first, end;
+  };
+  CUTE_HOST_DEVICE KeyBlocks key_blocks(int row0, int block_m, int block_n) const {
+    return {0, visible_key_blocks(row0, block_m, block_n)};
   }
 
   // Does the (block_m x block_n) tile at (row0, col0) contain any masked element?
@@ -99,4 +109,4 @@ struct BackwardCta {
   }
 };
 
-}  // namespace flashgen::sm80
+}  // namespace flashgen

@@ -1,0 +1,93 @@
+// Online softmax over key blocks (FlashAttention): running row max and row sum in fp32, the
+// output accumulator rescaled when the max grows. Scores stay unscaled; exp2 takes
+// score * scale * log2(e) - max * scale * log2(e) as one FFMA.
+#pragma once
+#include <cute/tensor.hpp>
+
+#include "flashgen/common/utils.cuh"
+
+namespace flashgen {
+using namespace cute;
+
+template <int kRows>
+struct OnlineSoftmax {
+  float row_max[kRows];
+  float row_sum[kRows];  // this thread's partial sum; the quad's total is formed in finish()
+
+  // Turn `scores` (rows, cols) into probabilities relative to the running max, and rescale
+  // `out` (rows, head_dim cols) for the new max. kFirst: no previous block to rescale.
+  template <bool kFirst, class Scores, class Out>
+  __device__ __forceinline__ void update(Scores& scores, Out& out, float scale_log2) {
+    CUTE_UNROLL
+    for (int mi = 0; mi < kRows; ++mi) {
+      const float correction = update_row<kFirst>(scores, mi, scale_log2);
+      if (!kFirst) {
+        CUTE_UNROLL
+        for (int di = 0; di < size<1>(out); ++di) out(mi, di) *= correction;
+      }
+    }
+  }
+
+  // update() in two halves, for kernels whose output accumulator is still being written by an
+  // MMA while the next scores are exponentiated: exponentiate() leaves each row's rescaling
+  // factor in `correction` (1 for kFirst), rescale() applies it once the accumulator is free.
+  template <bool kFirst, class Scores>
+  __device__ __forceinline__ void exponentiate(Scores& scores, float scale_log2, float (&correction)[kRows]) {
+    CUTE_UNROLL
+    for (int mi = 0; mi < kRows; ++mi) correction[mi] = update_row<kFirst>(scores, mi, scale_log2);
+  }
+
+  template <class Out>
+  __device__ __forceinline__ void rescale(Out& out, const float (&correction)[kRows]) const {
+    CUTE_UNROLL
+    for (int mi = 0; mi < kRows; ++mi) {
+      CUTE_UNROLL
+      for (int di = 0; di < size<1>(out); ++di) out(mi, di) *= correction[mi];
+    }
+  }
+
+  // Normalize `out` by the row sums; return each row's log-sum-exp (natural log) in `lse`.
+  // Rows that saw no visible key get out = 0 and lse = +inf.
+  template <class Out>
+  __device__ __forceinline__ void finish(Out& out, float softmax_scale, float (&lse)[kRows]) {
+    CUTE_UNROLL
+    for (int mi = 0; mi < kRows; ++mi) {
+      const float sum = quad_sum(row_sum[mi]);
+      const bool empty = sum == 0.f || sum != sum;
+      const float inv = empty ? 1.f : 1.f / sum;
+      lse[mi] = empty ? INFINITY : row_max[mi] * softmax_scale + __logf(sum);
+      CUTE_UNROLL
+      for (int di = 0; di < size<1>(out); ++di) out(mi, di) *= inv;
+    }
+  }
+
+ private:
+  // Row mi of `scores`: the new running max, exp2 of the scaled scores relative to it, the running
+  // sum; returns the factor that moves values relative to the old max to the new one.
+  template <bool kFirst, class Scores>
+  __device__ __forceinline__ float update_row(Scores& scores, int mi, float scale_log2) {
+    float new_max = kFirst ? -INFINITY : row_max[mi];
+    CUTE_UNROLL
+    for (int ni = 0; ni < size<1>(scores); ++ni) new_max = fmaxf(new_max, scores(mi, ni));
+    new_max = quad_max(new_max);
+    // A row that has seen only masked keys keeps max -inf; subtract 0 so exp2 gives 0, not NaN.
+    const float max_scaled = new_max == -INFINITY ? 0.f : new_max * scale_log2;
+    float block_sum = 0.f;
+    CUTE_UNROLL
+    for (int ni = 0; ni < size<1>(scores); ++ni) {
+      scores(mi, ni) = exp2f(scores(mi, ni) * scale_log2 - max_scaled);
+      block_sum += scores(mi, ni);
+    }
+    float correction = 1.f;
+    if (kFirst) {
+      row_sum[mi] = block_sum;
+    } else {
+      correction = exp2f(row_max[mi] * scale_log2 - max_scaled);
+      row_sum[mi] = row_sum[mi] * correction + block_sum;
+    }
+    row_max[mi] = new_max;
+    return correction;
+  }
+};
+
+}  // namespace flashgen

@@ -1,0 +1,70 @@
+// Helpers every kernel family shares: integer and fragment arithmetic, the reductions over the
+// 4 lanes that hold one accumulator row, GQA head mapping and launching with large shared memory.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cute/tensor.hpp>
+#include <cutlass/array.h>
+#include <cutlass/numeric_conversion.h>
+
+namespace flashgen {
+using namespace cute;
+
+__host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+// The K/V head that query head `head` reads (GQA/MQA: nheads / nheads_kv query heads share one).
+template <class Params>
+__device__ __forceinline__ int kv_head_of(const Params& params, int head) {
+  return head / (params.nheads / params.nheads_kv);
+}
+
+// Dynamic shared memory one CTA may opt into on the current device.
+inline int device_smem_optin() {
+  int device = 0, bytes = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  return bytes;
+}
+
+// Launch `kernel` with `smem_bytes` of dynamic shared memory, opting in above the 48 KB default.
+template <class Kernel, class Params>
+cudaError_t launch_with_smem(Kernel kernel, dim3 grid, int threads, int smem_bytes, cudaStream_t stream,
+                             const Params& params) {
+  if (smem_bytes > 48 * 1024) {
+    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+    if (err != cudaSuccess) return err;
+  }
+  kernel<<<grid, threads, smem_bytes, stream>>>(params);
+  return cudaGetLastError();
+}
+
+// src's registers converted to dst's type, element for element (same size, any layouts).
+template <class Src, class Dst>
+__device__ __forceinline__ void convert_fragment_into(Src const& src, Dst& dst) {
+  using From = typename Src::value_type;
+  using To = typename Dst::value_type;
+  constexpr int kN = decltype(size(src))::value;
+  static_assert(kN == decltype(size(dst))::value, "one destination register per source register");
+  cutlass::NumericArrayConverter<To, From, kN> convert;
+  *reinterpret_cast<cutlass::Array<To, kN>*>(dst.data()) =
+      convert(*reinterpret_cast<cutlass::Array<From, kN> const*>(src.data()));
+}
+
+template <class To, class Engine, class Layout>
+__device__ __forceinline__ auto convert_fragment(Tensor<Engine, Layout> const& src) {
+  Tensor dst = make_tensor<To>(src.layout());
+  convert_fragment_into(src, dst);
+  return dst;
+}
+
+// Reductions over the 4 threads (a "quad") that share a row of an m16n8 accumulator.
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 2));
+  return fmaxf(x, __shfl_xor_sync(0xffffffff, x, 1));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffff, x, 2);
+  return x + __shfl_xor_sync(0xffffffff, x, 1);
+}
+
+}  // namespace flashgen
