@@ -142,6 +142,12 @@ class FwdSm90Tile(_NoFallbackPlan):
     # 1: the consumer warpgroups take turns issuing GEMMs (named barriers), so one's softmax
     # runs under the other's GEMMs (FlashAttention-3's ping-pong); needs 2 or 3 consumers.
     pingpong: int = 0
+    # 1: a GPU-full of CTAs, each taking every grid-th tile (common/tile_scheduler.cuh), so the
+    # next tile's K and V load under this one's epilogue; 0: one CTA per tile.
+    persistent: int = 0
+    # 1: a row keeps its running max until a block's max exceeds it by 2^8 in exp2 terms, so
+    # most steps of a long row skip rescaling O (common/softmax.cuh, kLazy).
+    lazy_rescale: int = 0
 
     template = "flash_fwd_sm90.cu.j2"
 
@@ -159,7 +165,7 @@ class FwdSm90Tile(_NoFallbackPlan):
                             f"wgmma's K), got {self.block_n}")
         if not 1 <= self.stages <= 4:
             raise TileError(f"stages must be 1 to 4, got {self.stages}")
-        _check_choices(self, (0, 1), "pingpong")
+        _check_choices(self, (0, 1), "pingpong", "persistent", "lazy_rescale")
         if self.pingpong and self.consumers() < 2:
             raise TileError("pingpong needs block_m of 128 or 192 (two or more consumer warpgroups)")
         # Live accumulators per consumer thread at the overlap's peak: O (64 x hdim fp32), the

@@ -12,6 +12,8 @@ struct flash_fwd_hdim64_fp16_sm90_tile {
   static constexpr int kBlockN = 128;
   static constexpr int kStages = 2;
   static constexpr bool kPingPong = true;
+  static constexpr bool kPersistent = false;
+  static constexpr bool kLazyRescale = false;
   static constexpr int kSmemBytes = 91136;  // gen/families.py's count; the kernel checks it
 };
 using flash_fwd_hdim64_fp16_sm90_config = sm90::FwdConfig<flash_fwd_hdim64_fp16_sm90_tile>;

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""A few backward calls of one shape per implementation: the workload for Nsight Compute, so
-flashgen's kernels and a peer's can be profiled side by side in one run; with --kernel-times,
-PyTorch's profiler lists the time of every kernel one backward call launches (memsets and the
-pre/postprocess kernels included), per implementation.
+"""A few backward (or, with --direction fwd, forward) calls of one shape per implementation: the
+workload for Nsight Compute, so flashgen's kernels and a peer's can be profiled side by side in
+one run; with --kernel-times, PyTorch's profiler lists the time of every kernel one call
+launches (memsets and the pre/postprocess kernels included), per implementation.
 
     ncu --clock-control none -k regex:'bwd_kernel|dq_dk_dv' -c 4 --section WarpStateStats \\
         python3 scripts/profile_bwd.py --impl flashgen,sdpa_flash --hdim 256 --seqlen 4096
+    ncu --clock-control none -k regex:fwd_kernel -c 1 --section SpeedOfLight \
+        python3 scripts/profile_bwd.py --direction fwd --impl flashgen --hdim 256 --seqlen 8192
     python3 scripts/profile_bwd.py --kernel-times --batch 2 --seqlen 8192
 """
 import argparse
@@ -25,6 +27,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seqlen", type=int, default=4096)
     parser.add_argument("--causal", action="store_true")
+    parser.add_argument("--direction", default="bwd", choices=("fwd", "bwd"))
     parser.add_argument("--calls", type=int, default=2)
     parser.add_argument("--kernel-times", action="store_true", help="print per-kernel CUDA times (torch profiler)")
     args = parser.parse_args()
@@ -32,14 +35,14 @@ def main() -> None:
     q, k, v = (torch.randn(args.batch, args.seqlen, heads, args.hdim, device="cuda", dtype=torch.bfloat16)
                for _ in range(3))
     for name in args.impl.split(","):
-        run = IMPLS[name](q, k, v, args.causal, "bwd")
+        run = IMPLS[name](q, k, v, args.causal, args.direction)
         if args.kernel_times:
             print_kernel_times(name, run, args.calls)
             continue
         for _ in range(args.calls):
             run()
         torch.cuda.synchronize()
-        print(f"{name}: {args.calls} backward calls done", flush=True)
+        print(f"{name}: {args.calls} {args.direction} calls done", flush=True)
 
 
 def print_kernel_times(name, run, calls: int) -> None:

@@ -31,16 +31,24 @@ struct OnlineSoftmax {
   // update() in two halves, for kernels whose output accumulator is still being written by an
   // MMA while the next scores are exponentiated: exponentiate() leaves each row's rescaling
   // factor in `correction` (1 for kFirst), rescale() applies it once the accumulator is free.
-  template <bool kFirst, class Scores>
+  // kLazy: a row keeps its running max until a block's max exceeds it by more than
+  // kLazyRescaleLog2 (in exp2 units), so probabilities stay below 2^kLazyRescaleLog2 and most
+  // blocks of a long row need no rescaling at all; rescale() then skips the rows of a warp
+  // whose factors are all 1. Sums and the output stay relative to the same max, so the result
+  // is the same up to rounding.
+  static constexpr float kLazyRescaleLog2 = 8.f;
+
+  template <bool kFirst, bool kLazy = false, class Scores>
   __device__ __forceinline__ void exponentiate(Scores& scores, float scale_log2, float (&correction)[kRows]) {
     CUTE_UNROLL
-    for (int mi = 0; mi < kRows; ++mi) correction[mi] = update_row<kFirst>(scores, mi, scale_log2);
+    for (int mi = 0; mi < kRows; ++mi) correction[mi] = update_row<kFirst, kLazy>(scores, mi, scale_log2);
   }
 
-  template <class Out>
+  template <bool kLazy = false, class Out>
   __device__ __forceinline__ void rescale(Out& out, const float (&correction)[kRows]) const {
     CUTE_UNROLL
     for (int mi = 0; mi < kRows; ++mi) {
+      if (kLazy && !__any_sync(0xffffffff, correction[mi] != 1.f)) continue;  // the warp's rows kept their max
       CUTE_UNROLL
       for (int di = 0; di < size<1>(out); ++di) out(mi, di) *= correction[mi];
     }
@@ -64,12 +72,14 @@ struct OnlineSoftmax {
  private:
   // Row mi of `scores`: the new running max, exp2 of the scaled scores relative to it, the running
   // sum; returns the factor that moves values relative to the old max to the new one.
-  template <bool kFirst, class Scores>
+  template <bool kFirst, bool kLazy = false, class Scores>
   __device__ __forceinline__ float update_row(Scores& scores, int mi, float scale_log2) {
     float new_max = kFirst ? -INFINITY : row_max[mi];
     CUTE_UNROLL
     for (int ni = 0; ni < size<1>(scores); ++ni) new_max = fmaxf(new_max, scores(mi, ni));
     new_max = quad_max(new_max);
+    // (A -inf running max always moves: its difference is +inf or NaN, never <= the threshold.)
+    if (!kFirst && kLazy && (new_max - row_max[mi]) * scale_log2 <= kLazyRescaleLog2) new_max = row_max[mi];
     // A row that has seen only masked keys keeps max -inf; subtract 0 so exp2 gives 0, not NaN.
     const float max_scaled = new_max == -INFINITY ? 0.f : new_max * scale_log2;
     float block_sum = 0.f;

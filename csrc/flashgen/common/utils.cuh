@@ -26,6 +26,14 @@ inline int device_smem_optin() {
   return bytes;
 }
 
+// Multiprocessors of the current device (a persistent grid takes one CTA per multiprocessor).
+inline int device_multiprocessors() {
+  int device = 0, count = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device);
+  return count > 0 ? count : 1;
+}
+
 // Launch `kernel` with `smem_bytes` of dynamic shared memory, opting in above the 48 KB default.
 template <class Kernel, class Params>
 cudaError_t launch_with_smem(Kernel kernel, dim3 grid, int threads, int smem_bytes, cudaStream_t stream,

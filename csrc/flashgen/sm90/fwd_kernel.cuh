@@ -1,8 +1,10 @@
 // sm90 forward attention, warp-specialized (the structure of FlashAttention-3). Compiled for
 // sm_90a only (H100, H200).
 //
-// One CTA per (query block, head, batch). Warpgroup 0 produces, warpgroups 1..C consume, each
-// consumer owning 64 query rows:
+// A CTA computes (query block, head, batch) tiles: one, or with kPersistent every gridDim.x-th
+// of a GPU-full grid (common/tile_scheduler.cuh), the next tile's K and V loading under this
+// one's epilogue. Warpgroup 0 produces, warpgroups 1..C consume, each consumer owning 64 query
+// rows:
 // - Producer (registers lowered with setmaxnreg): one thread issues TMA loads, Q once, then K_n
 //   and V_n for the visible key blocks n, last first, through kStages-deep rings of shared-memory
 //   buffers, each stage guarded by a full and an empty mbarrier (CUTLASS's PipelineTmaAsync).
@@ -29,6 +31,7 @@
 #include "flashgen/common/mask.cuh"
 #include "flashgen/common/seqlen.cuh"
 #include "flashgen/common/softmax.cuh"
+#include "flashgen/common/tile_scheduler.cuh"
 #include "flashgen/common/utils.cuh"
 #include "flashgen/params.h"
 #include "flashgen/sm90/warpgroup.cuh"
@@ -37,7 +40,8 @@ namespace flashgen::sm90 {
 using namespace cute;
 
 // Compile-time plan of one forward kernel. Tile is the named tile struct a generated file renders
-// from kernels.yaml: Element, kHeadDim, kBlockM, kBlockN, kStages, kPingPong, kSmemBytes.
+// from kernels.yaml: Element, kHeadDim, kBlockM, kBlockN, kStages, kPingPong, kPersistent,
+// kLazyRescale, kSmemBytes.
 template <class Tile>
 struct FwdConfig {
   using Element = typename Tile::Element;
@@ -46,6 +50,8 @@ struct FwdConfig {
   static constexpr int kBlockN = Tile::kBlockN;
   static constexpr int kStages = Tile::kStages;
   static constexpr bool kPingPong = Tile::kPingPong;
+  static constexpr bool kPersistent = Tile::kPersistent;
+  static constexpr bool kLazyRescale = Tile::kLazyRescale;  // OnlineSoftmax's kLazy
 
   static constexpr int kMmaRows = 64;  // query rows of one consumer warpgroup (one wgmma M)
   static constexpr int kConsumers = kBlockM / kMmaRows;
@@ -88,7 +94,8 @@ struct FwdConfig {
     alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutKVStages>> k;
     alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutKVStages>> v;
     typename PipelineKV::SharedStorage pipeline_k, pipeline_v;
-    cutlass::arch::ClusterTransactionBarrier q_full;
+    cutlass::arch::ClusterTransactionBarrier q_full;  // Q landed
+    cutlass::arch::ClusterBarrier q_empty;            // each consumer's O store has read its Q rows
   };
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes == Tile::kSmemBytes, "gen/families.py's shared-memory count disagrees with this kernel's");
@@ -146,13 +153,23 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   auto& smem = *reinterpret_cast<typename Cfg::SharedStorage*>(smem_raw);
   const FwdParams& params = args.params;
 
-  // Causal query blocks further down see more keys: launch those first.
-  const int m_block = kCausal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
-  const int head = blockIdx.y, batch = blockIdx.z;
-  const FixedSequenceLengths seqlens(params, batch);
-  const AttentionMask mask{seqlens.seqlen_q, seqlens.seqlen_k, kCausal};
-  const auto key_blocks = mask.key_blocks(m_block * kBlockM, kBlockM, kBlockN);
-  const bool any_keys = key_blocks.end > key_blocks.first;  // causal with seqlen_q > seqlen_k: maybe none
+  // The tiles of this CTA: one (grid = tiles), or every gridDim.x-th from blockIdx.x (persistent).
+  const ForwardTileOrder order{ceil_div(params.seqlen_q, kBlockM), params.nheads, params.batch, kCausal};
+  // body(tile index, iteration): iteration counts this CTA's tiles (the Q barriers' phases).
+  auto for_each_tile = [&](auto&& body) {
+    if constexpr (Cfg::kPersistent) {
+      int iteration = 0;
+      for (int t = blockIdx.x; t < order.num_tiles(); t += gridDim.x, ++iteration) body(t, iteration);
+    } else {
+      body(blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z), 0);
+    }
+  };
+  // The key blocks a tile visits; none for causal rows above the diagonal's start (seqlen_q > seqlen_k).
+  auto key_blocks_of = [&](ForwardTile const& tile) {
+    const FixedSequenceLengths seqlens(params, tile.batch);
+    const AttentionMask mask{seqlens.seqlen_q, seqlens.seqlen_k, kCausal};
+    return mask.key_blocks(tile.m_block * kBlockM, kBlockM, kBlockN);
+  };
   const int warpgroup = threadIdx.x / 128;
 
   typename PipelineKV::Params pipe_params;
@@ -160,7 +177,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   pipe_params.role = warpgroup == 0 ? PipelineKV::ThreadCategory::Producer : PipelineKV::ThreadCategory::Consumer;
   pipe_params.is_leader = threadIdx.x == 0;
   pipe_params.num_consumers = Cfg::kConsumers * 128;
-  if (threadIdx.x == 0) smem.q_full.init(1);
+  if (threadIdx.x == 0) {
+    smem.q_full.init(1);
+    smem.q_empty.init(Cfg::kConsumers);
+  }
   PipelineKV pipeline_k(smem.pipeline_k, pipe_params, Shape<_1, _1, _1>{});
   PipelineKV pipeline_v(smem.pipeline_v, pipe_params, Shape<_1, _1, _1>{});
   __syncthreads();  // barriers initialized (the constructors fenced their init)
@@ -169,47 +189,63 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
     return make_tensor(make_smem_ptr(smem.q.data() + consumer * cosize_v<typename Cfg::SmemLayoutQ>),
                        typename Cfg::SmemLayoutQ{});
   };
-  // 64-row tiles of this head's queries: consumer c's rows are tile m_block * kConsumers + c.
-  auto query_tiles = [&](auto const& tma) {
+  // 64-row tiles of a head's queries: consumer c's rows of query block m are tile m * kConsumers + c.
+  auto query_tiles = [&](auto const& tma, ForwardTile const& tile) {
     Tensor m = tma.get_tma_tensor(gmem_shape<Cfg>(params, false));
-    return local_tile(m(_, _, head, batch), Shape<Int<kMmaRows>, Int<kHeadDim>>{}, make_coord(_, _0{}));
+    return local_tile(m(_, _, tile.head, tile.batch), Shape<Int<kMmaRows>, Int<kHeadDim>>{}, make_coord(_, _0{}));
   };
 
-  if (warpgroup == 0) {  // producer
+  if (warpgroup == 0) {  // producer: one thread issues every load
     cutlass::arch::warpgroup_reg_dealloc<Cfg::kProducerRegisters>();
-    if (threadIdx.x != 0 || !any_keys) return;
-    const int head_kv = kv_head_of(params, head);
-    Tensor gQ = query_tiles(args.tma_q);  // (64, d, tiles)
-    auto key_tiles = [&](auto const& tma) {
-      Tensor m = tma.get_tma_tensor(gmem_shape<Cfg>(params, true));
-      return local_tile(m(_, _, head_kv, batch), Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(_, _0{}));
-    };
+    if (threadIdx.x != 0) return;
     Tensor sK = make_tensor(make_smem_ptr(smem.k.data()), typename Cfg::SmemLayoutKVStages{});
     Tensor sV = make_tensor(make_smem_ptr(smem.v.data()), typename Cfg::SmemLayoutKVStages{});
-    auto [tKgK, tKsK] = tma_partition(args.tma_k, group_modes<0, 2>(sK), group_modes<0, 2>(key_tiles(args.tma_k)));
-    auto [tVgV, tVsV] = tma_partition(args.tma_v, group_modes<0, 2>(sV), group_modes<0, 2>(key_tiles(args.tma_v)));
-
-    smem.q_full.arrive_and_expect_tx(Cfg::kQBytes);
-    for (int c = 0; c < Cfg::kConsumers; ++c) {
-      auto [tQgQ, tQsQ] = tma_partition(args.tma_q, group_modes<0, 2>(q_slice(c)), group_modes<0, 2>(gQ));
-      copy(args.tma_q.with(reinterpret_cast<uint64_t&>(smem.q_full)), tQgQ(_, m_block * Cfg::kConsumers + c), tQsQ);
-    }
     auto state = cutlass::make_producer_start_state<PipelineKV>();
-    for (int n = key_blocks.end - 1; n >= key_blocks.first; --n) {
-      pipeline_k.producer_acquire(state);
-      copy(args.tma_k.with(*pipeline_k.producer_get_barrier(state)), tKgK(_, n), tKsK(_, state.index()));
-      pipeline_v.producer_acquire(state);
-      copy(args.tma_v.with(*pipeline_v.producer_get_barrier(state)), tVgV(_, n), tVsV(_, state.index()));
-      ++state;
-    }
+    for_each_tile([&](int t, int iteration) {
+      const ForwardTile tile = order.at(t);
+      const auto key_blocks = key_blocks_of(tile);
+      const int head_kv = kv_head_of(params, tile.head);
+      auto key_tiles = [&](auto const& tma) {
+        Tensor m = tma.get_tma_tensor(gmem_shape<Cfg>(params, true));
+        return local_tile(m(_, _, head_kv, tile.batch), Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(_, _0{}));
+      };
+      auto [tKgK, tKsK] = tma_partition(args.tma_k, group_modes<0, 2>(sK), group_modes<0, 2>(key_tiles(args.tma_k)));
+      auto [tVgV, tVsV] = tma_partition(args.tma_v, group_modes<0, 2>(sV), group_modes<0, 2>(key_tiles(args.tma_v)));
+
+      auto load_k = [&](int n) {
+        pipeline_k.producer_acquire(state);
+        copy(args.tma_k.with(*pipeline_k.producer_get_barrier(state)), tKgK(_, n), tKsK(_, state.index()));
+      };
+      auto load_v = [&](int n) {
+        pipeline_v.producer_acquire(state);
+        copy(args.tma_v.with(*pipeline_v.producer_get_barrier(state)), tVgV(_, n), tVsV(_, state.index()));
+        ++state;
+      };
+      const int last = key_blocks.end - 1;
+      // The first K goes out before Q: persistent, it loads under the previous tile's epilogue.
+      if (last >= key_blocks.first) load_k(last);
+      // Q: its buffer holds the previous tile's O until the consumers' stores have read it.
+      if (iteration > 0) smem.q_empty.wait((iteration - 1) & 1);
+      smem.q_full.arrive_and_expect_tx(Cfg::kQBytes);
+      Tensor gQ = query_tiles(args.tma_q, tile);
+      for (int c = 0; c < Cfg::kConsumers; ++c) {
+        auto [tQgQ, tQsQ] = tma_partition(args.tma_q, group_modes<0, 2>(q_slice(c)), group_modes<0, 2>(gQ));
+        copy(args.tma_q.with(reinterpret_cast<uint64_t&>(smem.q_full)), tQgQ(_, tile.m_block * Cfg::kConsumers + c),
+             tQsQ);
+      }
+      if (last >= key_blocks.first) load_v(last);
+      for (int n = last - 1; n >= key_blocks.first; --n) {
+        load_k(n);
+        load_v(n);
+      }
+    });
     return;
   }
 
-  // Consumer warpgroup `consumer`: query rows [row0, row0 + 64).
+  // Consumer warpgroup `consumer`: query rows [64 consumer, 64 consumer + 64) of each tile.
   cutlass::arch::warpgroup_reg_alloc<Cfg::kConsumerRegisters>();
   const int consumer = warpgroup - 1;
   const int tidx = threadIdx.x % 128;
-  const int row0 = m_block * kBlockM + consumer * kMmaRows;
   const GemmTurns<Cfg> turns{consumer};
   turns.start();
 
@@ -227,107 +263,122 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   Tensor acc_o_rows = make_tensor(acc_o.data(), accumulator_as_rows_cols(acc_o.layout()));
   Tensor tScS = thr_s.partition_C(make_identity_tensor(Shape<Int<kMmaRows>, Int<kBlockN>>{}));
   Tensor coords = make_tensor(tScS.data(), accumulator_as_rows_cols(tScS.layout()));
+  Tensor tOcO = thr_o.partition_C(make_identity_tensor(Shape<Int<kMmaRows>, Int<kHeadDim>>{}));
+  Tensor o_coords = make_tensor(tOcO.data(), accumulator_as_rows_cols(tOcO.layout()));
   constexpr int kRows = decltype(size<0>(acc_o_rows))::value;
-  OnlineSoftmax<kRows> softmax;
-  float correction[kRows];
+  auto smem_copy_o = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, mma_o);
+  auto thr_copy_o = smem_copy_o.get_thread_slice(tidx);
 
   using AccS = decltype(partition_fragment_C(mma_s, Shape<Int<kMmaRows>, Int<kBlockN>>{}));
   using PLayout = decltype(AccS{}.layout());
   Tensor p = make_tensor<Element>(PLayout{});  // the probabilities of the block whose P V is next
   Tensor tOrP = make_tensor(p.data(), accumulator_as_operand_a(p.layout()));
+  cutlass::PipelineState<Cfg::kStages> k_read, v_read;  // continue from tile to tile, as the producer's
 
-  // S = Q K_n^T, masked where the tile crosses the diagonal or the end of the keys, turned into
-  // probabilities: the softmax of one block, after its GEMM was issued by the caller.
-  auto scores_to_probabilities = [&](AccS& acc_s, int n, auto is_first) {
-    Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
-    if (mask.tile_needs_mask(row0, n * kBlockN, kBlockN)) mask.apply(scores, coords, row0, n * kBlockN);
-    softmax.template exponentiate<decltype(is_first)::value>(scores, params.softmax_scale_log2, correction);
-  };
+  for_each_tile([&](int t, int iteration) {
+    const ForwardTile tile = order.at(t);
+    const FixedSequenceLengths seqlens(params, tile.batch);
+    const AttentionMask mask{seqlens.seqlen_q, seqlens.seqlen_k, kCausal};
+    const auto key_blocks = key_blocks_of(tile);
+    const int row0 = tile.m_block * kBlockM + consumer * kMmaRows;
+    OnlineSoftmax<kRows> softmax;
+    float correction[kRows];
 
-  if (any_keys) {
-    smem.q_full.wait(0);
-    cutlass::PipelineState<Cfg::kStages> k_read, v_read;
-    int n = key_blocks.end - 1;
-    {  // the first block: its S alone
-      AccS acc_s;
-      pipeline_k.consumer_wait(k_read);
+    // S = Q K_n^T, masked where the tile crosses the diagonal or the end of the keys, turned into
+    // probabilities: the softmax of one block, after the caller waited for its GEMM.
+    auto scores_to_probabilities = [&](AccS& acc_s, int n, auto is_first) {
+      Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
+      if (mask.tile_needs_mask(row0, n * kBlockN, kBlockN)) mask.apply(scores, coords, row0, n * kBlockN);
+      softmax.template exponentiate<decltype(is_first)::value, Cfg::kLazyRescale>(scores, params.softmax_scale_log2,
+                                                                            correction);
+    };
+
+    smem.q_full.wait(iteration & 1);
+    if (key_blocks.end > key_blocks.first) {
+      int n = key_blocks.end - 1;
+      {  // the first block: its S alone
+        AccS acc_s;
+        pipeline_k.consumer_wait(k_read);
+        turns.wait();
+        issue_gemm_batch(mma_s, tSrQ, tSrK(_, _, _, k_read.index()), acc_s, /*zero_init=*/true);
+        turns.pass();
+        warpgroup_wait<0>();
+        pipeline_k.consumer_release(k_read);
+        ++k_read;
+        scores_to_probabilities(acc_s, n, cute::true_type{});
+        convert_fragment_into(acc_s, p);
+      }
+      // Then S of the next block and P V of this one go out together, the softmax of the next
+      // under the P V GEMM.
+      auto step = [&](auto is_first_pv) {
+        constexpr bool kFirstPv = decltype(is_first_pv)::value;
+        AccS acc_s;
+        pipeline_k.consumer_wait(k_read);
+        turns.wait();
+        issue_gemm_batch(mma_s, tSrQ, tSrK(_, _, _, k_read.index()), acc_s, /*zero_init=*/true);
+        if (!kFirstPv) softmax.template rescale<Cfg::kLazyRescale>(acc_o_rows, correction);  // for the previous block's max
+        pipeline_v.consumer_wait(v_read);
+        issue_gemm_batch(mma_o, tOrP, tOrVt(_, _, _, v_read.index()), acc_o, /*zero_init=*/kFirstPv);
+        turns.pass();
+        warpgroup_wait<1>();  // S done
+        pipeline_k.consumer_release(k_read);
+        ++k_read;
+        scores_to_probabilities(acc_s, n - 1, cute::false_type{});
+        warpgroup_wait<0>();  // P V done: p and acc_o are free
+        pipeline_v.consumer_release(v_read);
+        ++v_read;
+        convert_fragment_into(acc_s, p);
+        --n;
+      };
+      const bool single_block = n == key_blocks.first;
+      if (!single_block) {
+        step(cute::true_type{});
+        while (n > key_blocks.first) step(cute::false_type{});
+        softmax.template rescale<Cfg::kLazyRescale>(acc_o_rows, correction);
+      }
+      // P V of the last block alone.
+      pipeline_v.consumer_wait(v_read);
       turns.wait();
-      issue_gemm_batch(mma_s, tSrQ, tSrK(_, _, _, k_read.index()), acc_s, /*zero_init=*/true);
+      issue_gemm_batch(mma_o, tOrP, tOrVt(_, _, _, v_read.index()), acc_o, /*zero_init=*/single_block);
       turns.pass();
       warpgroup_wait<0>();
-      pipeline_k.consumer_release(k_read);
-      ++k_read;
-      scores_to_probabilities(acc_s, n, cute::true_type{});
-      convert_fragment_into(acc_s, p);
-    }
-    // Then S of the next block and P V of this one go out together, the softmax of the next
-    // under the P V GEMM.
-    auto step = [&](auto is_first_pv) {
-      constexpr bool kFirstPv = decltype(is_first_pv)::value;
-      AccS acc_s;
-      pipeline_k.consumer_wait(k_read);
-      turns.wait();
-      issue_gemm_batch(mma_s, tSrQ, tSrK(_, _, _, k_read.index()), acc_s, /*zero_init=*/true);
-      if (!kFirstPv) softmax.rescale(acc_o_rows, correction);  // for the previous block's max
-      pipeline_v.consumer_wait(v_read);
-      issue_gemm_batch(mma_o, tOrP, tOrVt(_, _, _, v_read.index()), acc_o, /*zero_init=*/kFirstPv);
-      turns.pass();
-      warpgroup_wait<1>();  // S done
-      pipeline_k.consumer_release(k_read);
-      ++k_read;
-      scores_to_probabilities(acc_s, n - 1, cute::false_type{});
-      warpgroup_wait<0>();  // P V done: p and acc_o are free
       pipeline_v.consumer_release(v_read);
       ++v_read;
-      convert_fragment_into(acc_s, p);
-      --n;
-    };
-    const bool single_block = n == key_blocks.first;
-    if (!single_block) {
-      step(cute::true_type{});
-      while (n > key_blocks.first) step(cute::false_type{});
+    } else {
+      clear(acc_o);  // rows that see no key: O = 0, lse = +inf (finish() with an empty sum)
+      CUTE_UNROLL
+      for (int mi = 0; mi < kRows; ++mi) softmax.row_max[mi] = -INFINITY, softmax.row_sum[mi] = 0.f;
     }
-    // P V of the last block alone.
-    if (!single_block) softmax.rescale(acc_o_rows, correction);
-    pipeline_v.consumer_wait(v_read);
-    turns.wait();
-    issue_gemm_batch(mma_o, tOrP, tOrVt(_, _, _, v_read.index()), acc_o, /*zero_init=*/single_block);
-    turns.pass();
-    warpgroup_wait<0>();
-    pipeline_v.consumer_release(v_read);
-  } else {
-    clear(acc_o);  // rows that see no key: O = 0, lse = +inf (finish() with an empty sum)
-    CUTE_UNROLL
-    for (int mi = 0; mi < kRows; ++mi) softmax.row_max[mi] = -INFINITY, softmax.row_sum[mi] = 0.f;
-  }
 
-  float lse[kRows];
-  softmax.finish(acc_o_rows, params.softmax_scale, lse);
+    float lse[kRows];
+    softmax.finish(acc_o_rows, params.softmax_scale, lse);
 
-  // Epilogue: O -> this consumer's Q rows of shared memory (stmatrix) -> TMA store.
-  auto smem_copy_o = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, mma_o);
-  auto thr_copy_o = smem_copy_o.get_thread_slice(tidx);
-  Tensor o = convert_fragment<Element>(acc_o);
-  cute::copy(smem_copy_o, thr_copy_o.retile_S(o), thr_copy_o.partition_D(sQ));
-  cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by the TMA unit
-  named_barrier_sync(kEpilogueBarrier0 + consumer, 128);
-  if (tidx == 0) {
-    Tensor gO = query_tiles(args.tma_o);
-    auto [tOgO, tOsO] = tma_partition(args.tma_o, group_modes<0, 2>(sQ), group_modes<0, 2>(gO));
-    copy(args.tma_o, tOsO, tOgO(_, m_block * Cfg::kConsumers + consumer));
-    tma_store_arrive();
-  }
-  Tensor tOcO = thr_o.partition_C(make_identity_tensor(Shape<Int<kMmaRows>, Int<kHeadDim>>{}));
-  Tensor o_coords = make_tensor(tOcO.data(), accumulator_as_rows_cols(tOcO.layout()));
-  if (get<1>(o_coords(0, 0)) == 0) {  // the thread holding column 0 of its rows writes their lse
-    float* lse_rows = params.lse + (int64_t(batch) * params.nheads + head) * seqlens.seqlen_q;
-    CUTE_UNROLL
-    for (int mi = 0; mi < kRows; ++mi) {
-      const int row = row0 + get<0>(o_coords(mi, 0));
-      if (row < seqlens.seqlen_q) lse_rows[row] = lse[mi];
+    // Epilogue: O -> this consumer's Q rows of shared memory (stmatrix) -> TMA store; the TMA
+    // unit clips rows past seqlen_q. Once the store has read them, the rows are free for the
+    // next tile's Q.
+    Tensor o = convert_fragment<Element>(acc_o);
+    cute::copy(smem_copy_o, thr_copy_o.retile_S(o), thr_copy_o.partition_D(sQ));
+    cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by the TMA unit
+    named_barrier_sync(kEpilogueBarrier0 + consumer, 128);
+    if (tidx == 0) {
+      Tensor gO = query_tiles(args.tma_o, tile);
+      auto [tOgO, tOsO] = tma_partition(args.tma_o, group_modes<0, 2>(sQ), group_modes<0, 2>(gO));
+      copy(args.tma_o, tOsO, tOgO(_, tile.m_block * Cfg::kConsumers + consumer));
+      tma_store_arrive();
     }
-  }
-  if (tidx == 0) tma_store_wait<0>();  // shared memory stays until the store has read it
+    if (get<1>(o_coords(0, 0)) == 0) {  // the thread holding column 0 of its rows writes their lse
+      float* lse_rows = params.lse + (int64_t(tile.batch) * params.nheads + tile.head) * seqlens.seqlen_q;
+      CUTE_UNROLL
+      for (int mi = 0; mi < kRows; ++mi) {
+        const int row = row0 + get<0>(o_coords(mi, 0));
+        if (row < seqlens.seqlen_q) lse_rows[row] = lse[mi];
+      }
+    }
+    if (tidx == 0) {
+      tma_store_wait<0>();  // the store has read this consumer's rows
+      smem.q_empty.arrive();
+    }
+  });
 }
 
 template <class Cfg>
@@ -344,7 +395,12 @@ cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream) {
       make_tma_copy(SM90_TMA_LOAD{}, gmem(params.v, true), typename Cfg::SmemLayoutKV{}),
       make_tma_copy(SM90_TMA_STORE{}, gmem(params.out, false), typename Cfg::SmemLayoutQ{}),
   };
-  const dim3 grid(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads, params.batch);
+  const int m_blocks = ceil_div(params.seqlen_q, Cfg::kBlockM);
+  dim3 grid(m_blocks, params.nheads, params.batch);
+  if constexpr (Cfg::kPersistent) {  // one CTA per multiprocessor (a CTA takes a whole one)
+    const int64_t tiles = int64_t(m_blocks) * params.nheads * params.batch;
+    grid = dim3(unsigned(std::min<int64_t>(tiles, device_multiprocessors())), 1, 1);
+  }
   auto kernel = params.causal ? &fwd_kernel<Cfg, true> : &fwd_kernel<Cfg, false>;
   return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
 }
