@@ -142,8 +142,9 @@ class FwdSm90Tile(_NoFallbackPlan):
     # 1: the consumer warpgroups take turns issuing GEMMs (named barriers), so one's softmax
     # runs under the other's GEMMs (FlashAttention-3's ping-pong); needs 2 or 3 consumers.
     pingpong: int = 0
-    # 1: a GPU-full of CTAs, each taking every grid-th tile (common/tile_scheduler.cuh), so the
-    # next tile's K and V load under this one's epilogue; 0: one CTA per tile.
+    # 1: non-causal calls run a GPU-full of CTAs, each taking every grid-th tile
+    # (common/tile_scheduler.cuh), so the next tile's first K loads under this one's epilogue;
+    # causal calls keep one CTA per tile (their tiles differ in length). 0: one CTA per tile.
     persistent: int = 0
     # 1: a row keeps its running max until a block's max exceeds it by 2^8 in exp2 terms, so
     # most steps of a long row skip rescaling O (common/softmax.cuh, kLazy).

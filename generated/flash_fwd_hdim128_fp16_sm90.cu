@@ -12,7 +12,7 @@ struct flash_fwd_hdim128_fp16_sm90_tile {
   static constexpr int kBlockN = 128;
   static constexpr int kStages = 2;
   static constexpr bool kPingPong = true;
-  static constexpr bool kPersistent = false;
+  static constexpr bool kPersistent = true;
   static constexpr bool kLazyRescale = false;
   static constexpr int kSmemBytes = 164864;  // gen/families.py's count; the kernel checks it
 };

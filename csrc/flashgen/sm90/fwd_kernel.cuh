@@ -143,6 +143,15 @@ struct GemmTurns {
   }
 };
 
+// Persistent tiles for non-causal calls only: their tiles are all alike, so CTA b taking every
+// grid-th one balances, while causal tiles differ in length and one CTA per tile (the hardware
+// handing out CTAs as multiprocessors free up) balances better. H200, bf16 (docs/perf.md,
+// session 5): non-causal +0-4%, causal -4% to -32% with the static persistent order.
+template <class Cfg, bool kCausal>
+constexpr bool persistent_grid() {
+  return Cfg::kPersistent && !kCausal;
+}
+
 template <class Cfg, bool kCausal>
 __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_constant__ FwdKernelArgs<Cfg> args) {
   using Element = typename Cfg::Element;
@@ -157,7 +166,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   const ForwardTileOrder order{ceil_div(params.seqlen_q, kBlockM), params.nheads, params.batch, kCausal};
   // body(tile index, iteration): iteration counts this CTA's tiles (the Q barriers' phases).
   auto for_each_tile = [&](auto&& body) {
-    if constexpr (Cfg::kPersistent) {
+    if constexpr (persistent_grid<Cfg, kCausal>()) {
       int iteration = 0;
       for (int t = blockIdx.x; t < order.num_tiles(); t += gridDim.x, ++iteration) body(t, iteration);
     } else {
@@ -397,7 +406,8 @@ cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream) {
   };
   const int m_blocks = ceil_div(params.seqlen_q, Cfg::kBlockM);
   dim3 grid(m_blocks, params.nheads, params.batch);
-  if constexpr (Cfg::kPersistent) {  // one CTA per multiprocessor (a CTA takes a whole one)
+  if (params.causal ? persistent_grid<Cfg, true>() : persistent_grid<Cfg, false>()) {
+    // One CTA per multiprocessor (a CTA takes a whole one).
     const int64_t tiles = int64_t(m_blocks) * params.nheads * params.batch;
     grid = dim3(unsigned(std::min<int64_t>(tiles, device_multiprocessors())), 1, 1);
   }
