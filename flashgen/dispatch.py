@@ -15,6 +15,7 @@ import torch
 
 from flashgen._ext import extension
 from flashgen.errors import KernelNotBuiltError
+from flashgen.locations import BUILD_COMMAND
 from flashgen.naming import ARCHS, KernelKey
 
 TORCH_DTYPE_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
@@ -90,4 +91,4 @@ def _choose(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple
             f"(compute capability {capability[0]}.{capability[1]}). Add a config to kernels.yaml. Built: {built_list}")
     raise KernelNotBuiltError(
         f"{wanted.name} is needed (head_dim={head_dim}, {dtype_name}, {direction}) but this build does not hold it. "
-        f"Built: {built_list}. Add it with: python build.py --add {wanted.name}")
+        f"Built: {built_list}. Add it with: {BUILD_COMMAND} --add {wanted.name}")
