@@ -7,6 +7,7 @@
     python build.py --kernels 'fwd*hdim256*'         # globs over kernel names
     python build.py --list                           # the catalog, selected kernels marked
     python build.py --dry-run                        # what would be compiled
+    python build.py --report                         # the last build's compile times, registers, spills
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 from flashgen import locations
-from gen import build, paths
+from gen import build, paths, report
 from gen.select import Selection, SelectionError, select
 from gen.spec import CatalogError, load_catalog
 from gen.toolchain import Toolchain, ToolchainError
@@ -37,6 +38,8 @@ def parse_args(argv):
     p.add_argument("--add", type=_csv(), help="kernel-name globs to add to the build dir's current selection")
     p.add_argument("--list", action="store_true", help="print the catalog, marking selected kernels with *")
     p.add_argument("--dry-run", action="store_true", help="print what would be compiled; compile nothing")
+    p.add_argument("--report", action="store_true",
+                   help="print the build dir's last build report (compile seconds, registers, spills, shared memory)")
     p.add_argument("-j", "--jobs", type=int, default=None, help="parallel compiles (default: by cores and memory)")
     p.add_argument("--build-dir", type=Path, default=None,
                    help="where to build (default: $FLASHGEN_BUILD_DIR, else build/ in a checkout, "
@@ -69,6 +72,13 @@ def main(argv=None) -> int:
         return 0
 
     build_dir = args.build_dir.resolve()
+    plan_smem = {k.name: k.smem_bytes for k in catalog.kernels}
+    if args.report:
+        if not (build_dir / build.SELECTION_FILE).exists():
+            print(f"error: no build in {build_dir}: run {locations.BUILD_COMMAND} first", file=sys.stderr)
+            return 2
+        print(report.format_table(report.collect(build_dir, plan_smem)))
+        return 0
     try:
         generated_dir = paths.generated_dir(args.catalog, build_dir)
         plan = build.prepare(catalog, selected, build_dir, Toolchain(), generated_dir)
@@ -91,6 +101,7 @@ def main(argv=None) -> int:
         print(f"\nbuild FAILED after {result.seconds:.0f}s (compiler output above). "
               f"Any previous extension at {result.extension} is left as it was.", file=sys.stderr)
         return 1
+    print("\n" + report.format_table(report.collect(build_dir, plan_smem)))
     print(f"\nbuilt {len(selected)} kernel(s); compiled {result.compiled} file(s) in {result.seconds:.1f}s"
           f"{' (nothing to do)' if result.compiled == 0 else ''}\nextension: {result.extension}")
     return 0

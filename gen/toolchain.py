@@ -66,8 +66,9 @@ class Toolchain:
     @cached_property
     def nvcc_flags(self) -> list[str]:
         # Kernel files include only CUDA, CuTe and our headers: no torch (it costs ~1 min each).
+        # -Xptxas=-v: registers, spills and shared memory per kernel, for the build report.
         return ["-std=c++17", "-O3", "--use_fast_math", "--expt-relaxed-constexpr", "-DNDEBUG",
-                "-Xcompiler=-fPIC", f"-I{paths.CSRC}", f"-I{cutlass_include()}"]
+                "-Xcompiler=-fPIC", "-Xptxas=-v", f"-I{paths.CSRC}", f"-I{cutlass_include()}"]
 
     @cached_property
     def _torch(self):
