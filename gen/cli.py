@@ -1,7 +1,7 @@
 """Build flashgen's extension from a selection of kernels.yaml (`python build.py` in a checkout,
 `flashgen-build` once installed; the same flags).
 
-    python build.py                                  # the `default` preset
+    python build.py                                  # the `default` preset, the families this GPU runs
     python build.py --preset all -j 8
     python build.py --hdim 128,256 --dtype bf16 --arch sm80 --direction fwd
     python build.py --kernels 'fwd*hdim256*'         # globs over kernel names
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from flashgen import locations
 from gen import build, paths, report
+from gen.machine import machine_selection, visible_gpus
 from gen.select import Selection, SelectionError, select
 from gen.spec import CatalogError, load_catalog
 from gen.toolchain import Toolchain, ToolchainError
@@ -59,6 +60,9 @@ def main(argv=None) -> int:
             kernel_globs = (kernel_globs or ()) + build.previous_selection(args.build_dir) + args.add
         selection = Selection(preset=args.preset, hdims=args.hdim, dtypes=args.dtype, archs=args.arch,
                               directions=args.direction, kernel_globs=kernel_globs)
+        if selection.is_empty() and not args.report:
+            selection, why = machine_selection(visible_gpus())
+            print(why)
         selected = select(catalog, selection)
     except (CatalogError, SelectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
