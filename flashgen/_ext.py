@@ -1,19 +1,13 @@
-"""Loads the compiled extension that `python build.py` links into the build folder."""
+"""Loads the compiled extension that `python build.py` links into the build folder
+(flashgen.locations.build_dir: build/ in a checkout, a per-user cache when installed)."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import sysconfig
 from functools import lru_cache
-from pathlib import Path
 
 from flashgen.errors import ExtensionNotBuiltError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def build_dir() -> Path:
-    return Path(os.environ.get("FLASHGEN_BUILD_DIR", REPO_ROOT / "build"))
+from flashgen.locations import BUILD_COMMAND, build_dir
 
 
 @lru_cache(maxsize=None)
@@ -23,7 +17,7 @@ def extension():
     path = build_dir() / f"_C{sysconfig.get_config_var('EXT_SUFFIX') or '.so'}"
     if not path.exists():
         raise ExtensionNotBuiltError(
-            f"flashgen's kernels are not built (no {path}). Build them with `python build.py` "
+            f"flashgen's kernels are not built (no {path}). Build them with `{BUILD_COMMAND}` "
             "(see README), or set FLASHGEN_BUILD_DIR to the folder of an existing build.")
     spec = importlib.util.spec_from_file_location("flashgen._C", path)
     module = importlib.util.module_from_spec(spec)

@@ -15,19 +15,11 @@ import torch
 
 from flashgen._ext import extension
 from flashgen.errors import KernelNotBuiltError
+from flashgen.locations import BUILD_COMMAND
+from flashgen.archs import ARCH_PREFERENCE, arch_runs_on  # noqa: F401 - arch_runs_on: tests/gpu use it from here
 from flashgen.naming import ARCHS, KernelKey
 
 TORCH_DTYPE_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
-
-# Newest first. sm90 kernels use sm_90a instructions, which run on compute capability 9.0 only.
-ARCH_PREFERENCE = ("sm90", "sm80")
-assert set(ARCH_PREFERENCE) == set(ARCHS)
-
-
-def arch_runs_on(arch: str, capability: tuple[int, int]) -> bool:
-    if arch == "sm90":
-        return capability == (9, 0)
-    return capability >= (8, 0)
 
 
 def available_kernels() -> list[str]:
@@ -90,4 +82,4 @@ def _choose(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple
             f"(compute capability {capability[0]}.{capability[1]}). Add a config to kernels.yaml. Built: {built_list}")
     raise KernelNotBuiltError(
         f"{wanted.name} is needed (head_dim={head_dim}, {dtype_name}, {direction}) but this build does not hold it. "
-        f"Built: {built_list}. Add it with: python build.py --add {wanted.name}")
+        f"Built: {built_list}. Add it with: {BUILD_COMMAND} --add {wanted.name}")

@@ -1,7 +1,8 @@
-"""flash_attn_func: the user-facing op."""
+"""flash_attn_func: the user-facing op, and the kernels behind it as torch.library ops."""
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -69,21 +70,53 @@ def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministi
     return dq[..., :head_dim], dk[..., :head_dim], dv[..., :head_dim]
 
 
-class _FlashAttention(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, q, k, v, causal, softmax_scale, arch, deterministic):
-        out, lse = _forward(q, k, v, causal, softmax_scale, arch)
-        ctx.save_for_backward(q, k, v, out, lse)
-        ctx.causal, ctx.softmax_scale, ctx.arch, ctx.deterministic = causal, softmax_scale, arch, deterministic
-        ctx.mark_non_differentiable(lse)
-        return out, lse
+# The kernels as torch.library ops, so torch.compile(fullgraph=True) records one opaque call per
+# direction: kernel choice (choose_kernel: lru_cache, FLASHGEN_ARCH) runs inside the op at run
+# time, never in a traced graph. Outputs are contiguous, as the fake implementations promise (a
+# padded head dim's slice is copied). The forward takes `deterministic` only to hand it to the
+# backward through the autograd formula.
 
-    @staticmethod
-    def backward(ctx, grad_out, grad_lse):
-        q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = _backward(q, k, v, out, lse, grad_out, ctx.causal, ctx.softmax_scale, ctx.arch,
-                               ctx.deterministic)
-        return dq, dk, dv, None, None, None, None
+@torch.library.custom_op("flashgen::fwd", mutates_args=(), device_types="cuda")
+def _fwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, softmax_scale: float,
+            arch: Optional[str], deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    out, lse = _forward(q, k, v, causal, softmax_scale, arch)
+    return out.contiguous(), lse
+
+
+@_fwd_op.register_fake
+def _fwd_fake(q, k, v, causal, softmax_scale, arch, deterministic):
+    batch, seqlen_q, nheads, _ = q.shape
+    return q.new_empty(q.shape), q.new_empty((batch, nheads, seqlen_q), dtype=torch.float32)
+
+
+@torch.library.custom_op("flashgen::bwd", mutates_args=(), device_types="cuda")
+def _bwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
+            dout: torch.Tensor, causal: bool, softmax_scale: float, arch: Optional[str],
+            deterministic: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    dq, dk, dv = _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministic)
+    return dq.contiguous(), dk.contiguous(), dv.contiguous()
+
+
+@_bwd_op.register_fake
+def _bwd_fake(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministic):
+    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v, causal, softmax_scale, arch, deterministic = inputs
+    out, lse = output
+    ctx.save_for_backward(q, k, v, out, lse)
+    ctx.causal, ctx.softmax_scale, ctx.arch, ctx.deterministic = causal, softmax_scale, arch, deterministic
+    ctx.mark_non_differentiable(lse)
+
+
+def _fwd_op_backward(ctx, grad_out, grad_lse):
+    q, k, v, out, lse = ctx.saved_tensors
+    dq, dk, dv = _bwd_op(q, k, v, out, lse, grad_out, ctx.causal, ctx.softmax_scale, ctx.arch, ctx.deterministic)
+    return dq, dk, dv, None, None, None, None
+
+
+_fwd_op.register_autograd(_fwd_op_backward, setup_context=_setup_context)
 
 
 def flash_attn_func(q, k, v, causal: bool = False, softmax_scale: float | None = None,
@@ -106,5 +139,5 @@ def flash_attn_func(q, k, v, causal: bool = False, softmax_scale: float | None =
         softmax_scale = 1.0 / math.sqrt(q.shape[-1])
     if not isinstance(deterministic, bool):
         raise TypeError(f"deterministic must be a bool, got {type(deterministic).__name__}")
-    out, lse = _FlashAttention.apply(q, k, v, causal, float(softmax_scale), arch, deterministic)
+    out, lse = torch.ops.flashgen.fwd(q, k, v, causal, float(softmax_scale), arch, deterministic)
     return (out, lse) if return_lse else out

@@ -9,6 +9,8 @@ from gen import paths
 from gen.spec import KernelSpec
 from gen.vocab import ARCH_INFO
 
+PTXAS_LOG_SUFFIX = ".ptxas.log"   # obj/<kernel>.o.ptxas.log: read by gen/report.py
+
 
 def _escape(path) -> str:
     return str(path).replace("$", "$$").replace(" ", "$ ").replace(":", "$:")
@@ -44,8 +46,12 @@ def ninja_text(plan: BuildPlan, toolchain) -> str:
         f"host_flags = {' '.join(toolchain.host_flags)}",
         f"link_flags = {' '.join(toolchain.link_flags)}",
         "",
+        # ptxas's resource lines (-Xptxas=-v) go to a log beside the object for the build report
+        # (gen/report.py); every other line, warnings and errors, is shown as usual.
         "rule nvcc",
-        "  command = $nvcc $nvcc_flags $gencode -MD -MF $out.d -c $in -o $out",
+        f"  command = $nvcc $nvcc_flags $gencode -MD -MF $out.d -c $in -o $out 2> $out{PTXAS_LOG_SUFFIX};"
+        f" status=$$?; grep -v -e '^ptxas info' -e ' bytes stack frame, ' $out{PTXAS_LOG_SUFFIX} >&2;"
+        " exit $$status",
         "  depfile = $out.d",
         "  deps = gcc",
         "  description = NVCC $kernel",

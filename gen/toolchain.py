@@ -67,10 +67,11 @@ class Toolchain:
     def nvcc_flags(self) -> list[str]:
         # Kernel files include only CUDA, CuTe and our headers: no torch (it costs ~1 min each).
         # CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED: wgmma N of every multiple of 8 (the sm90 forward's
-        # 80- and 112-key blocks), not only multiples of 32.
+        # 80- and 112-key blocks), not only multiples of 32. -Xptxas=-v: registers, spills and
+        # shared memory per kernel, for the build report.
         return ["-std=c++17", "-O3", "--use_fast_math", "--expt-relaxed-constexpr", "-DNDEBUG",
                 "-DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED",
-                "-Xcompiler=-fPIC", f"-I{paths.CSRC}", f"-I{cutlass_include()}"]
+                "-Xcompiler=-fPIC", "-Xptxas=-v", f"-I{paths.CSRC}", f"-I{cutlass_include()}"]
 
     @cached_property
     def _torch(self):

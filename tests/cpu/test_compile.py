@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from gen import build, paths
+from gen import build, paths, report
 from gen.spec import load_catalog
 from gen.render import render_kernel
 from gen.toolchain import Toolchain
@@ -35,6 +35,18 @@ def test_build_compiles_the_selection_with_progress(built):
     assert f"NVCC {KERNEL}" in out and f"NVCC {BWD_KERNEL}" in out and "[5/5 " in out
     assert "built 2 kernel(s); compiled 4 file(s)" in out
     assert build.extension_path(build_dir).exists()
+
+
+def test_build_ends_with_the_report_and_report_reprints_it(built):
+    build_dir, out = built
+    reports = {r.name: r for r in report.collect(build_dir)}
+    for name in (KERNEL, BWD_KERNEL):
+        assert reports[name].seconds > 1, name  # from ninja's log
+        assert set(reports[name].targets) == {"sm_80", "sm_90"} and reports[name].targets["sm_80"].registers > 0
+    assert "spill st/ld B" in out and "2 kernel(s)," in out
+    again = run_build_py("--report", "--build-dir", str(build_dir))
+    assert again.returncode == 0 and again.stdout.splitlines()[0] in out
+    assert sum(line.startswith(("flash_fwd_hdim64", "flash_bwd_hdim64")) for line in again.stdout.splitlines()) == 2
 
 
 def test_rebuild_with_nothing_changed_compiles_nothing(built):

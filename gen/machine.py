@@ -1,0 +1,31 @@
+"""The default selection for this machine: with no selection flags, build.py builds the default
+preset's kernels of the families the visible GPUs run (sm90 and sm80 on compute capability 9.0,
+sm80 on 8.x), and the whole default preset when no GPU is visible."""
+from __future__ import annotations
+
+from flashgen.archs import ARCH_PREFERENCE, arch_runs_on
+from gen.select import Selection
+
+
+def visible_gpus() -> list[tuple[str, tuple[int, int]]]:
+    """(name, compute capability) of each GPU torch sees; empty without one."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [(torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i))
+            for i in range(torch.cuda.device_count())]
+
+
+def machine_selection(gpus: list[tuple[str, tuple[int, int]]]) -> tuple[Selection, str]:
+    """The selection for these GPUs, and a line saying what it is and why."""
+    override = "(a selection flag, e.g. --preset all or --arch, overrides)"
+    if not gpus:
+        return Selection(preset="default"), f"no GPU visible: building the default preset {override}"
+    archs = tuple(a for a in ARCH_PREFERENCE if any(arch_runs_on(a, cap) for _, cap in gpus))
+    seen = ", ".join(f"{name} (compute capability {cap[0]}.{cap[1]})" for name, cap in dict.fromkeys(gpus))
+    if not archs:
+        return Selection(preset="default"), (f"{seen} runs no flashgen kernel family (8.0 or newer needed): "
+                                             f"building the default preset {override}")
+    return (Selection(preset="default", archs=archs),
+            f"{seen}: building the default preset's {' and '.join(archs)} kernels {override}")
