@@ -7,6 +7,7 @@
 #   EXTRA_CATALOG="bench/tuning/a.yaml bench/tuning/b.yaml"   also build each catalog (into
 #       build_<its name>) and run the GPU suite and the benchmark (tagged with its name) on it
 #   SANITIZE=0                                           skip compute-sanitizer
+#   SANITIZE_FILTER=bf16_sm90                            sanitize only kernels whose names contain it
 #   BUILD_ARGS="--arch sm90 --direction fwd"             build a selection instead of the default
 #   TESTS="tests/gpu/test_forward.py"                    run these GPU tests instead of tests/gpu
 #   STOP_ON_FAIL=1                                       a failed smoke run or test step ends the call
@@ -43,8 +44,8 @@ step build 400 python3 build.py ${BUILD_ARGS:-} || { tail -n 30 "$LOGS/build.log
 step smoke 90 python3 scripts/sanitize.py bf16 || { [ "${STOP_ON_FAIL:-0}" = 1 ] && exit 1; }
 step gpu-tests 300 python3 -m pytest ${TESTS:-tests/gpu} -q --maxfail=20 || { [ "${STOP_ON_FAIL:-0}" = 1 ] && exit 1; }
 if [ "${SANITIZE:-1}" != 0 ]; then
-  step memcheck 300 compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/sanitize.py bf16
-  step racecheck 300 compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py bf16
+  step memcheck 300 compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/sanitize.py ${SANITIZE_FILTER:-bf16}
+  step racecheck 300 compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py ${SANITIZE_FILTER:-bf16}
 fi
 step bench 400 python3 -m bench --out "$OUT" "$@"
 
