@@ -149,6 +149,9 @@ class FwdSm90Tile(_NoFallbackPlan):
     # 1: a row keeps its running max until a block's max exceeds it by 2^8 in exp2 terms, so
     # most steps of a long row skip rescaling O (common/softmax.cuh, kLazy).
     lazy_rescale: int = 0
+    # 1: O gets its own shared-memory tiles instead of reusing Q's, so a persistent CTA's next Q
+    # loads as soon as this tile's last S GEMM is done, under its last P V GEMM and epilogue.
+    o_buffer: int = 0
 
     template = "flash_fwd_sm90.cu.j2"
 
@@ -166,7 +169,7 @@ class FwdSm90Tile(_NoFallbackPlan):
                             f"wgmma's K), got {self.block_n}")
         if not 1 <= self.stages <= 4:
             raise TileError(f"stages must be 1 to 4, got {self.stages}")
-        _check_choices(self, (0, 1), "pingpong", "persistent", "lazy_rescale")
+        _check_choices(self, (0, 1), "pingpong", "persistent", "lazy_rescale", "o_buffer")
         if self.pingpong and self.consumers() < 2:
             raise TileError("pingpong needs block_m of 128 or 192 (two or more consumer warpgroups)")
         # Live accumulators per consumer thread at the overlap's peak: O (64 x hdim fp32), the
@@ -181,9 +184,9 @@ class FwdSm90Tile(_NoFallbackPlan):
                             f"warpgroups get: lower block_n or block_m")
 
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
-        # Q, `stages` K and V tiles, and 1 KB for the pipelines' barriers (FwdConfig::SharedStorage,
-        # whose 1 KB-aligned tiles round it up to that).
-        return (self.block_m + 2 * self.stages * self.block_n) * hdim * elem_bytes + 1024
+        # Q, `stages` K and V tiles, O's tiles with o_buffer, and 1 KB for the pipelines' barriers
+        # (FwdConfig::SharedStorage, whose 1 KB-aligned tiles round it up to that).
+        return ((1 + self.o_buffer) * self.block_m + 2 * self.stages * self.block_n) * hdim * elem_bytes + 1024
 
 
 @dataclass(frozen=True)

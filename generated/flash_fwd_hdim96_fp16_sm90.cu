@@ -14,6 +14,7 @@ struct flash_fwd_hdim96_fp16_sm90_tile {
   static constexpr bool kPingPong = true;
   static constexpr bool kPersistent = true;
   static constexpr bool kLazyRescale = false;
+  static constexpr bool kSeparateO = false;
   static constexpr int kSmemBytes = 123904;  // gen/families.py's count; the kernel checks it
 };
 using flash_fwd_hdim96_fp16_sm90_config = sm90::FwdConfig<flash_fwd_hdim96_fp16_sm90_tile>;

@@ -111,6 +111,8 @@ def test_sm90_forward_tile_checks():
     assert [k.smem_bytes for k in parse_catalog(sm90).kernels[:2]] == [(128 + 4 * 128) * 64 * 2 + 1024] * 2
     stages = parse_catalog(sm90.replace("64: {block_m: 128, block_n: 128}", "64: {block_m: 128, block_n: 128, stages: 3}"))
     assert stages.kernels[0].smem_bytes == (128 + 6 * 128) * 64 * 2 + 1024
+    own_o = parse_catalog(sm90.replace("64: {block_m: 128, block_n: 128}", "64: {block_m: 128, block_n: 128, o_buffer: 1}"))
+    assert own_o.kernels[0].smem_bytes == (2 * 128 + 4 * 128) * 64 * 2 + 1024  # O beside Q
     assert error_of(sm90.replace("64: {block_m: 128, block_n: 128}", "64: {block_m: 96, block_n: 128}")) == (
         "kernels.yaml:6: kernels[0].tiles[64]: block_m must be 64, 128 or 192 (1 to 3 consumer warpgroups of "
         "64 rows), got 96")

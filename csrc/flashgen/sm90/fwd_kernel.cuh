@@ -41,7 +41,7 @@ using namespace cute;
 
 // Compile-time plan of one forward kernel. Tile is the named tile struct a generated file renders
 // from kernels.yaml: Element, kHeadDim, kBlockM, kBlockN, kStages, kPingPong, kPersistent,
-// kLazyRescale, kSmemBytes.
+// kLazyRescale, kSeparateO, kSmemBytes.
 template <class Tile>
 struct FwdConfig {
   using Element = typename Tile::Element;
@@ -52,6 +52,7 @@ struct FwdConfig {
   static constexpr bool kPingPong = Tile::kPingPong;
   static constexpr bool kPersistent = Tile::kPersistent;
   static constexpr bool kLazyRescale = Tile::kLazyRescale;  // OnlineSoftmax's kLazy
+  static constexpr bool kSeparateO = Tile::kSeparateO;      // O gets its own shared-memory tiles
 
   static constexpr int kMmaRows = 64;  // query rows of one consumer warpgroup (one wgmma M)
   static constexpr int kConsumers = kBlockM / kMmaRows;
@@ -89,14 +90,24 @@ struct FwdConfig {
       make_ordered_layout(Shape<Int<kHeadDim>, Int<kBlockN>, Int<kStages>>{}, Step<_2, _1, _3>{})));
 
   using PipelineKV = cutlass::PipelineTmaAsync<kStages>;
+  // The tiles, each a whole number of 1 KB swizzle periods: the consumers' Q slices, the K and V
+  // rings, and with kSeparateO the consumers' O slices (else O reuses each consumer's Q slice).
+  static constexpr int kQElems = kConsumers * cosize_v<SmemLayoutQ>;
+  static constexpr int kKVElems = cosize_v<SmemLayoutKVStages>;
+  static constexpr int kTileElems = kQElems * (kSeparateO ? 2 : 1) + 2 * kKVElems;
   struct SharedStorage {
-    alignas(1024) cute::array_aligned<Element, kConsumers * cosize_v<SmemLayoutQ>> q;
-    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutKVStages>> k;
-    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutKVStages>> v;
+    alignas(1024) cute::array_aligned<Element, kTileElems> tiles;
     typename PipelineKV::SharedStorage pipeline_k, pipeline_v;
     cutlass::arch::ClusterTransactionBarrier q_full;  // Q landed
-    cutlass::arch::ClusterBarrier q_empty;            // each consumer's O store has read its Q rows
+    cutlass::arch::ClusterBarrier q_empty;            // the consumers are done with Q (see q_empty_arrivals)
+    CUTE_DEVICE Element* q() { return tiles.data(); }
+    CUTE_DEVICE Element* k() { return tiles.data() + kQElems; }
+    CUTE_DEVICE Element* v() { return tiles.data() + kQElems + kKVElems; }
+    CUTE_DEVICE Element* o() { return kSeparateO ? tiles.data() + kQElems + 2 * kKVElems : q(); }
   };
+  // Q's buffer is free for the next tile's Q once every consumer thread has waited for its last S
+  // GEMM (kSeparateO), or once each consumer's O store has read its slice (O in Q's buffer).
+  static constexpr int kQEmptyArrivals = kSeparateO ? kConsumers * 128 : kConsumers;
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes == Tile::kSmemBytes, "gen/families.py's shared-memory count disagrees with this kernel's");
 
@@ -188,14 +199,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   pipe_params.num_consumers = Cfg::kConsumers * 128;
   if (threadIdx.x == 0) {
     smem.q_full.init(1);
-    smem.q_empty.init(Cfg::kConsumers);
+    smem.q_empty.init(Cfg::kQEmptyArrivals);
   }
   PipelineKV pipeline_k(smem.pipeline_k, pipe_params, Shape<_1, _1, _1>{});
   PipelineKV pipeline_v(smem.pipeline_v, pipe_params, Shape<_1, _1, _1>{});
   __syncthreads();  // barriers initialized (the constructors fenced their init)
 
   auto q_slice = [&](int consumer) {
-    return make_tensor(make_smem_ptr(smem.q.data() + consumer * cosize_v<typename Cfg::SmemLayoutQ>),
+    return make_tensor(make_smem_ptr(smem.q() + consumer * cosize_v<typename Cfg::SmemLayoutQ>),
                        typename Cfg::SmemLayoutQ{});
   };
   // 64-row tiles of a head's queries: consumer c's rows of query block m are tile m * kConsumers + c.
@@ -207,8 +218,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   if (warpgroup == 0) {  // producer: one thread issues every load
     cutlass::arch::warpgroup_reg_dealloc<Cfg::kProducerRegisters>();
     if (threadIdx.x != 0) return;
-    Tensor sK = make_tensor(make_smem_ptr(smem.k.data()), typename Cfg::SmemLayoutKVStages{});
-    Tensor sV = make_tensor(make_smem_ptr(smem.v.data()), typename Cfg::SmemLayoutKVStages{});
+    Tensor sK = make_tensor(make_smem_ptr(smem.k()), typename Cfg::SmemLayoutKVStages{});
+    Tensor sV = make_tensor(make_smem_ptr(smem.v()), typename Cfg::SmemLayoutKVStages{});
     auto state = cutlass::make_producer_start_state<PipelineKV>();
     for_each_tile([&](int t, int iteration) {
       const ForwardTile tile = order.at(t);
@@ -259,8 +270,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   turns.start();
 
   Tensor sQ = q_slice(consumer);
-  Tensor sK = make_tensor(make_smem_ptr(smem.k.data()), typename Cfg::SmemLayoutKVStages{});
-  Tensor sVt = make_tensor(make_smem_ptr(smem.v.data()), typename Cfg::SmemLayoutVtStages{});
+  Tensor sO = make_tensor(make_smem_ptr(smem.o() + consumer * cosize_v<typename Cfg::SmemLayoutQ>),
+                          typename Cfg::SmemLayoutQ{});
+  // With O in its own tiles, Q's buffer is free once this thread has waited for its last S GEMM.
+  auto release_q_if_separate_o = [&] {
+    if constexpr (Cfg::kSeparateO) smem.q_empty.arrive();
+  };
+  Tensor sK = make_tensor(make_smem_ptr(smem.k()), typename Cfg::SmemLayoutKVStages{});
+  Tensor sVt = make_tensor(make_smem_ptr(smem.v()), typename Cfg::SmemLayoutVtStages{});
   typename Cfg::TiledMmaS mma_s;
   typename Cfg::TiledMmaO mma_o;
   auto thr_s = mma_s.get_thread_slice(tidx);
@@ -314,6 +331,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         warpgroup_wait<0>();
         pipeline_k.consumer_release(k_read);
         ++k_read;
+        if (n == key_blocks.first) release_q_if_separate_o();
         scores_to_probabilities(acc_s, n, cute::true_type{});
         convert_fragment_into(acc_s, p);
       }
@@ -332,6 +350,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         warpgroup_wait<1>();  // S done
         pipeline_k.consumer_release(k_read);
         ++k_read;
+        if (n - 1 == key_blocks.first) release_q_if_separate_o();
         scores_to_probabilities(acc_s, n - 1, cute::false_type{});
         warpgroup_wait<0>();  // P V done: p and acc_o are free
         pipeline_v.consumer_release(v_read);
@@ -354,6 +373,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       pipeline_v.consumer_release(v_read);
       ++v_read;
     } else {
+      release_q_if_separate_o();
       clear(acc_o);  // rows that see no key: O = 0, lse = +inf (finish() with an empty sum)
       CUTE_UNROLL
       for (int mi = 0; mi < kRows; ++mi) softmax.row_max[mi] = -INFINITY, softmax.row_sum[mi] = 0.f;
@@ -362,16 +382,21 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
     float lse[kRows];
     softmax.finish(acc_o_rows, params.softmax_scale, lse);
 
-    // Epilogue: O -> this consumer's Q rows of shared memory (stmatrix) -> TMA store; the TMA
-    // unit clips rows past seqlen_q. Once the store has read them, the rows are free for the
-    // next tile's Q.
+    // Epilogue: O -> shared memory (this consumer's O slice, which is its Q slice unless
+    // kSeparateO) by stmatrix -> TMA store; the TMA unit clips rows past seqlen_q. In Q's slice,
+    // the rows are free for the next tile's Q once the store has read them; in O's own slice,
+    // the next tile's epilogue waits for that before writing.
+    if constexpr (Cfg::kSeparateO) {
+      if (tidx == 0) tma_store_wait<0>();  // the previous tile's store has read sO
+      named_barrier_sync(kEpilogueBarrier0 + consumer, 128);
+    }
     Tensor o = convert_fragment<Element>(acc_o);
-    cute::copy(smem_copy_o, thr_copy_o.retile_S(o), thr_copy_o.partition_D(sQ));
+    cute::copy(smem_copy_o, thr_copy_o.retile_S(o), thr_copy_o.partition_D(sO));
     cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by the TMA unit
     named_barrier_sync(kEpilogueBarrier0 + consumer, 128);
     if (tidx == 0) {
       Tensor gO = query_tiles(args.tma_o, tile);
-      auto [tOgO, tOsO] = tma_partition(args.tma_o, group_modes<0, 2>(sQ), group_modes<0, 2>(gO));
+      auto [tOgO, tOsO] = tma_partition(args.tma_o, group_modes<0, 2>(sO), group_modes<0, 2>(gO));
       copy(args.tma_o, tOsO, tOgO(_, tile.m_block * Cfg::kConsumers + consumer));
       tma_store_arrive();
     }
@@ -383,11 +408,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         if (row < seqlens.seqlen_q) lse_rows[row] = lse[mi];
       }
     }
-    if (tidx == 0) {
-      tma_store_wait<0>();  // the store has read this consumer's rows
+    if (!Cfg::kSeparateO && tidx == 0) {
+      tma_store_wait<0>();  // the store has read this consumer's rows of Q's buffer
       smem.q_empty.arrive();
     }
   });
+  if (Cfg::kSeparateO && tidx == 0) tma_store_wait<0>();  // shared memory outlives the last store's reads
 }
 
 template <class Cfg>
