@@ -13,8 +13,14 @@ from gen.vocab import DTYPE_INFO
 DISPATCH_TEMPLATE = "dispatch_table.cpp.j2"
 
 
+def cpp_constant(field: str) -> str:
+    """The C++ name of a kernels.yaml tile field in a generated tile struct: block_m -> kBlockM,
+    dq_before_dk -> kDqBeforeDk (the one rule; the kernels' configs read these names)."""
+    return "k" + "".join(part.capitalize() for part in field.split("_"))
+
+
 def environment(template_dir: Path = paths.TEMPLATES) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -22,6 +28,8 @@ def environment(template_dir: Path = paths.TEMPLATES) -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
+    env.filters["cpp_constant"] = cpp_constant
+    return env
 
 
 def render_kernel(spec: KernelSpec, env: jinja2.Environment | None = None) -> str:

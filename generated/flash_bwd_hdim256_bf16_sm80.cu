@@ -4,12 +4,23 @@
 
 namespace flashgen {
 
-using flash_bwd_hdim256_bf16_sm80_config = sm80::BwdConfig</*head_dim=*/256, /*block_m=*/64, /*block_n=*/64,
-                                          /*warps=*/8, /*atom_m_sdp=*/4,
-                                          /*atom_n_dkv=*/2, /*atom_m_dq=*/2,
-                                          /*q_buffers=*/2, /*do_buffers=*/1, /*dq_before_dk=*/0,
-                                          /*causal_head_groups=*/0,
-                                          cutlass::bfloat16_t, /*smem_bytes=*/180224>;
+// The tile plan kernels.yaml gives this kernel, field by field.
+struct flash_bwd_hdim256_bf16_sm80_tile {
+  using Element = cutlass::bfloat16_t;
+  static constexpr int kHeadDim = 256;
+  static constexpr int kBlockM = 64;
+  static constexpr int kBlockN = 64;
+  static constexpr int kWarps = 8;
+  static constexpr int kAtomMSdp = 4;
+  static constexpr int kAtomNDkv = 2;
+  static constexpr int kAtomMDq = 2;
+  static constexpr int kQBuffers = 2;
+  static constexpr int kDoBuffers = 1;
+  static constexpr int kDqBeforeDk = 0;
+  static constexpr int kCausalHeadGroups = 0;
+  static constexpr int kSmemBytes = 180224;  // gen/families.py's count; the kernel checks it
+};
+using flash_bwd_hdim256_bf16_sm80_config = sm80::BwdConfig<flash_bwd_hdim256_bf16_sm80_tile>;
 
 cudaError_t run_flash_bwd_hdim256_bf16_sm80(const BwdParams& params, cudaStream_t stream) {
   return sm80::launch_bwd<flash_bwd_hdim256_bf16_sm80_config>(params, stream);

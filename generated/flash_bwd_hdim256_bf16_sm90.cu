@@ -4,9 +4,17 @@
 
 namespace flashgen {
 
-using flash_bwd_hdim256_bf16_sm90_config = sm90::BwdConfig</*head_dim=*/256, /*block_m=*/64, /*block_n=*/64,
-                                          /*sdp_by_warpgroup=*/1,
-                                          /*dq_gemm_first=*/1, cutlass::bfloat16_t, /*smem_bytes=*/229376>;
+// The tile plan kernels.yaml gives this kernel, field by field.
+struct flash_bwd_hdim256_bf16_sm90_tile {
+  using Element = cutlass::bfloat16_t;
+  static constexpr int kHeadDim = 256;
+  static constexpr int kBlockM = 64;
+  static constexpr int kBlockN = 64;
+  static constexpr int kSdpByWarpgroup = 1;
+  static constexpr int kDqGemmFirst = 1;
+  static constexpr int kSmemBytes = 229376;  // gen/families.py's count; the kernel checks it
+};
+using flash_bwd_hdim256_bf16_sm90_config = sm90::BwdConfig<flash_bwd_hdim256_bf16_sm90_tile>;
 
 cudaError_t run_flash_bwd_hdim256_bf16_sm90(const BwdParams& params, cudaStream_t stream) {
   return sm90::launch_bwd<flash_bwd_hdim256_bf16_sm90_config>(params, stream);

@@ -11,10 +11,10 @@ struct flash_fwd_hdim96_fp16_sm90_tile {
   static constexpr int kBlockM = 128;
   static constexpr int kBlockN = 128;
   static constexpr int kStages = 2;
-  static constexpr bool kPingPong = true;
-  static constexpr bool kPersistent = true;
-  static constexpr bool kLazyRescale = false;
-  static constexpr bool kSeparateO = false;
+  static constexpr int kPingpong = 1;
+  static constexpr int kPersistent = 1;
+  static constexpr int kLazyRescale = 0;
+  static constexpr int kOBuffer = 0;
   static constexpr int kSmemBytes = 123904;  // gen/families.py's count; the kernel checks it
 };
 using flash_fwd_hdim96_fp16_sm90_config = sm90::FwdConfig<flash_fwd_hdim96_fp16_sm90_tile>;

@@ -4,11 +4,12 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from gen.render import environment, render_dispatch_table, render_kernel
+from gen.render import cpp_constant, environment, render_dispatch_table, render_kernel
 from gen.spec import load_catalog
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
-GOLDEN_KERNELS = ("flash_fwd_hdim128_bf16_sm80", "flash_fwd_hdim256_fp16_sm80", "flash_bwd_hdim256_bf16_sm80")
+GOLDEN_KERNELS = ("flash_fwd_hdim128_bf16_sm80", "flash_fwd_hdim256_fp16_sm80", "flash_bwd_hdim256_bf16_sm80",
+                  "flash_fwd_hdim256_bf16_sm90")
 
 
 @pytest.mark.parametrize("name", GOLDEN_KERNELS)
@@ -40,3 +41,13 @@ def test_dispatch_table_lists_selection_and_catalog():
     assert f"kNumCatalogKernels = {len(catalog)};" in text
     for spec in catalog[1:]:
         assert f'"{spec.name}",' in text and spec.key.launcher not in text
+
+
+def test_tile_fields_become_named_constants():
+    # One rule from kernels.yaml's field names to the tile struct's constants the kernels read.
+    assert [cpp_constant(f) for f in ("block_m", "warps", "atom_m_sdp", "dq_before_dk", "o_buffer")] == [
+        "kBlockM", "kWarps", "kAtomMSdp", "kDqBeforeDk", "kOBuffer"]
+    text = render_kernel(load_catalog().by_name()["flash_bwd_hdim256_bf16_sm80"])
+    assert "struct flash_bwd_hdim256_bf16_sm80_tile {" in text
+    assert "static constexpr int kQBuffers = 2;" in text
+    assert "using flash_bwd_hdim256_bf16_sm80_config = sm80::BwdConfig<flash_bwd_hdim256_bf16_sm80_tile>;" in text

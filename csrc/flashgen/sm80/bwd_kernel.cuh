@@ -74,20 +74,19 @@ struct DqAccumulatorOrder {
 // (BackwardCta in mask.cuh), 0 in launch order.
 // kDqBeforeDk: 1 runs the dQ GEMM and its atomics before the dK GEMM (FlashAttention-2's
 // order: the atomics drain under dK's math instead of right before the loop's barrier).
-template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kAtomM_SdP_, int kAtomN_dKV_,
-          int kAtomM_dQ_, int kQBuffers_, int kDoBuffers_, int kDqBeforeDk_, int kCausalHeadGroups_, class Element_,
-          int kSmemBytesPlanned>
-struct BwdConfig : DqAccumulatorOrder<kBlockM_, kHeadDim_, kNWarps_ * 32> {
-  using Element = Element_;
-  static constexpr int kAtomM_SdP = kAtomM_SdP_, kAtomN_dKV = kAtomN_dKV_, kAtomM_dQ = kAtomM_dQ_;
-  static constexpr int kQBuffers = kQBuffers_, kDoBuffers = kDoBuffers_;
+// Plan: the named tile struct a generated file renders from kernels.yaml (templates/tile_struct.j2).
+template <class Plan>
+struct BwdConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, Plan::kWarps * 32> {
+  using Element = typename Plan::Element;
+  static constexpr int kAtomM_SdP = Plan::kAtomMSdp, kAtomN_dKV = Plan::kAtomNDkv, kAtomM_dQ = Plan::kAtomMDq;
+  static constexpr int kQBuffers = Plan::kQBuffers, kDoBuffers = Plan::kDoBuffers;
   static_assert((kQBuffers == 1 || kQBuffers == 2) && (kDoBuffers == 1 || kDoBuffers == 2));
-  static constexpr bool kDqBeforeDk = kDqBeforeDk_ != 0;
-  static constexpr bool kCausalHeadGroups = kCausalHeadGroups_ != 0;
-  static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kBlockM = kBlockM_;
-  static constexpr int kBlockN = kBlockN_;
-  static constexpr int kNWarps = kNWarps_;
+  static constexpr bool kDqBeforeDk = Plan::kDqBeforeDk != 0;
+  static constexpr bool kCausalHeadGroups = Plan::kCausalHeadGroups != 0;
+  static constexpr int kHeadDim = Plan::kHeadDim;
+  static constexpr int kBlockM = Plan::kBlockM;
+  static constexpr int kBlockN = Plan::kBlockN;
+  static constexpr int kNWarps = Plan::kWarps;
   static constexpr int kNThreads = kNWarps * 32;
 
   using Atom = typename MmaAtomFor<Element>::type;
@@ -117,12 +116,14 @@ struct BwdConfig : DqAccumulatorOrder<kBlockM_, kHeadDim_, kNWarps_ * 32> {
   static constexpr int kSmemBytes =
       (kQBuffers + kDoBuffers) * kQTileBytes +  // Q, dO (one or two buffers each)
       int((2 * cosize(SmemLayoutKV{}) + 2 * cosize(SmemLayoutPdS{})) * sizeof(Element));
-  static_assert(kSmemBytes == kSmemBytesPlanned,
+  static_assert(kSmemBytes == Plan::kSmemBytes,
                 "gen/families.py's shared-memory count disagrees with this kernel's");
   // The same plan with one Q and one dO buffer: what the launcher runs where kSmemBytes does not fit.
-  using SingleBuffered = BwdConfig<kHeadDim, kBlockM, kBlockN, kNWarps, kAtomM_SdP, kAtomN_dKV, kAtomM_dQ, 1, 1,
-                                   kDqBeforeDk_, kCausalHeadGroups_, Element,
-                                   kSmemBytesPlanned - (kQBuffers + kDoBuffers - 2) * kQTileBytes>;
+  struct SingleBufferedPlan : Plan {
+    static constexpr int kQBuffers = 1, kDoBuffers = 1;
+    static constexpr int kSmemBytes = Plan::kSmemBytes - (Plan::kQBuffers + Plan::kDoBuffers - 2) * kQTileBytes;
+  };
+  using SingleBuffered = BwdConfig<SingleBufferedPlan>;
 };
 
 // An accumulator fragment of `mma`, converted to the input dtype, out to the (rows, head_dim)

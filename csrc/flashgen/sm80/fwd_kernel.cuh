@@ -19,17 +19,16 @@
 namespace flashgen::sm80 {
 using namespace cute;
 
-// Compile-time plan of one forward kernel. The numbers come from kernels.yaml through the
-// generated instantiation file; kSmemBytesPlanned is the generator's own count of the shared
-// memory this plan takes, and must match the kernel's (one formula would otherwise drift).
-template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, class Element_,
-          int kSmemBytesPlanned>
+// Compile-time plan of one forward kernel. Plan is the named tile struct a generated file renders
+// from kernels.yaml (templates/tile_struct.j2); its kSmemBytes is the generator's own count of
+// the shared memory this plan takes, and must match the kernel's (one formula would otherwise drift).
+template <class Plan>
 struct FwdConfig {
-  using Element = Element_;
-  static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kBlockM = kBlockM_;
-  static constexpr int kBlockN = kBlockN_;
-  static constexpr int kNWarps = kNWarps_;
+  using Element = typename Plan::Element;
+  static constexpr int kHeadDim = Plan::kHeadDim;
+  static constexpr int kBlockM = Plan::kBlockM;
+  static constexpr int kBlockN = Plan::kBlockN;
+  static constexpr int kNWarps = Plan::kWarps;
   static constexpr int kNThreads = kNWarps * 32;
   static_assert(kBlockM % (16 * kNWarps) == 0, "block_m must be a multiple of 16 * warps");
   static_assert(kBlockN % 16 == 0, "block_n must be a multiple of 16");
@@ -49,7 +48,7 @@ struct FwdConfig {
   // Q, K and V tiles; the output tile reuses Q's space after the last key block.
   static constexpr int kSmemBytes =
       int(cosize(SmemLayoutQ{}) + 2 * cosize(SmemLayoutKV{})) * int(sizeof(Element));
-  static_assert(kSmemBytes == kSmemBytesPlanned,
+  static_assert(kSmemBytes == Plan::kSmemBytes,
                 "gen/resources.py's shared-memory count disagrees with this kernel's");
 };
 

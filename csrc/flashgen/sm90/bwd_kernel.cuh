@@ -32,19 +32,19 @@ namespace flashgen::sm90 {
 using namespace cute;
 
 // Compile-time plan of one backward kernel (numbers from kernels.yaml via the generated file).
-template <int kHeadDim_, int kBlockM_, int kBlockN_, int kSdpByWarpgroup_, int kDqGemmFirst_, class Element_,
-          int kSmemBytesPlanned>
-struct BwdConfig : sm80::DqAccumulatorOrder<kBlockM_, kHeadDim_, 256> {
-  using Element = Element_;
+// Plan: the named tile struct a generated file renders from kernels.yaml (templates/tile_struct.j2).
+template <class Plan>
+struct BwdConfig : sm80::DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
+  using Element = typename Plan::Element;
   // The dQ GEMM: true, alone in the first wgmma batch (its atomics overlap dV's and dK's
   // GEMMs); false, batched with dV (its atomics overlap dK's GEMM only).
-  static constexpr bool kDqGemmFirst = kDqGemmFirst_ != 0;
+  static constexpr bool kDqGemmFirst = Plan::kDqGemmFirst != 0;
   // S and dP: true, one whole 64 x 64 wgmma per warpgroup (S on 0, dP on 1: each wgmma reads
   // the 64-row A operand once, not twice); false, both warpgroups split both GEMMs' columns.
-  static constexpr bool kSdpByWarpgroup = kSdpByWarpgroup_ != 0;
-  static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kBlockM = kBlockM_;
-  static constexpr int kBlockN = kBlockN_;
+  static constexpr bool kSdpByWarpgroup = Plan::kSdpByWarpgroup != 0;
+  static constexpr int kHeadDim = Plan::kHeadDim;
+  static constexpr int kBlockM = Plan::kBlockM;
+  static constexpr int kBlockN = Plan::kBlockN;
   static constexpr int kNThreads = 256;  // two warpgroups
   static_assert(kBlockM == 64 && kBlockN == 64, "this version tiles 64 x 64: one wgmma M per GEMM");
   static_assert(kHeadDim == 64 || kHeadDim % 128 == 0,
@@ -87,7 +87,7 @@ struct BwdConfig : sm80::DqAccumulatorOrder<kBlockM_, kHeadDim_, 256> {
   static constexpr int kSmemBytes = 4 * kQTileBytes +  // Q, dO (two buffers each)
                                     int((2 * cosize(SmemLayoutKV{}) + 2 * cosize(SmemLayoutPdS{})) * sizeof(Element)) +
                                     kExchangeBytes;
-  static_assert(kSmemBytes == kSmemBytesPlanned,
+  static_assert(kSmemBytes == Plan::kSmemBytes,
                 "gen/families.py's shared-memory count disagrees with this kernel's");
 };
 

@@ -39,20 +39,20 @@
 namespace flashgen::sm90 {
 using namespace cute;
 
-// Compile-time plan of one forward kernel. Tile is the named tile struct a generated file renders
-// from kernels.yaml: Element, kHeadDim, kBlockM, kBlockN, kStages, kPingPong, kPersistent,
-// kLazyRescale, kSeparateO, kSmemBytes.
-template <class Tile>
+// Compile-time plan of one forward kernel. Plan is the named tile struct a generated file renders
+// from kernels.yaml (templates/tile_struct.j2): Element, kHeadDim, kSmemBytes and a constant per
+// tile field of gen/families.py's FwdSm90Tile (kBlockM, kBlockN, kStages, kPingpong, ...).
+template <class Plan>
 struct FwdConfig {
-  using Element = typename Tile::Element;
-  static constexpr int kHeadDim = Tile::kHeadDim;
-  static constexpr int kBlockM = Tile::kBlockM;
-  static constexpr int kBlockN = Tile::kBlockN;
-  static constexpr int kStages = Tile::kStages;
-  static constexpr bool kPingPong = Tile::kPingPong;
-  static constexpr bool kPersistent = Tile::kPersistent;
-  static constexpr bool kLazyRescale = Tile::kLazyRescale;  // OnlineSoftmax's kLazy
-  static constexpr bool kSeparateO = Tile::kSeparateO;      // O gets its own shared-memory tiles
+  using Element = typename Plan::Element;
+  static constexpr int kHeadDim = Plan::kHeadDim;
+  static constexpr int kBlockM = Plan::kBlockM;
+  static constexpr int kBlockN = Plan::kBlockN;
+  static constexpr int kStages = Plan::kStages;
+  static constexpr bool kPingPong = Plan::kPingpong != 0;
+  static constexpr bool kPersistent = Plan::kPersistent != 0;
+  static constexpr bool kLazyRescale = Plan::kLazyRescale != 0;  // OnlineSoftmax's kLazy
+  static constexpr bool kSeparateO = Plan::kOBuffer != 0;  // O gets its own shared-memory tiles
 
   static constexpr int kMmaRows = 64;  // query rows of one consumer warpgroup (one wgmma M)
   static constexpr int kConsumers = kBlockM / kMmaRows;
@@ -109,7 +109,7 @@ struct FwdConfig {
   // GEMM (kSeparateO), or once each consumer's O store has read its slice (O in Q's buffer).
   static constexpr int kQEmptyArrivals = kSeparateO ? kConsumers * 128 : kConsumers;
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
-  static_assert(kSmemBytes == Tile::kSmemBytes, "gen/families.py's shared-memory count disagrees with this kernel's");
+  static_assert(kSmemBytes == Plan::kSmemBytes, "gen/families.py's shared-memory count disagrees with this kernel's");
 
   // TMA: global tensors are (seqlen, head_dim, heads, batch) with the head dim contiguous.
   using GmemShape = Shape<int32_t, Int<kHeadDim>, int32_t, int32_t>;
