@@ -16,6 +16,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "compile: runs nvcc on real instantiations (minutes on 2 cores)")
     config.addinivalue_line("markers", "per_family: GPU numerics run once per built kernel family (tests/gpu)")
     config.addinivalue_line("markers", "probe: the wgmma operand probe (tests/gpu/test_wgmma_probe.py)")
+    config.addinivalue_line("markers", "jit: compiles kernels on first use inside the test (minutes)")
 
 
 def pytest_collection_modifyitems(config, items):
