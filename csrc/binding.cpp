@@ -7,22 +7,62 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/extension.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cmath>
+#include <deque>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "flashgen/params.h"
 #include "flashgen/registry.h"
+#include "jit_kernel.h"
 
 namespace flashgen {
 namespace {
+
+// Kernels compiled on first use (flashgen/jit.py), each from its own shared library. A deque
+// keeps references stable as entries are added; libraries stay loaded for the process.
+std::mutex loaded_mutex;
+std::deque<KernelEntry> loaded_kernels;
+
+const KernelEntry* find_loaded(const std::string& name) {
+  const std::lock_guard<std::mutex> lock(loaded_mutex);
+  for (const KernelEntry& entry : loaded_kernels) {
+    if (name == entry.name) return &entry;
+  }
+  return nullptr;
+}
 
 const KernelEntry& find_kernel(const std::string& name) {
   for (int i = 0; i < kNumBuiltKernels; ++i) {
     if (name == kBuiltKernels[i].name) return kBuiltKernels[i];
   }
-  TORCH_CHECK(false, "flashgen: kernel ", name, " is not in this build; run `python build.py --kernels ", name, "`");
+  const KernelEntry* loaded = find_loaded(name);
+  TORCH_CHECK(loaded != nullptr, "flashgen: kernel ", name,
+              " is neither in this build nor loaded; run `python build.py --add ", name, "`");
+  return *loaded;
+}
+
+// Loads a kernel library that flashgen's JIT built and registers its entry; returns the
+// kernel's name. Loading the same kernel twice registers it once.
+std::string load_kernel(const std::string& path) {
+  // RTLD_LOCAL: each library's template instances stay its own.
+  void* library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  TORCH_CHECK(library != nullptr, "flashgen: cannot load the kernel library ", path, ": ", dlerror());
+  auto entry_point = reinterpret_cast<FlashgenJitEntry>(dlsym(library, FLASHGEN_JIT_ENTRY_SYMBOL));
+  TORCH_CHECK(entry_point != nullptr, "flashgen: ", path, " has no ", FLASHGEN_JIT_ENTRY_SYMBOL,
+              ": not a kernel library of this flashgen; delete it and call again to rebuild it");
+  KernelEntry entry{};
+  TORCH_CHECK(entry_point(&entry, sizeof(entry)) == 0, "flashgen: ", path,
+              " was built against another KernelEntry layout than this binding; delete it and call again");
+  const std::lock_guard<std::mutex> lock(loaded_mutex);
+  const bool known = std::any_of(loaded_kernels.begin(), loaded_kernels.end(),
+                                 [&](const KernelEntry& e) { return std::string(e.name) == entry.name; });
+  if (!known) loaded_kernels.push_back(entry);
+  return entry.name;
 }
 
 TensorArg tensor_arg(const at::Tensor& t, const char* what, const at::Tensor& like) {
@@ -140,6 +180,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("built_kernels", [] {
     std::vector<std::string> result;
     for (int i = 0; i < flashgen::kNumBuiltKernels; ++i) result.emplace_back(flashgen::kBuiltKernels[i].name);
+    return result;
+  });
+  m.def("load_kernel", &flashgen::load_kernel,
+        "Load a kernel library built on first use (flashgen/jit.py) and register it; returns its name");
+  m.def("loaded_kernels", [] {
+    const std::lock_guard<std::mutex> lock(flashgen::loaded_mutex);
+    std::vector<std::string> result;
+    for (const auto& entry : flashgen::loaded_kernels) result.emplace_back(entry.name);
     return result;
   });
   m.def("catalog_kernels", [] { return flashgen::names(flashgen::kCatalogKernels, flashgen::kNumCatalogKernels); });

@@ -3,8 +3,9 @@
 Among the arch families the GPU can run (or the one forced by `arch=` / FLASHGEN_ARCH), the
 kernel with the smallest catalog head dim at least the input's wins, the newest family on a tie:
 a head dim not in the catalog rounds up (the caller zero-pads), and kernels.yaml lists a head dim
-for a family only where that family's kernel is the faster one (sm90's backward: 256 only). When the wanted kernel is not built, the error names it, lists what
-was built and gives the build command.
+for a family only where that family's kernel is the faster one (sm90's backward: 256 only).
+When no candidate is built, the best one is compiled on first use (flashgen.jit), or, with
+FLASHGEN_JIT=0, the error names it, lists what was built and gives the build command.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from functools import lru_cache
 
 import torch
 
+from flashgen import jit
 from flashgen._ext import extension
 from flashgen.errors import KernelNotBuiltError
 from flashgen.locations import BUILD_COMMAND
@@ -23,8 +25,12 @@ TORCH_DTYPE_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
 
 
 def available_kernels() -> list[str]:
-    """Names of the kernels this build holds."""
-    return list(extension().built_kernels())
+    """Names of the kernels this process can run: the build's, then those compiled on first use
+    (flashgen.jit) and loaded so far."""
+    ext = extension()
+    built = list(ext.built_kernels())
+    loaded = ext.loaded_kernels() if hasattr(ext, "loaded_kernels") else []  # an extension older than JIT
+    return built + [name for name in loaded if name not in built]
 
 
 def catalog_kernels() -> list[str]:
@@ -34,7 +40,7 @@ def catalog_kernels() -> list[str]:
 
 @lru_cache(maxsize=None)
 def _kernel_sets() -> tuple[frozenset, frozenset]:
-    """(built, catalog) as parsed keys; fixed for the life of the loaded extension."""
+    """(built, catalog) as parsed keys; cleared when a kernel is compiled on first use."""
     return (frozenset(KernelKey.parse(n) for n in available_kernels()),
             frozenset(KernelKey.parse(n) for n in catalog_kernels()))
 
@@ -80,6 +86,13 @@ def _choose(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple
         raise KernelNotBuiltError(
             f"no {direction} kernel in flashgen's catalog covers head_dim={head_dim}, {dtype_name}, on this GPU "
             f"(compute capability {capability[0]}.{capability[1]}). Add a config to kernels.yaml. Built: {built_list}")
+    if jit.enabled():
+        # Only when no candidate is built: a built kernel is never passed over for a compile.
+        jit.load_kernel(extension(), wanted, capability)
+        _kernel_sets.cache_clear()  # the new kernel joins the built ones for every later choice
+        _choose.cache_clear()
+        return wanted
     raise KernelNotBuiltError(
         f"{wanted.name} is needed (head_dim={head_dim}, {dtype_name}, {direction}) but this build does not hold it. "
-        f"Built: {built_list}. Add it with: {BUILD_COMMAND} --add {wanted.name}")
+        f"Built: {built_list}. Add it with: {BUILD_COMMAND} --add {wanted.name} "
+        "(compiling on first use is off: FLASHGEN_JIT=0)")

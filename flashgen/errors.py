@@ -8,3 +8,7 @@ class ExtensionNotBuiltError(ImportError):
 
 class KernelNotBuiltError(RuntimeError):
     """The inputs need a kernel this build does not hold; the message says what to build."""
+
+
+class KernelBuildError(RuntimeError):
+    """Compiling a kernel on first use (flashgen.jit) failed; the message holds the compiler's output."""

@@ -5,7 +5,8 @@ From a checkout (or an editable install of one), kernels.yaml, templates/ and cs
 repository root and the build goes to build/. A pip-installed flashgen carries them in
 flashgen/_data/ and builds into a per-user cache, one folder per flashgen, torch and Python
 version, since an extension links against one torch and one Python ABI.
-FLASHGEN_BUILD_DIR overrides the build folder in both cases.
+FLASHGEN_BUILD_DIR overrides the build folder in both cases. Kernels compiled on first use
+(flashgen.jit) always go to the per-user cache (jit_dir).
 """
 from __future__ import annotations
 
@@ -40,9 +41,19 @@ def cache_root() -> Path:
 
 
 @lru_cache(maxsize=None)
-def _cache_build_dir() -> Path:
+def _versions_folder() -> Path:
     python = f"cp{sys.version_info.major}{sys.version_info.minor}"
-    return cache_root() / _version("flashgen") / f"torch{_version('torch')}-{python}"
+    return Path(_version("flashgen")) / f"torch{_version('torch')}-{python}"
+
+
+def _cache_build_dir() -> Path:
+    return cache_root() / _versions_folder()
+
+
+def jit_dir() -> Path:
+    """Where kernels compiled on first use (flashgen.jit) are cached, a folder each: the per-user
+    cache, from a checkout too (FLASHGEN_CACHE_DIR moves it; FLASHGEN_BUILD_DIR does not)."""
+    return _cache_build_dir() / "jit"
 
 
 def build_dir() -> Path:

@@ -11,6 +11,7 @@ from gen.spec import KernelSpec
 from gen.vocab import DTYPE_INFO
 
 DISPATCH_TEMPLATE = "dispatch_table.cpp.j2"
+JIT_ENTRY_TEMPLATE = "jit_kernel.cpp.j2"
 
 
 def cpp_constant(field: str) -> str:
@@ -51,8 +52,19 @@ def render_dispatch_table(built: list[KernelSpec], catalog: list[KernelSpec],
     env = env or environment()
     return env.get_template(DISPATCH_TEMPLATE).render(
         template_name=DISPATCH_TEMPLATE,
-        built=[{"name": s.name, "launcher": s.key.launcher, "direction": s.key.direction,
-                "block_m": s.tile.block_m, "block_n": s.tile.block_n}
-               for s in built],
+        built=[_registry_entry(s) for s in built],
         catalog=[s.name for s in catalog],
     )
+
+
+def render_jit_entry(spec: KernelSpec, env: jinja2.Environment | None = None) -> str:
+    """The C entry point of a kernel's JIT library: the same registry entry as the table's."""
+    env = env or environment()
+    return env.get_template(JIT_ENTRY_TEMPLATE).render(template_name=JIT_ENTRY_TEMPLATE, k=_registry_entry(spec))
+
+
+def _registry_entry(spec: KernelSpec) -> dict:
+    """A kernel's KernelEntry fields (csrc/flashgen/registry.h); block sizes size the backward's
+    workspaces in csrc/binding.cpp."""
+    return {"name": spec.name, "launcher": spec.key.launcher, "direction": spec.key.direction,
+            "block_m": spec.tile.block_m, "block_n": spec.tile.block_n}

@@ -107,7 +107,15 @@ class Toolchain:
         cuda_lib = self.cuda / "lib64"
         return ([f"-L{d}" for d in libdirs] + [f"-Wl,-rpath,{d}" for d in libdirs]
                 + [f"-L{cuda_lib}", f"-Wl,-rpath,{cuda_lib}",
-                   "-lc10", "-lc10_cuda", "-ltorch", "-ltorch_cpu", "-ltorch_python", "-lcudart"])
+                   "-lc10", "-lc10_cuda", "-ltorch", "-ltorch_cpu", "-ltorch_python", "-lcudart", "-ldl"])
+
+    @cached_property
+    def kernel_library_flags(self) -> list[str]:
+        """A JIT kernel's own shared library: CUDA runtime only, no torch. -Bsymbolic binds its
+        calls to its own template instances, never to a same-named one loaded before it; -z defs
+        turns a missing symbol into a link error instead of a load error."""
+        cuda_lib = self.cuda / "lib64"
+        return [f"-L{cuda_lib}", f"-Wl,-rpath,{cuda_lib}", "-Wl,-Bsymbolic", "-Wl,-z,defs", "-lcudart"]
 
     @staticmethod
     def extension_suffix() -> str:

@@ -42,7 +42,9 @@ step() {
 step build 400 python3 build.py ${BUILD_ARGS:-} || { tail -n 30 "$LOGS/build.log"; exit 1; }
 # Every built bf16 kernel once, small: a kernel that hangs or faults shows here in a minute.
 step smoke 90 python3 scripts/sanitize.py bf16 || { [ "${STOP_ON_FAIL:-0}" = 1 ] && exit 1; }
-step gpu-tests 300 python3 -m pytest ${TESTS:-tests/gpu} -q --maxfail=20 || { [ "${STOP_ON_FAIL:-0}" = 1 ] && exit 1; }
+step gpu-tests 300 python3 -m pytest ${TESTS:-tests/gpu} -q --maxfail=20 -m "not jit" || { [ "${STOP_ON_FAIL:-0}" = 1 ] && exit 1; }
+# Compiling on first use, from no build into a fresh cache: its own step, as it compiles for minutes.
+[ -z "${TESTS:-}" ] && step jit 600 python3 -m pytest tests/gpu/test_jit.py -q -m jit
 if [ "${SANITIZE:-1}" != 0 ]; then
   step memcheck 300 compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/sanitize.py ${SANITIZE_FILTER:-bf16}
   step racecheck 300 compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py ${SANITIZE_FILTER:-bf16}

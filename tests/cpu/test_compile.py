@@ -1,4 +1,5 @@
 """Real nvcc compiles of an instantiation through build.py (about a minute on 2 cores)."""
+import ctypes
 import io
 import os
 import subprocess
@@ -99,3 +100,63 @@ def test_sm90_kernels_compile_to_warpgroup_mma(name, tmp_path):
     assert result.returncode == 0, result.stderr
     ptx = "".join(p.read_text() for p in tmp_path.glob("*.ptx"))
     assert "wgmma.mma_async" in ptx and "mma.sync" not in ptx
+
+
+# Compiling on first use (flashgen/jit.py), for real: a process with no build at all builds the
+# torch binding (empty table) and the one kernel it needs into a fresh cache; later processes find
+# both there. The kernel compiles for sm_80 only, the GPU the call names.
+JIT_KERNEL = "flash_fwd_hdim64_bf16_sm80"
+_FIRST_CALL = ("import torch; from flashgen import dispatch; "
+               "key = dispatch.choose_kernel('fwd', 64, torch.bfloat16, (8, 0)); "
+               "print(key.name, sorted(dispatch.available_kernels()))")
+
+
+def first_call(cache, build_dir):
+    env = dict(os.environ, FLASHGEN_JIT="1", FLASHGEN_CACHE_DIR=str(cache), FLASHGEN_BUILD_DIR=str(build_dir))
+    return subprocess.run([sys.executable, "-c", _FIRST_CALL], cwd=paths.REPO_ROOT, capture_output=True,
+                          text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def jit_cache(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("jit_cache")
+    result = first_call(cache, tmp_path_factory.mktemp("no_build"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return cache, result
+
+
+def test_first_use_compiles_the_binding_and_the_kernel_and_says_so(jit_cache):
+    _, result = jit_cache
+    assert "flashgen: compiling flashgen's torch binding (no kernels: each compiles on first use)" in result.stderr
+    assert f"flashgen: compiling {JIT_KERNEL} on first use, once (cached in " in result.stderr
+    assert result.stderr.count("flashgen: compiled ") == 2
+    assert result.stdout.strip() == f"{JIT_KERNEL} ['{JIT_KERNEL}']"
+
+
+def test_next_process_finds_the_kernel_in_the_cache(jit_cache, built, tmp_path):
+    cache, _ = jit_cache
+    again = first_call(cache, tmp_path)  # no build: the cached binding and kernel
+    assert again.returncode == 0 and "compiling" not in again.stderr, again.stderr
+    assert again.stdout.strip() == f"{JIT_KERNEL} ['{JIT_KERNEL}']"
+    # Beside an ahead-of-time build, the cached kernel joins the extension's own.
+    build_dir, _ = built
+    beside = first_call(cache, build_dir)
+    assert beside.returncode == 0 and "compiling" not in beside.stderr, beside.stderr
+    assert beside.stdout.strip() == f"{JIT_KERNEL} {sorted([BWD_KERNEL, KERNEL, JIT_KERNEL])}"
+
+
+def test_kernel_library_exports_its_registry_entry(jit_cache):
+    cache, _ = jit_cache
+    (path,) = cache.glob(f"*/*/jit/{JIT_KERNEL}-*/lib{JIT_KERNEL}.so")
+
+    class KernelEntry(ctypes.Structure):  # csrc/flashgen/registry.h
+        _fields_ = [("name", ctypes.c_char_p), ("fwd", ctypes.c_void_p), ("bwd", ctypes.c_void_p),
+                    ("block_m", ctypes.c_int), ("block_n", ctypes.c_int)]
+
+    entry_point = ctypes.CDLL(str(path)).flashgen_kernel_entry_v1  # dlopen + dlsym, as the binding does
+    entry = KernelEntry()
+    assert entry_point(ctypes.byref(entry), ctypes.sizeof(entry)) == 0
+    tile = load_catalog().by_name()[JIT_KERNEL].tile
+    assert (entry.name.decode(), bool(entry.fwd), entry.bwd) == (JIT_KERNEL, True, None)
+    assert (entry.block_m, entry.block_n) == (tile.block_m, tile.block_n)
+    assert entry_point(ctypes.byref(entry), 8) == 1  # another layout is refused, not misread

@@ -74,7 +74,8 @@ def test_missing_kernel_names_it_lists_the_build_and_gives_the_command(build):
         dispatch.choose_kernel("fwd", 256, torch.bfloat16, (8, 0))
     assert str(info.value) == (
         "flash_fwd_hdim256_bf16_sm80 is needed (head_dim=256, bf16, fwd) but this build does not hold it. "
-        "Built: flash_fwd_hdim64_fp16_sm80. Add it with: python build.py --add flash_fwd_hdim256_bf16_sm80")
+        "Built: flash_fwd_hdim64_fp16_sm80. Add it with: python build.py --add flash_fwd_hdim256_bf16_sm80 "
+        "(compiling on first use is off: FLASHGEN_JIT=0)")
 
 
 def test_config_outside_the_catalog(build):
