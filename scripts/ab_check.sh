@@ -19,17 +19,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do catalogs+=("$1"); shift; done
 jobs=$(( $(nproc) / ${#catalogs[@]} ))
 [ "$jobs" -ge 1 ] || jobs=1
 
-LOGS=$(mktemp -d)
-step() {  # step NAME SECONDS COMMAND...: as scripts/gpu_check.sh
-  local name=$1 limit=$2
-  shift 2
-  local start=$SECONDS
-  timeout "$limit" "$@" >"$LOGS/$name.log" 2>&1
-  local rc=$?
-  { echo "===== $name (rc=$rc): $*"; cat "$LOGS/$name.log"; } >>"$OUT/steps.log"
-  printf '%-28s rc=%-3s %4ss  %s\n' "$name" "$rc" "$((SECONDS - start))" "$(tail -n 1 "$LOGS/$name.log")"
-  return $rc
-}
+. scripts/steps.sh
 
 for catalog in "${catalogs[@]}"; do
   name=$(basename "$catalog" .yaml)

@@ -25,21 +25,9 @@ mkdir -p "$OUT"
 . scripts/carried_wheels.sh || exit 1
 export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}" PYTHONUNBUFFERED=1
 
-LOGS=$(mktemp -d)
-# step NAME SECONDS COMMAND...: run with a time limit, append its output to $OUT/steps.log, print
-# one line: exit status, seconds, the output's last line.
-step() {
-  local name=$1 limit=$2
-  shift 2
-  local start=$SECONDS
-  timeout "$limit" "$@" >"$LOGS/$name.log" 2>&1
-  local rc=$?
-  { echo "===== $name (rc=$rc): $*"; cat "$LOGS/$name.log"; } >>"$OUT/steps.log"
-  printf '%-12s rc=%-3s %4ss  %s\n' "$name" "$rc" "$((SECONDS - start))" "$(tail -n 1 "$LOGS/$name.log")"
-  return $rc
-}
+. scripts/steps.sh
 
-step build 400 python3 build.py ${BUILD_ARGS:-} || { tail -n 30 "$LOGS/build.log"; exit 1; }
+step build 400 python3 build.py ${BUILD_ARGS:-} || { tail -n 30 "$STEP_LOGS/build.log"; exit 1; }
 # Every built bf16 kernel once, small: a kernel that hangs or faults shows here in a minute.
 step smoke 90 python3 scripts/sanitize.py bf16 || { [ "${STOP_ON_FAIL:-0}" = 1 ] && exit 1; }
 step gpu-tests 300 python3 -m pytest ${TESTS:-tests/gpu} -q --maxfail=20 -m "not jit" || { [ "${STOP_ON_FAIL:-0}" = 1 ] && exit 1; }
