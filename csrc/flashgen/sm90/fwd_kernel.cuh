@@ -1,10 +1,10 @@
 // sm90 forward attention, warp-specialized (the structure of FlashAttention-3). Compiled for
 // sm_90a only (H100, H200).
 //
-// A CTA computes (query block, head, batch) tiles: one, or with kPersistent every gridDim.x-th
-// of a GPU-full grid (common/tile_scheduler.cuh), the next tile's K and V loading under this
-// one's epilogue. Warpgroup 0 produces, warpgroups 1..C consume, each consumer owning 64 query
-// rows:
+// A CTA computes (query block, head, batch) tiles: one, or with kPersistent (non-causal calls)
+// every gridDim.x-th of a GPU-full grid (common/tile_scheduler.cuh), the next tile's first K
+// (and with kSeparateO its Q) loading under this one's epilogue. Warpgroup 0 produces,
+// warpgroups 1..C consume, each consumer owning 64 query rows:
 // - Producer (registers lowered with setmaxnreg): one thread issues TMA loads, Q once, then K_n
 //   and V_n for the visible key blocks n, last first, through kStages-deep rings of shared-memory
 //   buffers, each stage guarded by a full and an empty mbarrier (CUTLASS's PipelineTmaAsync).
@@ -15,8 +15,9 @@
 // - Ping-pong (tile option): named barriers make the consumers take turns issuing their GEMMs,
 //   so one warpgroup's softmax runs under the other's GEMMs.
 // - Epilogue: each consumer writes its normalized rows of O into its own Q rows of shared memory
-//   (its S GEMMs, their only readers, are done) and one of its threads TMA-stores them; the TMA
-//   unit clips rows past seqlen_q. LSE goes out from registers.
+//   (its S GEMMs, their only readers, are done; with kSeparateO into O tiles of their own) and
+//   one of its threads TMA-stores them; the TMA unit clips rows past seqlen_q. LSE goes out from
+//   registers.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -99,7 +100,7 @@ struct FwdConfig {
     alignas(1024) cute::array_aligned<Element, kTileElems> tiles;
     typename PipelineKV::SharedStorage pipeline_k, pipeline_v;
     cutlass::arch::ClusterTransactionBarrier q_full;  // Q landed
-    cutlass::arch::ClusterBarrier q_empty;            // the consumers are done with Q (see q_empty_arrivals)
+    cutlass::arch::ClusterBarrier q_empty;            // the consumers are done with Q (kQEmptyArrivals)
     CUTE_DEVICE Element* q() { return tiles.data(); }
     CUTE_DEVICE Element* k() { return tiles.data() + kQElems; }
     CUTE_DEVICE Element* v() { return tiles.data() + kQElems + kKVElems; }
