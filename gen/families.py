@@ -152,6 +152,9 @@ class FwdSm90Tile(_NoFallbackPlan):
     # 1: O gets its own shared-memory tiles instead of reusing Q's, so a persistent CTA's next Q
     # loads as soon as this tile's last S GEMM is done, under its last P V GEMM and epilogue.
     o_buffer: int = 0
+    # 1: each consumer reads its Q rows into registers once per tile and S = Q K^T takes them from
+    # there, so the S wgmmas re-read only K from shared memory (64 x hdim / 128 / 2 registers).
+    q_in_registers: int = 0
 
     template = "flash_fwd_sm90.cu.j2"
 
@@ -169,19 +172,20 @@ class FwdSm90Tile(_NoFallbackPlan):
                             f"wgmma's K), got {self.block_n}")
         if not 1 <= self.stages <= 4:
             raise TileError(f"stages must be 1 to 4, got {self.stages}")
-        _check_choices(self, (0, 1), "pingpong", "persistent", "lazy_rescale", "o_buffer")
+        _check_choices(self, (0, 1), "pingpong", "persistent", "lazy_rescale", "o_buffer", "q_in_registers")
         if self.pingpong and self.consumers() < 2:
             raise TileError("pingpong needs block_m of 128 or 192 (two or more consumer warpgroups)")
         # Live accumulators per consumer thread at the overlap's peak: O (64 x hdim fp32), the
         # next S (64 x block_n fp32) and this block's P (64 x block_n, two per register), over
         # 128 threads, plus about 32 for addresses, row statistics and loop state. An estimate:
         # ptxas has the last word (spills show in the build's -Xptxas=-v output).
-        live = (64 * hdim + 64 * self.block_n + 32 * self.block_n) // 128 + 32
+        q = self.q_in_registers * hdim // 4   # Q as 16-bit pairs, with q_in_registers
+        live = (64 * hdim + 64 * self.block_n + 32 * self.block_n) // 128 + q + 32
         budget = _SM90_CONSUMER_REGISTERS[self.consumers()]
         if live > budget:
             raise TileError(f"about {live} registers per consumer thread (O {hdim // 2}, S {self.block_n // 2}, "
-                            f"P {self.block_n // 4}, 32 more), over the {budget} that {self.consumers()} consumer "
-                            f"warpgroups get: lower block_n or block_m")
+                            f"P {self.block_n // 4}, Q {q}, 32 more), over the {budget} that {self.consumers()} "
+                            f"consumer warpgroups get: lower block_n or block_m")
 
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
         # Q, `stages` K and V tiles, O's tiles with o_buffer, and 1 KB for the pipelines' barriers

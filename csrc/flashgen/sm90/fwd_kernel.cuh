@@ -54,6 +54,9 @@ struct FwdConfig {
   static constexpr bool kPersistent = Plan::kPersistent != 0;
   static constexpr bool kLazyRescale = Plan::kLazyRescale != 0;  // OnlineSoftmax's kLazy
   static constexpr bool kSeparateO = Plan::kOBuffer != 0;  // O gets its own shared-memory tiles
+  // Q read once per tile into registers (ldmatrix) and fed to S = Q K^T from there (RS), so the
+  // S wgmmas re-read only K from shared memory.
+  static constexpr bool kQInRegisters = Plan::kQInRegisters != 0;
 
   static constexpr int kMmaRows = 64;  // query rows of one consumer warpgroup (one wgmma M)
   static constexpr int kConsumers = kBlockM / kMmaRows;
@@ -67,9 +70,11 @@ struct FwdConfig {
   static constexpr int kConsumerRegisters = kConsumers == 1 ? 256 : kConsumers == 2 ? 240 : 160;
   static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= 65536, "register file");
 
-  // S = Q K^T per consumer: 64 x block_n, both operands K-major in shared memory.
+  // S = Q K^T per consumer: 64 x block_n, K-major operands, Q from shared memory or registers.
+  using ShapeS = Shape<Int<kMmaRows>, Int<kBlockN>, _16>;
   using TiledMmaS = decltype(make_tiled_mma(
-      GMMA::ss_op_selector<Element, Element, float, Shape<Int<kMmaRows>, Int<kBlockN>, _16>>()));
+      std::conditional_t<kQInRegisters, decltype(GMMA::rs_op_selector<Element, Element, float, ShapeS>()),
+                         decltype(GMMA::ss_op_selector<Element, Element, float, ShapeS>())>{}));
   // O += P V: P from registers, V read as its transpose (head_dim, block_n), an MN-major operand.
   using TiledMmaO = decltype(make_tiled_mma(
       GMMA::rs_op_selector<Element, Element, float, Shape<Int<kMmaRows>, Int<kHeadDim>, _16>, GMMA::Major::K,
@@ -230,16 +235,18 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         Tensor m = tma.get_tma_tensor(gmem_shape<Cfg>(params, true));
         return local_tile(m(_, _, head_kv, tile.batch), Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(_, _0{}));
       };
-      auto [tKgK, tKsK] = tma_partition(args.tma_k, group_modes<0, 2>(sK), group_modes<0, 2>(key_tiles(args.tma_k)));
-      auto [tVgV, tVsV] = tma_partition(args.tma_v, group_modes<0, 2>(sV), group_modes<0, 2>(key_tiles(args.tma_v)));
-
+      // (global key tile n, shared stage) partitions of K and V for the TMA unit.
+      const auto k_parts = tma_partition(args.tma_k, group_modes<0, 2>(sK), group_modes<0, 2>(key_tiles(args.tma_k)));
+      const auto v_parts = tma_partition(args.tma_v, group_modes<0, 2>(sV), group_modes<0, 2>(key_tiles(args.tma_v)));
       auto load_k = [&](int n) {
         pipeline_k.producer_acquire(state);
-        copy(args.tma_k.with(*pipeline_k.producer_get_barrier(state)), tKgK(_, n), tKsK(_, state.index()));
+        copy(args.tma_k.with(*pipeline_k.producer_get_barrier(state)), get<0>(k_parts)(_, n),
+             get<1>(k_parts)(_, state.index()));
       };
       auto load_v = [&](int n) {
         pipeline_v.producer_acquire(state);
-        copy(args.tma_v.with(*pipeline_v.producer_get_barrier(state)), tVgV(_, n), tVsV(_, state.index()));
+        copy(args.tma_v.with(*pipeline_v.producer_get_barrier(state)), get<0>(v_parts)(_, n),
+             get<1>(v_parts)(_, state.index()));
         ++state;
       };
       const int last = key_blocks.end - 1;
@@ -283,7 +290,18 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   typename Cfg::TiledMmaO mma_o;
   auto thr_s = mma_s.get_thread_slice(tidx);
   auto thr_o = mma_o.get_thread_slice(tidx);
-  Tensor tSrQ = thr_s.make_fragment_A(thr_s.partition_A(sQ));    // shared-memory descriptors
+  // Q: shared-memory descriptors, or (kQInRegisters) registers filled at each tile's start.
+  Tensor tSrQ = [&] {
+    if constexpr (Cfg::kQInRegisters) return thr_s.partition_fragment_A(sQ);
+    else return thr_s.make_fragment_A(thr_s.partition_A(sQ));
+  }();
+  auto load_q_into_registers = [&] {
+    if constexpr (Cfg::kQInRegisters) {
+      auto smem_copy_q = make_tiled_copy_A(Copy_Atom<SM75_U32x4_LDSM_N, Element>{}, mma_s);
+      auto thr_copy_q = smem_copy_q.get_thread_slice(tidx);
+      cute::copy(smem_copy_q, thr_copy_q.partition_S(sQ), thr_copy_q.retile_D(tSrQ));
+    }
+  };
   Tensor tSrK = thr_s.make_fragment_B(thr_s.partition_B(sK));    // (MMA, N, K, stage)
   Tensor tOrVt = thr_o.make_fragment_B(thr_o.partition_B(sVt));  // (MMA, N, K, stage)
   Tensor acc_o = partition_fragment_C(mma_o, Shape<Int<kMmaRows>, Int<kHeadDim>>{});
@@ -322,6 +340,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
 
     smem.q_full.wait(iteration & 1);
     if (key_blocks.end > key_blocks.first) {
+      load_q_into_registers();
       int n = key_blocks.end - 1;
       {  // the first block: its S alone
         AccS acc_s;
