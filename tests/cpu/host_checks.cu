@@ -252,8 +252,44 @@ void check_backward_cta_order() {
       }
 }
 
+// ForwardTileOrder (the sm90 forward's tiles, one per CTA or persistent): tile indices map one to
+// one onto (query block, head, batch); the query blocks of a head are consecutive, longest first
+// when causal; a persistent grid of any size, CTA b taking tiles b, b + grid, ..., covers each
+// tile once.
+void check_forward_tile_order() {
+  const int shapes[][3] = {{1, 1, 1}, {64, 16, 2}, {3, 32, 32}, {7, 5, 3}};
+  for (auto const& shape : shapes)
+    for (bool causal : {false, true}) {
+      const flashgen::ForwardTileOrder order{shape[0], shape[1], shape[2], causal};
+      const int tiles = order.num_tiles();
+      std::vector<int> seen(tiles, 0);
+      for (int t = 0; t < tiles; ++t) {
+        const flashgen::ForwardTile tile = order.at(t);
+        const bool in_range = 0 <= tile.m_block && tile.m_block < shape[0] && 0 <= tile.head && tile.head < shape[1] &&
+                              0 <= tile.batch && tile.batch < shape[2];
+        CHECK(in_range, "tile order %dx%dx%d: tile %d outside the grid", shape[0], shape[1], shape[2], t);
+        if (!in_range) continue;
+        ++seen[(tile.batch * shape[1] + tile.head) * shape[0] + tile.m_block];
+        if (t % shape[0] != 0) {
+          const flashgen::ForwardTile previous = order.at(t - 1);
+          CHECK(previous.head == tile.head && previous.batch == tile.batch, "tile order: head changes inside a head");
+          CHECK(causal ? previous.m_block == tile.m_block + 1 : previous.m_block + 1 == tile.m_block,
+                "tile order causal=%d: query block %d after %d", causal, tile.m_block, previous.m_block);
+        }
+      }
+      for (int i = 0; i < tiles; ++i) CHECK(seen[i] == 1, "tile order: tile %d computed %d times", i, seen[i]);
+      for (int grid : {1, 7, 132}) {
+        std::vector<int> covered(tiles, 0);
+        for (int b = 0; b < std::min(grid, tiles); ++b)
+          for (int t = b; t < tiles; t += std::min(grid, tiles)) ++covered[t];
+        for (int i = 0; i < tiles; ++i) CHECK(covered[i] == 1, "persistent grid %d: tile %d taken %d times", grid, i, covered[i]);
+      }
+    }
+}
+
 int main() {
   check_block_schedules();
+  check_forward_tile_order();
   check_backward_cta_order();
   // Every bf16 config of kernels.yaml and the sm90 tuning catalog (tests/catalog_configs.py).
 #define CHECK_CONFIG(family, config, name) check_##family<config>(name);
