@@ -190,11 +190,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       body(blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z), 0);
     }
   };
-  // The key blocks a tile visits; none for causal rows above the diagonal's start (seqlen_q > seqlen_k).
-  auto key_blocks_of = [&](ForwardTile const& tile) {
+  // A tile's mask, from its batch entry's sequence lengths; its key_blocks() are the key blocks
+  // the tile visits (none for causal rows above the diagonal's start, seqlen_q > seqlen_k).
+  auto mask_of = [&](ForwardTile const& tile) {
     const FixedSequenceLengths seqlens(params, tile.batch);
-    const AttentionMask mask{seqlens.seqlen_q, seqlens.seqlen_k, kCausal};
-    return mask.key_blocks(tile.m_block * kBlockM, kBlockM, kBlockN);
+    return AttentionMask{seqlens.seqlen_q, seqlens.seqlen_k, kCausal};
   };
   const int warpgroup = threadIdx.x / 128;
 
@@ -211,8 +211,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   PipelineKV pipeline_v(smem.pipeline_v, pipe_params, Shape<_1, _1, _1>{});
   __syncthreads();  // barriers initialized (the constructors fenced their init)
 
-  auto q_slice = [&](int consumer) {
-    return make_tensor(make_smem_ptr(smem.q() + consumer * cosize_v<typename Cfg::SmemLayoutQ>),
+  // Consumer c's 64-row slice of the Q (or O) tiles.
+  auto consumer_slice = [&](Element* tiles, int consumer) {
+    return make_tensor(make_smem_ptr(tiles + consumer * cosize_v<typename Cfg::SmemLayoutQ>),
                        typename Cfg::SmemLayoutQ{});
   };
   // 64-row tiles of a head's queries: consumer c's rows of query block m are tile m * kConsumers + c.
@@ -229,7 +230,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
     auto state = cutlass::make_producer_start_state<PipelineKV>();
     for_each_tile([&](int t, int iteration) {
       const ForwardTile tile = order.at(t);
-      const auto key_blocks = key_blocks_of(tile);
+      const auto key_blocks = mask_of(tile).key_blocks(tile.m_block * kBlockM, kBlockM, kBlockN);
       const int head_kv = kv_head_of(params, tile.head);
       auto key_tiles = [&](auto const& tma) {
         Tensor m = tma.get_tma_tensor(gmem_shape<Cfg>(params, true));
@@ -257,7 +258,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       smem.q_full.arrive_and_expect_tx(Cfg::kQBytes);
       Tensor gQ = query_tiles(args.tma_q, tile);
       for (int c = 0; c < Cfg::kConsumers; ++c) {
-        auto [tQgQ, tQsQ] = tma_partition(args.tma_q, group_modes<0, 2>(q_slice(c)), group_modes<0, 2>(gQ));
+        auto [tQgQ, tQsQ] = tma_partition(args.tma_q, group_modes<0, 2>(consumer_slice(smem.q(), c)), group_modes<0, 2>(gQ));
         copy(args.tma_q.with(reinterpret_cast<uint64_t&>(smem.q_full)), tQgQ(_, tile.m_block * Cfg::kConsumers + c),
              tQsQ);
       }
@@ -277,9 +278,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   const GemmTurns<Cfg> turns{consumer};
   turns.start();
 
-  Tensor sQ = q_slice(consumer);
-  Tensor sO = make_tensor(make_smem_ptr(smem.o() + consumer * cosize_v<typename Cfg::SmemLayoutQ>),
-                          typename Cfg::SmemLayoutQ{});
+  Tensor sQ = consumer_slice(smem.q(), consumer);
+  Tensor sO = consumer_slice(smem.o(), consumer);
   // With O in its own tiles, Q's buffer is free once this thread has waited for its last S GEMM.
   auto release_q_if_separate_o = [&] {
     if constexpr (Cfg::kSeparateO) smem.q_empty.arrive();
@@ -322,9 +322,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
 
   for_each_tile([&](int t, int iteration) {
     const ForwardTile tile = order.at(t);
-    const FixedSequenceLengths seqlens(params, tile.batch);
-    const AttentionMask mask{seqlens.seqlen_q, seqlens.seqlen_k, kCausal};
-    const auto key_blocks = key_blocks_of(tile);
+    const AttentionMask mask = mask_of(tile);
+    const auto key_blocks = mask.key_blocks(tile.m_block * kBlockM, kBlockM, kBlockN);
     const int row0 = tile.m_block * kBlockM + consumer * kMmaRows;
     OnlineSoftmax<kRows> softmax;
     float correction[kRows];
@@ -421,11 +420,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       tma_store_arrive();
     }
     if (get<1>(o_coords(0, 0)) == 0) {  // the thread holding column 0 of its rows writes their lse
-      float* lse_rows = params.lse + (int64_t(tile.batch) * params.nheads + tile.head) * seqlens.seqlen_q;
+      float* lse_rows = params.lse + (int64_t(tile.batch) * params.nheads + tile.head) * mask.seqlen_q;
       CUTE_UNROLL
       for (int mi = 0; mi < kRows; ++mi) {
         const int row = row0 + get<0>(o_coords(mi, 0));
-        if (row < seqlens.seqlen_q) lse_rows[row] = lse[mi];
+        if (row < mask.seqlen_q) lse_rows[row] = lse[mi];
       }
     }
     if (!Cfg::kSeparateO && tidx == 0) {
