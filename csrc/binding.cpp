@@ -120,7 +120,7 @@ void fwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
 
 // Writes dq (q's dtype and shape) and dk, dv: in k's dtype and shape without GQA; with GQA
 // float32 (batch, seqlen_k, nheads, head_dim) per query head, which the caller sums. The
-// fp32 scratch (softmax_d, the dQ accumulator in the kernel's own tile order) is allocated here.
+// fp32 scratch (softmax_d, lse_log2, the dQ accumulator in the kernel's own tile order) is allocated here.
 void bwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
          const at::Tensor& out, const at::Tensor& dout, const at::Tensor& lse, at::Tensor& dq,
          at::Tensor& dk, at::Tensor& dv, double softmax_scale, bool causal, bool deterministic) {
@@ -149,16 +149,17 @@ void bwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
     p.dv_accum = dv.data_ptr<float>();
   }
   const auto f32 = q.options().dtype(at::kFloat);
-  at::Tensor softmax_d = at::empty({rows_q}, f32);
-  // Whole block_m-row tiles per (batch, head). Deterministic mode: enough splits (CTAs per
-  // head) to give every multiprocessor a CTA, at most one per key block.
+  // Whole block_m-row tiles per (batch, head) (params.h). Deterministic mode: enough splits
+  // (CTAs per head) to give every multiprocessor a CTA, at most one per key block.
   const int64_t padded_rows_q = (p.seqlen_q + entry.block_m - 1) / entry.block_m * entry.block_m;
+  at::Tensor row_stats = at::empty({2, int64_t(p.batch) * p.nheads * padded_rows_q}, f32);  // the preprocess fills them
   const int64_t split_elems = int64_t(p.batch) * p.nheads * padded_rows_q * q.size(3);
   p.deterministic = deterministic;
   p.dq_splits = deterministic ? deterministic_dq_splits(p, entry.block_n, q.get_device()) : 1;
   at::Tensor dq_accum = at::empty({p.dq_splits * split_elems}, f32);  // the preprocess zeroes it
   p.lse = lse.data_ptr<float>();
-  p.softmax_d = softmax_d.data_ptr<float>();
+  p.softmax_d = row_stats[0].data_ptr<float>();
+  p.lse_log2 = row_stats[1].data_ptr<float>();
   p.dq_accum = dq_accum.data_ptr<float>();
   p.dq_split_stride = deterministic ? split_elems : 0;
   const cudaError_t err = entry.bwd(p, c10::cuda::getCurrentCUDAStream().stream());

@@ -195,22 +195,66 @@ class FwdSm90Tile(_NoFallbackPlan):
 
 @dataclass(frozen=True)
 class BwdSm90Tile(_NoFallbackPlan):
-    """Hopper backward, warpgroup MMA (wgmma): csrc/flashgen/sm90/bwd_kernel.cuh. Two warpgroups
-    split the columns of every GEMM; this first version takes 64 x 64 tiles only."""
+    """Hopper backward, two designs:
+    - warp_specialized: 1 (csrc/flashgen/sm90/bwd_ws_kernel.cuh, head dims 64 and 128): a producer
+      warpgroup TMA-loads K and V once and Q, dO (with their row statistics) through `stages`-deep
+      rings; two consumer warpgroups of 64 keys each compute S^T and dP^T, take P^T and dS^T
+      from registers into the dV and dK GEMMs, and share dQ = dS K through shared memory.
+    - warp_specialized: 0 (csrc/flashgen/sm90/bwd_kernel.cuh, head dims 64, 128, 256): the sm80
+      schedule on wgmma; two warpgroups split the columns of every GEMM; 64 x 64 tiles only."""
 
     block_m: int   # query rows per step
     block_n: int   # key rows per CTA
-    # 0: both warpgroups split S's and dP's columns (two 64 x 32 wgmmas each); 1: warpgroup 0
-    # computes S and warpgroup 1 dP, each one 64 x 64 wgmma (half the shared-memory operand
-    # reads), handing dP - D over in a 16 KB fp32 exchange tile.
+    warp_specialized: int = 0
+    # warp_specialized only: Q and dO buffers each (TMA ring depth).
+    stages: int = 2
+    # warp_specialized only. 1: each step's dQ tile goes to shared memory and a writer warp adds
+    # it to the fp32 accumulator with one bulk reduce-add while the consumers go on; 0: each
+    # consumer thread adds its fragment with float4 atomics.
+    dq_writer: int = 1
+    # warp_specialized: 0 only. 0: both warpgroups split S's and dP's columns (two 64 x 32 wgmmas
+    # each); 1: warpgroup 0 computes S and warpgroup 1 dP, each one 64 x 64 wgmma (half the
+    # shared-memory operand reads), handing dP - D over in a 16 KB fp32 exchange tile.
     sdp_by_warpgroup: int = 0
-    # 1: the dQ GEMM goes out alone first, so its atomics drain under the dV and dK GEMMs;
-    # 0: dQ is batched with dV and its atomics overlap dK only.
+    # warp_specialized: 0 only. 1: the dQ GEMM goes out alone first, so its atomics drain under
+    # the dV and dK GEMMs; 0: dQ is batched with dV and its atomics overlap dK only.
     dq_gemm_first: int = 0
 
     template = "flash_bwd_sm90.cu.j2"
 
     def check(self, hdim: int) -> None:
+        _check_choices(self, (0, 1), "warp_specialized", "dq_writer", "sdp_by_warpgroup", "dq_gemm_first")
+        if self.warp_specialized:
+            self._check_warp_specialized(hdim)
+        else:
+            self._check_wgmma_v1(hdim)
+
+    def _check_warp_specialized(self, hdim: int) -> None:
+        if hdim not in (64, 128):
+            raise TileError(f"the warp-specialized sm90 backward keeps dK and dV of its 64 keys per warpgroup "
+                            f"in registers, which fits head dim 64 or 128, got {hdim} (use warp_specialized: 0)")
+        if self.block_n != 128:
+            raise TileError(f"block_n must be 128 (two consumer warpgroups of 64 keys), got {self.block_n}")
+        if self.block_m not in (64, 128):
+            raise TileError(f"block_m must be 64 or 128 (the N of the S^T wgmma, whole 64-row dQ tiles), "
+                            f"got {self.block_m}")
+        if self.block_m == 64 and hdim // 2 % 64:
+            raise TileError(f"block_m 64 splits dQ's {hdim} columns between the two consumers, which must be "
+                            f"whole 64-column swizzle atoms: use block_m 128 at head dim {hdim}")
+        if not 1 <= self.stages <= 4:
+            raise TileError(f"stages must be 1 to 4, got {self.stages}")
+        if self.sdp_by_warpgroup or self.dq_gemm_first:
+            raise TileError("sdp_by_warpgroup and dq_gemm_first are options of warp_specialized: 0")
+        # Registers per consumer thread: dK and dV (64 x hdim fp32 each over 128 threads), S^T and
+        # dP^T (64 x block_m each), about 32 more for addresses and loop state. An estimate:
+        # ptxas has the last word (the build's -Xptxas=-v output shows spills).
+        live = hdim + self.block_m + 32
+        if live > _SM90_CONSUMER_REGISTERS[2]:
+            raise TileError(f"about {live} registers per consumer thread (dK + dV {hdim}, S^T + dP^T "
+                            f"{self.block_m}, 32 more), over the {_SM90_CONSUMER_REGISTERS[2]} two consumer "
+                            f"warpgroups get: lower block_m")
+
+    def _check_wgmma_v1(self, hdim: int) -> None:
         if hdim not in (64, 128, 256):
             # Each warpgroup reads half of the head dim as an MN-major wgmma operand, which must
             # be whole 64-column swizzle atoms (or lie within one): 192 splits into 96 + 96.
@@ -218,9 +262,20 @@ class BwdSm90Tile(_NoFallbackPlan):
         if (self.block_m, self.block_n) != (64, 64):
             raise TileError(f"the sm90 backward kernel takes 64 x 64 tiles only (one wgmma M per GEMM), "
                             f"got {self.block_m} x {self.block_n}")
-        _check_choices(self, (0, 1), "sdp_by_warpgroup", "dq_gemm_first")
+        if (self.stages, self.dq_writer) != (2, 1):
+            raise TileError("stages and dq_writer are options of warp_specialized: 1")
 
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
+        if self.warp_specialized:
+            # bwd_ws_kernel.cuh BwdWsConfig::SharedStorage: Q and dO rings, K, V, two dS^T
+            # buffers, the dQ staging tile (16 bytes without dq_writer), lse_log2 and D rows per
+            # stage, the pipelines' and K/V's barriers; the 1 KB-aligned struct rounds up to 1 KB.
+            tiles = (2 * self.stages * self.block_m * hdim + 2 * self.block_n * hdim
+                     + 2 * self.block_n * self.block_m) * elem_bytes
+            dq_stage = self.block_m * hdim * 4 if self.dq_writer else 16
+            row_stats = 2 * self.stages * self.block_m * 4
+            barriers = 2 * (2 * self.stages * 8) + 8
+            return -(-(tiles + dq_stage + row_stats + barriers) // 1024) * 1024
         # Q, dO (two buffers each), K, V tiles plus P and dS (sm90/bwd_kernel.cuh BwdConfig::kSmemBytes),
         # and the fp32 dP - D exchange tile when the warpgroups split S and dP by GEMM.
         exchange = self.sdp_by_warpgroup * self.block_m * self.block_n * 4

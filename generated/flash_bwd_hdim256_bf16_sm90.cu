@@ -10,6 +10,9 @@ struct flash_bwd_hdim256_bf16_sm90_tile {
   static constexpr int kHeadDim = 256;
   static constexpr int kBlockM = 64;
   static constexpr int kBlockN = 64;
+  static constexpr int kWarpSpecialized = 0;
+  static constexpr int kStages = 2;
+  static constexpr int kDqWriter = 1;
   static constexpr int kSdpByWarpgroup = 1;
   static constexpr int kDqGemmFirst = 1;
   static constexpr int kSmemBytes = 229376;  // gen/families.py's count; the kernel checks it

@@ -33,11 +33,15 @@ struct FwdParams {
 // kernel writes dk, dv in the input dtype and dk_accum = dv_accum = nullptr; with GQA it
 // writes dk_accum, dv_accum per *query* head as fp32, (batch, seqlen_k, nheads, head_dim)
 // contiguous, and the caller sums the heads that share a kv head and converts.
-// softmax_d is rowsum(dO * O), filled by the launcher's preprocess.
+// softmax_d is rowsum(dO * O) and lse_log2 is lse * log2(e), both filled by the launcher's
+// preprocess per (batch, head) in whole block_m-row tiles (padded_rows = ceil(seqlen_q /
+// block_m) * block_m rows each): padding rows hold D = 0 and lse_log2 = +inf (P = 0 there), so
+// a kernel may copy a whole tile's rows with one bulk copy.
 struct BwdParams {
   TensorArg q, k, v, out, dout, dq, dk, dv;  // dk, dv unused when dk_accum is set
   const float* lse;      // (batch, nheads, seqlen_q) from the forward
-  float* softmax_d;      // (batch, nheads, seqlen_q) scratch
+  float* softmax_d;      // (batch, nheads, padded_rows) scratch
+  float* lse_log2;       // (batch, nheads, padded_rows) scratch
   float* dq_accum;
   int64_t dq_split_stride;  // 0 when dq_splits == 1
   int dq_splits;

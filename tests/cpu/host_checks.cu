@@ -15,6 +15,7 @@
 #include "flashgen/sm80/bwd_kernel.cuh"
 #include "flashgen/sm80/fwd_kernel.cuh"
 #include "flashgen/sm90/bwd_kernel.cuh"
+#include "flashgen/sm90/bwd_ws_kernel.cuh"
 #include "flashgen/sm90/fwd_kernel.cuh"
 #include "flashgen_configs.h"  // written by the test that builds this file
 
@@ -165,6 +166,97 @@ void check_bwd_sm90(const char* what) {
   check_transposed(what, typename Cfg::SmemLayoutPdS{}, typename Cfg::SmemLayoutPdSt{});
 }
 
+// The warp-specialized backward: each consumer's S^T accumulator (keys, queries) as rows and
+// columns, P^T's registers as the dV GEMM's A operand, the transposed views of K, Q (per stage)
+// and dS (per buffer), the consumers' K slices and dS slices where the kernel's pointer
+// arithmetic puts them, and the dQ fragments covering the accumulator tile once in
+// DqAccumulatorOrder (the staged tile the writer warp adds in one piece).
+template <class Cfg>
+void check_bwd_sm90_ws(const char* what) {
+  using ShapeSt = Shape<Int<Cfg::kKeyRows>, Int<Cfg::kBlockM>>;
+  typename Cfg::TiledMmaSdP mma_sdp;
+  typename Cfg::TiledMmadKV mma_dkv;
+  typename Cfg::TiledMmadQ mma_dq;
+  check_rows_cols(what, mma_sdp, ShapeSt{}, 128, sm90_rows_cols, true);
+  check_rows_cols(what, mma_dkv, Shape<Int<Cfg::kKeyRows>, Int<Cfg::kHeadDim>>{}, 128, sm90_rows_cols, true);
+  check_rows_cols(what, mma_dq, Shape<Int<Cfg::kBlockM>, Int<Cfg::kHeadDim>>{}, Cfg::kDqThreads, sm90_rows_cols,
+                  false);
+  check_p_as_operand_a(what, mma_sdp, mma_dkv, ShapeSt{}, 128, sm90_operand_a);
+  check_transposed(what, typename Cfg::SmemLayoutK{}, typename Cfg::SmemLayoutKt{});
+  check_transposed(what, typename Cfg::SmemLayoutQ{}, typename Cfg::SmemLayoutQt{});
+  check_transposed(what, typename Cfg::SmemLayoutDsOne{}, typename Cfg::SmemLayoutDsOneTransposed{});
+  typename Cfg::SmemLayoutQStages q;
+  typename Cfg::SmemLayoutQtStages qt;
+  typename Cfg::SmemLayoutQ q_one;
+  for (int stage = 0; stage < Cfg::kStages; ++stage)
+    for (int r = 0; r < Cfg::kBlockM; ++r)
+      for (int c = 0; c < Cfg::kHeadDim; ++c) {
+        CHECK(qt(c, r, stage) == q(r, c, stage), "%s: Q^T stage %d element (%d, %d)", what, stage, r, c);
+        CHECK(q(r, c, stage) == q_one(r, c) + stage * cosize(q_one), "%s: Q stage %d is not a whole shift", what, stage);
+      }
+  typename Cfg::SmemLayoutK k;
+  typename Cfg::SmemLayoutKSlice k_slice;
+  for (int consumer = 0; consumer < Cfg::kConsumers; ++consumer)
+    for (int r = 0; r < Cfg::kKeyRows; ++r)
+      for (int c = 0; c < Cfg::kHeadDim; ++c)
+        CHECK(k(consumer * Cfg::kKeyRows + r, c) == k_slice(r, c) + consumer * cosize(k_slice),
+              "%s: K slice %d element (%d, %d)", what, consumer, r, c);
+  typename Cfg::SmemLayoutDs ds;
+  typename Cfg::SmemLayoutDsTransposed ds_t;
+  typename Cfg::SmemLayoutDsSlice ds_slice;
+  for (int buffer = 0; buffer < 2; ++buffer)
+    for (int key = 0; key < Cfg::kBlockN; ++key)
+      for (int query = 0; query < Cfg::kBlockM; ++query) {
+        const int consumer = key / Cfg::kKeyRows;
+        CHECK(ds_t(query, key, buffer) == ds(key, query, buffer), "%s: dS buffer %d element (%d, %d)", what, buffer,
+              key, query);
+        CHECK(ds(key, query, buffer) == ds_slice(key % Cfg::kKeyRows, query) +
+                                            (buffer * Cfg::kConsumers + consumer) * cosize(ds_slice),
+              "%s: dS^T slice of consumer %d, buffer %d", what, consumer, buffer);
+      }
+  // dQ: thread t's fragment element i at dq_offset(i, t) of the tile, every offset once.
+  std::vector<int> taken(Cfg::kDqTileElems, 0);
+  for (int t = 0; t < Cfg::kDqThreads; ++t) {
+    Tensor frag = partition_fragment_C(mma_dq, Shape<Int<Cfg::kBlockM>, Int<Cfg::kHeadDim>>{});
+    CHECK(int(size(frag)) == Cfg::kDqFragElems, "%s: dQ fragment size", what);
+    for (int i = 0; i < Cfg::kDqFragElems; ++i) {
+      const int offset = (i / 4) * (Cfg::kDqThreads * 4) + t * 4 + i % 4;  // dq_offset on sm90
+      if (offset >= 0 && offset < Cfg::kDqTileElems) ++taken[offset];
+    }
+  }
+  for (int i = 0; i < Cfg::kDqTileElems; ++i) CHECK(taken[i] == 1, "%s: dQ tile float %d taken %d times", what, i, taken[i]);
+}
+
+// AttentionMask::apply_transposed on a (keys, queries) tile masks exactly what apply masks on the
+// (queries, keys) tile, for tiles on and off the causal diagonal and past the sequence ends.
+void check_transposed_mask() {
+  constexpr int kRows = 8, kCols = 16;
+  auto rows_cols_coords = [](int rows, int cols) {
+    return make_identity_tensor(make_shape(rows, cols));
+  };
+  const int seqlens[][2] = {{17, 17}, {64, 100}, {100, 64}, {1, 30}};
+  for (auto const& s : seqlens)
+    for (bool causal : {false, true})
+      for (int query0 : {0, 8, 48, 96})
+        for (int key0 : {0, 16, 48, 80}) {
+          const flashgen::AttentionMask mask{s[0], s[1], causal};
+          float scores[kRows][kCols], transposed[kCols][kRows];
+          Tensor tile = make_tensor(&scores[0][0], make_layout(make_shape(Int<kRows>{}, Int<kCols>{}), GenRowMajor{}));
+          Tensor tile_t = make_tensor(&transposed[0][0], make_layout(make_shape(Int<kCols>{}, Int<kRows>{}), GenRowMajor{}));
+          for (int r = 0; r < kRows; ++r)
+            for (int c = 0; c < kCols; ++c) tile(r, c) = tile_t(c, r) = 1.f;
+          mask.apply(tile, rows_cols_coords(kRows, kCols), query0, key0);
+          mask.apply_transposed(tile_t, rows_cols_coords(kCols, kRows), key0, query0);
+          for (int r = 0; r < kRows; ++r)
+            for (int c = 0; c < kCols; ++c) {
+              const bool visible = key0 + c < mask.key_limit(query0 + r);
+              CHECK((tile(r, c) == 1.f) == visible && (tile_t(c, r) == 1.f) == visible,
+                    "mask %dx%d causal=%d query %d key %d: apply %g, apply_transposed %g, visible %d", s[0], s[1],
+                    causal, query0 + r, key0 + c, tile(r, c), tile_t(c, r), visible);
+            }
+        }
+}
+
 // Against the mask's rule (key_limit, one row at a time): the backward's QueryBlockOrder visits
 // exactly the query blocks that see some key of its key block, each once (non-causal: starting
 // at n_block mod m_blocks); the forward's visible_key_blocks covers every key block that a real
@@ -289,6 +381,7 @@ void check_forward_tile_order() {
 
 int main() {
   check_block_schedules();
+  check_transposed_mask();
   check_forward_tile_order();
   check_backward_cta_order();
   // Every bf16 config of kernels.yaml and the sm90 tuning catalog (tests/catalog_configs.py).

@@ -12,6 +12,7 @@
 #include <cute/tensor.hpp>
 
 #include "flashgen/sm90/bwd_kernel.cuh"
+#include "flashgen/sm90/bwd_ws_kernel.cuh"
 #include "flashgen/sm90/fwd_kernel.cuh"
 #include "flashgen_configs.h"  // written by the test that builds this file
 
@@ -126,6 +127,21 @@ void probe_bwd_sm90(const char* name) {
   probe<dKV, dKV, typename Cfg::SmemLayoutPdSt, typename Cfg::SmemLayoutQt, N, D, M>(what);
   std::snprintf(what, sizeof what, "%s dQ = dS K (SS, B transposed)", name);
   probe<dQ, dQ, typename Cfg::SmemLayoutPdS, typename Cfg::SmemLayoutKt, M, D, N>(what);
+}
+
+template <class Cfg>
+void probe_bwd_sm90_ws(const char* name) {
+  constexpr int M = Cfg::kBlockM, N = Cfg::kBlockN, D = Cfg::kHeadDim, R = Cfg::kKeyRows;
+  using SdP = typename Cfg::TiledMmaSdP;
+  using dKV = typename Cfg::TiledMmadKV;
+  using dQ = typename Cfg::TiledMmadQ;
+  char what[96];
+  std::snprintf(what, sizeof what, "%s S^T = K Q^T (SS, K-major, one WG)", name);
+  probe<SdP, SdP, typename Cfg::SmemLayoutKSlice, typename Cfg::SmemLayoutQ, R, M, D>(what);
+  std::snprintf(what, sizeof what, "%s dV = P^T dO (RS, P^T from S^T regs, dO^T view)", name);
+  probe<dKV, SdP, typename Cfg::SmemLayoutKSlice /*unused*/, typename Cfg::SmemLayoutQt, R, D, M, true>(what);
+  std::snprintf(what, sizeof what, "%s dQ = dS K (SS, both MN-major, two WGs)", name);
+  probe<dQ, dQ, typename Cfg::SmemLayoutDsOneTransposed, typename Cfg::SmemLayoutKt, M, D, N>(what);
 }
 
 int main() {

@@ -40,7 +40,7 @@ struct AttentionMask {
 
   // Set masked scores to -inf. `coords` holds each element's (row, col) inside the tile.
   template <class Scores, class Coords>
-  __device__ __forceinline__ void apply(Scores& scores, Coords const& coords, int row0,
+  CUTE_HOST_DEVICE void apply(Scores& scores, Coords const& coords, int row0,
                                         int col0) const {
     CUTE_UNROLL
     for (int mi = 0; mi < size<0>(scores); ++mi) {
@@ -48,6 +48,20 @@ struct AttentionMask {
       CUTE_UNROLL
       for (int ni = 0; ni < size<1>(scores); ++ni) {
         if (col0 + get<1>(coords(mi, ni)) >= limit) scores(mi, ni) = -INFINITY;
+      }
+    }
+  }
+
+  // The same for a transposed tile (rows are keys, cols are queries; the sm90 backward's S^T):
+  // `coords` holds each element's (key, query) inside the tile at (key0, query0).
+  template <class Scores, class Coords>
+  CUTE_HOST_DEVICE void apply_transposed(Scores& scores, Coords const& coords, int key0, int query0) const {
+    CUTE_UNROLL
+    for (int ni = 0; ni < size<1>(scores); ++ni) {
+      const int limit = key_limit(query0 + get<1>(coords(0, ni)));
+      CUTE_UNROLL
+      for (int mi = 0; mi < size<0>(scores); ++mi) {
+        if (key0 + get<0>(coords(mi, ni)) >= limit) scores(mi, ni) = -INFINITY;
       }
     }
   }

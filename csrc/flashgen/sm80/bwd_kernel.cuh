@@ -64,6 +64,13 @@ struct DqAccumulatorOrder {
   }
 };
 
+// Where (batch, head)'s rows start in the backward's row statistics (softmax_d, lse_log2), which
+// hold whole kBlockM-row tiles per (batch, head) (params.h).
+template <int kBlockM>
+__host__ __device__ __forceinline__ int64_t padded_row_stats_offset(const BwdParams& params, int batch, int head) {
+  return (int64_t(batch) * params.nheads + head) * (ceil_div(params.seqlen_q, kBlockM) * kBlockM);
+}
+
 // Compile-time plan of one backward kernel (numbers from kernels.yaml via the generated file).
 // kAtomM_SdP: warps along the query dimension of the S and dP GEMMs; kAtomN_dKV: warps along
 // the key dimension of the dK and dV GEMMs; kAtomM_dQ: warps along the query dimension of dQ.
@@ -88,6 +95,7 @@ struct BwdConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, Plan::kWarp
   static constexpr int kBlockN = Plan::kBlockN;
   static constexpr int kNWarps = Plan::kWarps;
   static constexpr int kNThreads = kNWarps * 32;
+  static constexpr int kDqThreads = kNThreads;  // threads of the dQ GEMM (the postprocess reads back in their order)
 
   using Atom = typename MmaAtomFor<Element>::type;
   template <int kWarpsM>
@@ -168,11 +176,11 @@ __device__ __forceinline__ auto backward_block(const BwdParams& params, int n_bl
   auto key_tile = [&](const TensorArg& t) {
     return head_row_tiles<Element, kBlockN, kHeadDim>(t, batch, head_kv, params.seqlen_k, n_block);
   };
-  const int64_t row_stats = (int64_t(batch) * params.nheads + head) * params.seqlen_q;
+  const int64_t lse_rows = (int64_t(batch) * params.nheads + head) * params.seqlen_q;  // the forward's
   const int m_blocks = ceil_div(params.seqlen_q, kBlockM);
   return BackwardBlock<decltype(query_tiles(params.q)), decltype(key_tile(params.k))>{
       query_tiles(params.q), query_tiles(params.dout), key_tile(params.k), key_tile(params.v),
-      params.lse + row_stats, params.softmax_d + row_stats,
+      params.lse + lse_rows, params.softmax_d + padded_row_stats_offset<kBlockM>(params, batch, head),
       params.dq_accum + split * params.dq_split_stride +
           (int64_t(batch) * params.nheads + head) * m_blocks * Cfg::kDqTileElems};
 }
@@ -255,8 +263,9 @@ __device__ __forceinline__ void store_dk_dv(const BwdParams& params, Mma const& 
   store_fragment_via_smem<Cfg>(mma_dkv, acc_dv, sV, out_tile(params.dv), k_rows_left, tidx);
 }
 
-// D[row] = sum_d dO[row, d] * O[row, d], one warp per row; and zeros for the dQ accumulator
-// (every split), kPreprocessRows rows' worth per CTA, so no separate memset runs.
+// D[row] = sum_d dO[row, d] * O[row, d] and lse_log2[row] = lse[row] * log2(e), one warp per
+// row, over whole block_m tiles (padding rows: D = 0, lse_log2 = +inf); and zeros for the dQ
+// accumulator (every split), kPreprocessRows rows' worth per CTA, so no separate memset runs.
 constexpr int kPreprocessRows = 8;  // one warp each
 
 template <class Cfg>
@@ -277,7 +286,11 @@ __global__ void __launch_bounds__(kPreprocessRows * 32) bwd_preprocess_kernel(co
     float4* dst = reinterpret_cast<float4*>(zero_base + split * params.dq_split_stride);
     for (int i = threadIdx.x; i < kPreprocessRows * kHeadDim / 4; i += blockDim.x) dst[i] = make_float4(0, 0, 0, 0);
   }
-  if (row >= params.seqlen_q) return;
+  const int64_t stats_row = padded_row_stats_offset<Cfg::kBlockM>(params, batch, head) + row;
+  if (row >= params.seqlen_q) {
+    if (lane == 0) params.softmax_d[stats_row] = 0.f, params.lse_log2[stats_row] = INFINITY;
+    return;
+  }
   auto at = [&](const TensorArg& t) {
     return static_cast<const Element*>(t.ptr) + batch * t.batch_stride + head * t.head_stride +
            row * t.row_stride;
@@ -287,7 +300,10 @@ __global__ void __launch_bounds__(kPreprocessRows * 32) bwd_preprocess_kernel(co
   float sum = 0.f;
   for (int d = lane; d < kHeadDim; d += 32) sum += float(o[d]) * float(dout[d]);
   for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
-  if (lane == 0) params.softmax_d[(int64_t(batch) * params.nheads + head) * params.seqlen_q + row] = sum;
+  if (lane == 0) {
+    params.softmax_d[stats_row] = sum;
+    params.lse_log2[stats_row] = params.lse[(int64_t(batch) * params.nheads + head) * params.seqlen_q + row] * float(M_LOG2E);
+  }
 }
 
 template <class Cfg, bool kCausal>
@@ -488,11 +504,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
 }
 
 // dQ = softmax_scale * (the sum over splits of the thread-ordered accumulator), in the input
-// dtype. One CTA per (query block, head, batch) with the main kernel's thread count, so thread
-// t reads back exactly the elements thread t of each main CTA added. Splits (deterministic
+// dtype. One CTA per (query block, head, batch) with the main kernel's dQ GEMM thread count, so
+// thread t reads back exactly the elements thread t of each main CTA's dQ GEMM added. Splits (deterministic
 // mode) are summed in a fixed order.
 template <class Cfg>
-__global__ void __launch_bounds__(Cfg::kNThreads) bwd_dq_postprocess_kernel(const BwdParams params) {
+__global__ void __launch_bounds__(Cfg::kDqThreads) bwd_dq_postprocess_kernel(const BwdParams params) {
   using Element = typename Cfg::Element;
   constexpr int kBlockM = Cfg::kBlockM, kHeadDim = Cfg::kHeadDim;
   const int m_block = blockIdx.x, head = blockIdx.y, batch = blockIdx.z, tidx = threadIdx.x;
@@ -530,14 +546,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_dq_postprocess_kernel(cons
                                params.seqlen_q - m_block * kBlockM, tidx);
 }
 
-// The backward's launches: the preprocess (D, zeroed dQ accumulator), the main kernel (one CTA
-// per key block; deterministic mode launches dq_splits key blocks at a time, block
+// The backward's launches: the preprocess (D, lse_log2, zeroed dQ accumulator), the main kernel
+// (one CTA per key block; deterministic mode launches dq_splits key blocks at a time, block
 // n_block_offset + s adding into split s, and launches on a stream run in order, so each split
 // receives its key blocks in the same order on every run), the dQ postprocess. Any main kernel
-// that adds dQ in Cfg's DqAccumulatorOrder with Cfg::TiledMmadQ's fragments fits.
-template <class Cfg, class MainKernel>
-cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, MainKernel non_causal,
-                                MainKernel causal) {
+// that adds dQ in Cfg's DqAccumulatorOrder with Cfg::TiledMmadQ's fragments fits:
+// launch_main(launch_params, grid) launches it over grid = (key blocks, heads, batches).
+template <class Cfg, class LaunchMain>
+cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, LaunchMain&& launch_main) {
   const int padded_rows = ceil_div(params.seqlen_q, Cfg::kBlockM) * Cfg::kBlockM;
   bwd_preprocess_kernel<Cfg><<<dim3(padded_rows / kPreprocessRows, params.nheads, params.batch),
                                kPreprocessRows * 32, 0, stream>>>(params);
@@ -548,15 +564,22 @@ cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, Ma
   for (int first = 0; first < n_blocks; first += per_launch) {
     BwdParams launch_params = params;
     launch_params.n_block_offset = first;
-    const dim3 grid(min(per_launch, n_blocks - first), params.nheads, params.batch);
-    err = launch_with_smem(params.causal ? causal : non_causal, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream,
-                           launch_params);
+    err = launch_main(launch_params, dim3(min(per_launch, n_blocks - first), params.nheads, params.batch));
     if (err != cudaSuccess) return err;
   }
   bwd_dq_postprocess_kernel<Cfg>
-      <<<dim3(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads, params.batch), Cfg::kNThreads, 0, stream>>>(
+      <<<dim3(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads, params.batch), Cfg::kDqThreads, 0, stream>>>(
           params);
   return cudaGetLastError();
+}
+
+// A launch_main for kernels that take the parameters as they are.
+template <class Cfg, class Kernel>
+auto launch_kernel_with_params(Kernel non_causal, Kernel causal, cudaStream_t stream) {
+  return [=](const BwdParams& launch_params, dim3 grid) {
+    return launch_with_smem(launch_params.causal ? causal : non_causal, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream,
+                            launch_params);
+  };
 }
 
 template <class Cfg>
@@ -564,7 +587,8 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream) {
   if constexpr (Cfg::kQBuffers > 1 || Cfg::kDoBuffers > 1) {
     if (device_smem_optin() < Cfg::kSmemBytes) return launch_bwd<typename Cfg::SingleBuffered>(params, stream);
   }
-  return launch_bwd_pipeline<Cfg>(params, stream, &bwd_kernel<Cfg, false>, &bwd_kernel<Cfg, true>);
+  return launch_bwd_pipeline<Cfg>(params, stream,
+                                  launch_kernel_with_params<Cfg>(&bwd_kernel<Cfg, false>, &bwd_kernel<Cfg, true>, stream));
 }
 
 }  // namespace flashgen::sm80

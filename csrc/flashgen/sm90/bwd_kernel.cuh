@@ -46,6 +46,7 @@ struct BwdConfig : sm80::DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> 
   static constexpr int kBlockM = Plan::kBlockM;
   static constexpr int kBlockN = Plan::kBlockN;
   static constexpr int kNThreads = 256;  // two warpgroups
+  static constexpr int kDqThreads = kNThreads;  // threads of the dQ GEMM (the postprocess reads back in their order)
   static_assert(kBlockM == 64 && kBlockN == 64, "this version tiles 64 x 64: one wgmma M per GEMM");
   static_assert(kHeadDim == 64 || kHeadDim % 128 == 0,
                 "each warpgroup's head-dim half must be whole 64-column swizzle atoms (or lie in one)");
@@ -308,7 +309,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
 
 template <class Cfg>
 cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream) {
-  return sm80::launch_bwd_pipeline<Cfg>(params, stream, &bwd_kernel<Cfg, false>, &bwd_kernel<Cfg, true>);
+  return sm80::launch_bwd_pipeline<Cfg>(
+      params, stream, sm80::launch_kernel_with_params<Cfg>(&bwd_kernel<Cfg, false>, &bwd_kernel<Cfg, true>, stream));
 }
 
 }  // namespace flashgen::sm90

@@ -77,6 +77,10 @@ __device__ __forceinline__ void publish_smem_writes_to_wgmma() {
 constexpr int kExchangeBarrier = 1;  // sm90 backward: warpgroup 1's dP - D for warpgroup 0
 constexpr int kSchedulerBarrier0 = 2;  // sm90 forward ping-pong: one per consumer warpgroup (2..4)
 constexpr int kEpilogueBarrier0 = 5;   // sm90 forward: one per consumer warpgroup's epilogue (5..7)
+constexpr int kDsReadyBarrier = 8;     // sm90 warp-specialized backward: both consumers' dS^T written
+constexpr int kDqFullBarrier = 9;      // ... the consumers staged a dQ tile for the dQ writer
+constexpr int kDqEmptyBarrier = 10;    // ... the dQ writer has read the staged tile
+constexpr int kBwdEpilogueBarrier0 = 11;  // ... one per consumer's dK, dV epilogue (11..12)
 
 __device__ __forceinline__ void named_barrier_sync(int id, int num_threads) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(num_threads) : "memory");

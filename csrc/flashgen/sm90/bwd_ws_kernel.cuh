@@ -1,0 +1,480 @@
+// sm90 backward attention, warp-specialized (FlashAttention-3's structure), for head dims up to
+// 128. Compiled for sm_90a only (H100, H200).
+//
+// One CTA per (key block of kBlockN = 128 keys, head, batch); it walks the query blocks that see
+// its keys (QueryBlockOrder). Warpgroup 0 produces, warpgroups 1 and 2 consume:
+// - Producer (registers lowered with setmaxnreg). Warp 0, one thread: K and V once (TMA), then
+//   per query block Q with its lse_log2 rows and dO with its D rows, through kStages-deep rings
+//   (CUTLASS's PipelineTmaAsync; the row statistics ride on the tile's barrier as 1-D bulk
+//   copies, which the preprocess's padded rows make whole). Warp 1 (kDqWriter): the dQ writer,
+//   which adds each step's dQ tile from shared memory to the fp32 accumulator with one bulk
+//   reduce-add while the consumers go on to the next step.
+// - Consumer c owns keys [64c, 64c + 64) of the block and computes, per query block,
+//     S^T = K_c Q^T, dP^T = V_c dO^T                 (64 x block_m each, SS wgmma)
+//     P^T = exp2(S^T * scale * log2(e) - lse_log2), dS^T = P^T * (dP^T - D)   (registers)
+//     dV_c += P^T dO, dK_c += dS^T Q                 (RS wgmma: P^T and dS^T from registers)
+//     dQ = dS K over both consumers' keys            (SS wgmma: dS^T through shared memory)
+//   Computing the transposed scores puts the keys on the wgmma's M, so P^T and dS^T come out of
+//   the S and dP accumulators already in the A-operand layout of the dV and dK GEMMs: no
+//   shared-memory round trip for P, and only dS^T is written (for dQ, whose M is the queries).
+//   dK_c and dV_c stay in registers for the whole walk: 2 x 64 x head_dim fp32 over 128 threads,
+//   which is why this design stops at head dim 128 (sm90/bwd_kernel.cuh takes 256).
+// - The dQ GEMM splits its tile over the two consumers (by columns for block_m 64, by rows for
+//   128); its fragments are in sm80::DqAccumulatorOrder over the 256 consumer threads, so the
+//   staged tile is one contiguous run of floats, added by a single bulk reduce-add (or, without
+//   kDqWriter, by each thread's float4 atomics as the other backward kernels do).
+// - Epilogue: dK (scaled) and dV through each consumer's K and V slices of shared memory, out by
+//   TMA stores that clip rows past seqlen_k; with GQA fp32 stores per query head.
+// The preprocess (D, lse_log2, zeroed dQ accumulator), the deterministic launches and the dQ
+// postprocess are the other backward kernels' (sm80/bwd_kernel.cuh launch_bwd_pipeline).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cute/tensor.hpp>
+#include <cutlass/arch/reg_reconfig.h>
+#include <cutlass/pipeline/sm90_pipeline.hpp>
+
+#include "flashgen/common/mask.cuh"
+#include "flashgen/common/seqlen.cuh"
+#include "flashgen/common/utils.cuh"
+#include "flashgen/params.h"
+#include "flashgen/sm80/bwd_kernel.cuh"
+#include "flashgen/sm90/warpgroup.cuh"
+
+namespace flashgen::sm90 {
+using namespace cute;
+
+// Compile-time plan of one warp-specialized backward kernel. Plan is the named tile struct a
+// generated file renders from kernels.yaml (templates/tile_struct.j2): kBlockM, kBlockN,
+// kStages, kDqWriter (gen/families.py BwdSm90Tile).
+template <class Plan>
+struct BwdWsConfig : sm80::DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
+  using Element = typename Plan::Element;
+  static constexpr int kHeadDim = Plan::kHeadDim;
+  static constexpr int kBlockM = Plan::kBlockM;  // queries per step
+  static constexpr int kBlockN = Plan::kBlockN;  // keys per CTA
+  static constexpr int kStages = Plan::kStages;  // Q and dO buffers each (TMA ring depth)
+  static constexpr bool kDqWriter = Plan::kDqWriter != 0;
+
+  static constexpr int kKeyRows = 64;  // keys of one consumer warpgroup (one wgmma M)
+  static constexpr int kConsumers = kBlockN / kKeyRows;
+  static constexpr int kMmaThreads = 128 * kConsumers;
+  static constexpr int kNThreads = 128 + kMmaThreads;
+  static constexpr int kDqThreads = kMmaThreads;  // the dQ GEMM's threads (the postprocess reads back in their order)
+  static_assert(kConsumers == 2, "two consumer warpgroups of 64 keys: block_n 128");
+  static_assert(kBlockM == 64 || kBlockM == 128, "block_m is the N of the S^T wgmma and a whole number of 64-row dQ tiles");
+  static_assert(kHeadDim % 64 == 0 && kHeadDim <= 128, "128-byte swizzle atoms; dK and dV in registers up to 128");
+  static constexpr int kProducerRegisters = 24;
+  static constexpr int kConsumerRegisters = 240;
+  static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= 65536, "register file");
+
+  // S^T = K_c Q^T and dP^T = V_c dO^T: 64 x block_m per consumer, K-major operands.
+  using TiledMmaSdP = decltype(make_tiled_mma(
+      GMMA::ss_op_selector<Element, Element, float, Shape<_64, Int<kBlockM>, _16>, GMMA::Major::K, GMMA::Major::K>()));
+  // dV_c += P^T dO and dK_c += dS^T Q: 64 x head_dim, A from registers, B (dO^T, Q^T) MN-major.
+  using TiledMmadKV = decltype(make_tiled_mma(
+      GMMA::rs_op_selector<Element, Element, float, Shape<_64, Int<kHeadDim>, _16>, GMMA::Major::K,
+                           GMMA::Major::MN>()));
+  // dQ = dS K: block_m x head_dim over both consumers, by rows when block_m is 128, else by
+  // columns; A is dS read through dS^T's tile (MN-major), B is K read transposed (MN-major).
+  static constexpr int kDqWarpgroupsM = kBlockM / 64;
+  static constexpr int kDqWarpgroupsN = kConsumers / kDqWarpgroupsM;
+  static_assert(kDqWarpgroupsN == 1 || (kHeadDim / kDqWarpgroupsN) % 64 == 0,
+                "each consumer's dQ columns must be whole 64-column swizzle atoms");
+  using TiledMmadQ = decltype(make_tiled_mma(
+      GMMA::ss_op_selector<Element, Element, float, Shape<_64, Int<kHeadDim / kDqWarpgroupsN>, _16>, GMMA::Major::MN,
+                           GMMA::Major::MN>(),
+      Layout<Shape<Int<kDqWarpgroupsM>, Int<kDqWarpgroupsN>, _1>>{}));
+
+  // Tiles are K-major (contiguous along their last mode) in the 128-byte wgmma swizzle; the
+  // transposed views are the MN-major operands.
+  using SmemAtom = GMMA::Layout_K_SW128_Atom<Element>;
+  template <int kRows, int kCols>
+  using Tile = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kRows>, Int<kCols>>{}));
+  template <int kRows, int kCols>
+  using StagedTiles = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kRows>, Int<kCols>, Int<kStages>>{}));
+  // (cols, rows, stage) view of StagedTiles<kRows, kCols>.
+  template <int kRows, int kCols>
+  using StagedTransposed = decltype(composition(
+      StagedTiles<kRows, kCols>{}, make_ordered_layout(Shape<Int<kCols>, Int<kRows>, Int<kStages>>{}, Step<_2, _1, _3>{})));
+
+  using SmemLayoutQ = Tile<kBlockM, kHeadDim>;  // one Q or dO stage; the postprocess's staging tile
+  using SmemLayoutQStages = StagedTiles<kBlockM, kHeadDim>;
+  using SmemLayoutQtStages = StagedTransposed<kBlockM, kHeadDim>;  // (head_dim, queries, stage)
+  // K and V: one 64-row slice per consumer, the slices one after the other (each a TMA box).
+  using SmemLayoutKSlice = Tile<kKeyRows, kHeadDim>;
+  using SmemLayoutK = decltype(tile_to_shape(SmemLayoutKSlice{}, Shape<Int<kBlockN>, Int<kHeadDim>>{}));
+  using SmemLayoutKt = decltype(composition(SmemLayoutK{}, make_layout(Shape<Int<kHeadDim>, Int<kBlockN>>{}, GenRowMajor{})));
+  // dS^T (keys, queries): one 64-key slice per consumer, two buffers (step i writes buffer i % 2,
+  // so a consumer may write the next step's while the other still reads this one's in its dQ GEMM).
+  using SmemLayoutDsSlice = Tile<kKeyRows, kBlockM>;
+  using SmemLayoutDs = decltype(tile_to_shape(SmemLayoutDsSlice{}, Shape<Int<kBlockN>, Int<kBlockM>, _2>{}));
+  using SmemLayoutDsTransposed = decltype(composition(  // dS (queries, keys, buffer): the dQ GEMM's A
+      SmemLayoutDs{}, make_ordered_layout(Shape<Int<kBlockM>, Int<kBlockN>, _2>{}, Step<_2, _1, _3>{})));
+
+  // One stage (or buffer) of the staged views, for the host checks and the wgmma probe.
+  using SmemLayoutQt = decltype(composition(SmemLayoutQ{}, make_layout(Shape<Int<kHeadDim>, Int<kBlockM>>{}, GenRowMajor{})));
+  using SmemLayoutDsOne = decltype(tile_to_shape(SmemLayoutDsSlice{}, Shape<Int<kBlockN>, Int<kBlockM>>{}));
+  using SmemLayoutDsOneTransposed =
+      decltype(composition(SmemLayoutDsOne{}, make_layout(Shape<Int<kBlockM>, Int<kBlockN>>{}, GenRowMajor{})));
+
+  using PipelineQ = cutlass::PipelineTmaAsync<kStages>;  // Q + lse_log2, and dO + D
+  static constexpr int kDqStageFloats = kDqWriter ? kBlockM * kHeadDim : 4;
+  struct SharedStorage {
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutQStages>> q;
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutQStages>> dout;
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutK>> k;
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutK>> v;
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutDs>> ds;
+    alignas(128) cute::array_aligned<float, kDqStageFloats> dq;  // the dQ writer's staging tile
+    alignas(16) cute::array_aligned<float, kStages * kBlockM> lse_log2;
+    alignas(16) cute::array_aligned<float, kStages * kBlockM> d;
+    typename PipelineQ::SharedStorage pipeline_q, pipeline_do;
+    cutlass::arch::ClusterTransactionBarrier kv_full;  // K and V landed
+  };
+  static constexpr int kSmemBytes = int(sizeof(SharedStorage));
+  static_assert(kSmemBytes == Plan::kSmemBytes, "gen/families.py's shared-memory count disagrees with this kernel's");
+
+  // TMA: global tensors are (seqlen, head_dim, heads, batch) with the head dim contiguous.
+  using GmemShape = Shape<int32_t, Int<kHeadDim>, int32_t, int32_t>;
+  using GmemStride = Stride<int64_t, _1, int64_t, int64_t>;
+  using GmemTensor = decltype(make_tensor(make_gmem_ptr(static_cast<Element*>(nullptr)), GmemShape{}, GmemStride{}));
+  using TmaLoadQ = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, SmemLayoutQ{}));
+  using TmaLoadKV = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, SmemLayoutKSlice{}));
+  using TmaStoreKV = decltype(make_tma_copy(SM90_TMA_STORE{}, GmemTensor{}, SmemLayoutKSlice{}));
+  static constexpr uint32_t kRowStatsBytes = kBlockM * sizeof(float);
+  static constexpr uint32_t kQStageBytes = kBlockM * kHeadDim * sizeof(Element) + kRowStatsBytes;
+  static constexpr uint32_t kKVBytes = 2 * kBlockN * kHeadDim * sizeof(Element);
+
+  // The postprocess's copies (sm80::store_fragment_via_smem): the dQ GEMM's threads.
+  using Gmem = sm80::GmemCopies<Element, kHeadDim, kDqThreads>;
+  static constexpr int kQTileBytes = int(cosize(SmemLayoutQ{}) * sizeof(Element));
+};
+
+// What the kernel takes: the parameters and the TMA descriptors built from them on the host.
+template <class Cfg>
+struct BwdWsKernelArgs {
+  BwdParams params;
+  typename Cfg::TmaLoadQ tma_q, tma_do;
+  typename Cfg::TmaLoadKV tma_k, tma_v;
+  typename Cfg::TmaStoreKV tma_dk, tma_dv;  // unused with GQA (fp32 stores per query head)
+};
+
+template <class Cfg>
+__host__ __device__ auto bwd_gmem_shape(const BwdParams& p, bool keys, bool kv_heads) {
+  return make_shape(keys ? p.seqlen_k : p.seqlen_q, Int<Cfg::kHeadDim>{}, kv_heads ? p.nheads_kv : p.nheads, p.batch);
+}
+
+// 1-D bulk reduce-add of `bytes` (a multiple of 16) of fp32 from shared to global memory, in
+// the current bulk group (commit with tma_store_arrive, wait with tma_store_wait).
+__device__ __forceinline__ void bulk_reduce_add(float* gmem, const float* smem, int bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(gmem),
+               "r"(cute::cast_smem_ptr_to_uint(smem)), "r"(bytes)
+               : "memory");
+}
+
+// Waits until every bulk operation this thread committed has completed (not only read its
+// shared memory): the dQ writer's last adds are done before the CTA exits.
+__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+
+template <class Cfg, bool kCausal>
+__global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_constant__ BwdWsKernelArgs<Cfg> args) {
+  using Element = typename Cfg::Element;
+  using PipelineQ = typename Cfg::PipelineQ;
+  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
+  constexpr int kKeyRows = Cfg::kKeyRows;
+  extern __shared__ __align__(1024) char smem_raw[];
+  auto& smem = *reinterpret_cast<typename Cfg::SharedStorage*>(smem_raw);
+  const BwdParams& params = args.params;
+
+  // This launch's key blocks start at n_block_offset (deterministic mode); the CTA of
+  // launch-local key block n adds its dQ into split n.
+  const BackwardCta cta(blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y, gridDim.z,
+                        int64_t(params.seqlen_q) * kHeadDim * sizeof(float), /*heavy_first_groups=*/false);
+  const int n_block = params.n_block_offset + cta.n_block_local, head = cta.head, batch = cta.batch;
+  const FixedSequenceLengths seqlens(params, batch);
+  const AttentionMask mask{seqlens.seqlen_q, seqlens.seqlen_k, kCausal};
+  const QueryBlockOrder order(seqlens.seqlen_q, seqlens.seqlen_k, kBlockM, kBlockN, n_block, kCausal);
+  const int64_t stats_offset = sm80::padded_row_stats_offset<kBlockM>(params, batch, head);
+  float* const dq_tiles = params.dq_accum + cta.n_block_local * params.dq_split_stride +
+                          (int64_t(batch) * params.nheads + head) * order.m_blocks * Cfg::kDqTileElems;
+  const int warpgroup = threadIdx.x / 128;
+  // Named barriers between the consumers (and the dQ writer), counting their threads.
+  constexpr int kDqHandoffThreads = Cfg::kMmaThreads + 32;
+
+  typename PipelineQ::Params pipe_params;
+  pipe_params.transaction_bytes = Cfg::kQStageBytes;  // a Q tile and its lse_log2 rows (dO and D alike)
+  pipe_params.role = warpgroup == 0 ? PipelineQ::ThreadCategory::Producer : PipelineQ::ThreadCategory::Consumer;
+  pipe_params.is_leader = threadIdx.x == 0;
+  pipe_params.num_consumers = Cfg::kMmaThreads;
+  if (threadIdx.x == 0) smem.kv_full.init(1);
+  PipelineQ pipeline_q(smem.pipeline_q, pipe_params, Shape<_1, _1, _1>{});
+  PipelineQ pipeline_do(smem.pipeline_do, pipe_params, Shape<_1, _1, _1>{});
+  __syncthreads();  // barriers initialized (the constructors fenced their init)
+
+  // Consumer c's 64-key slice of K or V.
+  auto key_slice = [&](Element* tile, int consumer) {
+    return make_tensor(make_smem_ptr(tile + consumer * cosize_v<typename Cfg::SmemLayoutKSlice>),
+                       typename Cfg::SmemLayoutKSlice{});
+  };
+
+  if (warpgroup == 0) {
+    cutlass::arch::warpgroup_reg_dealloc<Cfg::kProducerRegisters>();
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (warp == 0 && lane == 0 && order.steps > 0) {  // the loads
+      const int head_kv = kv_head_of(params, head);
+      // K, V: 64-row tiles of the kv head; consumer c's are tile n_block * kConsumers + c.
+      smem.kv_full.arrive_and_expect_tx(Cfg::kKVBytes);
+      for (int c = 0; c < Cfg::kConsumers; ++c) {
+        auto load_keys = [&](auto const& tma, Element* tile) {
+          Tensor m = tma.get_tma_tensor(bwd_gmem_shape<Cfg>(params, true, true));
+          Tensor g = local_tile(m(_, _, head_kv, batch), Shape<Int<kKeyRows>, Int<kHeadDim>>{}, make_coord(_, _0{}));
+          auto [tg, ts] = tma_partition(tma, group_modes<0, 2>(key_slice(tile, c)), group_modes<0, 2>(g));
+          copy(tma.with(reinterpret_cast<uint64_t&>(smem.kv_full)), tg(_, n_block * Cfg::kConsumers + c), ts);
+        };
+        load_keys(args.tma_k, smem.k.data());
+        load_keys(args.tma_v, smem.v.data());
+      }
+      // Q, dO: block_m-row tiles of the head, into the stage's buffer, with their row statistics.
+      auto query_parts = [&](auto const& tma, Element* stages) {
+        Tensor m = tma.get_tma_tensor(bwd_gmem_shape<Cfg>(params, false, false));
+        Tensor g = local_tile(m(_, _, head, batch), Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(_, _0{}));
+        Tensor s = make_tensor(make_smem_ptr(stages), typename Cfg::SmemLayoutQStages{});
+        return tma_partition(tma, group_modes<0, 2>(s), group_modes<0, 2>(g));
+      };
+      const auto q_parts = query_parts(args.tma_q, smem.q.data());
+      const auto do_parts = query_parts(args.tma_do, smem.dout.data());
+      auto state = cutlass::make_producer_start_state<PipelineQ>();
+      for (int it = 0; it < order.steps; ++it) {
+        const int m_block = order.at(it);
+        const int64_t stats_row = stats_offset + int64_t(m_block) * kBlockM;
+        auto load = [&](PipelineQ& pipeline, auto const& tma, auto const& parts, const float* stats, float* stats_smem) {
+          pipeline.producer_acquire(state);
+          uint64_t* barrier = pipeline.producer_get_barrier(state);
+          copy(tma.with(*barrier), get<0>(parts)(_, m_block), get<1>(parts)(_, state.index()));
+          SM90_BULK_COPY_G2S::copy(stats + stats_row, barrier, stats_smem + state.index() * kBlockM,
+                                   Cfg::kRowStatsBytes);
+        };
+        load(pipeline_q, args.tma_q, q_parts, params.lse_log2, smem.lse_log2.data());
+        load(pipeline_do, args.tma_do, do_parts, params.softmax_d, smem.d.data());
+        ++state;
+      }
+    } else if (Cfg::kDqWriter && warp == 1) {  // the dQ writer
+      for (int it = 0; it < order.steps; ++it) {
+        named_barrier_sync(kDqFullBarrier, kDqHandoffThreads);  // the consumers staged step it's dQ
+        if (lane == 0) {
+          bulk_reduce_add(dq_tiles + order.at(it) * Cfg::kDqTileElems, smem.dq.data(), Cfg::kDqTileElems * 4);
+          tma_store_arrive();
+          tma_store_wait<0>();  // the staging tile has been read
+        }
+        __syncwarp();
+        if (it + 1 < order.steps) named_barrier_arrive(kDqEmptyBarrier, kDqHandoffThreads);
+      }
+      if (lane == 0) bulk_wait_all();
+    }
+    return;
+  }
+
+  // Consumer `consumer`: keys [key0, key0 + 64) of the block.
+  cutlass::arch::warpgroup_reg_alloc<Cfg::kConsumerRegisters>();
+  const int consumer = warpgroup - 1;
+  const int tidx = threadIdx.x - 128;       // within the consumers: the dQ GEMM's thread index
+  const int wg_tidx = threadIdx.x % 128;    // within this consumer
+  const int key0 = n_block * kBlockN + consumer * kKeyRows;
+
+  typename Cfg::TiledMmaSdP mma_sdp;
+  typename Cfg::TiledMmadKV mma_dkv;
+  typename Cfg::TiledMmadQ mma_dq;
+  auto thr_sdp = mma_sdp.get_thread_slice(wg_tidx);
+  auto thr_dkv = mma_dkv.get_thread_slice(wg_tidx);
+  auto thr_dq = mma_dq.get_thread_slice(tidx);
+
+  Tensor sK = key_slice(smem.k.data(), consumer);
+  Tensor sV = key_slice(smem.v.data(), consumer);
+  auto smem_tensor = [](Element* ptr, auto layout) { return make_tensor(make_smem_ptr(ptr), layout); };
+  // Operands as shared-memory descriptors; the last mode of the staged ones is the stage (or dS buffer).
+  Tensor tSrK = thr_sdp.make_fragment_A(thr_sdp.partition_A(sK));
+  Tensor tdPrV = thr_sdp.make_fragment_A(thr_sdp.partition_A(sV));
+  Tensor tSrQ = thr_sdp.make_fragment_B(thr_sdp.partition_B(smem_tensor(smem.q.data(), typename Cfg::SmemLayoutQStages{})));
+  Tensor tdPrdO =
+      thr_sdp.make_fragment_B(thr_sdp.partition_B(smem_tensor(smem.dout.data(), typename Cfg::SmemLayoutQStages{})));
+  Tensor tdKrQt =
+      thr_dkv.make_fragment_B(thr_dkv.partition_B(smem_tensor(smem.q.data(), typename Cfg::SmemLayoutQtStages{})));
+  Tensor tdVrdOt =
+      thr_dkv.make_fragment_B(thr_dkv.partition_B(smem_tensor(smem.dout.data(), typename Cfg::SmemLayoutQtStages{})));
+  Tensor tdQrdS =
+      thr_dq.make_fragment_A(thr_dq.partition_A(smem_tensor(smem.ds.data(), typename Cfg::SmemLayoutDsTransposed{})));
+  Tensor tdQrKt = thr_dq.make_fragment_B(thr_dq.partition_B(smem_tensor(smem.k.data(), typename Cfg::SmemLayoutKt{})));
+
+  // Each S^T element's (key, query) inside this consumer's 64 x block_m tile.
+  Tensor tScS = thr_sdp.partition_C(make_identity_tensor(Shape<Int<kKeyRows>, Int<kBlockM>>{}));
+  Tensor coords = make_tensor(tScS.data(), accumulator_as_rows_cols(tScS.layout()));
+  // dS^T out to this consumer's slice of a dS buffer by stmatrix.
+  auto smem_copy_ds = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, mma_sdp);
+  auto thr_copy_ds = smem_copy_ds.get_thread_slice(wg_tidx);
+  auto ds_slice = [&](int buffer) {
+    return smem_tensor(smem.ds.data() + (buffer * Cfg::kConsumers + consumer) * cosize_v<typename Cfg::SmemLayoutDsSlice>,
+                       typename Cfg::SmemLayoutDsSlice{});
+  };
+
+  Tensor acc_dk = partition_fragment_C(mma_dkv, Shape<Int<kKeyRows>, Int<kHeadDim>>{});
+  Tensor acc_dv = partition_fragment_C(mma_dkv, Shape<Int<kKeyRows>, Int<kHeadDim>>{});
+  clear(acc_dk);
+  clear(acc_dv);
+  using AccS = decltype(partition_fragment_C(mma_sdp, Shape<Int<kKeyRows>, Int<kBlockM>>{}));
+
+  if (order.steps > 0) smem.kv_full.wait(0);
+  cutlass::PipelineState<Cfg::kStages> read;
+  for (int it = 0; it < order.steps; ++it) {
+    const int m_block = order.at(it);
+    const int row0 = m_block * kBlockM;
+    const int stage = read.index();
+
+    // S^T and dP^T as two wgmma batches; the softmax of S^T runs while dP^T's GEMM does.
+    AccS acc_s, acc_dp;
+    pipeline_q.consumer_wait(read);
+    issue_gemm_batch(mma_sdp, tSrK, tSrQ(_, _, _, stage), acc_s, /*zero_init=*/true);
+    pipeline_do.consumer_wait(read);
+    issue_gemm_batch(mma_sdp, tdPrV, tdPrdO(_, _, _, stage), acc_dp, /*zero_init=*/true);
+    warpgroup_wait<1>();
+    warpgroup_fence_operand(acc_s);
+    // P^T = exp2(S^T * scale * log2(e) - lse_log2[query]); padding queries have lse_log2 = +inf.
+    Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
+    if (mask.tile_needs_mask(row0, key0, kKeyRows)) mask.apply_transposed(scores, coords, key0, row0);
+    const float* lse_log2 = smem.lse_log2.data() + stage * kBlockM;
+    CUTE_UNROLL
+    for (int ni = 0; ni < size<1>(scores); ++ni) {
+      const float row_lse = lse_log2[get<1>(coords(0, ni))];
+      CUTE_UNROLL
+      for (int mi = 0; mi < size<0>(scores); ++mi) {
+        scores(mi, ni) = exp2f(scores(mi, ni) * params.softmax_scale_log2 - row_lse);
+      }
+    }
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(acc_dp);
+    // dS^T = P^T * (dP^T - D[query]).
+    Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
+    const float* d_rows = smem.d.data() + stage * kBlockM;
+    CUTE_UNROLL
+    for (int ni = 0; ni < size<1>(dp); ++ni) {
+      const float row_d = d_rows[get<1>(coords(0, ni))];
+      CUTE_UNROLL
+      for (int mi = 0; mi < size<0>(dp); ++mi) dp(mi, ni) = scores(mi, ni) * (dp(mi, ni) - row_d);
+    }
+
+    // P^T and dS^T in the input type are the A operands of dV += P^T dO and dK += dS^T Q.
+    Tensor p = convert_fragment<Element>(acc_s);
+    Tensor ds = convert_fragment<Element>(acc_dp);
+    Tensor tdVrP = make_tensor(p.data(), accumulator_as_operand_a(p.layout()));
+    Tensor tdKrdS = make_tensor(ds.data(), accumulator_as_operand_a(ds.layout()));
+    issue_gemm_batch(mma_dkv, tdVrP, tdVrdOt(_, _, _, stage), acc_dv, /*zero_init=*/false);
+    // dS^T to shared memory for the dQ GEMM (buffer it % 2; see SmemLayoutDs), under the dV GEMM.
+    const int buffer = it & 1;
+    cute::copy(smem_copy_ds, thr_copy_ds.retile_S(ds), thr_copy_ds.partition_D(ds_slice(buffer)));
+    issue_gemm_batch(mma_dkv, tdKrdS, tdKrQt(_, _, _, stage), acc_dk, /*zero_init=*/false);
+    cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by wgmma
+    named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // both consumers' dS^T are in place
+
+    Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});
+    Tensor tdQrdS_buffer = tdQrdS(_, _, _, buffer);
+    issue_gemm_batch(mma_dq, tdQrdS_buffer, tdQrKt, acc_dq, /*zero_init=*/true);
+    warpgroup_wait<1>();  // dV and dK done: this stage's Q and dO (and row statistics) are free
+    warpgroup_fence_operand(acc_dv);
+    warpgroup_fence_operand(acc_dk);
+    pipeline_q.consumer_release(read);
+    pipeline_do.consumer_release(read);
+    ++read;
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(acc_dq);
+
+    // dQ of this step into the fp32 accumulator of query block m_block.
+    if constexpr (Cfg::kDqWriter) {
+      if (it > 0) named_barrier_sync(kDqEmptyBarrier, kDqHandoffThreads);  // the writer read the last tile
+      float* staged = smem.dq.data();
+      CUTE_UNROLL
+      for (int i = 0; i < Cfg::kDqFragElems; i += 4) {
+        *reinterpret_cast<float4*>(staged + Cfg::dq_offset(i, tidx)) =
+            make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3));
+      }
+      cutlass::arch::fence_view_async_shared();  // read next by the bulk reduce (async proxy)
+      named_barrier_arrive(kDqFullBarrier, kDqHandoffThreads);
+    } else {
+      Cfg::add_fragment(dq_tiles + m_block * Cfg::kDqTileElems, acc_dq, tidx);
+    }
+  }
+
+  // Epilogue: dK = softmax_scale * dS^T Q sums, dV as is.
+  CUTE_UNROLL
+  for (int i = 0; i < size(acc_dk); ++i) acc_dk(i) *= params.softmax_scale;
+  const int k_rows_left = seqlens.seqlen_k - key0;
+  if (params.dk_accum != nullptr) {
+    // GQA: fp32 per query head, (batch, seqlen_k, nheads, head_dim); the caller sums the heads.
+    auto accum_tile = [&](float* base) {
+      const int64_t row_stride = int64_t(params.nheads) * kHeadDim;
+      Tensor rows = make_tensor(make_gmem_ptr(base + int64_t(batch) * seqlens.seqlen_k * row_stride + head * kHeadDim),
+                                make_shape(seqlens.seqlen_k, Int<kHeadDim>{}), make_stride(row_stride, _1{}));
+      return local_tile(rows, Shape<Int<kKeyRows>, Int<kHeadDim>>{}, make_coord(key0 / kKeyRows, 0));
+    };
+    Tensor dkv_coords = thr_dkv.partition_C(make_identity_tensor(Shape<Int<kKeyRows>, Int<kHeadDim>>{}));
+    Tensor tdKgdK = thr_dkv.partition_C(accum_tile(params.dk_accum));
+    Tensor tdVgdV = thr_dkv.partition_C(accum_tile(params.dv_accum));
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc_dk); ++i) {
+      if (get<0>(dkv_coords(i)) < k_rows_left) {
+        tdKgdK(i) = acc_dk(i);
+        tdVgdV(i) = acc_dv(i);
+      }
+    }
+    return;
+  }
+  // Through this consumer's K and V slices, once both consumers' dQ GEMMs (which read all of K)
+  // are done; one thread TMA-stores them (rows past seqlen_k clipped).
+  named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);
+  auto smem_copy_dkv = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, mma_dkv);
+  auto thr_copy_dkv = smem_copy_dkv.get_thread_slice(wg_tidx);
+  cute::copy(smem_copy_dkv, thr_copy_dkv.retile_S(convert_fragment<Element>(acc_dk)), thr_copy_dkv.partition_D(sK));
+  cute::copy(smem_copy_dkv, thr_copy_dkv.retile_S(convert_fragment<Element>(acc_dv)), thr_copy_dkv.partition_D(sV));
+  cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by the TMA unit
+  named_barrier_sync(kBwdEpilogueBarrier0 + consumer, 128);
+  if (wg_tidx == 0) {
+    auto store = [&](auto const& tma, Element* tile) {
+      Tensor m = tma.get_tma_tensor(bwd_gmem_shape<Cfg>(params, true, true));
+      Tensor g = local_tile(m(_, _, head, batch), Shape<Int<kKeyRows>, Int<kHeadDim>>{}, make_coord(_, _0{}));
+      auto [tg, ts] = tma_partition(tma, group_modes<0, 2>(key_slice(tile, consumer)), group_modes<0, 2>(g));
+      copy(tma, ts, tg(_, key0 / kKeyRows));
+    };
+    store(args.tma_dk, smem.k.data());
+    store(args.tma_dv, smem.v.data());
+    tma_store_arrive();
+    tma_store_wait<0>();  // shared memory outlives the stores' reads
+  }
+}
+
+template <class Cfg>
+cudaError_t launch_bwd_ws(const BwdParams& params, cudaStream_t stream) {
+  using Element = typename Cfg::Element;
+  auto gmem = [&](const TensorArg& t, bool keys) {
+    return make_tensor(make_gmem_ptr(static_cast<Element*>(t.ptr)), bwd_gmem_shape<Cfg>(params, keys, keys),
+                       make_stride(t.row_stride, _1{}, t.head_stride, t.batch_stride));
+  };
+  // dK and dV in the input dtype exist only without GQA (then nheads == nheads_kv); with GQA the
+  // kernel stores fp32 without TMA, and K's tensor stands in so the descriptors are valid.
+  const bool gqa = params.dk_accum != nullptr;
+  BwdWsKernelArgs<Cfg> args{
+      params,
+      make_tma_copy(SM90_TMA_LOAD{}, gmem(params.q, false), typename Cfg::SmemLayoutQ{}),
+      make_tma_copy(SM90_TMA_LOAD{}, gmem(params.dout, false), typename Cfg::SmemLayoutQ{}),
+      make_tma_copy(SM90_TMA_LOAD{}, gmem(params.k, true), typename Cfg::SmemLayoutKSlice{}),
+      make_tma_copy(SM90_TMA_LOAD{}, gmem(params.v, true), typename Cfg::SmemLayoutKSlice{}),
+      make_tma_copy(SM90_TMA_STORE{}, gmem(gqa ? params.k : params.dk, true), typename Cfg::SmemLayoutKSlice{}),
+      make_tma_copy(SM90_TMA_STORE{}, gmem(gqa ? params.v : params.dv, true), typename Cfg::SmemLayoutKSlice{}),
+  };
+  auto launch_main = [&](const BwdParams& launch_params, dim3 grid) {
+    args.params = launch_params;
+    auto kernel = launch_params.causal ? &bwd_ws_kernel<Cfg, true> : &bwd_ws_kernel<Cfg, false>;
+    return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
+  };
+  return sm80::launch_bwd_pipeline<Cfg>(params, stream, launch_main);
+}
+
+}  // namespace flashgen::sm90
