@@ -89,6 +89,7 @@ void set_attention_args(Params& p, const at::Tensor& q, const at::Tensor& k, con
   p.softmax_scale = static_cast<float>(softmax_scale);
   p.softmax_scale_log2 = static_cast<float>(softmax_scale * M_LOG2E);
   p.causal = causal;
+  p.window_left = p.window_right = -1;  // no window: the Python API does not pass one yet
 }
 
 // Deterministic mode's dQ splits: floor(multiprocessors / (batch * nheads)) CTAs per head fill

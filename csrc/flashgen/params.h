@@ -20,6 +20,10 @@ struct FwdParams {
   float softmax_scale;
   float softmax_scale_log2;  // softmax_scale * log2(e): the kernels exponentiate with exp2
   bool causal;               // bottom-right aligned: query i sees keys j <= i + seqlen_k - seqlen_q
+  // Sliding window (read by kernels built with the window feature): query i sees keys j with
+  // i + seqlen_k - seqlen_q - window_left <= j <= i + seqlen_k - seqlen_q + window_right;
+  // -1 is unbounded (common/mask.cuh).
+  int window_left, window_right;
 };
 
 // Backward. dQ is accumulated in fp32 by atomics into dq_accum (zeroed by the preprocess):
@@ -53,6 +57,7 @@ struct BwdParams {
   float softmax_scale;
   float softmax_scale_log2;
   bool causal;
+  int window_left, window_right;  // as FwdParams's
 };
 
 }  // namespace flashgen

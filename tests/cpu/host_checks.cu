@@ -239,7 +239,7 @@ void check_transposed_mask() {
     for (bool causal : {false, true})
       for (int query0 : {0, 8, 48, 96})
         for (int key0 : {0, 16, 48, 80}) {
-          const flashgen::AttentionMask mask{s[0], s[1], causal};
+          const flashgen::AttentionMask mask{s[0], s[1], causal, 5, causal ? -1 : 20};
           float scores[kRows][kCols], transposed[kCols][kRows];
           Tensor tile = make_tensor(&scores[0][0], make_layout(make_shape(Int<kRows>{}, Int<kCols>{}), GenRowMajor{}));
           Tensor tile_t = make_tensor(&transposed[0][0], make_layout(make_shape(Int<kCols>{}, Int<kRows>{}), GenRowMajor{}));
@@ -249,7 +249,7 @@ void check_transposed_mask() {
           mask.apply_transposed(tile_t, rows_cols_coords(kCols, kRows), key0, query0);
           for (int r = 0; r < kRows; ++r)
             for (int c = 0; c < kCols; ++c) {
-              const bool visible = key0 + c < mask.key_limit(query0 + r);
+              const bool visible = mask.visible(query0 + r, key0 + c);
               CHECK((tile(r, c) == 1.f) == visible && (tile_t(c, r) == 1.f) == visible,
                     "mask %dx%d causal=%d query %d key %d: apply %g, apply_transposed %g, visible %d", s[0], s[1],
                     causal, query0 + r, key0 + c, tile(r, c), tile_t(c, r), visible);
@@ -257,46 +257,77 @@ void check_transposed_mask() {
         }
 }
 
-// Against the mask's rule (key_limit, one row at a time): the backward's QueryBlockOrder visits
-// exactly the query blocks that see some key of its key block, each once (non-causal: starting
-// at n_block mod m_blocks); the forward's visible_key_blocks covers every key block that a real
-// row of its query block sees.
+// FlashAttention's visibility rule, written out independently of common/mask.cuh: query i sees
+// key j iff 0 <= j < seqlen_k and i + d - left <= j <= i + d + right (d = seqlen_k - seqlen_q, a
+// bound of -1 unbounded, causal meaning right = 0). [start, limit) of row i, empty if start >= limit.
+struct VisibleKeys {
+  int seqlen_q, seqlen_k, left, right;
+  int start(int i) const { return left < 0 ? 0 : std::max(0, i + seqlen_k - seqlen_q - left); }
+  int limit(int i) const { return right < 0 ? seqlen_k : std::min(seqlen_k, i + seqlen_k - seqlen_q + right + 1); }
+  bool sees_range(int i, int c0, int c1) const { return std::max(start(i), c0) < std::min(limit(i), c1); }
+};
+
+// Against that rule: the mask's per-element answer; the backward's QueryBlockOrder visits exactly
+// the query blocks with a real row that sees some key of its key block, each once (unbounded:
+// starting at n_block mod m_blocks); the forward's key_blocks covers every key block a real row
+// of its query block sees; a tile the mask calls unmasked has every element visible.
 void check_block_schedules() {
-  const int seqlens[] = {1, 17, 63, 64, 65, 113, 1000, 2049};
+  const int seqlens[] = {1, 17, 63, 64, 65, 113, 300, 1000};
   const int tiles[][2] = {{64, 64}, {64, 128}, {128, 64}, {128, 128}, {128, 32}};
+  const int windows[][2] = {{-1, -1}, {0, 0}, {5, 0}, {128, 64}, {-1, 3}, {3, -1}, {4096, 0}};
   for (int seqlen_q : seqlens)
     for (int seqlen_k : seqlens)
-      for (auto const& tile : tiles)
+      for (auto const& window : windows)
         for (bool causal : {false, true}) {
-          const int block_m = tile[0], block_n = tile[1];
-          const flashgen::AttentionMask mask{seqlen_q, seqlen_k, causal};
-          const int m_blocks = ceil_div(seqlen_q, block_m), n_blocks = ceil_div(seqlen_k, block_n);
-          auto sees = [&](int m, int n) {  // some real row of query block m sees a key of key block n
-            for (int row = m * block_m; row < std::min((m + 1) * block_m, seqlen_q); ++row)
-              if (mask.key_limit(row) > n * block_n) return true;
-            return false;
-          };
-          for (int n = 0; n < n_blocks; ++n) {
-            const flashgen::QueryBlockOrder order(seqlen_q, seqlen_k, block_m, block_n, n, causal);
-            std::vector<int> visits(m_blocks, 0);
-            for (int step = 0; step < order.steps; ++step) {
-              const int m = order.at(step);
-              CHECK(0 <= m && m < m_blocks, "order %dx%d causal=%d n=%d: step %d visits block %d", seqlen_q,
-                    seqlen_k, causal, n, step, m);
-              if (0 <= m && m < m_blocks) ++visits[m];
+          const flashgen::AttentionMask mask{seqlen_q, seqlen_k, causal, window[0], window[1]};
+          const VisibleKeys rule{seqlen_q, seqlen_k, window[0], causal ? 0 : window[1]};
+          const bool unbounded = rule.left < 0 && rule.right < 0;
+          for (int i = 0; i < seqlen_q; i += 7)
+            for (int j = 0; j < seqlen_k; j += 3)
+              CHECK(mask.visible(i, j) == rule.sees_range(i, j, j + 1), "mask %dx%d window (%d, %d) causal=%d: "
+                    "(%d, %d)", seqlen_q, seqlen_k, window[0], window[1], causal, i, j);
+          for (auto const& tile : tiles) {
+            const int block_m = tile[0], block_n = tile[1];
+            const int m_blocks = ceil_div(seqlen_q, block_m), n_blocks = ceil_div(seqlen_k, block_n);
+            auto sees = [&](int m, int n) {  // some real row of query block m sees a key of key block n
+              for (int row = m * block_m; row < std::min((m + 1) * block_m, seqlen_q); ++row)
+                if (rule.sees_range(row, n * block_n, std::min((n + 1) * block_n, seqlen_k))) return true;
+              return false;
+            };
+            for (int n = 0; n < n_blocks; ++n) {
+              const flashgen::QueryBlockOrder order(mask, block_m, block_n, n);
+              std::vector<int> visits(m_blocks, 0);
+              for (int step = 0; step < order.steps; ++step) {
+                const int m = order.at(step);
+                CHECK(0 <= m && m < m_blocks, "order %dx%d causal=%d n=%d: step %d visits block %d", seqlen_q,
+                      seqlen_k, causal, n, step, m);
+                if (0 <= m && m < m_blocks) ++visits[m];
+              }
+              for (int m = 0; m < m_blocks; ++m)
+                CHECK(visits[m] == (sees(m, n) ? 1 : 0), "order %dx%d tile %dx%d window (%d, %d) causal=%d: key block "
+                      "%d visits query block %d %d times", seqlen_q, seqlen_k, block_m, block_n, window[0], window[1],
+                      causal, n, m, visits[m]);
+              if (unbounded && !causal) CHECK(order.at(0) == n % m_blocks, "order: non-causal start of key block %d", n);
             }
-            for (int m = 0; m < m_blocks; ++m)
-              CHECK(visits[m] == (sees(m, n) ? 1 : 0), "order %dx%d tile %dx%d causal=%d: key block %d visits query "
-                    "block %d %d times", seqlen_q, seqlen_k, block_m, block_n, causal, n, m, visits[m]);
-            if (!causal) CHECK(order.at(0) == n % m_blocks, "order: non-causal start of key block %d", n);
-          }
-          for (int m = 0; m < m_blocks; ++m) {
-            const int visible = mask.visible_key_blocks(m * block_m, block_m, block_n);
-            CHECK(visible <= n_blocks, "fwd %dx%d: %d key blocks of %d", seqlen_q, seqlen_k, visible, n_blocks);
-            for (int n = 0; n < n_blocks; ++n)
-              if (sees(m, n))
-                CHECK(n < visible, "fwd %dx%d tile %dx%d causal=%d: query block %d misses key block %d", seqlen_q,
-                      seqlen_k, block_m, block_n, causal, m, n);
+            for (int m = 0; m < m_blocks; ++m) {
+              const auto blocks = mask.key_blocks(m * block_m, block_m, block_n);
+              CHECK(0 <= blocks.first && blocks.first <= blocks.end && blocks.end <= n_blocks,
+                    "fwd %dx%d: key blocks [%d, %d) of %d", seqlen_q, seqlen_k, blocks.first, blocks.end, n_blocks);
+              for (int n = 0; n < n_blocks; ++n) {
+                if (sees(m, n))
+                  CHECK(blocks.first <= n && n < blocks.end, "fwd %dx%d tile %dx%d window (%d, %d) causal=%d: query "
+                        "block %d misses key block %d", seqlen_q, seqlen_k, block_m, block_n, window[0], window[1],
+                        causal, m, n);
+                if (!mask.tile_needs_mask(m * block_m, block_m, n * block_n, block_n)) {
+                  bool all_visible = true;
+                  for (int row = m * block_m; row < std::min((m + 1) * block_m, seqlen_q); ++row)
+                    for (int col = n * block_n; col < (n + 1) * block_n; ++col)
+                      all_visible &= rule.sees_range(row, col, col + 1);
+                  CHECK(all_visible, "tile_needs_mask %dx%d tile %dx%d window (%d, %d) causal=%d: block (%d, %d) has "
+                        "masked elements", seqlen_q, seqlen_k, block_m, block_n, window[0], window[1], causal, m, n);
+                }
+              }
+            }
           }
         }
 }

@@ -16,6 +16,7 @@
 
 #include "flashgen/params.h"
 #include "flashgen/common/mask.cuh"
+#include "flashgen/common/seqlen.cuh"
 #include "flashgen/sm80/tile_atoms.cuh"
 #include "flashgen/sm80/utils.cuh"
 
@@ -90,6 +91,7 @@ struct BwdConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, Plan::kWarp
   static_assert((kQBuffers == 1 || kQBuffers == 2) && (kDoBuffers == 1 || kDoBuffers == 2));
   static constexpr bool kDqBeforeDk = Plan::kDqBeforeDk != 0;
   static constexpr bool kCausalHeadGroups = Plan::kCausalHeadGroups != 0;
+  static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
   static constexpr int kHeadDim = Plan::kHeadDim;
   static constexpr int kBlockM = Plan::kBlockM;
   static constexpr int kBlockN = Plan::kBlockN;
@@ -320,9 +322,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   const int tidx = threadIdx.x;
   const int col0 = n_block * kBlockN;
   const int k_rows_left = params.seqlen_k - col0;
-  const AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
+  const AttentionMask mask = make_mask<Cfg::kWindow>(FixedSequenceLengths(params, batch), kCausal, params);
 
-  const QueryBlockOrder order(params.seqlen_q, params.seqlen_k, kBlockM, kBlockN, n_block, kCausal);
+  const QueryBlockOrder order(mask, kBlockM, kBlockN, n_block);
   const auto block = backward_block<Cfg>(params, n_block, head, batch, /*split=*/cta.n_block_local);
 
   typename Cfg::TiledMmadKV mma_dkv;
@@ -467,7 +469,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     // P = exp2(S * scale * log2(e) - LSE * log2(e)); dS = P * (dP - D).
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
     Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
-    if (mask.tile_needs_mask(row0, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
+    if (mask.tile_needs_mask(row0, kBlockM, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
     probabilities_and_score_grads(scores, dp, lse_log2, d_row, params.softmax_scale_log2);
     cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_s)), tPsP);
     cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)), tdSsdS);

@@ -12,6 +12,7 @@
 #include "flashgen/params.h"
 #include "flashgen/sm80/fwd_common.cuh"
 #include "flashgen/common/mask.cuh"
+#include "flashgen/common/seqlen.cuh"
 #include "flashgen/common/softmax.cuh"
 #include "flashgen/sm80/tile_atoms.cuh"
 #include "flashgen/sm80/utils.cuh"
@@ -28,6 +29,7 @@ struct FwdConfig {
   static constexpr int kHeadDim = Plan::kHeadDim;
   static constexpr int kBlockM = Plan::kBlockM;
   static constexpr int kBlockN = Plan::kBlockN;
+  static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
   static constexpr int kNWarps = Plan::kWarps;
   static constexpr int kNThreads = kNWarps * 32;
   static_assert(kBlockM % (16 * kNWarps) == 0, "block_m must be a multiple of 16 * warps");
@@ -64,9 +66,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
   const int head = blockIdx.y, batch = blockIdx.z;
   const int tidx = threadIdx.x;
   const int row0 = m_block * kBlockM;
-  const AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
-
-  const int n_blocks = mask.visible_key_blocks(row0, kBlockM, kBlockN);
+  const AttentionMask mask = make_mask<Cfg::kWindow>(FixedSequenceLengths(params, batch), kCausal, params);
+  const auto key_blocks = mask.key_blocks(row0, kBlockM, kBlockN);
 
   const auto block = forward_block<Cfg>(params, m_block, head, batch);
   const int q_rows_left = params.seqlen_q - row0;
@@ -76,7 +77,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
   Tensor cQ = make_identity_tensor(Shape<Int<kBlockM>, Int<kHeadDim>>{});
   Tensor cKV = make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{});
 
-  if (n_blocks <= 0) {  // causal with seqlen_q > seqlen_k: these rows see no key
+  if (key_blocks.end <= key_blocks.first) {  // no row sees a key (causal with seqlen_q > seqlen_k, windows)
     store_rows_without_keys<typename Cfg::Gmem, kBlockM, Cfg::kNThreads>(block.out, block.lse_rows, row0,
                                                                          q_rows_left, tidx);
     return;
@@ -118,7 +119,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
   constexpr int kRows = decltype(size<0>(acc_o_rows))::value;
   OnlineSoftmax<kRows> softmax;
 
-  int n_block = n_blocks - 1;
+  int n_block = key_blocks.end - 1;
   copy_rows_or_zero<kBlockM>(gmem_load, tQgQ, tQsQ, tQcQ, q_rows_left);
   copy_rows_or_zero<kBlockN>(gmem_load, tKgK(_, _, _, n_block), tKsK, tKVcKV, params.seqlen_k - n_block * kBlockN);
   cute::cp_async_fence();
@@ -137,13 +138,13 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
     gemm_smem_smem(tiled_mma, acc_s, tSrQ, tSrK, tSsQ, tSsK, smem_copy_q, smem_copy_k, tidx);
     cute::cp_async_wait<0>();
     __syncthreads();  // V[n] landed; every warp is done with K[n]
-    if (n_block > 0) {  // prefetch K[n-1] under the softmax and the P V GEMM
+    if (n_block > key_blocks.first) {  // prefetch K[n-1] under the softmax and the P V GEMM
       copy_rows_or_zero<kBlockN>(gmem_load, tKgK(_, _, _, n_block - 1), tKsK, tKVcKV,
                         params.seqlen_k - (n_block - 1) * kBlockN);
       cute::cp_async_fence();
     }
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
-    if (mask.tile_needs_mask(row0, n_block * kBlockN, kBlockN)) {
+    if (mask.tile_needs_mask(row0, kBlockM, n_block * kBlockN, kBlockN)) {
       mask.apply(scores, coords, row0, n_block * kBlockN);
     }
     softmax.template update<decltype(is_first)::value>(scores, acc_o_rows, params.softmax_scale_log2);
@@ -154,7 +155,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
     gemm_reg_smem(tiled_mma, acc_o, tOrP, tOrVt, tOsVt, smem_copy_v, tidx);
   };
   step(cute::true_type{});
-  for (--n_block; n_block >= 0; --n_block) step(cute::false_type{});
+  for (--n_block; n_block >= key_blocks.first; --n_block) step(cute::false_type{});
 
   float lse[kRows];
   softmax.finish(acc_o_rows, params.softmax_scale, lse);

@@ -24,6 +24,7 @@
 #include "flashgen/params.h"
 #include "flashgen/sm80/bwd_kernel.cuh"
 #include "flashgen/common/mask.cuh"
+#include "flashgen/common/seqlen.cuh"
 #include "flashgen/sm80/tile_atoms.cuh"
 #include "flashgen/sm80/utils.cuh"
 #include "flashgen/sm90/warpgroup.cuh"
@@ -42,6 +43,7 @@ struct BwdConfig : sm80::DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> 
   // S and dP: true, one whole 64 x 64 wgmma per warpgroup (S on 0, dP on 1: each wgmma reads
   // the 64-row A operand once, not twice); false, both warpgroups split both GEMMs' columns.
   static constexpr bool kSdpByWarpgroup = Plan::kSdpByWarpgroup != 0;
+  static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
   static constexpr int kHeadDim = Plan::kHeadDim;
   static constexpr int kBlockM = Plan::kBlockM;
   static constexpr int kBlockN = Plan::kBlockN;
@@ -106,9 +108,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   const int tidx = threadIdx.x;
   const int col0 = n_block * kBlockN;
   const int k_rows_left = params.seqlen_k - col0;
-  const AttentionMask mask{params.seqlen_q, params.seqlen_k, kCausal};
+  const AttentionMask mask = make_mask<Cfg::kWindow>(FixedSequenceLengths(params, batch), kCausal, params);
 
-  const QueryBlockOrder order(params.seqlen_q, params.seqlen_k, kBlockM, kBlockN, n_block, kCausal);
+  const QueryBlockOrder order(mask, kBlockM, kBlockN, n_block);
   const auto block = sm80::backward_block<Cfg>(params, n_block, head, batch, /*split=*/cta.n_block_local);
 
   Element* smem_base = reinterpret_cast<Element*>(smem);
@@ -225,7 +227,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
       warpgroup_gemm(mma_sdp, tA, tB, acc, /*zero_init=*/true);
       Tensor rows_cols = make_tensor(acc.data(), accumulator_as_rows_cols(acc.layout()));
       if (computes_s) {
-        if (mask.tile_needs_mask(row0, col0, kBlockN)) mask.apply(rows_cols, sdp_coords, row0, col0);
+        if (mask.tile_needs_mask(row0, kBlockM, col0, kBlockN)) mask.apply(rows_cols, sdp_coords, row0, col0);
         sm80::probabilities(rows_cols, lse_log2, params.softmax_scale_log2);
         cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc)), tPsP);
         named_barrier_sync(kExchangeBarrier, Cfg::kNThreads);  // warpgroup 1's dP - D is in place
@@ -261,7 +263,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
       // P = exp2(S * scale * log2(e) - LSE * log2(e)); dS = P * (dP - D).
       Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
       Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
-      if (mask.tile_needs_mask(row0, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
+      if (mask.tile_needs_mask(row0, kBlockM, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
       sm80::probabilities_and_score_grads(scores, dp, lse_log2, d_row, params.softmax_scale_log2);
       cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_s)), tPsP);
       cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)), tdSsdS);

@@ -55,6 +55,7 @@ struct BwdWsConfig : sm80::DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256
   static constexpr int kBlockN = Plan::kBlockN;  // keys per CTA
   static constexpr int kStages = Plan::kStages;  // Q and dO buffers each (TMA ring depth)
   static constexpr bool kDqWriter = Plan::kDqWriter != 0;
+  static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
 
   static constexpr int kKeyRows = 64;  // keys of one consumer warpgroup (one wgmma M)
   static constexpr int kConsumers = kBlockN / kKeyRows;
@@ -193,8 +194,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
                         int64_t(params.seqlen_q) * kHeadDim * sizeof(float), /*heavy_first_groups=*/false);
   const int n_block = params.n_block_offset + cta.n_block_local, head = cta.head, batch = cta.batch;
   const FixedSequenceLengths seqlens(params, batch);
-  const AttentionMask mask{seqlens.seqlen_q, seqlens.seqlen_k, kCausal};
-  const QueryBlockOrder order(seqlens.seqlen_q, seqlens.seqlen_k, kBlockM, kBlockN, n_block, kCausal);
+  const AttentionMask mask = make_mask<Cfg::kWindow>(seqlens, kCausal, params);
+  const QueryBlockOrder order(mask, kBlockM, kBlockN, n_block);
   const int64_t stats_offset = sm80::padded_row_stats_offset<kBlockM>(params, batch, head);
   float* const dq_tiles = params.dq_accum + cta.n_block_local * params.dq_split_stride +
                           (int64_t(batch) * params.nheads + head) * order.m_blocks * Cfg::kDqTileElems;
@@ -340,7 +341,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     warpgroup_fence_operand(acc_s);
     // P^T = exp2(S^T * scale * log2(e) - lse_log2[query]); padding queries have lse_log2 = +inf.
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
-    if (mask.tile_needs_mask(row0, key0, kKeyRows)) mask.apply_transposed(scores, coords, key0, row0);
+    if (mask.tile_needs_mask(row0, kBlockM, key0, kKeyRows)) mask.apply_transposed(scores, coords, key0, row0);
     const float* lse_log2 = smem.lse_log2.data() + stage * kBlockM;
     CUTE_UNROLL
     for (int ni = 0; ni < size<1>(scores); ++ni) {

@@ -51,6 +51,7 @@ struct FwdConfig {
   static constexpr int kBlockN = Plan::kBlockN;
   static constexpr int kStages = Plan::kStages;
   static constexpr bool kPingPong = Plan::kPingpong != 0;
+  static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
   static constexpr bool kPersistent = Plan::kPersistent != 0;
   static constexpr bool kLazyRescale = Plan::kLazyRescale != 0;  // OnlineSoftmax's kLazy
   static constexpr bool kSeparateO = Plan::kOBuffer != 0;  // O gets its own shared-memory tiles
@@ -194,7 +195,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   // the tile visits (none for causal rows above the diagonal's start, seqlen_q > seqlen_k).
   auto mask_of = [&](ForwardTile const& tile) {
     const FixedSequenceLengths seqlens(params, tile.batch);
-    return AttentionMask{seqlens.seqlen_q, seqlens.seqlen_k, kCausal};
+    return make_mask<Cfg::kWindow>(seqlens, kCausal, params);
   };
   const int warpgroup = threadIdx.x / 128;
 
@@ -332,7 +333,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
     // probabilities: the softmax of one block, after the caller waited for its GEMM.
     auto scores_to_probabilities = [&](AccS& acc_s, int n, auto is_first) {
       Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
-      if (mask.tile_needs_mask(row0, n * kBlockN, kBlockN)) mask.apply(scores, coords, row0, n * kBlockN);
+      if (mask.tile_needs_mask(row0, kMmaRows, n * kBlockN, kBlockN)) mask.apply(scores, coords, row0, n * kBlockN);
       softmax.template exponentiate<decltype(is_first)::value, Cfg::kLazyRescale>(scores, params.softmax_scale_log2,
                                                                             correction);
     };
