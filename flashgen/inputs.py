@@ -2,6 +2,8 @@
 
 The checks read shapes, dtypes, devices, strides and plain Python values, never tensor data, so
 they run on CPU and meta tensors and inside torch.compile(fullgraph=True) without a graph break.
+The one exception is the varlen offsets (cu_seqlens), which the looped varlen reads on the host
+anyway (flashgen/varlen.py).
 
 Errors: TypeError for a wrong type or dtype, ValueError for a bad value, NotImplementedError for
 a FlashAttention argument whose feature the kernels do not have yet (dropout, softcap, ALiBi,
@@ -21,6 +23,8 @@ MAX_GRID_DIM = 65535  # batch and heads index CUDA grid dimensions y and z
 # The shapes q, k and v must have, as error messages spell them: (rank, {name: layout}).
 FIXED_LAYOUTS = (4, {"q": "(batch, seqlen_q, nheads, head_dim)", "k": "(batch, seqlen_k, nheads_kv, head_dim)",
                      "v": "(batch, seqlen_k, nheads_kv, head_dim)"})
+VARLEN_LAYOUTS = (3, {"q": "(total_q, nheads, head_dim)", "k": "(total_k, nheads_kv, head_dim)",
+                      "v": "(total_k, nheads_kv, head_dim)"})
 
 
 # --- flash_attn_func ---------------------------------------------------------------------------
@@ -131,6 +135,85 @@ def _check_window_size(window_size) -> tuple[int, int]:
     if left < -1 or right < -1:
         raise ValueError(f"window_size entries must be -1 (unbounded) or >= 0, got {tuple(window_size)}")
     return left, right
+
+
+# --- flash_attn_varlen_func --------------------------------------------------------------------
+
+def check_varlen_inputs(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
+                        softmax_scale) -> tuple[list[int], list[int]]:
+    """q, k, v of flash_attn_varlen_func (3-D, sequences packed along dim 0), their offsets and
+    longest lengths, and the causal and softmax_scale arguments. Returns cu_seqlens_q and
+    cu_seqlens_k as lists: reading them is a host sync, which the looped varlen needs anyway."""
+    _check_tensors(q=q, k=k, v=v, cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k)
+    _check_causal_and_scale(causal, softmax_scale)
+    _check_varlen_shapes(q, k, v)
+    offsets = _checked_offsets(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    _check_dtypes_devices_strides(q, k, v)
+    return offsets
+
+
+def _check_varlen_shapes(q, k, v) -> None:
+    _check_ranks(q, k, v, VARLEN_LAYOUTS)
+    _, nheads, head_dim = q.shape
+    _, nheads_kv, _ = k.shape
+    if k.shape[2] != head_dim:
+        raise ValueError(f"q has head_dim {head_dim} but k and v have head_dim {k.shape[2]}")
+    for label, value in (("nheads", nheads), ("nheads_kv", nheads_kv), ("head_dim", head_dim)):
+        if value < 1:
+            raise ValueError(f"{label} must be at least 1, got {value} (q {tuple(q.shape)}, k {tuple(k.shape)})")
+    _check_heads(nheads, nheads_kv, head_dim)
+    if nheads > MAX_GRID_DIM:
+        raise ValueError(f"nheads ({nheads}) must be at most {MAX_GRID_DIM}")
+
+
+def _checked_offsets(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k) -> tuple[list[int], list[int]]:
+    """cu_seqlens_q and cu_seqlens_k, checked, as lists."""
+    for name, cu_seqlens in (("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k)):
+        _check_cu_seqlens_tensor(name, cu_seqlens, q.device)
+    if cu_seqlens_q.shape != cu_seqlens_k.shape:
+        batch_q, batch_k = cu_seqlens_q.shape[0] - 1, cu_seqlens_k.shape[0] - 1
+        raise ValueError(f"cu_seqlens_q has {batch_q + 1} entries (batch {batch_q}) but cu_seqlens_k has "
+                         f"{batch_k + 1} (batch {batch_k}): both must describe the same sequences")
+    for name, max_seqlen in (("max_seqlen_q", max_seqlen_q), ("max_seqlen_k", max_seqlen_k)):
+        if isinstance(max_seqlen, bool) or not isinstance(max_seqlen, int):
+            raise TypeError(f"{name} must be an int, got {type(max_seqlen).__name__}")
+    offsets_q, offsets_k = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()
+    check_offsets("cu_seqlens_q", offsets_q, "q", q.shape[0], "max_seqlen_q", max_seqlen_q)
+    check_offsets("cu_seqlens_k", offsets_k, "k", k.shape[0], "max_seqlen_k", max_seqlen_k)
+    return offsets_q, offsets_k
+
+
+def _check_cu_seqlens_tensor(name: str, cu_seqlens: torch.Tensor, device: torch.device) -> None:
+    """cu_seqlens holds batch + 1 int32 offsets, on q's device as FlashAttention requires."""
+    if cu_seqlens.dtype != torch.int32:
+        raise TypeError(f"{name} has dtype {cu_seqlens.dtype}; it must be torch.int32 (FlashAttention's "
+                        f"cumulative sequence lengths): convert with {name}.to(torch.int32)")
+    if cu_seqlens.dim() != 1:
+        raise ValueError(f"{name} must be 1-D (batch + 1,), got shape {tuple(cu_seqlens.shape)}")
+    if cu_seqlens.device != device:
+        raise ValueError(f"{name} is on {cu_seqlens.device} but q is on {device}: move it with {name}.to(q.device)")
+
+
+def check_offsets(name: str, offsets: list[int], tensor: str, total: int, max_name: str, max_seqlen: int) -> None:
+    """The values of one cu_seqlens, as a list: they start at 0, never decrease, end at the
+    tensor's row count, and no sequence is longer than max_seqlen. Empty sequences are allowed."""
+    if len(offsets) < 2:
+        raise ValueError(f"{name} must hold batch + 1 >= 2 offsets, got {offsets}")
+    if offsets[0] != 0:
+        raise ValueError(f"{name} must start at 0, got {name}[0] = {offsets[0]}")
+    for i in range(1, len(offsets)):
+        if offsets[i] < offsets[i - 1]:
+            raise ValueError(f"{name} must be non-decreasing (sequence i is rows {name}[i]:{name}[i+1]), but "
+                             f"{name}[{i}] = {offsets[i]} < {name}[{i - 1}] = {offsets[i - 1]}")
+    if offsets[-1] != total:
+        raise ValueError(f"{name} ends at {offsets[-1]} but {tensor} has {total} rows: its last entry must be "
+                         f"the total length {tensor}.shape[0]")
+    lengths = [end - start for start, end in zip(offsets, offsets[1:])]
+    longest = max(lengths)
+    if max_seqlen < longest:
+        i = lengths.index(longest)
+        raise ValueError(f"{max_name} = {max_seqlen} is smaller than sequence {i}'s length {longest} "
+                         f"({name}[{i}:{i + 2}] = {offsets[i:i + 2]}): pass at least the longest length")
 
 
 # --- shared by both layouts --------------------------------------------------------------------

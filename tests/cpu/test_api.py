@@ -34,6 +34,20 @@ def test_flash_attn_func_takes_flash_attentions_arguments_in_its_order():
     assert keyword_only == {"arch": None, "return_lse": False}
 
 
+def test_flash_attn_varlen_func_takes_flash_attentions_arguments_in_its_order():
+    positional, keyword_only = positional_and_keyword_only(flashgen.flash_attn_varlen_func)
+    offsets = [(name, inspect.Parameter.empty) for name in
+               ("cu_seqlens_q", "cu_seqlens_k", "max_seqlen_q", "max_seqlen_k")]
+    assert positional == FA_ARGUMENTS[:3] + offsets + FA_ARGUMENTS[3:]
+    assert keyword_only == {"arch": None}
+
+
+def test_both_import_from_flashgen_as_from_flash_attn():
+    from flashgen import flash_attn_func, flash_attn_varlen_func
+    assert {"flash_attn_func", "flash_attn_varlen_func"} <= set(flashgen.__all__)
+    assert callable(flash_attn_func) and callable(flash_attn_varlen_func)
+
+
 OPTIONS = dict(dropout_p=0.0, softcap=0.0, alibi_slopes=None, deterministic=False, return_attn_probs=False)
 
 
@@ -163,12 +177,16 @@ def fake_qkv(batch=2, seqlen_q=128, seqlen_k=96, nheads=8, nheads_kv=2, head_dim
 
 @pytest.mark.parametrize("argument,value", [("dropout_p", 0.1), ("softcap", 50.0),
                                             ("alibi_slopes", "tensor"), ("window_size", (256, 0))])
-def test_unsupported_arguments_raise_from_the_public_function(argument, value):
+def test_unsupported_arguments_raise_from_both_public_functions(argument, value):
     with FakeTensorMode():
         q, k, v = fake_qkv(seqlen_q=1024, seqlen_k=1024)
         value = torch.empty(q.shape[2], device="cuda") if value == "tensor" else value
         with pytest.raises(NotImplementedError, match=f"{argument}=.* is not supported yet"):
             flashgen.flash_attn_func(q, k, v, **{argument: value})
+        if argument != "window_size":  # the varlen window check comes after reading cu_seqlens
+            cu = torch.zeros(3, dtype=torch.int32, device="cuda")
+            with pytest.raises(NotImplementedError, match=f"{argument}=.* is not supported yet"):
+                flashgen.flash_attn_varlen_func(q[0], k[0], v[0], cu, cu, 1024, 1024, **{argument: value})
 
 
 def test_return_attn_probs_returns_out_lse_and_none():
