@@ -2,7 +2,10 @@
 
     import flashgen
     out = flashgen.flash_attn_func(q, k, v, causal=True)
+    out = flashgen.flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
     flashgen.available_kernels()
+
+`from flashgen import flash_attn_func, flash_attn_varlen_func` stands in for FlashAttention's.
 
 Attributes load lazily, so `flashgen.naming` (used by the generator) needs no torch.
 """
@@ -12,6 +15,7 @@ import importlib
 
 _EXPORTS = {
     "flash_attn_func": "flashgen.ops",
+    "flash_attn_varlen_func": "flashgen.varlen",
     "available_kernels": "flashgen.dispatch",
     "catalog_kernels": "flashgen.dispatch",
     "KernelNotBuiltError": "flashgen.errors",

@@ -1,4 +1,14 @@
-"""Checks of user inputs. Each error says what is wrong and how to fix it."""
+"""Checks of user inputs. Each error says what is wrong and how to fix it.
+
+The checks read shapes, dtypes, devices, strides and plain Python values, never tensor data, so
+they run on CPU and meta tensors and inside torch.compile(fullgraph=True) without a graph break.
+The one exception is the varlen offsets (cu_seqlens), which the looped varlen reads on the host
+anyway (flashgen/varlen.py).
+
+Errors: TypeError for a wrong type or dtype, ValueError for a bad value, NotImplementedError for
+a FlashAttention argument whose feature the kernels do not have yet (dropout, softcap, ALiBi,
+sliding windows).
+"""
 from __future__ import annotations
 
 import math
@@ -10,25 +20,20 @@ from flashgen.dispatch import TORCH_DTYPE_NAMES
 MAX_HEAD_DIM = 256
 MAX_GRID_DIM = 65535  # batch and heads index CUDA grid dimensions y and z
 
+# The shapes q, k and v must have, as error messages spell them: (rank, {name: layout}).
+FIXED_LAYOUTS = (4, {"q": "(batch, seqlen_q, nheads, head_dim)", "k": "(batch, seqlen_k, nheads_kv, head_dim)",
+                     "v": "(batch, seqlen_k, nheads_kv, head_dim)"})
+VARLEN_LAYOUTS = (3, {"q": "(total_q, nheads, head_dim)", "k": "(total_k, nheads_kv, head_dim)",
+                      "v": "(total_k, nheads_kv, head_dim)"})
+
+
+# --- flash_attn_func ---------------------------------------------------------------------------
 
 def check_attention_inputs(q, k, v, causal, softmax_scale) -> None:
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if not isinstance(causal, bool):
-        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
-    if softmax_scale is not None:
-        if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, (int, float)):
-            raise TypeError(f"softmax_scale must be a float or None, got {type(softmax_scale).__name__}")
-        if not math.isfinite(softmax_scale):
-            raise ValueError(f"softmax_scale must be finite, got {softmax_scale}")
-    for name, t, layout in (("q", q, "(batch, seqlen_q, nheads, head_dim)"),
-                            ("k", k, "(batch, seqlen_k, nheads_kv, head_dim)"),
-                            ("v", v, "(batch, seqlen_k, nheads_kv, head_dim)")):
-        if t.dim() != 4:
-            raise ValueError(f"{name} must be 4-D {layout}, got shape {tuple(t.shape)}")
-    if k.shape != v.shape:
-        raise ValueError(f"k and v must have the same shape, got {tuple(k.shape)} and {tuple(v.shape)}")
+    """q, k, v of flash_attn_func (4-D), and the causal and softmax_scale arguments."""
+    _check_tensors(q=q, k=k, v=v)
+    _check_causal_and_scale(causal, softmax_scale)
+    _check_ranks(q, k, v, FIXED_LAYOUTS)
     batch, seqlen_q, nheads, head_dim = q.shape
     _, seqlen_k, nheads_kv, _ = k.shape
     if k.shape[0] != batch:
@@ -39,12 +44,213 @@ def check_attention_inputs(q, k, v, causal, softmax_scale) -> None:
                          ("nheads", nheads), ("nheads_kv", nheads_kv), ("head_dim", head_dim)):
         if value < 1:
             raise ValueError(f"{label} must be at least 1, got {value} (q {tuple(q.shape)}, k {tuple(k.shape)})")
+    _check_heads(nheads, nheads_kv, head_dim)
+    if batch > MAX_GRID_DIM or nheads > MAX_GRID_DIM:
+        raise ValueError(f"batch ({batch}) and nheads ({nheads}) must each be at most {MAX_GRID_DIM}")
+    _check_dtypes_devices_strides(q, k, v)
+
+
+def check_flash_attn_options(dropout_p, softcap, alibi_slopes, deterministic, return_attn_probs,
+                             return_lse=False) -> None:
+    """FlashAttention's arguments beyond q, k, v, causal, softmax_scale and window_size: bad values
+    raise ValueError/TypeError, features the kernels lack raise NotImplementedError."""
+    _check_dropout(dropout_p)
+    _check_softcap(softcap)
+    if alibi_slopes is not None:
+        raise NotImplementedError(f"alibi_slopes={_describe(alibi_slopes)} is not supported yet: flashgen's "
+                                  f"kernels add no ALiBi bias; supported: alibi_slopes=None")
+    for name, flag in (("deterministic", deterministic), ("return_attn_probs", return_attn_probs),
+                       ("return_lse", return_lse)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+    if return_attn_probs and return_lse:
+        raise ValueError("return_lse=True and return_attn_probs=True both ask for the log-sum-exp: pass one "
+                         "(return_attn_probs=True returns (out, softmax_lse, None), return_lse=True (out, softmax_lse))")
+
+
+def _check_dropout(dropout_p) -> None:
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)):
+        hint = (": causal is the 6th positional argument (FlashAttention's order), pass it as causal=..."
+                if isinstance(dropout_p, bool) else "")
+        raise TypeError(f"dropout_p must be a float, got {type(dropout_p).__name__} {dropout_p!r}{hint}")
+    if not 0.0 <= dropout_p < 1.0:  # also refuses NaN
+        raise ValueError(f"dropout_p must be in [0, 1) (the probability of dropping an attention weight), "
+                         f"got {dropout_p}")
+    if dropout_p > 0.0:
+        raise NotImplementedError(f"dropout_p={dropout_p} is not supported yet: flashgen's kernels have no "
+                                  f"attention dropout; supported: dropout_p=0.0")
+
+
+def _check_softcap(softcap) -> None:
+    if isinstance(softcap, bool) or not isinstance(softcap, (int, float)):
+        raise TypeError(f"softcap must be a float, got {type(softcap).__name__} {softcap!r}")
+    if not (math.isfinite(softcap) and softcap >= 0.0):
+        raise ValueError(f"softcap must be a finite number >= 0 (0.0 means no capping), got {softcap}")
+    if softcap > 0.0:
+        raise NotImplementedError(f"softcap={softcap} is not supported yet: flashgen's kernels are not built with "
+                                  f"softcapping; supported: softcap=0.0 (no capping)")
+
+
+def _describe(value) -> str:
+    """A short description of an argument's value for an error message (a tensor by its shape)."""
+    if isinstance(value, torch.Tensor):
+        return f"<tensor of shape {tuple(value.shape)}, {value.dtype}>"
+    return repr(value)
+
+
+# --- window_size and causal --------------------------------------------------------------------
+
+def causal_from_window(causal, window_size, seqlen_q: int, seqlen_k: int) -> bool:
+    """The causal flag the kernels run for FlashAttention's (causal, window_size) pair.
+
+    FlashAttention masks key j for query i unless i + seqlen_k - seqlen_q - left <= j <=
+    i + seqlen_k - seqlen_q + right (bottom-right aligned; -1 is unbounded), and causal=True sets
+    right to 0: causal is the window (-1, 0). The kernels run two masks, none and causal, so a
+    window runs when its left side reaches every key for every query (left >= seqlen_k - 1) and
+    its right side is 0 (causal) or reaches every key (right >= seqlen_q - 1); a narrower window
+    (sliding-window attention) raises NotImplementedError. seqlen_q and seqlen_k are the longest
+    sequences of the call."""
+    left, right = _check_window_size(window_size)
+    if causal:
+        right = 0
+    # The default window compares no shape: under torch.compile with dynamic shapes it adds no guard.
+    left_reaches_all = left == -1 or left >= seqlen_k - 1
+    if left_reaches_all and right == 0:
+        return True
+    if left_reaches_all and (right == -1 or right >= seqlen_q - 1):
+        return False
+    raise NotImplementedError(
+        f"window_size={tuple(window_size)}{' with causal=True' if causal else ''} is not supported yet: it is a "
+        f"sliding window at seqlen_q {seqlen_q}, seqlen_k {seqlen_k}, and flashgen's kernels have none; supported: "
+        f"window_size=(-1, -1) (full attention), (-1, 0) or causal=True (causal attention), or a window that "
+        f"reaches every key: left >= seqlen_k - 1 = {seqlen_k - 1} and right 0 or >= seqlen_q - 1 = {seqlen_q - 1}")
+
+
+def _check_window_size(window_size) -> tuple[int, int]:
+    is_pair = isinstance(window_size, (tuple, list)) and len(window_size) == 2
+    if not is_pair or not all(isinstance(w, int) and not isinstance(w, bool) for w in window_size):
+        raise ValueError(f"window_size must be a pair of ints (left, right), got {window_size!r}: "
+                         f"use (-1, -1) for no window")
+    left, right = window_size
+    if left < -1 or right < -1:
+        raise ValueError(f"window_size entries must be -1 (unbounded) or >= 0, got {tuple(window_size)}")
+    return left, right
+
+
+# --- flash_attn_varlen_func --------------------------------------------------------------------
+
+def check_varlen_inputs(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
+                        softmax_scale) -> tuple[list[int], list[int]]:
+    """q, k, v of flash_attn_varlen_func (3-D, sequences packed along dim 0), their offsets and
+    longest lengths, and the causal and softmax_scale arguments. Returns cu_seqlens_q and
+    cu_seqlens_k as lists: reading them is a host sync, which the looped varlen needs anyway."""
+    _check_tensors(q=q, k=k, v=v, cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k)
+    _check_causal_and_scale(causal, softmax_scale)
+    _check_varlen_shapes(q, k, v)
+    offsets = _checked_offsets(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    _check_dtypes_devices_strides(q, k, v)
+    return offsets
+
+
+def _check_varlen_shapes(q, k, v) -> None:
+    _check_ranks(q, k, v, VARLEN_LAYOUTS)
+    _, nheads, head_dim = q.shape
+    _, nheads_kv, _ = k.shape
+    if k.shape[2] != head_dim:
+        raise ValueError(f"q has head_dim {head_dim} but k and v have head_dim {k.shape[2]}")
+    for label, value in (("nheads", nheads), ("nheads_kv", nheads_kv), ("head_dim", head_dim)):
+        if value < 1:
+            raise ValueError(f"{label} must be at least 1, got {value} (q {tuple(q.shape)}, k {tuple(k.shape)})")
+    _check_heads(nheads, nheads_kv, head_dim)
+    if nheads > MAX_GRID_DIM:
+        raise ValueError(f"nheads ({nheads}) must be at most {MAX_GRID_DIM}")
+
+
+def _checked_offsets(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k) -> tuple[list[int], list[int]]:
+    """cu_seqlens_q and cu_seqlens_k, checked, as lists."""
+    for name, cu_seqlens in (("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k)):
+        _check_cu_seqlens_tensor(name, cu_seqlens, q.device)
+    if cu_seqlens_q.shape != cu_seqlens_k.shape:
+        batch_q, batch_k = cu_seqlens_q.shape[0] - 1, cu_seqlens_k.shape[0] - 1
+        raise ValueError(f"cu_seqlens_q has {batch_q + 1} entries (batch {batch_q}) but cu_seqlens_k has "
+                         f"{batch_k + 1} (batch {batch_k}): both must describe the same sequences")
+    for name, max_seqlen in (("max_seqlen_q", max_seqlen_q), ("max_seqlen_k", max_seqlen_k)):
+        if isinstance(max_seqlen, bool) or not isinstance(max_seqlen, int):
+            raise TypeError(f"{name} must be an int, got {type(max_seqlen).__name__}")
+    offsets_q, offsets_k = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()
+    check_offsets("cu_seqlens_q", offsets_q, "q", q.shape[0], "max_seqlen_q", max_seqlen_q)
+    check_offsets("cu_seqlens_k", offsets_k, "k", k.shape[0], "max_seqlen_k", max_seqlen_k)
+    return offsets_q, offsets_k
+
+
+def _check_cu_seqlens_tensor(name: str, cu_seqlens: torch.Tensor, device: torch.device) -> None:
+    """cu_seqlens holds batch + 1 int32 offsets, on q's device as FlashAttention requires."""
+    if cu_seqlens.dtype != torch.int32:
+        raise TypeError(f"{name} has dtype {cu_seqlens.dtype}; it must be torch.int32 (FlashAttention's "
+                        f"cumulative sequence lengths): convert with {name}.to(torch.int32)")
+    if cu_seqlens.dim() != 1:
+        raise ValueError(f"{name} must be 1-D (batch + 1,), got shape {tuple(cu_seqlens.shape)}")
+    if cu_seqlens.device != device:
+        raise ValueError(f"{name} is on {cu_seqlens.device} but q is on {device}: move it with {name}.to(q.device)")
+
+
+def check_offsets(name: str, offsets: list[int], tensor: str, total: int, max_name: str, max_seqlen: int) -> None:
+    """The values of one cu_seqlens, as a list: they start at 0, never decrease, end at the
+    tensor's row count, and no sequence is longer than max_seqlen. Empty sequences are allowed."""
+    if len(offsets) < 2:
+        raise ValueError(f"{name} must hold batch + 1 >= 2 offsets, got {offsets}")
+    if offsets[0] != 0:
+        raise ValueError(f"{name} must start at 0, got {name}[0] = {offsets[0]}")
+    for i in range(1, len(offsets)):
+        if offsets[i] < offsets[i - 1]:
+            raise ValueError(f"{name} must be non-decreasing (sequence i is rows {name}[i]:{name}[i+1]), but "
+                             f"{name}[{i}] = {offsets[i]} < {name}[{i - 1}] = {offsets[i - 1]}")
+    if offsets[-1] != total:
+        raise ValueError(f"{name} ends at {offsets[-1]} but {tensor} has {total} rows: its last entry must be "
+                         f"the total length {tensor}.shape[0]")
+    lengths = [end - start for start, end in zip(offsets, offsets[1:])]
+    longest = max(lengths)
+    if max_seqlen < longest:
+        i = lengths.index(longest)
+        raise ValueError(f"{max_name} = {max_seqlen} is smaller than sequence {i}'s length {longest} "
+                         f"({name}[{i}:{i + 2}] = {offsets[i:i + 2]}): pass at least the longest length")
+
+
+# --- shared by both layouts --------------------------------------------------------------------
+
+def _check_tensors(**tensors) -> None:
+    for name, t in tensors.items():
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+
+
+def _check_causal_and_scale(causal, softmax_scale) -> None:
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    if softmax_scale is not None:
+        if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, (int, float)):
+            raise TypeError(f"softmax_scale must be a float or None, got {type(softmax_scale).__name__}")
+        if not math.isfinite(softmax_scale):
+            raise ValueError(f"softmax_scale must be finite, got {softmax_scale}")
+
+
+def _check_ranks(q, k, v, layouts: tuple[int, dict]) -> None:
+    rank, layout = layouts
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.dim() != rank:
+            raise ValueError(f"{name} must be {rank}-D {layout[name]}, got shape {tuple(t.shape)}")
+    if k.shape != v.shape:
+        raise ValueError(f"k and v must have the same shape, got {tuple(k.shape)} and {tuple(v.shape)}")
+
+
+def _check_heads(nheads: int, nheads_kv: int, head_dim: int) -> None:
     if head_dim > MAX_HEAD_DIM:
         raise ValueError(f"head_dim {head_dim} is not supported: flashgen kernels go up to {MAX_HEAD_DIM}")
     if nheads % nheads_kv:
         raise ValueError(f"nheads ({nheads}) must be a multiple of nheads_kv ({nheads_kv}) for GQA/MQA")
-    if batch > MAX_GRID_DIM or nheads > MAX_GRID_DIM:
-        raise ValueError(f"batch ({batch}) and nheads ({nheads}) must each be at most {MAX_GRID_DIM}")
+
+
+def _check_dtypes_devices_strides(q, k, v) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
         if t.dtype not in TORCH_DTYPE_NAMES:
             raise TypeError(f"{name} has dtype {t.dtype}; flashgen supports torch.float16 and torch.bfloat16: "

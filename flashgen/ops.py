@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from flashgen._ext import extension
 from flashgen.dispatch import choose_kernel
-from flashgen.inputs import check_attention_inputs
+from flashgen.inputs import causal_from_window, check_attention_inputs, check_flash_attn_options
 
 _ALIGN_ELEMENTS = 8  # kernels load 16 bytes per access: pointers and strides must allow it
 
@@ -119,25 +119,42 @@ def _fwd_op_backward(ctx, grad_out, grad_lse):
 _fwd_op.register_autograd(_fwd_op_backward, setup_context=_setup_context)
 
 
-def flash_attn_func(q, k, v, causal: bool = False, softmax_scale: float | None = None,
-                    return_lse: bool = False, *, arch: str | None = None, deterministic: bool = False):
-    """Attention softmax(q kᵀ · scale) v, FlashAttention style.
+def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False, window_size=(-1, -1),
+                    softcap=0.0, alibi_slopes=None, deterministic=False, return_attn_probs=False, *,
+                    arch=None, return_lse=False):
+    """Attention softmax(q kᵀ · scale) v, FlashAttention style; a drop-in for FlashAttention 2/3's
+    `flash_attn_func` (the same arguments in the same order).
 
     q: (batch, seqlen_q, nheads, head_dim); k, v: (batch, seqlen_k, nheads_kv, head_dim), with
     nheads a multiple of nheads_kv (GQA/MQA). float16 or bfloat16 CUDA tensors whose last dim
     is contiguous. causal masks key j for query i unless j <= i + seqlen_k - seqlen_q (aligned
-    to the bottom-right corner); a query that sees no key gets a zero output row.
-    softmax_scale defaults to 1/sqrt(head_dim). return_lse also returns the log-sum-exp of
-    each row, float32 (batch, nheads, seqlen_q). arch ("sm80", "sm90") forces a kernel family
-    (also FLASHGEN_ARCH); by default the best compiled family for the GPU is used.
-    Differentiable in q, k and v. deterministic=True makes dq bit-identical across runs (dQ
-    is summed over key blocks in a fixed order, in floor(multiprocessors / (batch * nheads))
-    fp32 partial copies of dQ); dk and dv are always deterministic.
+    to the bottom-right corner); a query that sees no key gets a zero output row (lse +inf).
+    softmax_scale defaults to 1/sqrt(head_dim).
+
+    window_size: (-1, -1) (no window) or (-1, 0) (causal, as in FlashAttention: causal is that
+    window); a window that reaches every key runs as no window. Not supported yet, raising
+    NotImplementedError: dropout_p > 0, softcap > 0, alibi_slopes, sliding windows.
+
+    deterministic=True makes dq bit-identical across runs (dQ is summed over key blocks in a
+    fixed order, in floor(multiprocessors / (batch * nheads)) fp32 partial copies of dQ); dk
+    and dv are always deterministic. Differentiable in q, k and v.
+
+    Returns out (like q), or with return_attn_probs=True (out, softmax_lse, None) as
+    FlashAttention does: softmax_lse is the float32 (batch, nheads, seqlen_q) log-sum-exp of each
+    row, and no attention probabilities are returned. Keyword-only, flashgen's own: return_lse=True
+    returns (out, softmax_lse); arch ("sm80", "sm90") forces a kernel family (also
+    FLASHGEN_ARCH), by default the best compiled family for the GPU runs.
     """
+    check_flash_attn_options(dropout_p, softcap, alibi_slopes, deterministic, return_attn_probs, return_lse)
     check_attention_inputs(q, k, v, causal, softmax_scale)
-    if softmax_scale is None:
-        softmax_scale = 1.0 / math.sqrt(q.shape[-1])
-    if not isinstance(deterministic, bool):
-        raise TypeError(f"deterministic must be a bool, got {type(deterministic).__name__}")
-    out, lse = torch.ops.flashgen.fwd(q, k, v, causal, float(softmax_scale), arch, deterministic)
+    causal = causal_from_window(causal, window_size, seqlen_q=q.shape[1], seqlen_k=k.shape[1])
+    scale = default_scale(softmax_scale, q.shape[-1])
+    out, lse = torch.ops.flashgen.fwd(q, k, v, causal, scale, arch, deterministic)
+    if return_attn_probs:
+        return out, lse, None
     return (out, lse) if return_lse else out
+
+
+def default_scale(softmax_scale, head_dim: int) -> float:
+    """softmax_scale as the kernels take it: 1/sqrt(head_dim) when None."""
+    return float(softmax_scale) if softmax_scale is not None else 1.0 / math.sqrt(head_dim)

@@ -1,0 +1,94 @@
+"""flash_attn_varlen_func on the GPU: out, lse, dq, dk and dv of each packed sequence against the
+float32 reference of that sequence alone, by the rule the fixed-length tests use
+(flashgen.reference.check_against_reference), with empty query sequences, queries with no key,
+more queries than keys, causal and not, GQA. The checks without a GPU: tests/cpu/test_varlen.py."""
+import pytest
+import torch
+
+import flashgen
+from flashgen.reference import attention_reference, attention_reference_grads, check_against_reference
+from tests.gpu.test_forward import random_qkv, run_or_skip
+
+pytestmark = pytest.mark.gpu
+
+LENGTHS_Q = [1, 17, 1000, 2049, 0, 513]
+# Per sequence of LENGTHS_Q: keys as long, longer or shorter (causal rows of 2049 x 1023 see no
+# key), keys for an empty query sequence, and 513 queries with no key at all.
+LENGTHS_K = {"ragged": [1, 113, 1000, 1023, 7, 0], "longer": [64, 17, 1500, 2049, 300, 1]}
+
+
+def cu_seqlens(lengths):
+    return torch.tensor([0] + lengths, dtype=torch.int32, device="cuda").cumsum(0, dtype=torch.int32)
+
+
+def packed_qkv(lengths_q, lengths_k, nheads, nheads_kv, head_dim, dtype):
+    """q (total_q, nheads, head_dim), k and v (total_k, nheads_kv, head_dim), leaves that need grad."""
+    q, k, v = random_qkv(1, sum(lengths_q), sum(lengths_k), nheads, nheads_kv, head_dim, dtype)
+    return [t[0].detach().requires_grad_() for t in (q, k, v)]
+
+
+def check_lse(name, lse, ref_lse):
+    """lse against the reference's: +inf exactly where a row sees no key, else within 1e-3 (as
+    tests/gpu/test_forward.py checks the fixed-length lse)."""
+    finite = torch.isfinite(ref_lse)
+    assert torch.equal(torch.isfinite(lse), finite), f"{name}: rows with no visible key must be +inf, others finite"
+    assert (lse[~finite] == float("inf")).all(), name
+    err = (lse[finite] - ref_lse[finite]).abs().max().item() if finite.any() else 0.0
+    assert err <= 1e-3, f"{name}: max abs error {err:.3e}"
+
+
+def check_sequence(i, q, k, v, dout, out, lse, grads, causal):
+    """Sequence i's slices of the varlen results against the reference on that sequence alone,
+    each as a batch of one: q, k, v, dout, out, dq, dk, dv (1, seqlen, heads, head_dim), lse
+    (1, nheads, seqlen_q)."""
+    ref, ref_lse = attention_reference(q, k, v, causal, upcast=True)
+    same, _ = attention_reference(q, k, v, causal, upcast=False)
+    check_against_reference(f"out, sequence {i}", out, ref, same)
+    check_lse(f"lse, sequence {i}", lse, ref_lse)
+    want = attention_reference_grads(q, k, v, dout, causal, upcast=True)
+    want_same = attention_reference_grads(q, k, v, dout, causal, upcast=False)
+    for name, got, r, s in zip(("dq", "dk", "dv"), grads, want, want_same):
+        check_against_reference(f"{name}, sequence {i}", got, r, s)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("nheads,nheads_kv", [(4, 4), (6, 2)], ids=["mha", "gqa"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("keys", LENGTHS_K)
+def test_varlen_forward_and_backward_match_each_sequences_reference(keys, causal, nheads, nheads_kv, head_dim,
+                                                                    dtype, arch):
+    lengths_q, lengths_k = LENGTHS_Q, LENGTHS_K[keys]
+    q, k, v = packed_qkv(lengths_q, lengths_k, nheads, nheads_kv, head_dim, dtype)
+    out, lse, probs = run_or_skip(lambda: flashgen.flash_attn_varlen_func(
+        q, k, v, cu_seqlens(lengths_q), cu_seqlens(lengths_k), max(lengths_q), max(lengths_k), causal=causal,
+        return_attn_probs=True, arch=arch), arch)
+    assert probs is None and out.shape == q.shape and out.dtype == dtype
+    assert lse.shape == (nheads, sum(lengths_q)) and lse.dtype == torch.float32
+    dout = torch.randn_like(out)
+    dq, dk, dv = run_or_skip(lambda: torch.autograd.grad(out, (q, k, v), dout), arch)
+    q_start = k_start = 0
+    for i, (len_q, len_k) in enumerate(zip(lengths_q, lengths_k)):
+        rows_q, rows_k = slice(q_start, q_start + len_q), slice(k_start, k_start + len_k)
+        q_start, k_start = rows_q.stop, rows_k.stop
+        if len_q == 0:   # no query attends to these keys
+            assert not dk[rows_k].any() and not dv[rows_k].any(), f"sequence {i}: dk, dv must be 0"
+        elif len_k == 0:  # queries with no key: zero rows, lse +inf, no gradient
+            assert not out[rows_q].any() and not dq[rows_q].any(), f"sequence {i}: out, dq must be 0"
+            assert (lse[:, rows_q] == float("inf")).all(), f"sequence {i}: lse must be +inf"
+        else:
+            # Sequence i as a batch of one, the reference's layout.
+            inputs = [t.detach()[None] for t in (q[rows_q], k[rows_k], v[rows_k], dout[rows_q])]
+            grads = (dq[rows_q][None], dk[rows_k][None], dv[rows_k][None])
+            check_sequence(i, *inputs, out[rows_q].detach()[None], lse[None, :, rows_q], grads, causal)
+
+
+def test_varlen_of_equal_lengths_matches_the_batched_call():
+    # Three sequences of 300 queries and 500 keys are a batch of 3: the same kernels, one call per sequence.
+    q, k, v = (t.detach() for t in packed_qkv([300] * 3, [500] * 3, 8, 2, 128, torch.bfloat16))
+    cu_q, cu_k = cu_seqlens([300] * 3), cu_seqlens([500] * 3)
+    out, lse, _ = flashgen.flash_attn_varlen_func(q, k, v, cu_q, cu_k, 300, 500, causal=True, return_attn_probs=True)
+    batched, batched_lse, _ = flashgen.flash_attn_func(q.view(3, 300, 8, 128), k.view(3, 500, 2, 128),
+                                                       v.view(3, 500, 2, 128), causal=True, return_attn_probs=True)
+    torch.testing.assert_close(out, batched.reshape(900, 8, 128), rtol=0, atol=0)
+    torch.testing.assert_close(lse, batched_lse.permute(1, 0, 2).reshape(8, 900), rtol=0, atol=0)
