@@ -24,6 +24,11 @@ struct FwdParams {
   // i + seqlen_k - seqlen_q - window_left <= j <= i + seqlen_k - seqlen_q + window_right;
   // -1 is unbounded (common/mask.cuh).
   int window_left, window_right;
+  // Softcap (read by kernels built with the softcap feature, common/softcap.cuh): raw scores S
+  // become tanh(S * softcap_scale) with softcap_scale = scale / softcap, and softmax_scale and
+  // softmax_scale_log2 above are then softcap and softcap * log2(e) (the softmax's scale of the
+  // capped scores, as FlashAttention does it).
+  float softcap_scale;
 };
 
 // Backward. dQ is accumulated in fp32 by atomics into dq_accum (zeroed by the preprocess):
@@ -54,10 +59,11 @@ struct BwdParams {
   float* dk_accum;
   float* dv_accum;
   int batch, nheads, nheads_kv, seqlen_q, seqlen_k;
-  float softmax_scale;
-  float softmax_scale_log2;
+  float softmax_scale;       // the call's scale: dQ and dK are scaled by it (softcap or not)
+  float softmax_scale_log2;  // the probabilities' exponent scale: as FwdParams's (softcap * log2(e) with softcap)
   bool causal;
   int window_left, window_right;  // as FwdParams's
+  float softcap_scale;            // as FwdParams's
 };
 
 }  // namespace flashgen

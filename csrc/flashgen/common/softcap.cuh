@@ -1,0 +1,49 @@
+// Logit softcapping (Gemma 2): scores become softcap * tanh(scores * scale / softcap) before the
+// softmax. Kernels built with the softcap feature (kernels.yaml `features`, the plan's kSoftcap)
+// replace each raw score S by t = tanh(S * params.softcap_scale) before masking, and the host
+// sets the softmax's scale to softcap (params.h), so the online softmax and the LSE stay as
+// they are. The backward multiplies dS by dt/dx = 1 - t^2 (x = S * scale), so dQ and dK keep
+// their softmax_scale factor.
+#pragma once
+#include <type_traits>
+
+#include <cute/tensor.hpp>
+
+namespace flashgen {
+using namespace cute;
+
+template <class Plan, class = void>
+struct SoftcapFeature : std::false_type {};
+template <class Plan>
+struct SoftcapFeature<Plan, std::void_t<decltype(Plan::kSoftcap)>> : std::bool_constant<Plan::kSoftcap != 0> {};
+template <class Plan>
+constexpr bool has_softcap_feature() { return SoftcapFeature<Plan>::value; }
+
+// tanh in one MUFU instruction (relative error about 2^-11, below bf16's and fp16's rounding of
+// the probabilities); the forward and the backward use the same, so the backward's recomputed
+// probabilities match the forward's LSE.
+__device__ __forceinline__ float fast_tanh(float x) {
+  float y;
+  asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// scores <- tanh(scores * softcap_scale), element by element (any register layout).
+template <class Scores>
+__device__ __forceinline__ void apply_softcap(Scores& scores, float softcap_scale) {
+  CUTE_UNROLL
+  for (int i = 0; i < size(scores); ++i) scores(i) = fast_tanh(scores(i) * softcap_scale);
+}
+
+// The same, keeping 1 - t^2 (the tanh's derivative) in `derivative` (same layout) for dS.
+template <class Scores, class Derivative>
+__device__ __forceinline__ void apply_softcap(Scores& scores, float softcap_scale, Derivative& derivative) {
+  CUTE_UNROLL
+  for (int i = 0; i < size(scores); ++i) {
+    const float t = fast_tanh(scores(i) * softcap_scale);
+    scores(i) = t;
+    derivative(i) = 1.f - t * t;
+  }
+}
+
+}  // namespace flashgen
