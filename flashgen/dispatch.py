@@ -18,10 +18,15 @@ from flashgen import jit
 from flashgen._ext import extension
 from flashgen.errors import KernelNotBuiltError
 from flashgen.locations import BUILD_COMMAND
-from flashgen.archs import ARCH_PREFERENCE, arch_runs_on  # noqa: F401 - arch_runs_on: tests/gpu use it from here
-from flashgen.naming import ARCHS, KernelKey
+from flashgen.naming import KernelKey
+from gen.axes import ARCH_PREFERENCE, ARCHS, DTYPES, OLDEST_CAPABILITY
 
-TORCH_DTYPE_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
+TORCH_DTYPES = {name: getattr(torch, dtype.torch_name) for name, dtype in DTYPES.items()}
+TORCH_DTYPE_NAMES = {torch_dtype: name for name, torch_dtype in TORCH_DTYPES.items()}
+
+
+def arch_runs_on(arch: str, capability: tuple[int, int]) -> bool:
+    return ARCHS[arch].runs_on(capability)
 
 
 def available_kernels() -> list[str]:
@@ -49,15 +54,19 @@ def _candidate_archs(capability, forced):
     if forced is None:
         archs = [a for a in ARCH_PREFERENCE if arch_runs_on(a, capability)]
         if not archs:
-            raise RuntimeError(f"flashgen needs a GPU of compute capability 8.0 or newer; "
-                               f"this one is {capability[0]}.{capability[1]}")
+            raise RuntimeError(f"flashgen needs a GPU of compute capability {_version(OLDEST_CAPABILITY)} or newer; "
+                               f"this one is {_version(capability)}")
         return archs
     if forced not in ARCHS:
         raise ValueError(f"arch={forced!r} is not an arch family (allowed: {', '.join(ARCHS)})")
     if not arch_runs_on(forced, capability):
         raise ValueError(f"arch={forced!r} kernels cannot run on this GPU "
-                         f"(compute capability {capability[0]}.{capability[1]})")
+                         f"(compute capability {_version(capability)})")
     return [forced]
+
+
+def _version(capability) -> str:
+    return ".".join(map(str, capability))
 
 
 def choose_kernel(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple[int, int],
@@ -85,7 +94,7 @@ def _choose(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple
     if wanted is None:
         raise KernelNotBuiltError(
             f"no {direction} kernel in flashgen's catalog covers head_dim={head_dim}, {dtype_name}, on this GPU "
-            f"(compute capability {capability[0]}.{capability[1]}). Add a config to kernels.yaml. Built: {built_list}")
+            f"(compute capability {_version(capability)}). Add a config to kernels.yaml. Built: {built_list}")
     if jit.enabled():
         # Only when no candidate is built: a built kernel is never passed over for a compile.
         jit.load_kernel(extension(), wanted, capability)

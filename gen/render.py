@@ -8,7 +8,7 @@ import jinja2
 
 from gen import paths
 from gen.spec import KernelSpec
-from gen.vocab import DTYPE_INFO
+from gen.axes import DTYPES
 
 DISPATCH_TEMPLATE = "dispatch_table.cpp.j2"
 JIT_ENTRY_TEMPLATE = "jit_kernel.cpp.j2"
@@ -41,7 +41,7 @@ def render_kernel(spec: KernelSpec, env: jinja2.Environment | None = None) -> st
         name=spec.name,
         launcher=spec.key.launcher,
         hdim=spec.key.hdim,
-        element=DTYPE_INFO[spec.key.dtype].cpp,
+        element=DTYPES[spec.key.dtype].cpp,
         tile=asdict(spec.tile),
         smem_bytes=spec.smem_bytes,
     )

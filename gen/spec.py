@@ -12,13 +12,12 @@ from pathlib import Path
 
 import yaml
 
-from flashgen.naming import ARCHS, DIRECTIONS, DTYPES, KernelKey
+from flashgen.naming import KernelKey
 from gen import paths
+from gen.axes import ARCHS, DIRECTIONS, DTYPES, HEAD_DIMS
 from gen.families import FAMILIES, TileError, optional_tile_fields, tile_field_names
-from gen.vocab import ARCH_INFO, DTYPE_INFO
 from gen.yaml_loader import DuplicateKeyError, LineDict, load
 
-MAX_HDIM = 256
 REQUIRED_PRESETS = ("default", "all")
 
 
@@ -80,7 +79,7 @@ class _Context:
                              f"unknown key {key!r} (allowed: {', '.join(allowed)})")
 
     def choice(self, value, line: int, where: str, allowed) -> str:
-        if value not in allowed:
+        if value not in list(allowed):  # a list: YAML may hand over an unhashable value
             raise self.error(line, where, f"unknown value {value!r} (allowed: {', '.join(allowed)})")
         return value
 
@@ -146,9 +145,9 @@ def _parse_family(ctx: _Context, entry, where: str, line: int) -> list[KernelSpe
     for hdim, tile_yaml in tiles.items():
         tile_where = f"{where}.tiles[{hdim}]"
         tile_line = tiles.line_of(hdim)
-        if not isinstance(hdim, int) or isinstance(hdim, bool) or hdim <= 0 or hdim % 8 or hdim > MAX_HDIM:
-            raise ctx.error(tile_line, tile_where,
-                            f"head dim must be a positive multiple of 8 up to {MAX_HDIM}, got {hdim!r}")
+        if not isinstance(hdim, int) or isinstance(hdim, bool) or hdim not in HEAD_DIMS:
+            raise ctx.error(tile_line, tile_where, f"head dim must be a positive multiple of {HEAD_DIMS.step} "
+                                                   f"up to {HEAD_DIMS[-1]}, got {hdim!r}")
         tile_yaml = ctx.mapping(tile_yaml, tile_line, tile_where)
         values = {}
         for name in allowed:
@@ -165,15 +164,15 @@ def _parse_family(ctx: _Context, entry, where: str, line: int) -> list[KernelSpe
         except TileError as exc:
             raise ctx.error(tile_line, tile_where, str(exc)) from None
         for dtype in dtypes:
-            smem = tile.smem_bytes(hdim, DTYPE_INFO[dtype].bytes)
-            fallback = tile.fallback_smem_bytes(hdim, DTYPE_INFO[dtype].bytes)
-            arch_info = ARCH_INFO[arch]
-            if fallback > arch_info.smem_limit_bytes:
+            smem = tile.smem_bytes(hdim, DTYPES[dtype].bytes)
+            fallback = tile.fallback_smem_bytes(hdim, DTYPES[dtype].bytes)
+            limits = ARCHS[arch]
+            if fallback > limits.smem_limit_bytes:
                 raise ctx.error(tile_line, tile_where, f"tile needs {fallback} bytes of shared memory, "
-                                                       f"over {arch}'s limit of {arch_info.smem_limit_bytes}")
-            if smem > arch_info.smem_max_bytes:
+                                                       f"over {arch}'s limit of {limits.smem_limit_bytes}")
+            if smem > limits.smem_max_bytes:
                 raise ctx.error(tile_line, tile_where, f"tile needs {smem} bytes of shared memory, "
-                                                       f"over the {arch_info.smem_max_bytes} any {arch} GPU has")
+                                                       f"over the {limits.smem_max_bytes} any {arch} GPU has")
             specs.append(KernelSpec(KernelKey(direction, hdim, dtype, arch), tile, smem))
     return specs
 

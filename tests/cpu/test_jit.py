@@ -18,7 +18,7 @@ from gen.ninja import KernelLibraryPlan, kernel_library_ninja_text
 from gen.render import render_jit_entry
 from gen.spec import load_catalog
 from gen.toolchain import Toolchain
-from gen.vocab import ARCH_INFO
+from gen.axes import ARCHS
 
 KERNEL = "flash_fwd_hdim64_fp16_sm80"
 
@@ -41,11 +41,11 @@ def fake_compiler(monkeypatch):
 
 
 def test_targets_are_those_the_gpu_runs():
-    sm80 = ARCH_INFO["sm80"].gencode
+    sm80 = ARCHS["sm80"].gencode
     assert jit_build.targets("sm80", (9, 0)) == ("-gencode=arch=compute_90,code=sm_90",)
     assert jit_build.targets("sm80", (8, 6)) == ("-gencode=arch=compute_80,code=sm_80",)
     assert jit_build.targets("sm80", None) == sm80  # no GPU: what build.py compiles
-    assert jit_build.targets("sm90", (9, 0)) == ARCH_INFO["sm90"].gencode
+    assert jit_build.targets("sm90", (9, 0)) == ARCHS["sm90"].gencode
 
 
 def test_entry_point_carries_the_registry_entry():

@@ -9,7 +9,7 @@ from gen import paths
 from gen.ninja import BuildPlan, ninja_text
 from gen.select import Selection, SelectionError, select
 from gen.spec import load_catalog
-from gen.vocab import ARCH_INFO
+from gen.axes import ARCHS
 
 
 def names(**criteria):
@@ -82,6 +82,6 @@ def test_ninja_text_uses_each_kernels_arch_flags(tmp_path):
     text = ninja_text(plan, FakeToolchain())
     for spec in kernels:
         assert f"build {tmp_path}/obj/{spec.name}.o: nvcc {paths.GENERATED}/{spec.name}.cu" in text
-    assert text.count("gencode = " + " ".join(ARCH_INFO["sm80"].gencode)) == 2
+    assert text.count("gencode = " + " ".join(ARCHS["sm80"].gencode)) == 2
     assert "compute_90,code=sm_90" in text  # sm80-family kernels also carry H100 machine code
     assert f"build {tmp_path}/_C.so: link" in text and "-MD -MF $out.d" in text

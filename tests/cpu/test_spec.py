@@ -79,6 +79,11 @@ def test_unknown_dtype():
         "kernels.yaml:4: kernels[0].dtypes: unknown value 'fp8' (allowed: fp16, bf16)")
 
 
+def test_a_list_where_a_name_belongs():
+    assert error_of(GOOD.replace("[fp16, bf16]", "[[fp16], bf16]")) == (
+        "kernels.yaml:4: kernels[0].dtypes: unknown value ['fp16'] (allowed: fp16, bf16)")
+
+
 def test_unknown_arch():
     assert error_of(GOOD.replace("arch: sm80", "arch: sm75")) == (
         "kernels.yaml:3: kernels[0].arch: unknown value 'sm75' (allowed: sm80, sm90)")
