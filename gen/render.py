@@ -8,7 +8,7 @@ import jinja2
 
 from gen import paths
 from gen.spec import KernelSpec
-from gen.axes import DTYPES
+from gen.axes import DTYPES, FEATURES
 
 DISPATCH_TEMPLATE = "dispatch_table.cpp.j2"
 JIT_ENTRY_TEMPLATE = "jit_kernel.cpp.j2"
@@ -44,6 +44,9 @@ def render_kernel(spec: KernelSpec, env: jinja2.Environment | None = None) -> st
         element=DTYPES[spec.key.dtype].cpp,
         tile=asdict(spec.tile),
         smem_bytes=spec.smem_bytes,
+        # Every feature of the vocabulary, 1 where this kernel is built with it: a template turns
+        # them into tile-struct constants (softcap -> kSoftcap) the way it does tile fields.
+        features={feature: int(feature in spec.features) for feature in FEATURES},
     )
 
 

@@ -14,7 +14,7 @@ import yaml
 
 from flashgen.naming import KernelKey
 from gen import paths
-from gen.axes import ARCHS, DIRECTIONS, DTYPES, HEAD_DIMS
+from gen.axes import ARCHS, AXIS, DIRECTIONS, DTYPES, FEATURES, HEAD_DIMS
 from gen.families import FAMILIES, TileError, optional_tile_fields, tile_field_names
 from gen.yaml_loader import DuplicateKeyError, LineDict, load
 
@@ -40,10 +40,15 @@ class KernelSpec:
     def name(self) -> str:
         return self.key.name
 
+    @property
+    def features(self) -> frozenset[str]:
+        """The features this kernel is built with (empty: the plain kernel)."""
+        return frozenset(self.key.features)
+
 
 @dataclass(frozen=True)
 class Catalog:
-    kernels: tuple[KernelSpec, ...]          # sorted by (direction, hdim, dtype, arch)
+    kernels: tuple[KernelSpec, ...]          # sorted by (direction, hdim, dtype, arch, features)
     presets: dict[str, tuple[str, ...]]      # preset -> kernel-name globs
 
     def by_name(self) -> dict[str, KernelSpec]:
@@ -118,13 +123,17 @@ def parse_catalog(text: str, filename: str = "kernels.yaml") -> Catalog:
     return Catalog(kernels=kernels, presets=presets)
 
 
+_FAMILY_KEYS = ("direction", "arch", "dtypes", "features", "tiles")
+
+
 def _parse_family(ctx: _Context, entry, where: str, line: int) -> list[KernelSpec]:
     entry = ctx.mapping(entry, line, where)
     direction = ctx.choice(ctx.take(entry, "direction", where), entry.line_of("direction"), f"{where}.direction", DIRECTIONS)
     arch = ctx.choice(ctx.take(entry, "arch", where), entry.line_of("arch"), f"{where}.arch", ARCHS)
     dtypes = ctx.take(entry, "dtypes", where)
+    variants = _parse_features(ctx, entry.pop("features", [[]]), entry.line_of("features"), f"{where}.features")
     tiles = ctx.take(entry, "tiles", where)
-    ctx.no_leftovers(entry, where, ("direction", "arch", "dtypes", "tiles"))
+    ctx.no_leftovers(entry, where, _FAMILY_KEYS)
 
     family = FAMILIES.get((direction, arch))
     if family is None:
@@ -173,8 +182,28 @@ def _parse_family(ctx: _Context, entry, where: str, line: int) -> list[KernelSpe
             if smem > limits.smem_max_bytes:
                 raise ctx.error(tile_line, tile_where, f"tile needs {smem} bytes of shared memory, "
                                                        f"over the {limits.smem_max_bytes} any {arch} GPU has")
-            specs.append(KernelSpec(KernelKey(direction, hdim, dtype, arch), tile, smem))
+            # Every feature variant takes the family's tile plan for this head dim.
+            specs += [KernelSpec(KernelKey(direction, hdim, dtype, arch, features), tile, smem) for features in variants]
     return specs
+
+
+def _parse_features(ctx: _Context, variants, line: int, where: str) -> list[tuple[str, ...]]:
+    """`features:` lists the variants a family is built with, each a list of feature names:
+    [[], [softcap], [softcap, window]] builds the plain kernel and two variants. Left out: [[]]."""
+    shape = "a non-empty list of feature lists, e.g. [[], [softcap]] ([] is the plain kernel)"
+    if not isinstance(variants, list) or not variants or not all(isinstance(v, list) for v in variants):
+        raise ctx.error(line, where, f"expected {shape}")
+    parsed = []
+    for index, variant in enumerate(variants):
+        for feature in variant:
+            ctx.choice(feature, line, f"{where}[{index}]", FEATURES)
+        if len(set(variant)) != len(variant):
+            raise ctx.error(line, f"{where}[{index}]", "a feature is listed twice")
+        features = AXIS["features"].canonical(variant)
+        if features in parsed:
+            raise ctx.error(line, f"{where}[{index}]", f"the variant [{', '.join(features)}] is listed twice")
+        parsed.append(features)
+    return parsed
 
 
 def _parse_presets(ctx: _Context, presets, kernels) -> dict[str, tuple[str, ...]]:
