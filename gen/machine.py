@@ -28,5 +28,5 @@ def machine_selection(gpus: list[tuple[str, tuple[int, int]]]) -> tuple[Selectio
         oldest = ".".join(map(str, OLDEST_CAPABILITY))
         return Selection(preset="default"), (f"{seen} runs no flashgen kernel family ({oldest} or newer needed): "
                                              f"building the default preset {override}")
-    return (Selection(preset="default", archs=archs),
+    return (Selection(preset="default", filters={"arch": archs}),
             f"{seen}: building the default preset's {' and '.join(archs)} kernels {override}")

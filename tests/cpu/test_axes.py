@@ -1,11 +1,14 @@
 """gen/axes.py is the one table of the catalog's axes: its facts, and that the rest derives from it."""
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
 
 from flashgen import dispatch
 from flashgen.naming import KernelKey
+from gen import paths
 from gen.axes import ARCH_PREFERENCE, ARCHS, AXES, AXIS, DIRECTIONS, DTYPES, FEATURES, OLDEST_CAPABILITY
 from gen.families import FAMILIES
 
@@ -49,6 +52,15 @@ def test_axis_spellings_for_flags_and_messages():
     assert AXIS["hdim"].flag_values("64,128") == (64, 128)
     assert AXIS["dtype"].flag_values("bf16,fp16") == ("bf16", "fp16")
     assert AXIS["hdim"].allowed() == "multiples of 8 from 8 to 256"
+
+
+def test_build_py_has_a_filter_flag_per_axis():
+    out = subprocess.run([sys.executable, "build.py", "--help"], cwd=paths.REPO_ROOT, capture_output=True,
+                         text=True).stdout
+    text = " ".join(out.split())  # argparse wraps help lines
+    for axis in AXES:
+        assert f"{axis.flag} {axis.name.upper()}" in text
+        assert axis.allowed() in text
 
 
 # A vocabulary is declared in gen/axes.py only: elsewhere in the generator and the runtime, a
