@@ -16,7 +16,7 @@ from gen import jit as jit_build
 from gen import paths
 from gen.ninja import KernelLibraryPlan, kernel_library_ninja_text
 from gen.render import render_jit_entry
-from gen.spec import load_catalog
+from gen.spec import load_catalog, parse_catalog
 from gen.toolchain import Toolchain
 from gen.axes import ARCHS
 
@@ -92,7 +92,7 @@ _BUILDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from gen import jit
-    from gen.spec import load_catalog
+    from gen.spec import load_catalog, parse_catalog
 
     def slow_compile(folder, what):  # long enough for the other process to reach the lock
         with open(sys.argv[2], "a") as log:
@@ -200,6 +200,19 @@ def test_tracing_never_compiles(unbuilt, monkeypatch):
 def test_extension_older_than_jit_asks_for_a_rebuild(spec):
     with pytest.raises(KernelNotBuiltError, match="predates compiling on first use: rebuild it with `python build.py`"):
         jit.load_kernel(object(), spec.key, (8, 0))
+
+
+def test_a_variants_build_command_names_its_features(monkeypatch):
+    variants = parse_catalog(textwrap.dedent("""\
+        kernels:
+          - {direction: fwd, arch: sm80, dtypes: [fp16], features: [[], [softcap]],
+             tiles: {64: {block_m: 128, block_n: 64, warps: 4}}}
+        presets: {default: ["*"], all: ["*"]}
+        """))
+    monkeypatch.setattr(jit, "_catalog", lambda: variants)
+    softcap = variants.by_name()[f"{KERNEL}_softcap"].key
+    with pytest.raises(KernelNotBuiltError, match=f"`python build.py --add {KERNEL} --features softcap`$"):
+        jit.load_kernel(object(), softcap, (8, 0))
 
 
 def test_no_build_at_all(monkeypatch, tmp_path):
