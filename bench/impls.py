@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gen.axes import ARCHS
+
 
 class Unavailable(RuntimeError):
     pass
@@ -89,8 +91,7 @@ def fa4_impl(q, k, v, causal, direction):
 
 IMPLS = {
     "flashgen": _flashgen(),
-    "flashgen@sm80": _flashgen("sm80"),
-    "flashgen@sm90": _flashgen("sm90"),
+    **{f"flashgen@{arch}": _flashgen(arch) for arch in ARCHS},   # flashgen@sm80, flashgen@sm90
     "sdpa_flash": _sdpa("FLASH_ATTENTION"),
     "sdpa_cudnn": _sdpa("CUDNN_ATTENTION"),
     "sdpa_efficient": _sdpa("EFFICIENT_ATTENTION"),

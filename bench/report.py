@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from gen.axes import DIRECTIONS
+
 
 def _key(row):
     return (row["direction"], row["head_dim"], row["dtype"], row["causal"], row["batch"], row["seqlen"])
@@ -59,7 +61,7 @@ def plot(rows: list[dict], path, gpu: str) -> bool:
     sweep = [r for r in rows if r["sweep"] and r["tflops"]]
     if not sweep:
         return False
-    directions = [d for d in ("fwd", "bwd") if any(r["direction"] == d for r in sweep)]
+    directions = [d for d in DIRECTIONS if any(r["direction"] == d for r in sweep)]
     fig, axes = plt.subplots(1, len(directions), figsize=(6 * len(directions), 4.5), squeeze=False)
     for ax, direction in zip(axes[0], directions):
         for impl in dict.fromkeys(r["impl"] for r in sweep):

@@ -18,9 +18,10 @@ import torch
 from bench import report
 from bench.impls import IMPLS, Unavailable
 from bench.timing import attention_flops, ceilings, median_ms
+from flashgen.dispatch import TORCH_DTYPES
+from gen.axes import DIRECTIONS
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 TOTAL_HIDDEN = 2048  # heads = 2048 / head_dim, as in the FlashAttention papers
 
 
@@ -43,7 +44,7 @@ def default_grid(quick: bool) -> list[Case]:
     shapes = [(2, 8192)] if quick else [(2, 8192), (8, 2048), (32, 512)]
     hdims = (128, 256) if quick else (64, 128, 256)
     cases = []
-    for direction in ("fwd", "bwd"):
+    for direction in DIRECTIONS:
         for head_dim in hdims:
             dtypes = ("bf16", "fp16") if head_dim == 256 and not quick else ("bf16",)
             for dtype in dtypes:
@@ -51,7 +52,7 @@ def default_grid(quick: bool) -> list[Case]:
                     for batch, seqlen in shapes:
                         cases.append(Case(direction, head_dim, causal, dtype, batch, seqlen))
     sweep = (1024, 4096, 16384) if quick else (512, 1024, 2048, 4096, 8192, 16384)
-    for direction in ("fwd", "bwd"):
+    for direction in DIRECTIONS:
         for seqlen in sweep:
             cases.append(Case(direction, 256, False, "bf16", max(1, 16384 // seqlen), seqlen, sweep=True))
     return cases
@@ -94,7 +95,7 @@ def run_case(case: Case, impl: str, rounds: int) -> dict:
                           "kernel": None}
     gen = torch.Generator(device="cuda").manual_seed(hash((case, impl)) % 2**31)
     shape = (case.batch, case.seqlen, case.nheads, case.head_dim)
-    q, k, v = (torch.randn(shape, generator=gen, device="cuda", dtype=DTYPES[case.dtype]) for _ in range(3))
+    q, k, v = (torch.randn(shape, generator=gen, device="cuda", dtype=TORCH_DTYPES[case.dtype]) for _ in range(3))
     try:
         fn = IMPLS[impl](q, k, v, case.causal, case.direction)
         row["kernel"] = getattr(fn, "kernel", None)

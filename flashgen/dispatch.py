@@ -1,8 +1,10 @@
 """Run-time kernel choice: the best compiled kernel for the inputs and the GPU.
 
-Among the arch families the GPU can run (or the one forced by `arch=` / FLASHGEN_ARCH), the
-kernel with the smallest catalog head dim at least the input's wins, the newest family on a tie:
-a head dim not in the catalog rounds up (the caller zero-pads), and kernels.yaml lists a head dim
+Among the arch families the GPU can run (or the one forced by `arch=` / FLASHGEN_ARCH) and the
+kernels built with every feature the call needs (`features=`; a variant also runs calls that need
+fewer of its features, the others off), the kernel with the smallest catalog head dim at least
+the input's wins, then the newest family, then the fewest features the call does not need: a
+head dim not in the catalog rounds up (the caller zero-pads), and kernels.yaml lists a head dim
 for a family only where that family's kernel is the faster one (sm90's backward: 256 only).
 When no candidate is built, the best one is compiled on first use (flashgen.jit), or, with
 FLASHGEN_JIT=0, the error names it, lists what was built and gives the build command.
@@ -16,12 +18,17 @@ import torch
 
 from flashgen import jit
 from flashgen._ext import extension
+from flashgen.build_command import add_command
 from flashgen.errors import KernelNotBuiltError
-from flashgen.locations import BUILD_COMMAND
-from flashgen.archs import ARCH_PREFERENCE, arch_runs_on  # noqa: F401 - arch_runs_on: tests/gpu use it from here
-from flashgen.naming import ARCHS, KernelKey
+from flashgen.naming import KernelKey
+from gen.axes import ARCH_PREFERENCE, ARCHS, AXIS, DTYPES, OLDEST_CAPABILITY
 
-TORCH_DTYPE_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
+TORCH_DTYPES = {name: getattr(torch, dtype.torch_name) for name, dtype in DTYPES.items()}
+TORCH_DTYPE_NAMES = {torch_dtype: name for name, torch_dtype in TORCH_DTYPES.items()}
+
+
+def arch_runs_on(arch: str, capability: tuple[int, int]) -> bool:
+    return ARCHS[arch].runs_on(capability)
 
 
 def available_kernels() -> list[str]:
@@ -49,43 +56,53 @@ def _candidate_archs(capability, forced):
     if forced is None:
         archs = [a for a in ARCH_PREFERENCE if arch_runs_on(a, capability)]
         if not archs:
-            raise RuntimeError(f"flashgen needs a GPU of compute capability 8.0 or newer; "
-                               f"this one is {capability[0]}.{capability[1]}")
+            raise RuntimeError(f"flashgen needs a GPU of compute capability {_version(OLDEST_CAPABILITY)} or newer; "
+                               f"this one is {_version(capability)}")
         return archs
     if forced not in ARCHS:
         raise ValueError(f"arch={forced!r} is not an arch family (allowed: {', '.join(ARCHS)})")
     if not arch_runs_on(forced, capability):
         raise ValueError(f"arch={forced!r} kernels cannot run on this GPU "
-                         f"(compute capability {capability[0]}.{capability[1]})")
+                         f"(compute capability {_version(capability)})")
     return [forced]
 
 
+def _version(capability) -> str:
+    return ".".join(map(str, capability))
+
+
 def choose_kernel(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple[int, int],
-                  arch: str | None = None) -> KernelKey:
-    """The kernel to run (see the module doc). Cached: called on every attention call."""
-    return _choose(direction, head_dim, dtype, tuple(capability), arch or os.environ.get("FLASHGEN_ARCH") or None)
+                  arch: str | None = None, features: frozenset[str] = frozenset()) -> KernelKey:
+    """The kernel to run (see the module doc); `features` are those the call needs (gen.axes
+    FEATURES). Cached: called on every attention call."""
+    features = frozenset(AXIS["features"].canonical(features))  # unknown names: ValueError, allowed ones listed
+    return _choose(direction, head_dim, dtype, tuple(capability), arch or os.environ.get("FLASHGEN_ARCH") or None,
+                   features)
 
 
 @lru_cache(maxsize=None)
 def _choose(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple[int, int],
-                  arch: str | None = None) -> KernelKey:
+            arch: str | None, features: frozenset[str]) -> KernelKey:
     dtype_name = TORCH_DTYPE_NAMES[dtype]
     built, catalog = _kernel_sets()
     families = _candidate_archs(capability, arch)
     # Least padding first (a padded head dim is wasted work), then the newest family: the catalog
-    # lists a family's head dim only where it is that family's best kernel for it.
+    # lists a family's head dim only where it is that family's best kernel for it. Then the fewest
+    # features the call does not need: one turned off costs a branch per tile, far less than
+    # padding or an older family. The features themselves break what ties are left.
     candidates = sorted((k for k in catalog if (k.direction, k.dtype) == (direction, dtype_name)
-                         and k.arch in families and k.hdim >= head_dim),
-                        key=lambda k: (k.hdim, families.index(k.arch)))
+                         and k.arch in families and k.hdim >= head_dim and features <= set(k.features)),
+                        key=lambda k: (k.hdim, families.index(k.arch), len(k.features), k.features))
     for key in candidates:
         if key in built:
             return key
     wanted = candidates[0] if candidates else None  # the best catalog kernel; none is built
     built_list = ", ".join(sorted(k.name for k in built)) or "none"
+    call = ", ".join([f"head_dim={head_dim}", dtype_name, *AXIS["features"].canonical(features)])
     if wanted is None:
         raise KernelNotBuiltError(
-            f"no {direction} kernel in flashgen's catalog covers head_dim={head_dim}, {dtype_name}, on this GPU "
-            f"(compute capability {capability[0]}.{capability[1]}). Add a config to kernels.yaml. Built: {built_list}")
+            f"no {direction} kernel in flashgen's catalog covers {call}, on this GPU "
+            f"(compute capability {_version(capability)}). Add a config to kernels.yaml. Built: {built_list}")
     if jit.enabled():
         # Only when no candidate is built: a built kernel is never passed over for a compile.
         jit.load_kernel(extension(), wanted, capability)
@@ -93,6 +110,6 @@ def _choose(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple
         _choose.cache_clear()
         return wanted
     raise KernelNotBuiltError(
-        f"{wanted.name} is needed (head_dim={head_dim}, {dtype_name}, {direction}) but this build does not hold it. "
-        f"Built: {built_list}. Add it with: {BUILD_COMMAND} --add {wanted.name} "
+        f"{wanted.name} is needed ({call}, {direction}) but this build does not hold it. "
+        f"Built: {built_list}. Add it with: {add_command(wanted, catalog)} "
         "(compiling on first use is off: FLASHGEN_JIT=0)")

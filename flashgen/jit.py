@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from flashgen import locations
+from flashgen.build_command import add_command
 from flashgen.errors import ExtensionNotBuiltError, KernelNotBuiltError
 from flashgen.naming import KernelKey
 
@@ -37,7 +38,7 @@ def load_kernel(extension, key: KernelKey, capability: tuple[int, int] | None) -
     from gen import jit as build
     from gen.toolchain import ToolchainError
 
-    build_command = f"{locations.BUILD_COMMAND} --add {key.name}"
+    build_command = add_command(key, (spec.key for spec in _catalog().kernels))
     if not hasattr(extension, "load_kernel"):
         raise KernelNotBuiltError(
             f"{key.name} is needed but not built, and the extension in {locations.build_dir()} predates "

@@ -4,6 +4,7 @@
     python build.py                                  # the `default` preset, the families this GPU runs
     python build.py --preset all -j 8
     python build.py --hdim 128,256 --dtype bf16 --arch sm80 --direction fwd
+    python build.py --features softcap,window        # kernels built with exactly these features
     python build.py --kernels 'fwd*hdim256*'         # globs over kernel names
     python build.py --list                           # the catalog, selected kernels marked
     python build.py --dry-run                        # what would be compiled
@@ -17,26 +18,33 @@ from pathlib import Path
 
 from flashgen import locations
 from gen import build, paths, report
+from gen.axes import AXES, NO_FEATURES
 from gen.machine import machine_selection, visible_gpus
-from gen.select import Selection, SelectionError, select
+from gen.select import Selection, SelectionError, add_to, select
 from gen.spec import CatalogError, load_catalog
 from gen.toolchain import Toolchain, ToolchainError
 
 
-def _csv(cast=str):
-    return lambda text: tuple(cast(part) for part in text.split(",") if part)
+def _csv(text):
+    return tuple(part for part in text.split(",") if part)
+
+
+def _axis_help(axis) -> str:
+    if axis.many:
+        return (f"kernels built with exactly these {axis.label}s, comma-separated ({axis.allowed()}; "
+                f"{NO_FEATURES}: the plain kernels); repeat the flag for more variants")
+    return f"comma-separated {axis.label}s ({axis.allowed()})"
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog=locations.BUILD_COMMAND, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", help="a preset of kernels.yaml (default: `default` when no filter is given)")
-    p.add_argument("--hdim", type=_csv(int), help="head dims, e.g. 128,256")
-    p.add_argument("--dtype", type=_csv(), help="fp16,bf16")
-    p.add_argument("--arch", type=_csv(), help="sm80,sm90")
-    p.add_argument("--direction", type=_csv(), help="fwd,bwd")
-    p.add_argument("--kernels", type=_csv(), help="comma-separated globs over kernel names ('bwd*hdim256*')")
-    p.add_argument("--add", type=_csv(), help="kernel-name globs to add to the build dir's current selection")
+    for axis in AXES:  # one filter flag per axis of the catalog: --direction, --hdim, --dtype, ...
+        p.add_argument(axis.flag, dest=axis.name, type=axis.flag_values, action="extend", help=_axis_help(axis))
+    p.add_argument("--kernels", type=_csv, help="comma-separated globs over kernel names ('bwd*hdim256*')")
+    p.add_argument("--add", type=_csv, help="kernel-name globs to add to the build dir's current selection "
+                                             "(the filter flags narrow what is added)")
     p.add_argument("--list", action="store_true", help="print the catalog, marking selected kernels with *")
     p.add_argument("--dry-run", action="store_true", help="print what would be compiled; compile nothing")
     p.add_argument("--report", action="store_true",
@@ -53,17 +61,18 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.build_dir = args.build_dir or locations.build_dir()
+    filters = {axis.name: tuple(getattr(args, axis.name)) for axis in AXES if getattr(args, axis.name) is not None}
     try:
         catalog = load_catalog(args.catalog)
-        kernel_globs = args.kernels
         if args.add:
-            kernel_globs = (kernel_globs or ()) + build.previous_selection(args.build_dir) + args.add
-        selection = Selection(preset=args.preset, hdims=args.hdim, dtypes=args.dtype, archs=args.arch,
-                              directions=args.direction, kernel_globs=kernel_globs)
-        if selection.is_empty() and not args.report:
-            selection, why = machine_selection(visible_gpus())
-            print(why)
-        selected = select(catalog, selection)
+            selection = Selection(preset=args.preset, filters=filters, kernel_globs=(args.kernels or ()) + args.add)
+            selected = add_to(catalog, build.previous_selection(args.build_dir), selection)
+        else:
+            selection = Selection(preset=args.preset, filters=filters, kernel_globs=args.kernels)
+            if selection.is_empty() and not args.report:
+                selection, why = machine_selection(visible_gpus())
+                print(why)
+            selected = select(catalog, selection)
     except (CatalogError, SelectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

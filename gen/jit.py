@@ -11,7 +11,6 @@ gen/toolchain.py).
 from __future__ import annotations
 
 import hashlib
-import re
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from gen.ninja import BuildPlan, KernelLibraryPlan, kernel_library_ninja_text, n
 from gen.render import render_dispatch_table, render_jit_entry, render_kernel
 from gen.spec import Catalog, KernelSpec
 from gen.toolchain import Toolchain, ninja_command
-from gen.vocab import ARCH_INFO
+from gen.axes import ARCHS
 
 BUILD_LOG = "build.log"
 _PLACEHOLDER = Path("/@folder@")  # stands for the folder while its name is being computed
@@ -36,15 +35,10 @@ def targets(arch: str, capability: tuple[int, int] | None) -> tuple[str, ...]:
     """The arch's nvcc targets whose machine code runs on `capability` (same major, minor not
     above it): a first call compiles for its own GPU only, half the work for an sm80 kernel on an
     H100. Without a capability (or a GPU none of them runs on), all of them, as build.py does."""
-    gencode = ARCH_INFO[arch].gencode
-    if capability is None:
-        return gencode
-
-    def runs_here(flag: str) -> bool:
-        sm = int(re.search(r"code=sm_(\d+)", flag)[1])
-        return sm // 10 == capability[0] and sm % 10 <= capability[1]
-
-    return tuple(f for f in gencode if runs_here(f)) or gencode
+    arch_targets = ARCHS[arch].targets
+    here = [t for t in arch_targets if capability is not None
+            and t.capability[0] == capability[0] and t.capability[1] <= capability[1]]
+    return tuple(t.gencode for t in here or arch_targets)
 
 
 def fingerprint(*texts: str) -> str:

@@ -3,7 +3,7 @@ preset's kernels of the families the visible GPUs run (sm90 and sm80 on compute 
 sm80 on 8.x), and the whole default preset when no GPU is visible."""
 from __future__ import annotations
 
-from flashgen.archs import ARCH_PREFERENCE, arch_runs_on
+from gen.axes import ARCH_PREFERENCE, ARCHS, OLDEST_CAPABILITY
 from gen.select import Selection
 
 
@@ -22,10 +22,11 @@ def machine_selection(gpus: list[tuple[str, tuple[int, int]]]) -> tuple[Selectio
     override = "(a selection flag, e.g. --preset all or --arch, overrides)"
     if not gpus:
         return Selection(preset="default"), f"no GPU visible: building the default preset {override}"
-    archs = tuple(a for a in ARCH_PREFERENCE if any(arch_runs_on(a, cap) for _, cap in gpus))
+    archs = tuple(a for a in ARCH_PREFERENCE if any(ARCHS[a].runs_on(cap) for _, cap in gpus))
     seen = ", ".join(f"{name} (compute capability {cap[0]}.{cap[1]})" for name, cap in dict.fromkeys(gpus))
     if not archs:
-        return Selection(preset="default"), (f"{seen} runs no flashgen kernel family (8.0 or newer needed): "
+        oldest = ".".join(map(str, OLDEST_CAPABILITY))
+        return Selection(preset="default"), (f"{seen} runs no flashgen kernel family ({oldest} or newer needed): "
                                              f"building the default preset {override}")
-    return (Selection(preset="default", archs=archs),
+    return (Selection(preset="default", filters={"arch": archs}),
             f"{seen}: building the default preset's {' and '.join(archs)} kernels {override}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gen import paths
 from gen.spec import KernelSpec
-from gen.vocab import ARCH_INFO
+from gen.axes import ARCHS
 
 PTXAS_LOG_SUFFIX = ".ptxas.log"   # obj/<kernel>.o.ptxas.log: read by gen/report.py
 
@@ -123,7 +123,7 @@ def ninja_text(plan: BuildPlan, toolchain) -> str:
         o = plan.kernel_object(spec)
         objects.append(o)
         lines += [f"build {_escape(o)}: nvcc {_escape(plan.kernel_source(spec))}",
-                  f"  gencode = {' '.join(ARCH_INFO[spec.key.arch].gencode)}",
+                  f"  gencode = {' '.join(ARCHS[spec.key.arch].gencode)}",
                   f"  kernel = {spec.name}"]
     for source, flags in ((paths.BINDING_SOURCE, "$binding_flags"), (plan.dispatch_source, "$host_flags")):
         o = obj / (source.stem + ".o")

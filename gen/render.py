@@ -8,7 +8,7 @@ import jinja2
 
 from gen import paths
 from gen.spec import KernelSpec
-from gen.vocab import DTYPE_INFO
+from gen.axes import DTYPES, FEATURES
 
 DISPATCH_TEMPLATE = "dispatch_table.cpp.j2"
 JIT_ENTRY_TEMPLATE = "jit_kernel.cpp.j2"
@@ -41,9 +41,12 @@ def render_kernel(spec: KernelSpec, env: jinja2.Environment | None = None) -> st
         name=spec.name,
         launcher=spec.key.launcher,
         hdim=spec.key.hdim,
-        element=DTYPE_INFO[spec.key.dtype].cpp,
+        element=DTYPES[spec.key.dtype].cpp,
         tile=asdict(spec.tile),
         smem_bytes=spec.smem_bytes,
+        # Every feature of the vocabulary, 1 where this kernel is built with it: a template turns
+        # them into tile-struct constants (softcap -> kSoftcap) the way it does tile fields.
+        features={feature: int(feature in spec.features) for feature in FEATURES},
     )
 
 

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import yaml
 
-from flashgen.naming import ARCHS, DIRECTIONS, DTYPES, KernelKey
+from flashgen.naming import KernelKey
 from gen import paths
+from gen.axes import ARCHS, AXIS, DIRECTIONS, DTYPES, FEATURES, HEAD_DIMS
 from gen.families import FAMILIES, TileError, optional_tile_fields, tile_field_names
-from gen.vocab import ARCH_INFO, DTYPE_INFO
 from gen.yaml_loader import DuplicateKeyError, LineDict, load
 
-MAX_HDIM = 256
 REQUIRED_PRESETS = ("default", "all")
 
 
@@ -41,10 +40,15 @@ class KernelSpec:
     def name(self) -> str:
         return self.key.name
 
+    @property
+    def features(self) -> frozenset[str]:
+        """The features this kernel is built with (empty: the plain kernel)."""
+        return frozenset(self.key.features)
+
 
 @dataclass(frozen=True)
 class Catalog:
-    kernels: tuple[KernelSpec, ...]          # sorted by (direction, hdim, dtype, arch)
+    kernels: tuple[KernelSpec, ...]          # sorted by (direction, hdim, dtype, arch, features)
     presets: dict[str, tuple[str, ...]]      # preset -> kernel-name globs
 
     def by_name(self) -> dict[str, KernelSpec]:
@@ -80,7 +84,7 @@ class _Context:
                              f"unknown key {key!r} (allowed: {', '.join(allowed)})")
 
     def choice(self, value, line: int, where: str, allowed) -> str:
-        if value not in allowed:
+        if value not in list(allowed):  # a list: YAML may hand over an unhashable value
             raise self.error(line, where, f"unknown value {value!r} (allowed: {', '.join(allowed)})")
         return value
 
@@ -119,13 +123,17 @@ def parse_catalog(text: str, filename: str = "kernels.yaml") -> Catalog:
     return Catalog(kernels=kernels, presets=presets)
 
 
+_FAMILY_KEYS = ("direction", "arch", "dtypes", "features", "tiles")
+
+
 def _parse_family(ctx: _Context, entry, where: str, line: int) -> list[KernelSpec]:
     entry = ctx.mapping(entry, line, where)
     direction = ctx.choice(ctx.take(entry, "direction", where), entry.line_of("direction"), f"{where}.direction", DIRECTIONS)
     arch = ctx.choice(ctx.take(entry, "arch", where), entry.line_of("arch"), f"{where}.arch", ARCHS)
     dtypes = ctx.take(entry, "dtypes", where)
+    variants = _parse_features(ctx, entry.pop("features", [[]]), entry.line_of("features"), f"{where}.features")
     tiles = ctx.take(entry, "tiles", where)
-    ctx.no_leftovers(entry, where, ("direction", "arch", "dtypes", "tiles"))
+    ctx.no_leftovers(entry, where, _FAMILY_KEYS)
 
     family = FAMILIES.get((direction, arch))
     if family is None:
@@ -146,9 +154,9 @@ def _parse_family(ctx: _Context, entry, where: str, line: int) -> list[KernelSpe
     for hdim, tile_yaml in tiles.items():
         tile_where = f"{where}.tiles[{hdim}]"
         tile_line = tiles.line_of(hdim)
-        if not isinstance(hdim, int) or isinstance(hdim, bool) or hdim <= 0 or hdim % 8 or hdim > MAX_HDIM:
-            raise ctx.error(tile_line, tile_where,
-                            f"head dim must be a positive multiple of 8 up to {MAX_HDIM}, got {hdim!r}")
+        if not isinstance(hdim, int) or isinstance(hdim, bool) or hdim not in HEAD_DIMS:
+            raise ctx.error(tile_line, tile_where, f"head dim must be a positive multiple of {HEAD_DIMS.step} "
+                                                   f"up to {HEAD_DIMS[-1]}, got {hdim!r}")
         tile_yaml = ctx.mapping(tile_yaml, tile_line, tile_where)
         values = {}
         for name in allowed:
@@ -165,17 +173,37 @@ def _parse_family(ctx: _Context, entry, where: str, line: int) -> list[KernelSpe
         except TileError as exc:
             raise ctx.error(tile_line, tile_where, str(exc)) from None
         for dtype in dtypes:
-            smem = tile.smem_bytes(hdim, DTYPE_INFO[dtype].bytes)
-            fallback = tile.fallback_smem_bytes(hdim, DTYPE_INFO[dtype].bytes)
-            arch_info = ARCH_INFO[arch]
-            if fallback > arch_info.smem_limit_bytes:
+            smem = tile.smem_bytes(hdim, DTYPES[dtype].bytes)
+            fallback = tile.fallback_smem_bytes(hdim, DTYPES[dtype].bytes)
+            limits = ARCHS[arch]
+            if fallback > limits.smem_limit_bytes:
                 raise ctx.error(tile_line, tile_where, f"tile needs {fallback} bytes of shared memory, "
-                                                       f"over {arch}'s limit of {arch_info.smem_limit_bytes}")
-            if smem > arch_info.smem_max_bytes:
+                                                       f"over {arch}'s limit of {limits.smem_limit_bytes}")
+            if smem > limits.smem_max_bytes:
                 raise ctx.error(tile_line, tile_where, f"tile needs {smem} bytes of shared memory, "
-                                                       f"over the {arch_info.smem_max_bytes} any {arch} GPU has")
-            specs.append(KernelSpec(KernelKey(direction, hdim, dtype, arch), tile, smem))
+                                                       f"over the {limits.smem_max_bytes} any {arch} GPU has")
+            # Every feature variant takes the family's tile plan for this head dim.
+            specs += [KernelSpec(KernelKey(direction, hdim, dtype, arch, features), tile, smem) for features in variants]
     return specs
+
+
+def _parse_features(ctx: _Context, variants, line: int, where: str) -> list[tuple[str, ...]]:
+    """`features:` lists the variants a family is built with, each a list of feature names:
+    [[], [softcap], [softcap, window]] builds the plain kernel and two variants. Left out: [[]]."""
+    shape = "a non-empty list of feature lists, e.g. [[], [softcap]] ([] is the plain kernel)"
+    if not isinstance(variants, list) or not variants or not all(isinstance(v, list) for v in variants):
+        raise ctx.error(line, where, f"expected {shape}")
+    parsed = []
+    for index, variant in enumerate(variants):
+        for feature in variant:
+            ctx.choice(feature, line, f"{where}[{index}]", FEATURES)
+        if len(set(variant)) != len(variant):
+            raise ctx.error(line, f"{where}[{index}]", "a feature is listed twice")
+        features = AXIS["features"].canonical(variant)
+        if features in parsed:
+            raise ctx.error(line, f"{where}[{index}]", f"the variant [{', '.join(features)}] is listed twice")
+        parsed.append(features)
+    return parsed
 
 
 def _parse_presets(ctx: _Context, presets, kernels) -> dict[str, tuple[str, ...]]:

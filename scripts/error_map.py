@@ -19,9 +19,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from flashgen import ops  # noqa: E402
+from flashgen.dispatch import TORCH_DTYPES as DTYPES  # noqa: E402
+from gen.axes import ARCHS  # noqa: E402
 from flashgen.reference import attention_reference, attention_reference_grads, error_tolerance  # noqa: E402
-
-DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def cell_char(ratio: float) -> str:
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--kv-heads", type=int, default=None)
     parser.add_argument("--dtype", choices=DTYPES, default="bf16")
     parser.add_argument("--causal", action="store_true")
-    parser.add_argument("--arch", default=None, help="force a kernel family (sm80, sm90)")
+    parser.add_argument("--arch", default=None, help=f"force a kernel family ({', '.join(ARCHS)})")
     parser.add_argument("--row-block", type=int, default=32)
     parser.add_argument("--col-block", type=int, default=32)
     args = parser.parse_args()

@@ -18,6 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.impls import IMPLS  # noqa: E402
+from gen.axes import DIRECTIONS  # noqa: E402
 
 
 def main() -> None:
@@ -27,7 +28,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seqlen", type=int, default=4096)
     parser.add_argument("--causal", action="store_true")
-    parser.add_argument("--direction", default="bwd", choices=("fwd", "bwd"))
+    parser.add_argument("--direction", default="bwd", choices=DIRECTIONS)
     parser.add_argument("--calls", type=int, default=2)
     parser.add_argument("--kernel-times", action="store_true", help="print per-kernel CUDA times (torch profiler)")
     args = parser.parse_args()

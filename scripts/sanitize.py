@@ -12,9 +12,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import flashgen  # noqa: E402
+from flashgen.dispatch import TORCH_DTYPES  # noqa: E402
 from flashgen.naming import KernelKey  # noqa: E402
-
-DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def main() -> int:
@@ -26,7 +25,7 @@ def main() -> int:
             continue
         with_backward = name.replace("flash_fwd_", "flash_bwd_") in built
         for causal in (False, True):
-            q, k, v = (torch.randn(1, n, h, key.hdim, device="cuda", dtype=DTYPES[key.dtype],
+            q, k, v = (torch.randn(1, n, h, key.hdim, device="cuda", dtype=TORCH_DTYPES[key.dtype],
                                    requires_grad=with_backward) for n, h in ((77, 2), (133, 1), (133, 1)))
             out = flashgen.flash_attn_func(q, k, v, causal=causal, arch=key.arch)
             if with_backward:

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from gen import paths
+from gen.axes import ARCHS
 from gen.render import render_kernel
 from gen.spec import load_catalog
 
@@ -25,7 +26,7 @@ _TILE_STRUCT = re.compile(r"struct (\w+_tile) \{.*?\n\};", re.S)
 
 
 def write_config_header(path: Path, catalogs=(paths.CATALOG, SM90_CATALOG, SM90_WS_BACKWARD_CATALOG),
-                        archs=("sm80", "sm90")) -> Path:
+                        archs=tuple(ARCHS)) -> Path:
     # Every distinct config of every catalog: a kernel both catalogs define is checked once when
     # they agree and twice (the later one's names suffixed with its catalog) when they differ.
     configs = {}  # the config's text with its own names blanked -> (name, label, spec, declarations)

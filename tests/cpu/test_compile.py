@@ -12,7 +12,7 @@ from gen import build, paths, report
 from gen.spec import load_catalog
 from gen.render import render_kernel
 from gen.toolchain import Toolchain
-from gen.vocab import ARCH_INFO
+from gen.axes import ARCHS
 
 pytestmark = pytest.mark.compile
 KERNEL = "flash_fwd_hdim64_fp16_sm80"  # the cheapest instantiations of the catalog (kernels.yaml)
@@ -94,7 +94,7 @@ def test_sm90_kernels_compile_to_warpgroup_mma(name, tmp_path):
     source = tmp_path / f"{spec.name}.cu"
     source.write_text(render_kernel(spec))
     toolchain = Toolchain()
-    command = [toolchain.nvcc, *toolchain.nvcc_flags, *ARCH_INFO["sm90"].gencode, "-cubin", "--keep",
+    command = [toolchain.nvcc, *toolchain.nvcc_flags, *ARCHS["sm90"].gencode, "-cubin", "--keep",
                "--keep-dir", str(tmp_path), str(source), "-o", str(tmp_path / "kernel.cubin")]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

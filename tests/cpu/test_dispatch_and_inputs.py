@@ -90,6 +90,76 @@ def test_old_gpu_is_refused(build):
         dispatch.choose_kernel("fwd", 64, torch.float16, (7, 5))
 
 
+# A catalog with feature variants at head dim 128 on sm90 (kernels.yaml lists none yet).
+SM90_128 = "flash_fwd_hdim128_bf16_sm90"
+VARIANTS = CATALOG + [f"{SM90_128}_softcap", f"{SM90_128}_softcap_window", f"{SM90_128}_varlen"]
+
+
+@pytest.fixture
+def variants_built(monkeypatch):
+    def set_built(*names):
+        monkeypatch.setattr(dispatch, "available_kernels", lambda: list(names))
+        monkeypatch.setattr(dispatch, "catalog_kernels", lambda: VARIANTS)
+        clear_caches()
+    yield set_built
+    clear_caches()
+
+
+def choose(features=frozenset(), head_dim=128, capability=(9, 0), arch=None):
+    return dispatch.choose_kernel("fwd", head_dim, torch.bfloat16, capability, arch, features=features).name
+
+
+def test_a_call_takes_the_cheapest_built_kernel_with_its_features(variants_built):
+    variants_built(SM90_128, f"{SM90_128}_softcap", f"{SM90_128}_softcap_window")
+    assert choose() == SM90_128                      # no softcap kernel for a call without softcap
+    assert choose({"softcap"}) == f"{SM90_128}_softcap"
+    assert choose(frozenset({"window"})) == f"{SM90_128}_softcap_window"   # the one that covers it
+    assert choose({"window", "softcap"}) == f"{SM90_128}_softcap_window"
+    assert dispatch.choose_kernel("fwd", 128, torch.bfloat16, (9, 0), "sm90").name == SM90_128  # positional, as ops.py
+    assert dispatch.choose_kernel("fwd", 128, torch.bfloat16, (9, 0)).name == SM90_128
+
+
+def test_a_variant_covers_a_plain_call_when_the_plain_kernel_is_not_built(variants_built):
+    variants_built(f"{SM90_128}_softcap", f"{SM90_128}_softcap_window", "flash_fwd_hdim128_bf16_sm80")
+    assert choose() == f"{SM90_128}_softcap"   # the newer family first, softcap off; then fewest extra features
+    assert choose(capability=(8, 0)) == "flash_fwd_hdim128_bf16_sm80"
+    assert choose(arch="sm80") == "flash_fwd_hdim128_bf16_sm80"
+
+
+def test_padding_costs_more_than_an_unneeded_feature(variants_built):
+    variants_built(f"{SM90_128}_softcap", "flash_fwd_hdim256_bf16_sm90")
+    assert choose(head_dim=96) == f"{SM90_128}_softcap"
+
+
+def test_a_variant_not_built_names_the_command_with_its_features(variants_built):
+    variants_built(SM90_128, f"{SM90_128}_softcap")
+    with pytest.raises(KernelNotBuiltError) as info:
+        choose({"window"})
+    assert str(info.value) == (
+        f"{SM90_128}_softcap_window is needed (head_dim=128, bf16, window, fwd) but this build does not hold it. "
+        f"Built: {SM90_128}, {SM90_128}_softcap. Add it with: python build.py --add {SM90_128} "
+        "--features softcap,window (compiling on first use is off: FLASHGEN_JIT=0)")
+    # A plain kernel with variants in the catalog: the command pins the plain one.
+    variants_built("flash_fwd_hdim64_fp16_sm80")
+    with pytest.raises(KernelNotBuiltError, match=f"Add it with: python build.py --add {SM90_128} --features none "):
+        choose(arch="sm90")
+
+
+def test_features_no_catalog_kernel_has(variants_built):
+    variants_built(SM90_128)
+    with pytest.raises(KernelNotBuiltError, match="no fwd kernel in flashgen's catalog covers head_dim=128, bf16, "
+                                                  "softcap, varlen, on this GPU"):
+        choose({"varlen", "softcap"})
+
+
+def test_unknown_features_are_refused(variants_built):
+    variants_built(SM90_128)
+    with pytest.raises(ValueError, match=r"unknown feature 'alibi' \(allowed: softcap, window, varlen\)"):
+        choose({"alibi"})
+    with pytest.raises(TypeError, match="a collection of names"):
+        choose("softcap")
+
+
 def qkv(q_shape=(2, 16, 4, 64), kv_shape=None, dtype=torch.float16):
     kv_shape = kv_shape or q_shape
     return torch.zeros(q_shape, dtype=dtype), torch.zeros(kv_shape, dtype=dtype), torch.zeros(kv_shape, dtype=dtype)

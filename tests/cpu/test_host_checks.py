@@ -10,7 +10,7 @@ import pytest
 
 from gen import paths
 from gen.toolchain import Toolchain, cutlass_include
-from gen.vocab import ARCH_INFO
+from gen.axes import ARCHS
 from tests.catalog_configs import write_config_header
 
 pytestmark = pytest.mark.compile
@@ -23,7 +23,7 @@ def test_kernel_index_algebra_holds_on_the_host(tmp_path):
     write_config_header(tmp_path / "flashgen_configs.h")
     build = subprocess.run([toolchain.nvcc, "-std=c++17", "-O1", "--expt-relaxed-constexpr", "-DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED",
                             f"-I{paths.CSRC}",
-                            f"-I{cutlass_include()}", f"-I{tmp_path}", *ARCH_INFO["sm90"].gencode, str(SOURCE),
+                            f"-I{cutlass_include()}", f"-I{tmp_path}", *ARCHS["sm90"].gencode, str(SOURCE),
                             "-o", str(binary)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     run = subprocess.run([str(binary)], capture_output=True, text=True)

@@ -16,9 +16,9 @@ from gen import jit as jit_build
 from gen import paths
 from gen.ninja import KernelLibraryPlan, kernel_library_ninja_text
 from gen.render import render_jit_entry
-from gen.spec import load_catalog
+from gen.spec import load_catalog, parse_catalog
 from gen.toolchain import Toolchain
-from gen.vocab import ARCH_INFO
+from gen.axes import ARCHS
 
 KERNEL = "flash_fwd_hdim64_fp16_sm80"
 
@@ -41,11 +41,11 @@ def fake_compiler(monkeypatch):
 
 
 def test_targets_are_those_the_gpu_runs():
-    sm80 = ARCH_INFO["sm80"].gencode
+    sm80 = ARCHS["sm80"].gencode
     assert jit_build.targets("sm80", (9, 0)) == ("-gencode=arch=compute_90,code=sm_90",)
     assert jit_build.targets("sm80", (8, 6)) == ("-gencode=arch=compute_80,code=sm_80",)
     assert jit_build.targets("sm80", None) == sm80  # no GPU: what build.py compiles
-    assert jit_build.targets("sm90", (9, 0)) == ARCH_INFO["sm90"].gencode
+    assert jit_build.targets("sm90", (9, 0)) == ARCHS["sm90"].gencode
 
 
 def test_entry_point_carries_the_registry_entry():
@@ -92,7 +92,7 @@ _BUILDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from gen import jit
-    from gen.spec import load_catalog
+    from gen.spec import load_catalog, parse_catalog
 
     def slow_compile(folder, what):  # long enough for the other process to reach the lock
         with open(sys.argv[2], "a") as log:
@@ -200,6 +200,19 @@ def test_tracing_never_compiles(unbuilt, monkeypatch):
 def test_extension_older_than_jit_asks_for_a_rebuild(spec):
     with pytest.raises(KernelNotBuiltError, match="predates compiling on first use: rebuild it with `python build.py`"):
         jit.load_kernel(object(), spec.key, (8, 0))
+
+
+def test_a_variants_build_command_names_its_features(monkeypatch):
+    variants = parse_catalog(textwrap.dedent("""\
+        kernels:
+          - {direction: fwd, arch: sm80, dtypes: [fp16], features: [[], [softcap]],
+             tiles: {64: {block_m: 128, block_n: 64, warps: 4}}}
+        presets: {default: ["*"], all: ["*"]}
+        """))
+    monkeypatch.setattr(jit, "_catalog", lambda: variants)
+    softcap = variants.by_name()[f"{KERNEL}_softcap"].key
+    with pytest.raises(KernelNotBuiltError, match=f"`python build.py --add {KERNEL} --features softcap`$"):
+        jit.load_kernel(object(), softcap, (8, 0))
 
 
 def test_no_build_at_all(monkeypatch, tmp_path):

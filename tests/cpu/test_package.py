@@ -46,11 +46,14 @@ def test_installed_package_builds_from_its_own_copy(wheel, tmp_path):
     assert install.returncode == 0, install.stdout + install.stderr
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHGEN_")}
     env.update(PYTHONPATH=str(site), FLASHGEN_CACHE_DIR=str(tmp_path / "cache"))
-    code = ("from flashgen import locations; from gen import paths; "
-            "print(locations.IN_CHECKOUT, paths.CATALOG, locations.build_dir())")
+    # The runtime's name parser takes the axes from the installed generator (gen/axes.py).
+    code = ("from flashgen import locations; from flashgen.naming import KernelKey; from gen import paths; "
+            "print(locations.IN_CHECKOUT, paths.CATALOG, locations.build_dir(), "
+            "*KernelKey.parse('flash_fwd_hdim64_fp16_sm80_softcap_varlen').features)")
     where = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert where.returncode == 0, where.stderr
-    in_checkout, catalog, build_dir = where.stdout.split()
+    in_checkout, catalog, build_dir, *features = where.stdout.split()
+    assert features == ["softcap", "varlen"]
     assert in_checkout == "False" and Path(catalog) == site / "flashgen" / "_data" / "kernels.yaml"
     assert re.fullmatch(rf"{tmp_path}/cache/0\.1\.0/torch[^/]+-cp3\d+", build_dir), build_dir
 

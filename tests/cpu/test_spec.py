@@ -52,7 +52,7 @@ def test_unknown_tile_key():
 
 def test_unknown_entry_key():
     assert error_of(GOOD.replace("    arch: sm80\n", "    arch: sm80\n    archs: sm90\n")) == (
-        "kernels.yaml:4: kernels[0]: unknown key 'archs' (allowed: direction, arch, dtypes, tiles)")
+        "kernels.yaml:4: kernels[0]: unknown key 'archs' (allowed: direction, arch, dtypes, features, tiles)")
 
 
 def test_duplicate_key():
@@ -77,6 +77,11 @@ def test_head_dim_the_kernel_cannot_tile():
 def test_unknown_dtype():
     assert error_of(GOOD.replace("[fp16, bf16]", "[fp16, fp8]")) == (
         "kernels.yaml:4: kernels[0].dtypes: unknown value 'fp8' (allowed: fp16, bf16)")
+
+
+def test_a_list_where_a_name_belongs():
+    assert error_of(GOOD.replace("[fp16, bf16]", "[[fp16], bf16]")) == (
+        "kernels.yaml:4: kernels[0].dtypes: unknown value ['fp16'] (allowed: fp16, bf16)")
 
 
 def test_unknown_arch():
@@ -219,3 +224,64 @@ def test_a_plan_over_the_a100_limit_is_accepted_only_with_a_fallback_that_fits()
 def test_tuning_catalogs_stay_valid(path):
     # A/B experiments build from these (build.py --catalog); a kernel change must not strand them.
     assert load_catalog(path).kernels
+
+
+def with_features(line):
+    return GOOD.replace("    tiles:\n", f"    features: {line}\n    tiles:\n", 1)
+
+
+def test_features_list_the_variants_a_family_is_built_with(tmp_path):
+    path = tmp_path / "variants.yaml"
+    path.write_text(with_features("[[], [softcap], [window, softcap]]"))
+    catalog = load_catalog(path)
+    assert [k.name for k in catalog.kernels if k.key.hdim == 64 and k.key.dtype == "bf16"] == [
+        "flash_fwd_hdim64_bf16_sm80", "flash_fwd_hdim64_bf16_sm80_softcap", "flash_fwd_hdim64_bf16_sm80_softcap_window"]
+    assert len(catalog.kernels) == 12
+    by_name = catalog.by_name()
+    variant = by_name["flash_fwd_hdim128_fp16_sm80_softcap_window"]
+    assert variant.features == frozenset({"softcap", "window"})
+    assert by_name["flash_fwd_hdim128_fp16_sm80"].features == frozenset()
+    # A variant takes its family's tile plan for the head dim.
+    assert variant.tile == by_name["flash_fwd_hdim128_fp16_sm80"].tile
+    assert variant.smem_bytes == by_name["flash_fwd_hdim128_fp16_sm80"].smem_bytes
+
+
+def test_a_family_without_plain_kernels():
+    assert {k.key.features for k in parse_catalog(with_features("[[varlen]]")).kernels} == {("varlen",)}
+
+
+def test_without_features_only_plain_kernels():
+    assert all(k.features == frozenset() for k in parse_catalog(GOOD).kernels)
+
+
+def test_the_repository_catalog_builds_no_feature_variant_yet():
+    # No kernel implements a feature yet: kernels.yaml lists none until one does.
+    assert all(not k.features for k in load_catalog().kernels)
+
+
+@pytest.mark.parametrize("line,message", [
+    ("[[], [softcapp]]", "kernels.yaml:5: kernels[0].features[1]: unknown value 'softcapp' (allowed: softcap, window, varlen)"),
+    ("[[softcap, softcap]]", "kernels.yaml:5: kernels[0].features[0]: a feature is listed twice"),
+    ("[[softcap, window], [window, softcap]]", "kernels.yaml:5: kernels[0].features[1]: the variant [softcap, window] is listed twice"),
+    ("[softcap]", "kernels.yaml:5: kernels[0].features: expected a non-empty list of feature lists, e.g. [[], [softcap]] ([] is the plain kernel)"),
+    ("[]", "kernels.yaml:5: kernels[0].features: expected a non-empty list of feature lists, e.g. [[], [softcap]] ([] is the plain kernel)"),
+])
+def test_bad_features(line, message):
+    assert error_of(with_features(line)) == message
+
+
+def test_bad_features_in_a_catalog_file_name_the_file(tmp_path):
+    path = tmp_path / "tuning.yaml"
+    path.write_text(with_features("[[tanh]]"))
+    with pytest.raises(CatalogError, match=r"^tuning\.yaml:5: kernels\[0\]\.features\[0\]: unknown value 'tanh'"):
+        load_catalog(path)
+
+
+def test_a_template_gets_the_kernels_features(tmp_path):
+    from gen.render import environment, render_kernel
+    (tmp_path / "flash_fwd_sm80.cu.j2").write_text(
+        "{{ name }}{% for feature, on in features.items() %} {{ feature | cpp_constant }}={{ on }}{% endfor %}")
+    catalog = parse_catalog(with_features("[[], [window, softcap]]"))
+    rendered = [render_kernel(k, environment(tmp_path)) for k in catalog.kernels[:2]]
+    assert rendered == ["flash_fwd_hdim64_bf16_sm80 kSoftcap=0 kWindow=0 kVarlen=0",
+                        "flash_fwd_hdim64_bf16_sm80_softcap_window kSoftcap=1 kWindow=1 kVarlen=0"]

@@ -9,7 +9,7 @@ import torch
 
 from gen import paths
 from gen.toolchain import Toolchain, cutlass_include
-from gen.vocab import ARCH_INFO
+from gen.axes import ARCHS
 from tests.catalog_configs import write_config_header
 
 pytestmark = [pytest.mark.gpu, pytest.mark.probe]
@@ -22,7 +22,7 @@ def build_probe(out: Path) -> subprocess.CompletedProcess:
     write_config_header(out.parent / "flashgen_configs.h", archs=("sm90",))
     return subprocess.run([toolchain.nvcc, "-std=c++17", "-O2", "--expt-relaxed-constexpr", "-DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED",
                             f"-I{paths.CSRC}",
-                           f"-I{cutlass_include()}", f"-I{out.parent}", *ARCH_INFO["sm90"].gencode, str(SOURCE),
+                           f"-I{cutlass_include()}", f"-I{out.parent}", *ARCHS["sm90"].gencode, str(SOURCE),
                            "-o", str(out)], capture_output=True, text=True)
 
 
