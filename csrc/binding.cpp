@@ -75,7 +75,8 @@ TensorArg tensor_arg(const at::Tensor& t, const char* what, const at::Tensor& li
 // The fields forward and backward parameters share: q, k, v, out, shapes, scale, mask.
 template <class Params>
 void set_attention_args(Params& p, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                        const at::Tensor& out, double softmax_scale, bool causal) {
+                        const at::Tensor& out, double softmax_scale, bool causal, int64_t window_left,
+                        int64_t window_right, double softcap) {
   p.q = tensor_arg(q, "q", q);
   p.k = tensor_arg(k, "k", q);
   p.v = tensor_arg(v, "v", q);
@@ -86,10 +87,18 @@ void set_attention_args(Params& p, const at::Tensor& q, const at::Tensor& k, con
   p.seqlen_k = k.size(1);
   p.nheads_kv = k.size(2);
   TORCH_CHECK(p.nheads_kv > 0 && p.nheads % p.nheads_kv == 0, "flashgen: nheads must be a multiple of nheads_kv");
-  p.softmax_scale = static_cast<float>(softmax_scale);
-  p.softmax_scale_log2 = static_cast<float>(softmax_scale * M_LOG2E);
+  TORCH_CHECK(window_left >= -1 && window_right >= -1, "flashgen: window bounds must be >= -1 (-1: unbounded), got (",
+              window_left, ", ", window_right, ")");
+  TORCH_CHECK(softcap >= 0.0, "flashgen: softcap must be >= 0 (0: off), got ", softcap);
   p.causal = causal;
-  p.window_left = p.window_right = -1;  // no window: the Python API does not pass one yet
+  p.window_left = static_cast<int>(std::min<int64_t>(window_left, 1 << 30));
+  p.window_right = static_cast<int>(std::min<int64_t>(window_right, 1 << 30));
+  // With softcap the kernels take tanh(S * scale / softcap) and exponentiate softcap times it
+  // (params.h); the backward's softmax_scale stays the call's (bwd() below), for dQ and dK.
+  const double exponent_scale = softcap > 0.0 ? softcap : softmax_scale;
+  p.softcap_scale = softcap > 0.0 ? static_cast<float>(softmax_scale / softcap) : 0.f;
+  p.softmax_scale = static_cast<float>(exponent_scale);
+  p.softmax_scale_log2 = static_cast<float>(exponent_scale * M_LOG2E);
 }
 
 // Deterministic mode's dQ splits: floor(multiprocessors / (batch * nheads)) CTAs per head fill
@@ -105,12 +114,13 @@ int deterministic_dq_splits(const BwdParams& p, int block_n, int device) {
 }
 
 void fwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-         at::Tensor& out, at::Tensor& lse, double softmax_scale, bool causal) {
+         at::Tensor& out, at::Tensor& lse, double softmax_scale, bool causal, int64_t window_left,
+         int64_t window_right, double softcap) {
   const KernelEntry& entry = find_kernel(name);
   TORCH_CHECK(entry.fwd != nullptr, "flashgen: ", name, " is not a forward kernel");
   const c10::cuda::CUDAGuard guard(q.device());
   FwdParams p{};
-  set_attention_args(p, q, k, v, out, softmax_scale, causal);
+  set_attention_args(p, q, k, v, out, softmax_scale, causal, window_left, window_right, softcap);
   TORCH_CHECK(lse.is_cuda() && lse.scalar_type() == at::kFloat && lse.is_contiguous() &&
                   lse.numel() == q.size(0) * q.size(2) * q.size(1),
               "flashgen: lse must be a contiguous float32 (batch, nheads, seqlen_q) tensor");
@@ -124,12 +134,14 @@ void fwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
 // fp32 scratch (softmax_d, lse_log2, the dQ accumulator in the kernel's own tile order) is allocated here.
 void bwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
          const at::Tensor& out, const at::Tensor& dout, const at::Tensor& lse, at::Tensor& dq,
-         at::Tensor& dk, at::Tensor& dv, double softmax_scale, bool causal, bool deterministic) {
+         at::Tensor& dk, at::Tensor& dv, double softmax_scale, bool causal, bool deterministic,
+         int64_t window_left, int64_t window_right, double softcap) {
   const KernelEntry& entry = find_kernel(name);
   TORCH_CHECK(entry.bwd != nullptr, "flashgen: ", name, " is not a backward kernel");
   const c10::cuda::CUDAGuard guard(q.device());
   BwdParams p{};
-  set_attention_args(p, q, k, v, out, softmax_scale, causal);
+  set_attention_args(p, q, k, v, out, softmax_scale, causal, window_left, window_right, softcap);
+  p.softmax_scale = static_cast<float>(softmax_scale);  // dQ and dK are scaled by the call's scale
   p.dout = tensor_arg(dout, "dout", q);
   p.dq = tensor_arg(dq, "dq", q);
   TORCH_CHECK(dq.sizes() == q.sizes(), "flashgen: dq must have q's shape");

@@ -147,6 +147,12 @@ def _parse_family(ctx: _Context, entry, where: str, line: int) -> list[KernelSpe
     if len(set(dtypes)) != len(dtypes):
         raise ctx.error(entry.line_of("dtypes"), f"{where}.dtypes", "a dtype is listed twice")
 
+    for index, variant in enumerate(variants):
+        missing = [feature for feature in variant if feature not in family.features]
+        if missing:
+            raise ctx.error(entry.line_of("features"), f"{where}.features[{index}]",
+                            f"the {direction}/{arch} kernels do not implement {', '.join(missing)} yet "
+                            f"(they implement: {', '.join(sorted(family.features)) or 'no feature'})")
     tiles = ctx.mapping(tiles, entry.line_of("tiles"), f"{where}.tiles")
     allowed = tile_field_names(family)
     optional = optional_tile_fields(family)

@@ -11,7 +11,7 @@ using FwdLauncher = cudaError_t (*)(const FwdParams&, cudaStream_t);
 using BwdLauncher = cudaError_t (*)(const BwdParams&, cudaStream_t);
 
 struct KernelEntry {
-  const char* name;   // gen/naming: flash_{direction}_hdim{D}_{dtype}_sm{NN}
+  const char* name;   // flashgen/naming.py: flash_{direction}_hdim{D}_{dtype}_sm{NN}[_{feature}...]
   FwdLauncher fwd;    // set for direction "fwd"
   BwdLauncher bwd;    // set for direction "bwd"
   int block_m;        // query rows per tile (kernels.yaml): the bwd's dQ accumulator comes in such tiles

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from gen.render import render_kernel
+
 from gen.families import FAMILIES
 from gen.spec import CatalogError, load_catalog, parse_catalog
 
@@ -247,7 +249,24 @@ def test_features_list_the_variants_a_family_is_built_with(tmp_path):
 
 
 def test_a_family_without_plain_kernels():
-    assert {k.key.features for k in parse_catalog(with_features("[[varlen]]")).kernels} == {("varlen",)}
+    assert {k.key.features for k in parse_catalog(with_features("[[softcap]]")).kernels} == {("softcap",)}
+
+
+def test_a_feature_the_family_does_not_implement_is_an_error():
+    # varlen is in the vocabulary, but no kernel family implements it yet (gen/families.py).
+    assert error_of(with_features("[[], [softcap, varlen]]")) == (
+        "kernels.yaml:5: kernels[0].features[1]: the fwd/sm80 kernels do not implement varlen yet "
+        "(they implement: softcap, window)")
+
+
+def test_feature_constants_reach_the_tile_struct_only_for_built_features(tmp_path):
+    catalog = parse_catalog(with_features("[[], [softcap, window]]"))
+    by_name = {k.name: k for k in catalog.kernels}
+    variant = render_kernel(by_name["flash_fwd_hdim128_fp16_sm80_softcap_window"])
+    plain = render_kernel(by_name["flash_fwd_hdim128_fp16_sm80"])
+    assert "static constexpr int kSoftcap = 1;" in variant and "static constexpr int kWindow = 1;" in variant
+    assert "kVarlen" not in variant
+    assert "kSoftcap" not in plain and "kWindow" not in plain
 
 
 def test_without_features_only_plain_kernels():

@@ -45,12 +45,14 @@ struct AttentionMask {
   // Does the (block_m x block_n) tile at (row0, col0) contain any masked element? (Its first
   // row has the earliest limit, its last row the latest start.)
   CUTE_HOST_DEVICE bool tile_needs_mask(int row0, int block_m, int col0, int block_n) const {
-    return col0 + block_n > key_limit(row0) || col0 < key_start(row0 + block_m - 1);
+    return col0 + block_n > key_limit(row0) || (window_left >= 0 && col0 < key_start(row0 + block_m - 1));
   }
 
   CUTE_HOST_DEVICE bool visible(int row, int col) const { return col >= key_start(row) && col < key_limit(row); }
 
-  // Set masked scores to -inf. `coords` holds each element's (row, col) inside the tile.
+  // Set masked scores to -inf. `coords` holds each element's (row, col) inside the tile. (The
+  // start test is guarded by window_left >= 0 so that kernels without windows, where it is a
+  // compile-time -1, do not compare every column against 0.)
   template <class Scores, class Coords>
   CUTE_HOST_DEVICE void apply(Scores& scores, Coords const& coords, int row0, int col0) const {
     CUTE_UNROLL
@@ -60,7 +62,7 @@ struct AttentionMask {
       CUTE_UNROLL
       for (int ni = 0; ni < size<1>(scores); ++ni) {
         const int col = col0 + get<1>(coords(mi, ni));
-        if (col < start || col >= limit) scores(mi, ni) = -INFINITY;
+        if ((window_left >= 0 && col < start) || col >= limit) scores(mi, ni) = -INFINITY;
       }
     }
   }
@@ -76,7 +78,7 @@ struct AttentionMask {
       CUTE_UNROLL
       for (int mi = 0; mi < size<0>(scores); ++mi) {
         const int key = key0 + get<0>(coords(mi, ni));
-        if (key < start || key >= limit) scores(mi, ni) = -INFINITY;
+        if ((window_left >= 0 && key < start) || key >= limit) scores(mi, ni) = -INFINITY;
       }
     }
   }

@@ -46,4 +46,45 @@ __device__ __forceinline__ void apply_softcap(Scores& scores, float softcap_scal
   }
 }
 
+// d tanh(x) / dx = 1 - t^2 for t = tanh(x); 0 for a masked score (t = -inf, whose P is 0: the
+// clamp keeps 0 * inf from making dS NaN).
+__device__ __forceinline__ float softcap_derivative(float t) { return fmaxf(1.f - t * t, 0.f); }
+
+// Registers for the tanh's derivative: shaped like `scores` with softcap, one unused float without.
+template <bool kSoftcap, class Scores>
+__device__ __forceinline__ auto softcap_derivative_like(Scores const& scores) {
+  if constexpr (kSoftcap) return make_tensor<float>(scores.layout());
+  else return make_tensor<float>(Layout<_1>{});
+}
+
+// A kernel built with softcap may run a call without it (the dispatch takes the cheapest built
+// kernel that covers a call): softcap_scale 0 means off, and these helpers then do nothing.
+
+// The forward's score transform: scores <- tanh(scores * softcap_scale).
+template <bool kSoftcap, class Scores>
+__device__ __forceinline__ void softcap_scores(Scores& scores, float softcap_scale) {
+  if constexpr (kSoftcap) {
+    if (softcap_scale != 0.f) apply_softcap(scores, softcap_scale);
+  }
+}
+
+// The backward's: the same, keeping the derivative for softcap_score_grads.
+template <bool kSoftcap, class Scores, class Derivative>
+__device__ __forceinline__ void softcap_scores(Scores& scores, float softcap_scale, Derivative& derivative) {
+  if constexpr (kSoftcap) {
+    if (softcap_scale != 0.f) apply_softcap(scores, softcap_scale, derivative);
+  }
+}
+
+// dS <- dS * (1 - t^2) (the chain rule through the tanh).
+template <bool kSoftcap, class Grads, class Derivative>
+__device__ __forceinline__ void softcap_score_grads(Grads& grads, Derivative const& derivative, float softcap_scale) {
+  if constexpr (kSoftcap) {
+    if (softcap_scale != 0.f) {
+      CUTE_UNROLL
+      for (int i = 0; i < size(grads); ++i) grads(i) *= derivative(i);
+    }
+  }
+}
+
 }  // namespace flashgen

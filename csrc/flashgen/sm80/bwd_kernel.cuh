@@ -16,6 +16,7 @@
 
 #include "flashgen/params.h"
 #include "flashgen/common/mask.cuh"
+#include "flashgen/common/softcap.cuh"
 #include "flashgen/common/seqlen.cuh"
 #include "flashgen/sm80/tile_atoms.cuh"
 #include "flashgen/sm80/utils.cuh"
@@ -92,6 +93,7 @@ struct BwdConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, Plan::kWarp
   static constexpr bool kDqBeforeDk = Plan::kDqBeforeDk != 0;
   static constexpr bool kCausalHeadGroups = Plan::kCausalHeadGroups != 0;
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
+  static constexpr bool kSoftcap = has_softcap_feature<Plan>();  // tanh-capped scores (common/softcap.cuh)
   static constexpr int kHeadDim = Plan::kHeadDim;
   static constexpr int kBlockM = Plan::kBlockM;
   static constexpr int kBlockN = Plan::kBlockN;
@@ -213,15 +215,23 @@ __device__ __forceinline__ void probabilities(Scores& scores, const float (&lse_
 }
 
 // In (rows, cols) views: P = exp2(S * scale * log2(e) - LSE * log2(e)) replaces the scores,
-// dS = P * (dP - D) replaces dP.
-template <int kRows, class Scores, class Grads>
+// dS = P * (dP - D) replaces dP. kSoftcap with `capped`: the scores are t = tanh(x) (common/
+// softcap.cuh) and dS takes the factor 1 - t^2.
+template <bool kSoftcap = false, int kRows, class Scores, class Grads>
 __device__ __forceinline__ void probabilities_and_score_grads(Scores& scores, Grads& dp, const float (&lse_log2)[kRows],
-                                                              const float (&d_row)[kRows], float scale_log2) {
-  probabilities(scores, lse_log2, scale_log2);
+                                                              const float (&d_row)[kRows], float scale_log2,
+                                                              bool capped = false) {
   CUTE_UNROLL
   for (int mi = 0; mi < kRows; ++mi) {
     CUTE_UNROLL
-    for (int ni = 0; ni < size<1>(scores); ++ni) dp(mi, ni) = scores(mi, ni) * (dp(mi, ni) - d_row[mi]);
+    for (int ni = 0; ni < size<1>(scores); ++ni) {
+      const float t = scores(mi, ni);
+      const float p = exp2f(t * scale_log2 - lse_log2[mi]);
+      const float ds = p * (dp(mi, ni) - d_row[mi]);
+      if constexpr (kSoftcap) dp(mi, ni) = capped ? ds * softcap_derivative(t) : ds;
+      else dp(mi, ni) = ds;
+      scores(mi, ni) = p;
+    }
   }
 }
 
@@ -469,8 +479,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
     // P = exp2(S * scale * log2(e) - LSE * log2(e)); dS = P * (dP - D).
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
     Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
+    softcap_scores<Cfg::kSoftcap>(acc_s, params.softcap_scale);  // with softcap: S <- tanh(S * softcap_scale)
     if (mask.tile_needs_mask(row0, kBlockM, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
-    probabilities_and_score_grads(scores, dp, lse_log2, d_row, params.softmax_scale_log2);
+    probabilities_and_score_grads<Cfg::kSoftcap>(scores, dp, lse_log2, d_row, params.softmax_scale_log2,
+                                                 params.softcap_scale != 0.f);
     cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_s)), tPsP);
     cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)), tdSsdS);
     __syncthreads();  // P, dS visible to all warps

@@ -12,6 +12,7 @@
 #include "flashgen/params.h"
 #include "flashgen/sm80/fwd_common.cuh"
 #include "flashgen/common/mask.cuh"
+#include "flashgen/common/softcap.cuh"
 #include "flashgen/common/seqlen.cuh"
 #include "flashgen/common/softmax.cuh"
 #include "flashgen/sm80/tile_atoms.cuh"
@@ -30,6 +31,7 @@ struct FwdConfig {
   static constexpr int kBlockM = Plan::kBlockM;
   static constexpr int kBlockN = Plan::kBlockN;
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
+  static constexpr bool kSoftcap = has_softcap_feature<Plan>();  // tanh-capped scores (common/softcap.cuh)
   static constexpr int kNWarps = Plan::kWarps;
   static constexpr int kNThreads = kNWarps * 32;
   static_assert(kBlockM % (16 * kNWarps) == 0, "block_m must be a multiple of 16 * warps");
@@ -144,6 +146,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
       cute::cp_async_fence();
     }
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
+    softcap_scores<Cfg::kSoftcap>(acc_s, params.softcap_scale);
     if (mask.tile_needs_mask(row0, kBlockM, n_block * kBlockN, kBlockN)) {
       mask.apply(scores, coords, row0, n_block * kBlockN);
     }

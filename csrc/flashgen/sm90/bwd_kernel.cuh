@@ -24,6 +24,7 @@
 #include "flashgen/params.h"
 #include "flashgen/sm80/bwd_kernel.cuh"
 #include "flashgen/common/mask.cuh"
+#include "flashgen/common/softcap.cuh"
 #include "flashgen/common/seqlen.cuh"
 #include "flashgen/sm80/tile_atoms.cuh"
 #include "flashgen/sm80/utils.cuh"
@@ -44,6 +45,7 @@ struct BwdConfig : sm80::DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> 
   // the 64-row A operand once, not twice); false, both warpgroups split both GEMMs' columns.
   static constexpr bool kSdpByWarpgroup = Plan::kSdpByWarpgroup != 0;
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
+  static constexpr bool kSoftcap = has_softcap_feature<Plan>();  // tanh-capped scores (common/softcap.cuh)
   static constexpr int kHeadDim = Plan::kHeadDim;
   static constexpr int kBlockM = Plan::kBlockM;
   static constexpr int kBlockN = Plan::kBlockN;
@@ -227,12 +229,16 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
       warpgroup_gemm(mma_sdp, tA, tB, acc, /*zero_init=*/true);
       Tensor rows_cols = make_tensor(acc.data(), accumulator_as_rows_cols(acc.layout()));
       if (computes_s) {
+        // With softcap: S <- tanh(S * softcap_scale), its derivative kept for dS.
+        Tensor softcap_derivative = softcap_derivative_like<Cfg::kSoftcap>(acc);
+        softcap_scores<Cfg::kSoftcap>(acc, params.softcap_scale, softcap_derivative);
         if (mask.tile_needs_mask(row0, kBlockM, col0, kBlockN)) mask.apply(rows_cols, sdp_coords, row0, col0);
         sm80::probabilities(rows_cols, lse_log2, params.softmax_scale_log2);
         cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc)), tPsP);
         named_barrier_sync(kExchangeBarrier, Cfg::kNThreads);  // warpgroup 1's dP - D is in place
         CUTE_UNROLL
         for (int i = 0; i < size(acc); ++i) acc(i) *= exchange[i * Cfg::kSdpThreads + sdp_tidx];
+        softcap_score_grads<Cfg::kSoftcap>(acc, softcap_derivative, params.softcap_scale);
         cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc)), tdSsdS);
       } else {
         CUTE_UNROLL
@@ -263,8 +269,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
       // P = exp2(S * scale * log2(e) - LSE * log2(e)); dS = P * (dP - D).
       Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
       Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
+      softcap_scores<Cfg::kSoftcap>(acc_s, params.softcap_scale);  // with softcap: S <- tanh(S * softcap_scale)
       if (mask.tile_needs_mask(row0, kBlockM, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
-      sm80::probabilities_and_score_grads(scores, dp, lse_log2, d_row, params.softmax_scale_log2);
+      sm80::probabilities_and_score_grads<Cfg::kSoftcap>(scores, dp, lse_log2, d_row, params.softmax_scale_log2,
+                                                         params.softcap_scale != 0.f);
       cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_s)), tPsP);
       cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)), tdSsdS);
     }

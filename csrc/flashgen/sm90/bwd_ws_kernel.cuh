@@ -35,6 +35,7 @@
 #include <cutlass/pipeline/sm90_pipeline.hpp>
 
 #include "flashgen/common/mask.cuh"
+#include "flashgen/common/softcap.cuh"
 #include "flashgen/common/seqlen.cuh"
 #include "flashgen/common/utils.cuh"
 #include "flashgen/params.h"
@@ -56,6 +57,7 @@ struct BwdWsConfig : sm80::DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256
   static constexpr int kStages = Plan::kStages;  // Q and dO buffers each (TMA ring depth)
   static constexpr bool kDqWriter = Plan::kDqWriter != 0;
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
+  static constexpr bool kSoftcap = has_softcap_feature<Plan>();  // tanh-capped scores (common/softcap.cuh)
 
   static constexpr int kKeyRows = 64;  // keys of one consumer warpgroup (one wgmma M)
   static constexpr int kConsumers = kBlockN / kKeyRows;
@@ -339,28 +341,52 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     issue_gemm_batch(mma_sdp, tdPrV, tdPrdO(_, _, _, stage), acc_dp, /*zero_init=*/true);
     warpgroup_wait<1>();
     warpgroup_fence_operand(acc_s);
-    // P^T = exp2(S^T * scale * log2(e) - lse_log2[query]); padding queries have lse_log2 = +inf.
+    // P^T = exp2(S^T * scale * log2(e) - lse_log2[query]) (padding queries have lse_log2 = +inf),
+    // dS^T = P^T * (dP^T - D[query]). With softcap, S^T first becomes t = tanh(S^T * softcap_scale)
+    // and dS^T takes the factor 1 - t^2.
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
+    Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
+    softcap_scores<Cfg::kSoftcap>(acc_s, params.softcap_scale);
     if (mask.tile_needs_mask(row0, kBlockM, key0, kKeyRows)) mask.apply_transposed(scores, coords, key0, row0);
     const float* lse_log2 = smem.lse_log2.data() + stage * kBlockM;
-    CUTE_UNROLL
-    for (int ni = 0; ni < size<1>(scores); ++ni) {
-      const float row_lse = lse_log2[get<1>(coords(0, ni))];
-      CUTE_UNROLL
-      for (int mi = 0; mi < size<0>(scores); ++mi) {
-        scores(mi, ni) = exp2f(scores(mi, ni) * params.softmax_scale_log2 - row_lse);
-      }
-    }
-    warpgroup_wait<0>();
-    warpgroup_fence_operand(acc_dp);
-    // dS^T = P^T * (dP^T - D[query]).
-    Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
     const float* d_rows = smem.d.data() + stage * kBlockM;
-    CUTE_UNROLL
-    for (int ni = 0; ni < size<1>(dp); ++ni) {
-      const float row_d = d_rows[get<1>(coords(0, ni))];
+    if constexpr (!Cfg::kSoftcap) {
+      // P^T under the dP^T GEMM, then dS^T.
       CUTE_UNROLL
-      for (int mi = 0; mi < size<0>(dp); ++mi) dp(mi, ni) = scores(mi, ni) * (dp(mi, ni) - row_d);
+      for (int ni = 0; ni < size<1>(scores); ++ni) {
+        const float row_lse = lse_log2[get<1>(coords(0, ni))];
+        CUTE_UNROLL
+        for (int mi = 0; mi < size<0>(scores); ++mi) {
+          scores(mi, ni) = exp2f(scores(mi, ni) * params.softmax_scale_log2 - row_lse);
+        }
+      }
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(acc_dp);
+      CUTE_UNROLL
+      for (int ni = 0; ni < size<1>(dp); ++ni) {
+        const float row_d = d_rows[get<1>(coords(0, ni))];
+        CUTE_UNROLL
+        for (int mi = 0; mi < size<0>(dp); ++mi) dp(mi, ni) = scores(mi, ni) * (dp(mi, ni) - row_d);
+      }
+    } else {
+      // Both in one pass once dP^T is done: dS^T needs t, which P^T overwrites (keeping 1 - t^2
+      // for every score instead spilled at head dim 64).
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(acc_dp);
+      const bool capped = params.softcap_scale != 0.f;
+      CUTE_UNROLL
+      for (int ni = 0; ni < size<1>(scores); ++ni) {
+        const float row_lse = lse_log2[get<1>(coords(0, ni))];
+        const float row_d = d_rows[get<1>(coords(0, ni))];
+        CUTE_UNROLL
+        for (int mi = 0; mi < size<0>(scores); ++mi) {
+          const float t = scores(mi, ni);
+          const float p = exp2f(t * params.softmax_scale_log2 - row_lse);
+          const float ds = p * (dp(mi, ni) - row_d);
+          dp(mi, ni) = capped ? ds * softcap_derivative(t) : ds;
+          scores(mi, ni) = p;
+        }
+      }
     }
 
     // P^T and dS^T in the input type are the A operands of dV += P^T dO and dK += dS^T Q.

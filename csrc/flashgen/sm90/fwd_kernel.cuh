@@ -30,6 +30,7 @@
 #include <cutlass/pipeline/sm90_pipeline.hpp>
 
 #include "flashgen/common/mask.cuh"
+#include "flashgen/common/softcap.cuh"
 #include "flashgen/common/seqlen.cuh"
 #include "flashgen/common/softmax.cuh"
 #include "flashgen/common/tile_scheduler.cuh"
@@ -52,6 +53,7 @@ struct FwdConfig {
   static constexpr int kStages = Plan::kStages;
   static constexpr bool kPingPong = Plan::kPingpong != 0;
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
+  static constexpr bool kSoftcap = has_softcap_feature<Plan>();  // tanh-capped scores (common/softcap.cuh)
   static constexpr bool kPersistent = Plan::kPersistent != 0;
   static constexpr bool kLazyRescale = Plan::kLazyRescale != 0;  // OnlineSoftmax's kLazy
   static constexpr bool kSeparateO = Plan::kOBuffer != 0;  // O gets its own shared-memory tiles
@@ -333,6 +335,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
     // probabilities: the softmax of one block, after the caller waited for its GEMM.
     auto scores_to_probabilities = [&](AccS& acc_s, int n, auto is_first) {
       Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
+      softcap_scores<Cfg::kSoftcap>(acc_s, params.softcap_scale);
       if (mask.tile_needs_mask(row0, kMmaRows, n * kBlockN, kBlockN)) mask.apply(scores, coords, row0, n * kBlockN);
       softmax.template exponentiate<decltype(is_first)::value, Cfg::kLazyRescale>(scores, params.softmax_scale_log2,
                                                                             correction);
