@@ -125,6 +125,8 @@ void fwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
                   lse.numel() == q.size(0) * q.size(2) * q.size(1),
               "flashgen: lse must be a contiguous float32 (batch, nheads, seqlen_q) tensor");
   p.lse = lse.data_ptr<float>();
+  at::Tensor tile_counter = at::empty({1}, q.options().dtype(at::kInt));  // zeroed by the launchers that use it
+  p.tile_counter = tile_counter.data_ptr<int>();
   const cudaError_t err = entry.fwd(p, c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "flashgen: ", name, " failed to launch: ", cudaGetErrorString(err));
 }

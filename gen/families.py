@@ -153,6 +153,9 @@ class FwdSm90Tile(_NoFallbackPlan):
     # (common/tile_scheduler.cuh), so the next tile's first K loads under this one's epilogue;
     # causal calls keep one CTA per tile (their tiles differ in length). 0: one CTA per tile.
     persistent: int = 0
+    # 1 (with persistent: 1): causal calls run persistent too, and every CTA after its first tile
+    # takes the next one from an atomic counter (common/tile_scheduler.cuh), longest first.
+    dynamic_scheduler: int = 0
     # 1: a row keeps its running max until a block's max exceeds it by 2^8 in exp2 terms, so
     # most steps of a long row skip rescaling O (common/softmax.cuh, kLazy).
     lazy_rescale: int = 0
@@ -180,7 +183,10 @@ class FwdSm90Tile(_NoFallbackPlan):
                             f"wgmma's K), got {self.block_n}")
         if not 1 <= self.stages <= 4:
             raise TileError(f"stages must be 1 to 4, got {self.stages}")
-        _check_choices(self, (0, 1), "pingpong", "persistent", "lazy_rescale", "o_buffer", "q_in_registers")
+        _check_choices(self, (0, 1), "pingpong", "persistent", "dynamic_scheduler", "lazy_rescale", "o_buffer",
+                       "q_in_registers")
+        if self.dynamic_scheduler and not self.persistent:
+            raise TileError("dynamic_scheduler hands out the tiles of a persistent grid: it needs persistent: 1")
         if self.pingpong and self.consumers() < 2:
             raise TileError("pingpong needs block_m of 128 or 192 (two or more consumer warpgroups)")
         # Live accumulators per consumer thread at the overlap's peak: O (64 x hdim fp32), the

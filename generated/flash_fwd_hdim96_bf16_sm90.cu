@@ -13,6 +13,7 @@ struct flash_fwd_hdim96_bf16_sm90_tile {
   static constexpr int kStages = 2;
   static constexpr int kPingpong = 1;
   static constexpr int kPersistent = 1;
+  static constexpr int kDynamicScheduler = 0;
   static constexpr int kLazyRescale = 0;
   static constexpr int kOBuffer = 0;
   static constexpr int kQInRegisters = 0;

@@ -29,6 +29,9 @@ struct FwdParams {
   // softmax_scale_log2 above are then softcap and softcap * log2(e) (the softmax's scale of the
   // capped scores, as FlashAttention does it).
   float softcap_scale;
+  // One int of scratch for forwards that hand out tiles dynamically (the sm90 forward's
+  // dynamic_scheduler option); the launcher zeroes it.
+  int* tile_counter;
 };
 
 // Backward. dQ is accumulated in fp32 by atomics into dq_accum (zeroed by the preprocess):

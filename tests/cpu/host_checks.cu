@@ -406,6 +406,24 @@ void check_forward_tile_order() {
         for (int b = 0; b < std::min(grid, tiles); ++b)
           for (int t = b; t < tiles; t += std::min(grid, tiles)) ++covered[t];
         for (int i = 0; i < tiles; ++i) CHECK(covered[i] == 1, "persistent grid %d: tile %d taken %d times", grid, i, covered[i]);
+        // The dynamic scheduler (sm90 forward): CTA b takes tile b, then counter + grid for each
+        // draw, CTAs drawing in any interleaving; every tile once, and every CTA ends on a
+        // draw past the last tile (its stop signal).
+        std::vector<int> dynamic(tiles, 0);
+        const int ctas = std::min(grid, tiles);
+        std::vector<int> current(ctas);
+        for (int b = 0; b < ctas; ++b) current[b] = b;
+        int counter = 0, active = ctas;
+        unsigned lcg = 12345u + unsigned(grid);
+        while (active > 0) {
+          lcg = lcg * 1103515245u + 12345u;
+          const int b = int((lcg >> 8) % unsigned(ctas));
+          if (current[b] >= tiles) continue;
+          ++dynamic[current[b]];
+          current[b] = counter++ + ctas;
+          if (current[b] >= tiles) --active;
+        }
+        for (int i = 0; i < tiles; ++i) CHECK(dynamic[i] == 1, "dynamic grid %d: tile %d taken %d times", grid, i, dynamic[i]);
       }
     }
 }

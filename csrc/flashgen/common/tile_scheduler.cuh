@@ -4,7 +4,10 @@
 // run at the same time share that head's K and V in L2. Causal query blocks further down see
 // more keys: they come first within their head, so the light ones fill the last wave.
 // One tile per CTA (grid = tiles), or persistent: a GPU-full of CTAs, CTA b taking tiles
-// b, b + grid, b + 2 grid, ... so that one tile's epilogue overlaps the next one's loads.
+// b, b + grid, b + 2 grid, ... so that one tile's epilogue overlaps the next one's loads; or
+// persistent with dynamic hand-out: CTA b takes tile b first, then whichever tile an atomic
+// counter gives it next (grid + 0, grid + 1, ... in this order), so a CTA that drew short
+// (causal) tiles takes more of them.
 #pragma once
 #include <cute/config.hpp>
 

@@ -55,6 +55,8 @@ struct FwdConfig {
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
   static constexpr bool kSoftcap = has_softcap_feature<Plan>();  // tanh-capped scores (common/softcap.cuh)
   static constexpr bool kPersistent = Plan::kPersistent != 0;
+  // Persistent causal calls too, tiles handed out by an atomic counter (common/tile_scheduler.cuh).
+  static constexpr bool kDynamicScheduler = Plan::kDynamicScheduler != 0;
   static constexpr bool kLazyRescale = Plan::kLazyRescale != 0;  // OnlineSoftmax's kLazy
   static constexpr bool kSeparateO = Plan::kOBuffer != 0;  // O gets its own shared-memory tiles
   // Q read once per tile into registers (ldmatrix) and fed to S = Q K^T from there (RS), so the
@@ -109,6 +111,7 @@ struct FwdConfig {
     typename PipelineKV::SharedStorage pipeline_k, pipeline_v;
     cutlass::arch::ClusterTransactionBarrier q_full;  // Q landed
     cutlass::arch::ClusterBarrier q_empty;            // the consumers are done with Q (kQEmptyArrivals)
+    int tile_index;  // dynamic scheduler: the tile whose Q q_full announces (past the last: none left)
     CUTE_DEVICE Element* q() { return tiles.data(); }
     CUTE_DEVICE Element* k() { return tiles.data() + kQElems; }
     CUTE_DEVICE Element* v() { return tiles.data() + kQElems + kKVElems; }
@@ -163,13 +166,31 @@ struct GemmTurns {
   }
 };
 
-// Persistent tiles for non-causal calls only: their tiles are all alike, so CTA b taking every
+// Persistent tiles for non-causal calls: their tiles are all alike, so CTA b taking every
 // grid-th one balances, while causal tiles differ in length and one CTA per tile (the hardware
-// handing out CTAs as multiprocessors free up) balances better. H200, bf16 (docs/perf.md,
-// session 5): non-causal +0-4%, causal -4% to -32% with the static persistent order.
+// handing out CTAs as multiprocessors free up) balances better than a static order. H200, bf16
+// (docs/perf.md, session 5): non-causal +0-4%, causal -4% to -32% with the static persistent
+// order. With kDynamicScheduler causal calls run persistent too, taking tiles from a counter.
 template <class Cfg, bool kCausal>
 constexpr bool persistent_grid() {
-  return Cfg::kPersistent && !kCausal;
+  return Cfg::kPersistent && (!kCausal || Cfg::kDynamicScheduler);
+}
+
+template <class Cfg, bool kCausal>
+constexpr bool dynamic_tiles() {
+  return persistent_grid<Cfg, kCausal>() && Cfg::kDynamicScheduler;
+}
+
+// The dynamic scheduler's tile index goes through shared memory beside Q: the producer writes it
+// before the q_full arrive that announces Q, the consumers read it after waiting on q_full. Both
+// as asm with memory clobbers, so neither moves across the barrier's (asm) wait or arrive.
+__device__ __forceinline__ void store_shared_int(int* ptr, int value) {
+  asm volatile("st.shared.b32 [%0], %1;" ::"r"(cute::cast_smem_ptr_to_uint(ptr)), "r"(value) : "memory");
+}
+__device__ __forceinline__ int load_shared_int(int* ptr) {
+  int value;
+  asm volatile("ld.shared.b32 %0, [%1];" : "=r"(value) : "r"(cute::cast_smem_ptr_to_uint(ptr)) : "memory");
+  return value;
 }
 
 template <class Cfg, bool kCausal>
@@ -184,7 +205,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
 
   // The tiles of this CTA: one (grid = tiles), or every gridDim.x-th from blockIdx.x (persistent).
   const ForwardTileOrder order{ceil_div(params.seqlen_q, kBlockM), params.nheads, params.batch, kCausal};
-  // body(tile index, iteration): iteration counts this CTA's tiles (the Q barriers' phases).
+  // body(tile index, iteration): iteration counts this CTA's tiles (the Q barriers' phases). The
+  // static orders; with dynamic_tiles the producer draws tiles and the consumers read them.
+  constexpr bool kDynamic = dynamic_tiles<Cfg, kCausal>();
   auto for_each_tile = [&](auto&& body) {
     if constexpr (persistent_grid<Cfg, kCausal>()) {
       int iteration = 0;
@@ -231,7 +254,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
     Tensor sK = make_tensor(make_smem_ptr(smem.k()), typename Cfg::SmemLayoutKVStages{});
     Tensor sV = make_tensor(make_smem_ptr(smem.v()), typename Cfg::SmemLayoutKVStages{});
     auto state = cutlass::make_producer_start_state<PipelineKV>();
-    for_each_tile([&](int t, int iteration) {
+    auto produce = [&](int t, int iteration) {
       const ForwardTile tile = order.at(t);
       const auto key_blocks = mask_of(tile).key_blocks(tile.m_block * kBlockM, kBlockM, kBlockN);
       const int head_kv = kv_head_of(params, tile.head);
@@ -258,6 +281,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       if (last >= key_blocks.first) load_k(last);
       // Q: its buffer holds the previous tile's O until the consumers' stores have read it.
       if (iteration > 0) smem.q_empty.wait((iteration - 1) & 1);
+      if constexpr (kDynamic) store_shared_int(&smem.tile_index, t);
       smem.q_full.arrive_and_expect_tx(Cfg::kQBytes);
       Tensor gQ = query_tiles(args.tma_q, tile);
       for (int c = 0; c < Cfg::kConsumers; ++c) {
@@ -270,7 +294,21 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         load_k(n);
         load_v(n);
       }
-    });
+    };
+    if constexpr (kDynamic) {
+      int iteration = 0;
+      for (int t = blockIdx.x; t < order.num_tiles(); ++iteration) {
+        const int next = atomicAdd(params.tile_counter, 1) + int(gridDim.x);  // its latency hides under the loads
+        produce(t, iteration);
+        t = next;
+      }
+      // No tile left: an index past the last, announced like a tile's (no Q follows it).
+      if (iteration > 0) smem.q_empty.wait((iteration - 1) & 1);
+      store_shared_int(&smem.tile_index, order.num_tiles());
+      smem.q_full.arrive();
+    } else {
+      for_each_tile(produce);
+    }
     return;
   }
 
@@ -323,7 +361,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   Tensor tOrP = make_tensor(p.data(), accumulator_as_operand_a(p.layout()));
   cutlass::PipelineState<Cfg::kStages> k_read, v_read;  // continue from tile to tile, as the producer's
 
-  for_each_tile([&](int t, int iteration) {
+  auto consume = [&](int t, int iteration) {
     const ForwardTile tile = order.at(t);
     const AttentionMask mask = mask_of(tile);
     const auto key_blocks = mask.key_blocks(tile.m_block * kBlockM, kBlockM, kBlockN);
@@ -341,7 +379,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
                                                                             correction);
     };
 
-    smem.q_full.wait(iteration & 1);
+    if constexpr (!kDynamic) smem.q_full.wait(iteration & 1);  // (dynamic: waited for to read t)
     if (key_blocks.end > key_blocks.first) {
       load_q_into_registers();
       int n = key_blocks.end - 1;
@@ -435,7 +473,17 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       tma_store_wait<0>();  // the store has read this consumer's rows of Q's buffer
       smem.q_empty.arrive();
     }
-  });
+  };
+  if constexpr (kDynamic) {
+    for (int iteration = 0;; ++iteration) {
+      smem.q_full.wait(iteration & 1);
+      const int t = load_shared_int(&smem.tile_index);
+      if (t >= order.num_tiles()) break;
+      consume(t, iteration);
+    }
+  } else {
+    for_each_tile(consume);
+  }
   if (Cfg::kSeparateO && tidx == 0) tma_store_wait<0>();  // shared memory outlives the last store's reads
 }
 
@@ -459,6 +507,10 @@ cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream) {
     // One CTA per multiprocessor (a CTA takes a whole one).
     const int64_t tiles = int64_t(m_blocks) * params.nheads * params.batch;
     grid = dim3(unsigned(std::min<int64_t>(tiles, device_multiprocessors())), 1, 1);
+  }
+  if (params.causal ? dynamic_tiles<Cfg, true>() : dynamic_tiles<Cfg, false>()) {
+    const cudaError_t err = cudaMemsetAsync(params.tile_counter, 0, sizeof(int), stream);  // tiles drawn so far
+    if (err != cudaSuccess) return err;
   }
   auto kernel = params.causal ? &fwd_kernel<Cfg, true> : &fwd_kernel<Cfg, false>;
   return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
