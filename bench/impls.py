@@ -1,16 +1,36 @@
 """The implementations a benchmark row can time. Each takes (b, s, h, d) tensors, flashgen's
-layout; `make` returns a zero-argument callable for one direction, or raises Unavailable.
-flashgen's callable also names the kernel it runs (`.kernel`)."""
+layout (with `seqlens`, packed (total, h, d) ones), as
+`make(q, k, v, causal, direction, window=None, softcap=0.0, seqlens=None)`, and returns a
+zero-argument callable for one direction, or raises Unavailable saying why in a few words.
+window (left, right), -1 unbounded, and softcap > 0 are FlashAttention's; seqlens: the lengths
+of the packed sequences (one varlen call). flashgen's callable also names the kernel it runs
+(`.kernel`)."""
 from __future__ import annotations
+
+import inspect
+import traceback
 
 import torch
 import torch.nn.functional as F
 
+from bench.cases import window_bounded
 from gen.axes import ARCHS
 
 
 class Unavailable(RuntimeError):
     pass
+
+
+def _has_window(window) -> bool:
+    return window is not None and tuple(window) != (-1, -1)
+
+
+def _cu_seqlens(seqlens, device) -> torch.Tensor:
+    """FlashAttention's int32 offsets of the packed sequences: (0, n0, n0 + n1, ...)."""
+    offsets = [0]
+    for n in seqlens:
+        offsets.append(offsets[-1] + n)
+    return torch.tensor(offsets, dtype=torch.int32, device=device)
 
 
 def _with_grad_inputs(q, k, v, direction):
@@ -32,25 +52,50 @@ def direction_call(forward, inputs, direction):
 def _flashgen(arch=None):
     """flashgen as dispatch picks it, or (arch) one kernel family forced, so a build holding
     several families times each of them in one run."""
-    def make(q, k, v, causal, direction):
+    def make(q, k, v, causal, direction, window=None, softcap=0.0, seqlens=None):
         import flashgen
         from flashgen.dispatch import choose_kernel
         q, k, v = _with_grad_inputs(q, k, v, direction)
+        options = {"causal": causal, "arch": arch}
+        if _has_window(window):     # only what a row uses: a plain row calls as it always has
+            options["window_size"] = tuple(window)
+        if softcap:
+            options["softcap"] = softcap
+        if seqlens:
+            cu_seqlens, longest = _cu_seqlens(seqlens, q.device), max(seqlens)
+            forward = lambda: flashgen.flash_attn_varlen_func(q, k, v, cu_seqlens, cu_seqlens,  # noqa: E731
+                                                              longest, longest, **options)
+        else:
+            forward = lambda: flashgen.flash_attn_func(q, k, v, **options)  # noqa: E731
         try:
-            forward = lambda: flashgen.flash_attn_func(q, k, v, causal=causal, arch=arch)  # noqa: E731
             fn = direction_call(forward, (q, k, v), direction)
             fn()
-        except (flashgen.KernelNotBuiltError, flashgen.ExtensionNotBuiltError, ValueError) as exc:
+        except (flashgen.KernelNotBuiltError, flashgen.ExtensionNotBuiltError, ValueError,
+                NotImplementedError) as exc:
             raise Unavailable(str(exc).split(". ")[0]) from None
         # Which kernel the row times: results say what they measured.
-        fn.kernel = choose_kernel(direction, q.shape[-1], q.dtype, torch.cuda.get_device_capability(q.device),
-                                  arch).name
+        seqlen = max(seqlens) if seqlens else q.shape[1]
+        features = frozenset(name for name, needed in (("window", window_bounded(causal, window, seqlen, seqlen)),
+                                                       ("softcap", softcap > 0)) if needed)
+        try:
+            fn.kernel = choose_kernel(direction, q.shape[-1], q.dtype, torch.cuda.get_device_capability(q.device),
+                                      arch, features).name
+        except (flashgen.KernelNotBuiltError, ValueError, TypeError):   # the call ran: only the label is lost
+            fn.kernel = None
         return fn
     return make
 
 
 def _sdpa(backend_name):
-    def make(q, k, v, causal, direction):
+    def make(q, k, v, causal, direction, window=None, softcap=0.0, seqlens=None):
+        # SDPA's fused kernels take is_causal or a dense mask: a window or a softcap would need a
+        # (seqlen x seqlen) mask or a score function, which is not what these rows compare.
+        if _has_window(window):
+            raise Unavailable("SDPA: no sliding window (only a dense mask)")
+        if softcap:
+            raise Unavailable("SDPA: no softcap")
+        if seqlens:
+            raise Unavailable("SDPA: no packed varlen input")
         from torch.nn.attention import SDPBackend, sdpa_kernel
         backend = getattr(SDPBackend, backend_name)
         q, k, v = _with_grad_inputs(q, k, v, direction)
@@ -74,18 +119,58 @@ def _sdpa(backend_name):
     return make
 
 
-def fa4_impl(q, k, v, causal, direction):
+def _parameters(func) -> set[str]:
     try:
-        from flash_attn.cute import flash_attn_func
+        return set(inspect.signature(func).parameters)
+    except (TypeError, ValueError):   # no signature to read: assume the bare minimum
+        return set()
+
+
+def _fa4_options(func, window, softcap) -> dict:
+    """The window and softcap keywords of FA4's `func`, as far as its signature takes them
+    (FA4's signatures change between releases: read it at run time)."""
+    params, name = _parameters(func), getattr(func, "__name__", "its function")
+    options = {}
+    if _has_window(window):
+        if "window_size" not in params:
+            raise Unavailable(f"FA4: {name} takes no window_size")
+        options["window_size"] = tuple(None if w < 0 else w for w in window)   # FA4: None is unbounded
+    if softcap:
+        if "softcap" not in params:
+            raise Unavailable(f"FA4: {name} takes no softcap")
+        options["softcap"] = softcap
+    return options
+
+
+def fa4_impl(q, k, v, causal, direction, window=None, softcap=0.0, seqlens=None):
+    try:
+        import flash_attn.cute as fa4
     except Exception as exc:  # noqa: BLE001 - any import failure means "not installed here"
         raise Unavailable(f"flash-attn-4 not importable ({type(exc).__name__})") from None
+    name = "flash_attn_varlen_func" if seqlens else "flash_attn_func"
+    func = getattr(fa4, name, None)
+    if func is None:
+        raise Unavailable(f"FA4: no flash_attn.cute.{name}")
+    options = {"causal": causal, **_fa4_options(func, window, softcap)}
     q, k, v = _with_grad_inputs(q, k, v, direction)
+    if seqlens:
+        cu_seqlens = _cu_seqlens(seqlens, q.device)
+        options |= {"cu_seqlens_q": cu_seqlens, "cu_seqlens_k": cu_seqlens}
+        if "max_seqlen_q" in _parameters(func):     # newer releases take the longest sequence
+            options |= {"max_seqlen_q": max(seqlens), "max_seqlen_k": max(seqlens)}
 
     def forward():
-        out = flash_attn_func(q, k, v, causal=causal)
+        out = func(q, k, v, **options)
         return out[0] if isinstance(out, tuple) else out
-    fn = direction_call(forward, (q, k, v), direction)
-    fn()
+    try:
+        fn = direction_call(forward, (q, k, v), direction)
+        fn()
+    except (AssertionError, NotImplementedError) as exc:
+        # FA4 refuses what it does not implement (its backward asserts softcap == 0) with an
+        # assert, often without a message: the failing line says what.
+        frames = traceback.extract_tb(exc.__traceback__)
+        why = str(exc).splitlines()[0] if str(exc) else (frames[-1].line if frames else "")
+        raise Unavailable(f"FA4 {direction}: {type(exc).__name__} {why}".strip()[:160]) from None
     return fn
 
 

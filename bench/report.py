@@ -3,11 +3,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from bench.cases import Case
 from gen.axes import DIRECTIONS
 
 
 def _key(row):
-    return (row["direction"], row["head_dim"], row["dtype"], row["causal"], row["batch"], row["seqlen"])
+    """A table line's case: rows of every impl for it share the key. Rows from before the
+    feature fields (window, softcap, varlen, padded) read as plain cases."""
+    case = Case.from_row(row)
+    return (case.direction, case.head_dim, case.dtype, case.causal, case.batch, case.seqlen,
+            case.window, case.softcap, case.varlen, case.padded)
+
+
+def _variant(row) -> str:
+    return Case.from_row(row).variant
 
 
 def markdown(meta: dict, rows: list[dict]) -> str:
@@ -18,32 +27,42 @@ def markdown(meta: dict, rows: list[dict]) -> str:
              f"{matmul:.0f} TFLOPS, device copy {meta['ceilings']['copy_gb_per_s']:.0f} GB/s. "
              "Cells: TFLOPS (fraction of the matmul ceiling); `flashgen/best` = flashgen (its best "
              "kernel family, where several ran) over the best peer of the row. FLOPs: forward "
-             "4·b·s²·h·d (halved when causal), backward 2.5x.", ""]
+             "4·b·s²·h·d (halved when causal), backward 2.5x."
+             + (" Window and varlen rows count only the (query, key) pairs the mask lets through "
+                "(forward 4·pairs·h·d), a padded row the pairs of its real tokens, so its TFLOPS "
+                "are useful work; `flashgen ms`: the time of flashgen's best row."
+                if any(_variant(r) for r in rows) else ""), ""]
     kernels = sorted({r["kernel"] for r in rows if r.get("kernel")})
     if kernels:
         lines += ["flashgen kernels timed: " + ", ".join(f"`{k}`" for k in kernels) + ".", ""]
     for sweep in (False, True):
         groups = defaultdict(dict)
         for r in rows:
-            if r["sweep"] == sweep:
+            if r.get("sweep", False) == sweep:
                 groups[_key(r)][r["impl"]] = r
         if not groups:
             continue
+        # The variant column (and flashgen's time, to read a feature's saving) only where a row has one.
+        variants = any(_variant(next(iter(by_impl.values()))) for by_impl in groups.values())
         lines += ["## Seqlen sweep" if sweep else "## Main grid", "",
-                  "| dir | hdim | dtype | causal | batch x seqlen | " + " | ".join(impls) + " | flashgen/best |",
-                  "|" + "---|" * (len(impls) + 6)]
+                  "| dir | hdim | dtype | causal | batch x seqlen | " + ("variant | " if variants else "")
+                  + " | ".join(impls) + " | flashgen/best |" + (" flashgen ms |" if variants else ""),
+                  "|" + "---|" * (len(impls) + 6 + 2 * variants)]
         for key, by_impl in groups.items():
-            direction, hdim, dtype, causal, batch, seqlen = key
+            direction, hdim, dtype, causal, batch, seqlen = key[:6]
             cells = []
             for impl in impls:
                 r = by_impl.get(impl)
                 cells.append(f"{r['tflops']:.0f} ({r['tflops'] / matmul:.0%})" if r and r["tflops"] else "n/a")
-            ours = max((r["tflops"] for i, r in by_impl.items() if i.startswith("flashgen") and r["tflops"]),
-                       default=None)
+            best = max((r for i, r in by_impl.items() if i.startswith("flashgen") and r["tflops"]),
+                       key=lambda r: r["tflops"], default=None)
+            ours = best["tflops"] if best else None
             peers = [r["tflops"] for i, r in by_impl.items() if not i.startswith("flashgen") and r["tflops"]]
             ratio = f"{ours / max(peers):.2f}" if ours and peers else "n/a"
+            variant = f"{_variant(next(iter(by_impl.values()))) or '-'} | " if variants else ""
+            ms = (f" {best['ms']:.3f} |" if best else " n/a |") if variants else ""
             lines.append(f"| {direction} | {hdim} | {dtype} | {'yes' if causal else 'no'} | {batch} x {seqlen} | "
-                         + " | ".join(cells) + f" | {ratio} |")
+                         + variant + " | ".join(cells) + f" | {ratio} |" + ms)
         lines.append("")
     notes = sorted({f"{r['impl']}: {r['error']}" for r in rows if r["error"]})
     if notes:
@@ -58,7 +77,7 @@ def plot(rows: list[dict], path, gpu: str) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    sweep = [r for r in rows if r["sweep"] and r["tflops"]]
+    sweep = [r for r in rows if r.get("sweep", False) and r["tflops"]]
     if not sweep:
         return False
     directions = [d for d in DIRECTIONS if any(r["direction"] == d for r in sweep)]

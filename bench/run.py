@@ -3,6 +3,10 @@
     python -m bench                       # the default grid
     python -m bench --quick               # a couple of minutes
     python -m bench --hdim 256 --causal false --direction fwd --impl flashgen,sdpa_flash
+    python -m bench --grid features --impl flashgen,fa4,sdpa_cudnn --tag features
+                                          # sliding window, softcap and varlen rows, each beside
+                                          # the plain case it compares with
+    python -m bench --features            # the default grid, then the features rows
 """
 from __future__ import annotations
 
@@ -10,56 +14,30 @@ import argparse
 import datetime
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from bench import report
+from bench.cases import GRIDS, TOTAL_HIDDEN, Case, case_flops, default_grid, features_grid  # noqa: F401
 from bench.impls import IMPLS, Unavailable
-from bench.timing import attention_flops, ceilings, median_ms
+from bench.timing import ceilings, median_ms
 from flashgen.dispatch import TORCH_DTYPES
-from gen.axes import DIRECTIONS
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-TOTAL_HIDDEN = 2048  # heads = 2048 / head_dim, as in the FlashAttention papers
-
-
-@dataclass(frozen=True)
-class Case:
-    direction: str
-    head_dim: int
-    causal: bool
-    dtype: str
-    batch: int
-    seqlen: int
-    sweep: bool = False   # part of the seqlen sweep (the plot), not the main table
-
-    @property
-    def nheads(self) -> int:
-        return TOTAL_HIDDEN // self.head_dim
-
-
-def default_grid(quick: bool) -> list[Case]:
-    shapes = [(2, 8192)] if quick else [(2, 8192), (8, 2048), (32, 512)]
-    hdims = (128, 256) if quick else (64, 128, 256)
-    cases = []
-    for direction in DIRECTIONS:
-        for head_dim in hdims:
-            dtypes = ("bf16", "fp16") if head_dim == 256 and not quick else ("bf16",)
-            for dtype in dtypes:
-                for causal in (False, True):
-                    for batch, seqlen in shapes:
-                        cases.append(Case(direction, head_dim, causal, dtype, batch, seqlen))
-    sweep = (1024, 4096, 16384) if quick else (512, 1024, 2048, 4096, 8192, 16384)
-    for direction in DIRECTIONS:
-        for seqlen in sweep:
-            cases.append(Case(direction, 256, False, "bf16", max(1, 16384 // seqlen), seqlen, sweep=True))
-    return cases
 
 
 def _bool(text: str) -> bool:
     return {"true": True, "false": False, "1": True, "0": False}[text.lower()]
+
+
+def _grids(text: str) -> list[str]:
+    names = text.split(",")
+    unknown = [n for n in names if n not in GRIDS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown grid {unknown} (known: {', '.join(GRIDS)})")
+    return names
 
 
 def parse_args(argv):
@@ -72,7 +50,13 @@ def parse_args(argv):
     p.add_argument("--impl", type=lambda s: s.split(","), default=[i for i in IMPLS if "@" not in i],
                    help="comma-separated; flashgen@sm80, flashgen@sm90 force a kernel family "
                         f"(known: {', '.join(IMPLS)})")
-    p.add_argument("--quick", action="store_true", help="a smaller grid that runs in a couple of minutes")
+    p.add_argument("--grid", type=_grids, default=["default"],
+                   help=f"comma-separated grids to run, in order (known: {', '.join(GRIDS)}; default: default). "
+                        "features: a 32k causal sequence with a (4096, 0) window, softcap 30 at 2 x 8192 "
+                        "hdim 256, a packed varlen batch and its padded batch, each beside its plain case")
+    p.add_argument("--features", action="store_true",
+                   help="add the features grid's rows after the others (--grid default,features)")
+    p.add_argument("--quick", action="store_true", help="a smaller default grid that runs in a couple of minutes")
     p.add_argument("--no-sweep", action="store_true", help="skip the seqlen sweep")
     p.add_argument("--rounds", type=int, default=15, help="timed batches per row (median taken)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR)
@@ -81,7 +65,8 @@ def parse_args(argv):
 
 
 def select_cases(args) -> list[Case]:
-    cases = default_grid(args.quick)
+    grids = args.grid + (["features"] if args.features and "features" not in args.grid else [])
+    cases = [case for grid in grids for case in GRIDS[grid](args.quick)]
     keep = lambda c: ((args.hdim is None or c.head_dim in args.hdim)  # noqa: E731
                       and (args.causal is None or c.causal in args.causal)
                       and (args.direction is None or c.direction in args.direction)
@@ -94,10 +79,12 @@ def run_case(case: Case, impl: str, rounds: int) -> dict:
     row = asdict(case) | {"impl": impl, "nheads": case.nheads, "ms": None, "tflops": None, "error": None,
                           "kernel": None}
     gen = torch.Generator(device="cuda").manual_seed(hash((case, impl)) % 2**31)
-    shape = (case.batch, case.seqlen, case.nheads, case.head_dim)
+    rows = (sum(case.varlen),) if case.packed else (case.batch, case.seqlen)   # packed: (total, h, d)
+    shape = (*rows, case.nheads, case.head_dim)
     q, k, v = (torch.randn(shape, generator=gen, device="cuda", dtype=TORCH_DTYPES[case.dtype]) for _ in range(3))
     try:
-        fn = IMPLS[impl](q, k, v, case.causal, case.direction)
+        fn = IMPLS[impl](q, k, v, case.causal, case.direction, window=case.window, softcap=case.softcap,
+                         seqlens=case.varlen if case.packed else None)
         row["kernel"] = getattr(fn, "kernel", None)
         ms = median_ms(fn, rounds=rounds)
     except Unavailable as exc:
@@ -109,9 +96,7 @@ def run_case(case: Case, impl: str, rounds: int) -> dict:
     except Exception as exc:  # noqa: BLE001 - a peer that breaks on one case must not end the run
         row["error"] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
         return row
-    flops = attention_flops(case.batch, case.seqlen, case.seqlen, case.nheads, case.head_dim, case.causal,
-                            case.direction)
-    row.update(ms=ms, tflops=flops / ms / 1e9)
+    row.update(ms=ms, tflops=case_flops(case) / ms / 1e9)
     return row
 
 
@@ -143,7 +128,8 @@ def main(argv=None) -> int:
             rows.append(row)
             result = f"{row['tflops']:7.1f} TFLOPS  {row['ms']:.3f} ms" if row["ms"] else f"-- {row['error']}"
             print(f"[{len(rows)}/{total}] {case.direction} d{case.head_dim} {case.dtype} "
-                  f"{'causal' if case.causal else 'full'} b{case.batch} s{case.seqlen} {impl:15s} {result}",
+                  f"{'causal' if case.causal else 'full'} b{case.batch} s{case.seqlen}"
+                  f"{' [' + case.variant + ']' if case.variant else ''} {impl:15s} {result}",
                   flush=True)
             torch.cuda.empty_cache()
         # Rows so far, so a run stopped by a time limit still leaves what it measured.
