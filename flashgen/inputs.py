@@ -6,8 +6,7 @@ The one exception is the varlen offsets (cu_seqlens), which the looped varlen re
 anyway (flashgen/varlen.py).
 
 Errors: TypeError for a wrong type or dtype, ValueError for a bad value, NotImplementedError for
-a FlashAttention argument whose feature the kernels do not have yet (dropout, softcap, ALiBi,
-sliding windows).
+a FlashAttention argument whose feature the kernels do not have yet (dropout, ALiBi).
 """
 from __future__ import annotations
 
@@ -84,11 +83,9 @@ def _check_dropout(dropout_p) -> None:
 def _check_softcap(softcap) -> None:
     if isinstance(softcap, bool) or not isinstance(softcap, (int, float)):
         raise TypeError(f"softcap must be a float, got {type(softcap).__name__} {softcap!r}")
-    if not (math.isfinite(softcap) and softcap >= 0.0):
+    # Comparisons only (they refuse NaN too): a softcap torch.compile made dynamic (SymFloat) passes.
+    if not 0.0 <= softcap < math.inf:
         raise ValueError(f"softcap must be a finite number >= 0 (0.0 means no capping), got {softcap}")
-    if softcap > 0.0:
-        raise NotImplementedError(f"softcap={softcap} is not supported yet: flashgen's kernels are not built with "
-                                  f"softcapping; supported: softcap=0.0 (no capping)")
 
 
 def _describe(value) -> str:
@@ -100,30 +97,36 @@ def _describe(value) -> str:
 
 # --- window_size and causal --------------------------------------------------------------------
 
-def causal_from_window(causal, window_size, seqlen_q: int, seqlen_k: int) -> bool:
-    """The causal flag the kernels run for FlashAttention's (causal, window_size) pair.
+def mask_args(causal, window_size, seqlen_q: int, seqlen_k: int) -> tuple[bool, int, int]:
+    """The mask the kernels run for FlashAttention's (causal, window_size) pair, as
+    (causal, window_left, window_right), normalized.
 
-    FlashAttention masks key j for query i unless i + seqlen_k - seqlen_q - left <= j <=
-    i + seqlen_k - seqlen_q + right (bottom-right aligned; -1 is unbounded), and causal=True sets
-    right to 0: causal is the window (-1, 0). The kernels run two masks, none and causal, so a
-    window runs when its left side reaches every key for every query (left >= seqlen_k - 1) and
-    its right side is 0 (causal) or reaches every key (right >= seqlen_q - 1); a narrower window
-    (sliding-window attention) raises NotImplementedError. seqlen_q and seqlen_k are the longest
-    sequences of the call."""
+    FlashAttention's rule: query i sees key j (0 <= j < seqlen_k) iff
+    i + seqlen_k - seqlen_q - left <= j <= i + seqlen_k - seqlen_q + right (bottom-right aligned;
+    -1 is unbounded on that side), and causal=True sets right to 0: causal is the window (-1, 0).
+    Normalized, exactly (the same mask): a left side that reaches every key for every query
+    (left >= seqlen_k - 1) becomes -1, and so does a right side > 0 that does
+    (right >= seqlen_q - 1); a right side of 0 is the causal flag (window_right -1). A call needs
+    the kernels' window feature iff a bound is >= 0 afterwards (window_feature). seqlen_q and
+    seqlen_k are the call's lengths, or the longest sequences of a varlen call (a side that
+    reaches every key of those reaches every key of all)."""
     left, right = _check_window_size(window_size)
     if causal:
         right = 0
-    # The default window compares no shape: under torch.compile with dynamic shapes it adds no guard.
-    left_reaches_all = left == -1 or left >= seqlen_k - 1
-    if left_reaches_all and right == 0:
-        return True
-    if left_reaches_all and (right == -1 or right >= seqlen_q - 1):
-        return False
-    raise NotImplementedError(
-        f"window_size={tuple(window_size)}{' with causal=True' if causal else ''} is not supported yet: it is a "
-        f"sliding window at seqlen_q {seqlen_q}, seqlen_k {seqlen_k}, and flashgen's kernels have none; supported: "
-        f"window_size=(-1, -1) (full attention), (-1, 0) or causal=True (causal attention), or a window that "
-        f"reaches every key: left >= seqlen_k - 1 = {seqlen_k - 1} and right 0 or >= seqlen_q - 1 = {seqlen_q - 1}")
+    # Only a bounded side is compared with a length: the default window and causal compare no
+    # shape, so under torch.compile with dynamic shapes they add no guard.
+    if left >= 0 and left >= seqlen_k - 1:
+        left = -1
+    if right > 0 and right >= seqlen_q - 1:
+        right = -1
+    if right == 0:
+        return True, left, -1
+    return False, left, right
+
+
+def window_feature(window_left: int, window_right: int) -> bool:
+    """Whether a call with these normalized bounds (mask_args) needs kernels built with windows."""
+    return window_left >= 0 or window_right >= 0
 
 
 def _check_window_size(window_size) -> tuple[int, int]:

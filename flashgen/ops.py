@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from flashgen._ext import extension
 from flashgen.dispatch import choose_kernel
-from flashgen.inputs import causal_from_window, check_attention_inputs, check_flash_attn_options
+from flashgen.inputs import check_attention_inputs, check_flash_attn_options, mask_args, window_feature
 
 _ALIGN_ELEMENTS = 8  # kernels load 16 bytes per access: pointers and strides must allow it
 
@@ -31,22 +31,39 @@ def _output_buffer(shape, dtype, device, nan_outputs: bool) -> torch.Tensor:
     return torch.empty(shape, dtype=dtype, device=device)
 
 
-def _forward(q, k, v, causal, softmax_scale, arch, nan_outputs=False):
+def required_features(window_left: int, window_right: int, softcap: float) -> frozenset[str]:
+    """The kernel features (gen.axes FEATURES) a call needs: window when a bound is >= 0
+    (normalized by flashgen.inputs.mask_args), softcap when softcap > 0. A kernel built with
+    more features runs the call with the others off."""
+    features = set()
+    if window_feature(window_left, window_right):
+        features.add("window")
+    if softcap > 0.0:
+        features.add("softcap")
+    return frozenset(features)
+
+
+def _forward(q, k, v, causal, softmax_scale, arch, nan_outputs=False, *, window_left=-1, window_right=-1,
+             softcap=0.0):
     """Run the forward kernel. nan_outputs (tests only) fills out and lse with NaN first, so an
-    element the kernel fails to write shows up as NaN instead of stale memory."""
+    element the kernel fails to write shows up as NaN instead of stale memory. window_left,
+    window_right: the sliding window's bounds (-1 unbounded; causal forces right to 0);
+    softcap > 0 caps the scores (0 off). lse is the log-sum-exp of the capped scores."""
     head_dim = q.shape[-1]
-    key = choose_kernel("fwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch)
+    key = choose_kernel("fwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch,
+                        required_features(window_left, window_right, softcap))
     q_k, k_k, v_k = (_kernel_ready(t, key.hdim) for t in (q, k, v))
     batch, seqlen_q, nheads, _ = q.shape
     out = _output_buffer(q_k.shape, q.dtype, q.device, nan_outputs)
     lse = _output_buffer((batch, nheads, seqlen_q), torch.float32, q.device, nan_outputs)
-    extension().fwd(key.name, q_k, k_k, v_k, out, lse, softmax_scale, causal)
+    extension().fwd(key.name, q_k, k_k, v_k, out, lse, softmax_scale, causal, window_left, window_right, softcap)
     if key.hdim != head_dim:
         out = out[..., :head_dim]
     return out, lse
 
 
-def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministic=False, nan_outputs=False):
+def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministic=False, nan_outputs=False, *,
+              window_left=-1, window_right=-1, softcap=0.0):
     """dq, dk, dv of attention. The kernels write dq (accumulated in fp32 by atomics, then scaled
     and converted), and dk, dv: in the input dtype without GQA, else in fp32 per query head,
     which this sums over the query heads that share a kv head (GQA/MQA) and converts.
@@ -54,9 +71,11 @@ def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministi
     split in launch order, and the splits are summed in a fixed order, so dQ is bit-identical
     across runs; costs floor(multiprocessors / (batch * nheads)) fp32 copies of dQ (at least one,
     at most one per key block) and time (README: Performance).
-    nan_outputs (tests only): the buffers the kernels must fill start as NaN."""
+    nan_outputs (tests only): the buffers the kernels must fill start as NaN. window_left,
+    window_right, softcap: the forward's (lse is of the capped scores)."""
     head_dim = q.shape[-1]
-    key = choose_kernel("bwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch)
+    key = choose_kernel("bwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch,
+                        required_features(window_left, window_right, softcap))
     q_k, k_k, v_k, out_k, dout_k = (_kernel_ready(t, key.hdim) for t in (q, k, v, out, dout))
     batch, seqlen_q, nheads, _ = q.shape
     _, seqlen_k, nheads_kv, _ = k.shape
@@ -64,7 +83,8 @@ def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministi
     dq = _output_buffer(q_k.shape, q.dtype, q.device, nan_outputs)
     dkv_shape, dkv_dtype = ((batch, seqlen_k, nheads, key.hdim), torch.float32) if groups > 1 else (k_k.shape, q.dtype)
     dk, dv = (_output_buffer(dkv_shape, dkv_dtype, q.device, nan_outputs) for _ in range(2))
-    extension().bwd(key.name, q_k, k_k, v_k, out_k, dout_k, lse, dq, dk, dv, softmax_scale, causal, deterministic)
+    extension().bwd(key.name, q_k, k_k, v_k, out_k, dout_k, lse, dq, dk, dv, softmax_scale, causal, deterministic,
+                    window_left, window_right, softcap)
     if groups > 1:
         dk, dv = (t.view(batch, seqlen_k, nheads_kv, groups, key.hdim).sum(3).to(q.dtype) for t in (dk, dv))
     return dq[..., :head_dim], dk[..., :head_dim], dv[..., :head_dim]
@@ -74,17 +94,31 @@ def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministi
 # direction: kernel choice (choose_kernel: lru_cache, FLASHGEN_ARCH) runs inside the op at run
 # time, never in a traced graph. Outputs are contiguous, as the fake implementations promise (a
 # padded head dim's slice is copied). The forward takes `deterministic` only to hand it to the
-# backward through the autograd formula.
+# backward through the autograd formula. The window bounds and softcap come last, with defaults
+# that switch them off, so calls written before them keep working.
 
-@torch.library.custom_op("flashgen::fwd", mutates_args=(), device_types="cuda")
-def _fwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, softmax_scale: float,
-            arch: Optional[str], deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    out, lse = _forward(q, k, v, causal, softmax_scale, arch)
+def _fwd_op_impl(q, k, v, causal, softmax_scale, arch, deterministic, window_left=-1, window_right=-1, softcap=0.0):
+    out, lse = _forward(q, k, v, causal, softmax_scale, arch, window_left=window_left, window_right=window_right,
+                        softcap=softcap)
     return out.contiguous(), lse
 
 
+def _bwd_op_impl(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministic, window_left=-1,
+                 window_right=-1, softcap=0.0):
+    dq, dk, dv = _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministic,
+                           window_left=window_left, window_right=window_right, softcap=softcap)
+    return dq.contiguous(), dk.contiguous(), dv.contiguous()
+
+
+@torch.library.custom_op("flashgen::fwd", mutates_args=(), device_types="cuda")
+def _fwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, softmax_scale: float,
+            arch: Optional[str], deterministic: bool, window_left: int = -1, window_right: int = -1,
+            softcap: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    return _fwd_op_impl(q, k, v, causal, softmax_scale, arch, deterministic, window_left, window_right, softcap)
+
+
 @_fwd_op.register_fake
-def _fwd_fake(q, k, v, causal, softmax_scale, arch, deterministic):
+def _fwd_fake(q, k, v, causal, softmax_scale, arch, deterministic, window_left=-1, window_right=-1, softcap=0.0):
     batch, seqlen_q, nheads, _ = q.shape
     return q.new_empty(q.shape), q.new_empty((batch, nheads, seqlen_q), dtype=torch.float32)
 
@@ -92,28 +126,31 @@ def _fwd_fake(q, k, v, causal, softmax_scale, arch, deterministic):
 @torch.library.custom_op("flashgen::bwd", mutates_args=(), device_types="cuda")
 def _bwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
             dout: torch.Tensor, causal: bool, softmax_scale: float, arch: Optional[str],
-            deterministic: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    dq, dk, dv = _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministic)
-    return dq.contiguous(), dk.contiguous(), dv.contiguous()
+            deterministic: bool, window_left: int = -1, window_right: int = -1,
+            softcap: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _bwd_op_impl(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministic, window_left,
+                        window_right, softcap)
 
 
 @_bwd_op.register_fake
-def _bwd_fake(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministic):
+def _bwd_fake(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministic, window_left=-1, window_right=-1,
+              softcap=0.0):
     return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
 
 
 def _setup_context(ctx, inputs, output):
-    q, k, v, causal, softmax_scale, arch, deterministic = inputs
+    # The op's other arguments, as given (the trailing ones may be left to their defaults), go
+    # to the backward op: causal, softmax_scale, arch, deterministic, window_left, window_right, softcap.
+    q, k, v, *ctx.options = inputs
     out, lse = output
     ctx.save_for_backward(q, k, v, out, lse)
-    ctx.causal, ctx.softmax_scale, ctx.arch, ctx.deterministic = causal, softmax_scale, arch, deterministic
     ctx.mark_non_differentiable(lse)
 
 
 def _fwd_op_backward(ctx, grad_out, grad_lse):
     q, k, v, out, lse = ctx.saved_tensors
-    dq, dk, dv = _bwd_op(q, k, v, out, lse, grad_out, ctx.causal, ctx.softmax_scale, ctx.arch, ctx.deterministic)
-    return dq, dk, dv, None, None, None, None
+    dq, dk, dv = _bwd_op(q, k, v, out, lse, grad_out, *ctx.options)
+    return dq, dk, dv, *(None for _ in ctx.options)
 
 
 _fwd_op.register_autograd(_fwd_op_backward, setup_context=_setup_context)
@@ -131,9 +168,14 @@ def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False, wi
     to the bottom-right corner); a query that sees no key gets a zero output row (lse +inf).
     softmax_scale defaults to 1/sqrt(head_dim).
 
-    window_size: (-1, -1) (no window) or (-1, 0) (causal, as in FlashAttention: causal is that
-    window); a window that reaches every key runs as no window. Not supported yet, raising
-    NotImplementedError: dropout_p > 0, softcap > 0, alibi_slopes, sliding windows.
+    window_size=(left, right): sliding-window (local) attention, FlashAttention's rule: query i
+    sees key j iff i + seqlen_k - seqlen_q - left <= j <= i + seqlen_k - seqlen_q + right, -1
+    unbounded on that side; causal=True sets right to 0, so (-1, 0) is causal. softcap > 0 caps
+    the scores s = softmax_scale * q.k at softcap * tanh(s / softcap) before the softmax (Gemma 2);
+    the lse is of the capped scores. A bounded window or a softcap runs on kernels built with the
+    window / softcap feature (python build.py --features window, ...); a window that reaches
+    every key runs as no window (flashgen.inputs.mask_args). Not supported yet, raising
+    NotImplementedError: dropout_p > 0, alibi_slopes.
 
     deterministic=True makes dq bit-identical across runs (dQ is summed over key blocks in a
     fixed order, in floor(multiprocessors / (batch * nheads)) fp32 partial copies of dQ); dk
@@ -147,9 +189,10 @@ def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False, wi
     """
     check_flash_attn_options(dropout_p, softcap, alibi_slopes, deterministic, return_attn_probs, return_lse)
     check_attention_inputs(q, k, v, causal, softmax_scale)
-    causal = causal_from_window(causal, window_size, seqlen_q=q.shape[1], seqlen_k=k.shape[1])
+    causal, window_left, window_right = mask_args(causal, window_size, seqlen_q=q.shape[1], seqlen_k=k.shape[1])
     scale = default_scale(softmax_scale, q.shape[-1])
-    out, lse = torch.ops.flashgen.fwd(q, k, v, causal, scale, arch, deterministic)
+    out, lse = torch.ops.flashgen.fwd(q, k, v, causal, scale, arch, deterministic, window_left, window_right,
+                                      float(softcap))
     if return_attn_probs:
         return out, lse, None
     return (out, lse) if return_lse else out

@@ -1,7 +1,9 @@
 """Plain-PyTorch attention with flashgen's exact semantics, for tests and benchmarks.
 
-Same mask rule as the kernels (causal aligned to the bottom-right corner), GQA/MQA by
-repeating k/v heads, and a zero output row (lse +inf) for a query that sees no key.
+Same mask rule as the kernels (FlashAttention's: causal and sliding windows aligned to the
+bottom-right corner), softcapping as FlashAttention/Gemma 2 (scores capped at
+softcap * tanh(score / softcap) before the softmax), GQA/MQA by repeating k/v heads, and a zero
+output row (lse +inf) for a query that sees no key.
 """
 from __future__ import annotations
 
@@ -10,18 +12,34 @@ import math
 import torch
 
 
-def visible_keys(seqlen_q: int, seqlen_k: int, causal: bool, device) -> torch.Tensor:
-    """(seqlen_q, seqlen_k) bool: may query i attend to key j?"""
-    if not causal:
-        return torch.ones(seqlen_q, seqlen_k, dtype=torch.bool, device=device)
+def visible_keys(seqlen_q: int, seqlen_k: int, causal: bool, device, window_size=(-1, -1)) -> torch.Tensor:
+    """(seqlen_q, seqlen_k) bool: may query i attend to key j? FlashAttention's rule: iff
+    i + seqlen_k - seqlen_q - left <= j <= i + seqlen_k - seqlen_q + right, a bound of -1
+    unbounded on its side, and causal=True sets right to 0."""
+    left, right = window_size
+    if causal:
+        right = 0
     rows = torch.arange(seqlen_q, device=device)[:, None]
     cols = torch.arange(seqlen_k, device=device)[None, :]
-    return cols <= rows + (seqlen_k - seqlen_q)
+    diagonal = rows + (seqlen_k - seqlen_q)   # the key aligned with query i
+    visible = torch.ones(seqlen_q, seqlen_k, dtype=torch.bool, device=device)
+    if left >= 0:
+        visible &= cols >= diagonal - left
+    if right >= 0:
+        visible &= cols <= diagonal + right
+    return visible
 
 
-def attention_reference(q, k, v, causal=False, softmax_scale=None, upcast=True):
+def capped_scores(scores: torch.Tensor, softcap: float) -> torch.Tensor:
+    """softcap * tanh(scores / softcap), or the scores unchanged for softcap 0."""
+    return scores if softcap == 0 else torch.tanh(scores / softcap) * softcap
+
+
+def attention_reference(q, k, v, causal=False, softmax_scale=None, upcast=True, window_size=(-1, -1), softcap=0.0):
     """Returns (out, lse). upcast=True computes in float32 (the reference); upcast=False in the
-    inputs' dtype (the "same-dtype PyTorch" baseline the error rule compares against)."""
+    inputs' dtype (the "same-dtype PyTorch" baseline the error rule compares against).
+    window_size: (left, right) by visible_keys' rule; softcap > 0 caps the scaled scores before
+    the mask and the softmax, and lse is the log-sum-exp of the capped scores."""
     dtype = q.dtype
     if upcast:
         q, k, v = q.float(), k.float(), v.float()
@@ -29,8 +47,8 @@ def attention_reference(q, k, v, causal=False, softmax_scale=None, upcast=True):
     groups = q.shape[2] // k.shape[2]
     k = k.repeat_interleave(groups, dim=2)
     v = v.repeat_interleave(groups, dim=2)
-    scores = torch.einsum("bqhd,bkhd->bhqk", q * scale, k)
-    visible = visible_keys(q.shape[1], k.shape[1], causal, q.device)
+    scores = capped_scores(torch.einsum("bqhd,bkhd->bhqk", q * scale, k), softcap)
+    visible = visible_keys(q.shape[1], k.shape[1], causal, q.device, window_size)
     scores = scores.masked_fill(~visible, float("-inf"))
     lse = torch.logsumexp(scores.float(), dim=-1)                       # (b, h, q): -inf if no key
     probs = torch.softmax(scores, dim=-1).nan_to_num(0.0)               # empty rows -> 0, not NaN
@@ -38,11 +56,13 @@ def attention_reference(q, k, v, causal=False, softmax_scale=None, upcast=True):
     return out.to(dtype), lse.masked_fill(lse == float("-inf"), float("inf"))
 
 
-def attention_reference_grads(q, k, v, dout, causal=False, softmax_scale=None, upcast=True):
+def attention_reference_grads(q, k, v, dout, causal=False, softmax_scale=None, upcast=True, window_size=(-1, -1),
+                              softcap=0.0):
     """[dq, dk, dv] of attention_reference for the output gradient dout, by autograd: in
     float32 (upcast, the reference) or in the inputs' dtype (the same-dtype baseline)."""
     leaves = [(t.detach().float() if upcast else t.detach()).requires_grad_() for t in (q, k, v)]
-    out, _ = attention_reference(*leaves, causal=causal, softmax_scale=softmax_scale, upcast=False)
+    out, _ = attention_reference(*leaves, causal=causal, softmax_scale=softmax_scale, upcast=False,
+                                 window_size=window_size, softcap=softcap)
     out.backward(dout.float() if upcast else dout)
     return [t.grad for t in leaves]
 

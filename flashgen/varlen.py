@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import torch
 
-from flashgen.inputs import causal_from_window, check_flash_attn_options, check_varlen_inputs
+from flashgen.inputs import check_flash_attn_options, check_varlen_inputs, mask_args
 from flashgen.ops import default_scale
 
 
@@ -44,10 +44,12 @@ def rows_without_keys(q_seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def attention_per_sequence(q, k, v, rows: list[SequenceRows], causal: bool, softmax_scale: float,
-                           arch, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                           arch, deterministic: bool, window_left: int = -1, window_right: int = -1,
+                           softcap: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """The looped varlen: out (total_q, nheads, head_dim) and lse (nheads, total_q) of each
-    sequence's attention, concatenated. causal is bottom-right aligned per sequence (each call
-    sees only its own sequence). Autograd flows through the slices, the op calls and the cat."""
+    sequence's attention, concatenated. causal and the window are bottom-right aligned per
+    sequence (each call sees only its own sequence and lengths); softcap caps every sequence's
+    scores. Autograd flows through the slices, the op calls and the cat."""
     outs, lses = [], []
     for seq in rows:
         q_seq, k_seq, v_seq = q[seq.q], k[seq.k], v[seq.k]
@@ -57,7 +59,7 @@ def attention_per_sequence(q, k, v, rows: list[SequenceRows], causal: bool, soft
             out, lse = rows_without_keys(q_seq)
         else:
             out, lse = torch.ops.flashgen.fwd(q_seq[None], k_seq[None], v_seq[None], causal, softmax_scale,
-                                              arch, deterministic)
+                                              arch, deterministic, window_left, window_right, softcap)
             out, lse = out[0], lse[0]
         outs.append(out)
         lses.append(lse)
@@ -75,9 +77,9 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
     is q[cu_seqlens_q[i]:cu_seqlens_q[i+1]] attending to k and v rows
     cu_seqlens_k[i]:cu_seqlens_k[i+1]. Empty sequences are allowed: an empty query sequence
     adds no rows, queries of a sequence with no keys get zero rows and lse +inf.
-    max_seqlen_q, max_seqlen_k: at least the longest query and key sequence. causal is
-    bottom-right aligned per sequence. The other arguments and what is not supported yet are as
-    in flashgen.flash_attn_func.
+    max_seqlen_q, max_seqlen_k: at least the longest query and key sequence. causal and
+    window_size are bottom-right aligned per sequence (on that sequence's own lengths). The other
+    arguments (softcap included) and what is not supported yet are as in flashgen.flash_attn_func.
 
     Returns out (total_q, nheads, head_dim), or with return_attn_probs=True
     (out, softmax_lse, None), softmax_lse float32 (nheads, total_q) as in FlashAttention 2.
@@ -89,10 +91,12 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
     check_flash_attn_options(dropout_p, softcap, alibi_slopes, deterministic, return_attn_probs)
     offsets_q, offsets_k = check_varlen_inputs(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
                                                causal, softmax_scale)
-    # One mask for every sequence, decided by the longest ones: a window that reaches every key
-    # of the longest sequences reaches every key of all of them.
-    causal = causal_from_window(causal, window_size, seqlen_q=longest(offsets_q), seqlen_k=longest(offsets_k))
+    # One normalized window for every sequence, judged by the longest ones: a side that reaches
+    # every key of the longest sequences reaches every key of all of them. Each call applies the
+    # bounds to its own sequence's lengths.
+    causal, window_left, window_right = mask_args(causal, window_size, seqlen_q=longest(offsets_q),
+                                                  seqlen_k=longest(offsets_k))
     scale = default_scale(softmax_scale, q.shape[-1])
     out, lse = attention_per_sequence(q, k, v, sequence_rows(offsets_q, offsets_k), causal, scale, arch,
-                                      deterministic)
+                                      deterministic, window_left, window_right, float(softcap))
     return (out, lse, None) if return_attn_probs else out
