@@ -10,7 +10,7 @@ import torch
 from flashgen import inputs, varlen
 from flashgen.inputs import check_offsets, check_varlen_inputs
 from flashgen.varlen import SequenceRows, attention_per_sequence, flash_attn_varlen_func, sequence_rows
-from tests.cpu.test_library_ops import cpu_stand_in  # noqa: F401 - a fixture
+from tests.cpu.test_library_ops import _fwd_reference, cpu_stand_in  # noqa: F401 - a fixture
 
 # Query and key lengths per sequence: empty query sequences, queries with no key, more queries
 # than keys (causal rows that see no key), and GQA below.
@@ -113,36 +113,54 @@ def test_sequence_rows_are_the_slices_between_consecutive_offsets():
     assert [r.q.stop - r.q.start for r in rows] == LENGTHS_Q and [r.k.stop - r.k.start for r in rows] == LENGTHS_K
 
 
-def packed_reference(q, k, v, lengths_q, lengths_k, causal, scale):
+def packed_reference(q, k, v, lengths_q, lengths_k, causal, scale, window_size=(-1, -1), softcap=0.0):
     """out (total_q, nheads, head_dim) and lse (nheads, total_q) over the packed rows at once: query
-    row r attends to key row c when both belong to the same sequence (and, causal, when c's
-    position in its sequence <= r's + seqlen_k - seqlen_q). No slicing, so it checks the loop's."""
+    row r attends to key row c when both belong to the same sequence and, with d = r's position
+    in its sequence + seqlen_k - seqlen_q (that sequence's), c's position is in
+    [d - left, d + right] (a side -1 unbounded; causal: right 0). softcap caps the scaled scores
+    at softcap * tanh(score / softcap). No slicing, so it checks the loop's."""
     batch = torch.arange(len(lengths_q))
     seq_q = batch.repeat_interleave(torch.tensor(lengths_q))   # the sequence of each query row
     seq_k = batch.repeat_interleave(torch.tensor(lengths_k))
     pos_q = torch.arange(len(seq_q)) - torch.tensor(offsets(lengths_q))[seq_q]
     pos_k = torch.arange(len(seq_k)) - torch.tensor(offsets(lengths_k))[seq_k]
     visible = seq_q[:, None] == seq_k[None, :]
-    if causal:
-        shift = (torch.tensor(lengths_k) - torch.tensor(lengths_q))[seq_q]
-        visible &= pos_k[None, :] <= pos_q[:, None] + shift[:, None]
+    left, right = window_size
+    right = 0 if causal else right
+    diagonal = (pos_q + (torch.tensor(lengths_k) - torch.tensor(lengths_q))[seq_q])[:, None]
+    if left >= 0:
+        visible &= pos_k[None, :] >= diagonal - left
+    if right >= 0:
+        visible &= pos_k[None, :] <= diagonal + right
     groups = q.shape[1] // k.shape[1]
     k, v = (t.repeat_interleave(groups, dim=1) for t in (k, v))
-    scores = torch.einsum("qhd,khd->hqk", q, k).mul(scale).masked_fill(~visible, float("-inf"))
+    scores = torch.einsum("qhd,khd->hqk", q, k).mul(scale)
+    if softcap:
+        scores = softcap * torch.tanh(scores / softcap)
+    scores = scores.masked_fill(~visible, float("-inf"))
     lse = torch.logsumexp(scores, dim=-1)
     out = torch.einsum("hqk,khd->qhd", torch.softmax(scores, dim=-1).nan_to_num(0.0), v)
     return out, lse.masked_fill(lse == float("-inf"), float("inf"))
 
 
+# (window_left, window_right, softcap) as attention_per_sequence takes them.
+MASKS = {"no-window": (-1, -1, 0.0), "window": (1, 2, 0.0), "left": (0, -1, 0.0), "softcap": (-1, -1, 0.3),
+         "window-softcap": (2, 0, 0.5)}
+
+
+@pytest.mark.parametrize("mask", MASKS)
 @pytest.mark.parametrize("nheads,nheads_kv", [(2, 2), (6, 2)], ids=["mha", "gqa"])
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
-def test_looped_varlen_matches_the_packed_reference(cpu_stand_in, causal, nheads, nheads_kv):
+def test_looped_varlen_matches_the_packed_reference(cpu_stand_in, causal, nheads, nheads_kv, mask):
+    window_left, window_right, softcap = MASKS[mask]
     gen = torch.Generator().manual_seed(0)
     q = torch.randn(sum(LENGTHS_Q), nheads, 32, generator=gen, requires_grad=True)
     k, v = (torch.randn(sum(LENGTHS_K), nheads_kv, 32, generator=gen, requires_grad=True) for _ in range(2))
     rows = sequence_rows(offsets(LENGTHS_Q), offsets(LENGTHS_K))
-    out, lse = attention_per_sequence(q, k, v, rows, causal, 0.2, None, False)
-    want_out, want_lse = packed_reference(q, k, v, LENGTHS_Q, LENGTHS_K, causal, 0.2)
+    scale = 2.0 if softcap else 0.2   # softcap: scores well beyond it
+    out, lse = attention_per_sequence(q, k, v, rows, causal, scale, None, False, window_left, window_right, softcap)
+    want_out, want_lse = packed_reference(q, k, v, LENGTHS_Q, LENGTHS_K, causal, scale, (window_left, window_right),
+                                          softcap)
     assert out.shape == q.shape and lse.shape == (nheads, sum(LENGTHS_Q)) and lse.dtype == torch.float32
     torch.testing.assert_close(out, want_out, rtol=1e-5, atol=1e-5)
     assert torch.equal(torch.isinf(lse), torch.isinf(want_lse))   # rows with no key: +inf in both
@@ -181,11 +199,45 @@ def test_public_varlen_runs_window_minus_one_zero_as_causal_and_returns_lse(on_c
     assert not torch.equal(flash_attn_varlen_func(*positional), want_out)   # full attention differs
 
 
-def test_public_varlen_judges_windows_by_the_longest_sequences(on_cpu):
+@pytest.fixture
+def op_calls(on_cpu):
+    """The (causal, window_left, window_right, softcap) of each flashgen::fwd call, run by the stand-in."""
+    calls = []
+
+    def recording_fwd(q, k, v, causal, softmax_scale, arch, deterministic, window_left=-1, window_right=-1,
+                      softcap=0.0):
+        calls.append((causal, window_left, window_right, softcap))
+        return _fwd_reference(q, k, v, causal, softmax_scale, arch, deterministic, window_left, window_right,
+                              softcap)
+
+    with torch.library._scoped_library("flashgen", "FRAGMENT") as lib:
+        torch.library.register_kernel("flashgen::fwd", "cpu", recording_fwd, lib=lib)
+        yield calls
+
+
+@pytest.mark.parametrize("causal,window_size,softcap,mask", [
+    (False, (-1, -1), 0.0, (False, -1, -1, 0.0)),
+    (False, (5, 6), 0.0, (False, -1, -1, 0.0)),    # longest: 7 queries, 6 keys: reaches every key
+    (False, (4, 6), 0.0, (False, 4, -1, 0.0)),     # the left side misses key 0 of the 6-key sequence
+    (False, (5, 5), 0.0, (False, -1, 5, 0.0)),     # the right side misses keys of the 7-query sequence
+    (True, (2, 5), 0.0, (True, 2, -1, 0.0)),
+    (False, (-1, 0), 30, (True, -1, -1, 30.0)),
+    (False, (1, 1), 0.5, (False, 1, 1, 0.5)),
+])
+def test_public_varlen_normalizes_the_window_by_the_longest_sequences(op_calls, causal, window_size, softcap, mask):
+    args = varlen_args(dtype=torch.float32)
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(args[name].shape, generator=gen) for name in "qkv")
+    positional = [q, k, v, args["cu_seqlens_q"], args["cu_seqlens_k"], 100, 100]
+    out = flash_attn_varlen_func(*positional, causal=causal, window_size=window_size, softcap=softcap)
+    # One call per sequence with queries and keys (4 of 7), each with the normalized mask.
+    assert op_calls == [mask] * 4
+    want, _ = packed_reference(q, k, v, LENGTHS_Q, LENGTHS_K, causal, 1 / 8, window_size, softcap)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+
+
+def test_public_varlen_refuses_dropout(on_cpu):
     args = varlen_args(dtype=torch.float32)
     positional = [args[name] for name in ("q", "k", "v", "cu_seqlens_q", "cu_seqlens_k")] + [100, 100]
-    flash_attn_varlen_func(*positional, window_size=(5, 6))   # longest: 7 queries, 6 keys
-    with pytest.raises(NotImplementedError, match=r"sliding window at seqlen_q 7, seqlen_k 6"):
-        flash_attn_varlen_func(*positional, window_size=(4, 6))
     with pytest.raises(NotImplementedError, match=r"dropout_p=0.5 is not supported yet"):
         flash_attn_varlen_func(*positional, 0.5)

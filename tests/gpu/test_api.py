@@ -1,6 +1,8 @@
 """flash_attn_func's FlashAttention arguments on the GPU: what return_attn_probs returns (values
 and gradients), window_size=(-1, 0) as causal and a window over every key as full attention,
-and the unsupported arguments refused on real CUDA tensors. Without a GPU: tests/cpu/test_api.py."""
+a sliding window and a softcap reaching the kernels, and the unsupported arguments refused on
+real CUDA tensors. Without a GPU: tests/cpu/test_api.py. The window and softcap numerics:
+tests/gpu/test_features.py."""
 import pytest
 import torch
 
@@ -46,8 +48,25 @@ def test_window_minus_one_zero_is_causal_and_a_window_over_every_key_is_full():
     assert torch.equal(flashgen.flash_attn_func(q, k, v, window_size=(399, 299)), full)   # reaches every key
 
 
-@pytest.mark.parametrize("argument,value", [("dropout_p", 0.1), ("softcap", 30.0), ("window_size", (128, 0)),
-                                            ("alibi_slopes", "tensor")])
+@pytest.mark.parametrize("kwargs", [{"window_size": (128, 0)}, {"softcap": 30.0},
+                                    {"window_size": (64, 64), "softcap": 50.0, "causal": True}],
+                         ids=["window", "softcap", "both"])
+def test_window_and_softcap_run_and_change_the_result(kwargs):
+    q, k, v = random_qkv(1, 512, 512, 4, 4, 64, torch.bfloat16)
+    q = q * 20   # logits past the softcap
+    try:
+        out, lse = flashgen.flash_attn_func(q, k, v, return_lse=True, **kwargs)
+    except flashgen.KernelNotBuiltError as exc:
+        pytest.skip(str(exc).split(". ")[0])
+    plain = flashgen.flash_attn_func(q, k, v, causal=kwargs.get("causal", False))
+    assert not torch.equal(out, plain)
+    ref, ref_lse = attention_reference(q, k, v, **kwargs)
+    same, _ = attention_reference(q, k, v, upcast=False, **kwargs)
+    check_against_reference("out", out, ref, same)
+    assert (lse - ref_lse).abs().max().item() <= 1e-3 + kwargs.get("softcap", 0.0) * 2.0 ** -10
+
+
+@pytest.mark.parametrize("argument,value", [("dropout_p", 0.1), ("alibi_slopes", "tensor")])
 def test_unsupported_arguments_raise_on_cuda_tensors(argument, value):
     q, k, v = random_qkv(1, 512, 512, 4, 4, 64, torch.bfloat16)
     if value == "tensor":
