@@ -90,6 +90,9 @@ void set_attention_args(Params& p, const at::Tensor& q, const at::Tensor& k, con
   TORCH_CHECK(window_left >= -1 && window_right >= -1, "flashgen: window bounds must be >= -1 (-1: unbounded), got (",
               window_left, ", ", window_right, ")");
   TORCH_CHECK(softcap >= 0.0, "flashgen: softcap must be >= 0 (0: off), got ", softcap);
+  TORCH_CHECK(softcap == 0.0 || std::isfinite(static_cast<float>(softmax_scale / softcap)),
+              "flashgen: softcap ", softcap, " is too small for softmax_scale ", softmax_scale,
+              " (their ratio overflows float32): pass a larger softcap or 0.0 for none");
   p.causal = causal;
   p.window_left = static_cast<int>(std::min<int64_t>(window_left, 1 << 30));
   p.window_right = static_cast<int>(std::min<int64_t>(window_right, 1 << 30));

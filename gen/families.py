@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, fields
 
+from gen.axes import FEATURES
+
 
 class TileError(ValueError):
     """A tile plan the kernel cannot run; the message says why and what would work."""
@@ -24,8 +26,8 @@ def _forward_smem_bytes(block_m: int, block_n: int, hdim: int, elem_bytes: int) 
 
 
 # The features of gen/axes.py every kernel family implements (kernels.yaml may build a family
-# with any combination of its own; gen/spec.py rejects the others).
-_IMPLEMENTED_FEATURES = frozenset({"softcap", "window"})
+# with any combination of its own; gen/spec.py rejects the others): all but varlen so far.
+_IMPLEMENTED_FEATURES = frozenset(FEATURES) - {"varlen"}
 
 
 class _NoFallbackPlan:

@@ -1,8 +1,10 @@
-// Building blocks every sm80 kernel shares: the tensor-core atom per dtype, the swizzled
-// shared-memory atom per head dim, and the 16-byte global-memory copy layouts.
+// Building blocks every sm80 kernel shares: the tensor-core atom per dtype and the swizzled
+// shared-memory atom per head dim. (The 16-byte global-memory copies: common/copies.cuh.)
 #pragma once
 #include <cute/tensor.hpp>
 #include <cutlass/numeric_types.h>
+
+#include "flashgen/common/copies.cuh"
 
 namespace flashgen::sm80 {
 using namespace cute;
@@ -35,22 +37,6 @@ struct SmemTile {
       Layout<kRows>{}, make_layout(Shape<Int<kHeadDim>, Int<kRows>>{}, GenRowMajor{})));
   template <int kRows>
   using TransposedLayoutPlain = decltype(get_nonswizzle_portion(TransposedLayout<kRows>{}));
-};
-
-// Global <-> shared copies move 16 bytes per thread; a row of one smem atom is read by
-// kThreadsPerRow consecutive threads, so each warp's accesses are coalesced.
-template <class Element, int kHeadDim, int kNThreads>
-struct GmemCopies {
-  static constexpr int kElemsPerAccess = sizeof(cute::uint128_t) / sizeof(Element);
-  static constexpr int kThreadsPerRow = SmemTile<kHeadDim>::kAtomCols / kElemsPerAccess;
-  static constexpr int kRowsPerPass = kNThreads / kThreadsPerRow;
-  using ThreadLayout = Layout<Shape<Int<kRowsPerPass>, Int<kThreadsPerRow>>,
-                              Stride<Int<kThreadsPerRow>, _1>>;
-  using ValueLayout = Layout<Shape<_1, Int<kElemsPerAccess>>>;
-  using AsyncLoad = decltype(make_tiled_copy(
-      Copy_Atom<SM80_CP_ASYNC_CACHEGLOBAL<cute::uint128_t>, Element>{}, ThreadLayout{}, ValueLayout{}));
-  using Store = decltype(make_tiled_copy(
-      Copy_Atom<UniversalCopy<cute::uint128_t>, Element>{}, ThreadLayout{}, ValueLayout{}));
 };
 
 using SmemLoadAtom = SM75_U32x4_LDSM_N;            // ldmatrix.x4

@@ -1,64 +1,16 @@
-// Device helpers of the sm80 kernels (the sm90 backward uses some too): global row tiles,
-// predicated tile copies, the register GEMM loops and the m16n8 fragment layout conversions.
+// Device helpers of the sm80 kernels: the register GEMM loops (ldmatrix one k-slice ahead) and
+// the m16n8 fragment layout conversions. (Global row tiles and predicated copies: common/copies.cuh.)
 #pragma once
 #include <cute/tensor.hpp>
 #include <cutlass/array.h>
 #include <cutlass/numeric_conversion.h>
 
+#include "flashgen/common/copies.cuh"
 #include "flashgen/common/utils.cuh"
 #include "flashgen/params.h"
 
 namespace flashgen::sm80 {
 using namespace cute;
-
-// The (seqlen, kHeadDim) rows of one (batch, head) of a (batch, seqlen, heads, head_dim) tensor.
-template <class Element, int kHeadDim>
-__device__ __forceinline__ auto head_rows(const TensorArg& t, int batch, int head, int seqlen) {
-  Element* base = static_cast<Element*>(t.ptr) + batch * t.batch_stride + head * t.head_stride;
-  return make_tensor(make_gmem_ptr(base), make_shape(seqlen, Int<kHeadDim>{}), make_stride(t.row_stride, _1{}));
-}
-
-// Those rows cut into (kRows, kHeadDim) tiles: tile `block`, or with `_` all of them
-// ((kRows, kHeadDim, blocks)).
-template <class Element, int kRows, int kHeadDim, class Block>
-__device__ __forceinline__ auto head_row_tiles(const TensorArg& t, int batch, int head, int seqlen, Block block) {
-  return local_tile(head_rows<Element, kHeadDim>(t, batch, head, seqlen), Shape<Int<kRows>, Int<kHeadDim>>{},
-                    make_coord(block, 0));
-}
-
-// Copy a (CPY, CPY_ROWS, CPY_COLS) partition of a kRows-row tile. Rows at or past `rows_left`
-// are zero-filled instead of read, so a ragged last tile never feeds garbage (or NaN) to the
-// MMAs. Full tiles (the common case, uniform across the CTA) take an unpredicated path.
-template <int kRows, class TiledCopy, class Src, class Dst, class Coord>
-__device__ __forceinline__ void copy_rows_or_zero(TiledCopy const& tiled_copy, Src const& src,
-                                                  Dst&& dst, Coord const& coord, int rows_left) {
-  if (rows_left >= kRows) {
-    cute::copy(tiled_copy, src, dst);
-    return;
-  }
-  CUTE_UNROLL
-  for (int m = 0; m < size<1>(src); ++m) {
-    if (get<0>(coord(0, m, 0)) < rows_left) {
-      CUTE_UNROLL
-      for (int k = 0; k < size<2>(src); ++k) cute::copy(tiled_copy, src(_, m, k), dst(_, m, k));
-    } else {
-      cute::clear(dst(_, m, _));
-    }
-  }
-}
-
-// Store only the rows below `rows_left` (the output's ragged last tile).
-template <class TiledCopy, class Src, class Dst, class Coord>
-__device__ __forceinline__ void store_rows(TiledCopy const& tiled_copy, Src const& src, Dst&& dst,
-                                           Coord const& coord, int rows_left) {
-  CUTE_UNROLL
-  for (int m = 0; m < size<1>(src); ++m) {
-    if (get<0>(coord(0, m, 0)) < rows_left) {
-      CUTE_UNROLL
-      for (int k = 0; k < size<2>(src); ++k) cute::copy(tiled_copy, src(_, m, k), dst(_, m, k));
-    }
-  }
-}
 
 // acc += A·B with both operands in shared memory, streamed to registers one k-slice ahead.
 template <class TiledMma, class Acc, class FragA, class FragB, class SmemA, class SmemB,

@@ -13,21 +13,21 @@
 // the first two). Q and dO are double-buffered: step i+1's load into the other buffer at the top
 // of step i, so the dV, dQ and dK GEMMs go out as one issue, with two barriers per step; dQ's
 // atomics go out while the dK GEMM still runs. The preprocess, the dQ accumulator's order, the
-// postprocess and the launches are sm80's (sm80/bwd_kernel.cuh); only the main kernel is
-// Hopper's. Not yet here (FA3's steps): TMA loads, warp specialization, 64 x 80 tiles with
-// swapped operands, sliced dQ.
+// postprocess, the launches and the step's row math are the shared ones (common/bwd_pipeline.cuh);
+// only the main kernel is Hopper's. The head dims up to 128 take the warp-specialized kernel
+// (bwd_ws_kernel.cuh); not yet here at 256 (FA3's steps): TMA loads, warp specialization,
+// 64 x 80 tiles with swapped operands, sliced dQ.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cute/tensor.hpp>
 
 #include "flashgen/params.h"
-#include "flashgen/sm80/bwd_kernel.cuh"
+#include "flashgen/common/bwd_pipeline.cuh"
+#include "flashgen/common/copies.cuh"
 #include "flashgen/common/mask.cuh"
 #include "flashgen/common/softcap.cuh"
 #include "flashgen/common/seqlen.cuh"
-#include "flashgen/sm80/tile_atoms.cuh"
-#include "flashgen/sm80/utils.cuh"
 #include "flashgen/sm90/warpgroup.cuh"
 
 namespace flashgen::sm90 {
@@ -36,7 +36,7 @@ using namespace cute;
 // Compile-time plan of one backward kernel (numbers from kernels.yaml via the generated file).
 // Plan: the named tile struct a generated file renders from kernels.yaml (templates/tile_struct.j2).
 template <class Plan>
-struct BwdConfig : sm80::DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
+struct BwdConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   using Element = typename Plan::Element;
   // The dQ GEMM: true, alone in the first wgmma batch (its atomics overlap dV's and dK's
   // GEMMs); false, batched with dV (its atomics overlap dK's GEMM only).
@@ -81,7 +81,7 @@ struct BwdConfig : sm80::DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> 
   using SmemLayoutKt = Transposed<kBlockN, kHeadDim>;
   using SmemLayoutPdS = Tile<kBlockM, kBlockN>;
   using SmemLayoutPdSt = Transposed<kBlockM, kBlockN>;
-  using Gmem = sm80::GmemCopies<Element, kHeadDim, kNThreads>;
+  using Gmem = GmemCopies<Element, kHeadDim, kNThreads>;
   static_assert(kBlockM % Gmem::kRowsPerPass == 0 && kBlockN % Gmem::kRowsPerPass == 0,
                 "a tile must be a whole number of copy passes");
 
@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   const AttentionMask mask = make_mask<Cfg::kWindow>(FixedSequenceLengths(params, batch), kCausal, params);
 
   const QueryBlockOrder order(mask, kBlockM, kBlockN, n_block);
-  const auto block = sm80::backward_block<Cfg>(params, n_block, head, batch, /*split=*/cta.n_block_local);
+  const auto block = backward_block<Cfg>(params, n_block, head, batch, /*split=*/cta.n_block_local);
 
   Element* smem_base = reinterpret_cast<Element*>(smem);
   constexpr int kQElems = cosize(typename Cfg::SmemLayoutQ{});
@@ -145,7 +145,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   clear(acc_dv);
 
   auto store_dkv = [&]() {
-    sm80::store_dk_dv<Cfg>(params, mma_dkv, acc_dk, acc_dv, sK, sV, batch, head, n_block, tidx);
+    store_dk_dv<Cfg>(params, mma_dkv, acc_dk, acc_dv, sK, sV, batch, head, n_block, tidx);
   };
   if (order.steps == 0) {  // no query sees these keys: dK = dV = 0
     store_dkv();
@@ -171,8 +171,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     auto into = [&](Element* buffer) {
       return thr_load.partition_D(smem_tensor(buffer, typename Cfg::SmemLayoutQ{}));
     };
-    sm80::copy_rows_or_zero<kBlockM>(gmem_load, tQgQ(_, _, _, m_block), into(q_buffer(it)), tQcQ, rows_left);
-    sm80::copy_rows_or_zero<kBlockM>(gmem_load, tQgdO(_, _, _, m_block), into(do_buffer(it)), tQcQ, rows_left);
+    copy_rows_or_zero<kBlockM>(gmem_load, tQgQ(_, _, _, m_block), into(q_buffer(it)), tQcQ, rows_left);
+    copy_rows_or_zero<kBlockM>(gmem_load, tQgdO(_, _, _, m_block), into(do_buffer(it)), tQcQ, rows_left);
     cute::cp_async_fence();
   };
 
@@ -193,9 +193,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
   Tensor tdSsdS = thr_copy_pds.partition_D(sdS);
 
   // Prologue: K, V once; the first Q and dO.
-  sm80::copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(block.k), thr_load.partition_D(sK), tKVcKV,
+  copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(block.k), thr_load.partition_D(sK), tKVcKV,
                                    k_rows_left);
-  sm80::copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(block.v), thr_load.partition_D(sV), tKVcKV,
+  copy_rows_or_zero<kBlockN>(gmem_load, thr_load.partition_S(block.v), thr_load.partition_D(sV), tKVcKV,
                                    k_rows_left);
   load_q_and_do(0);
 
@@ -216,7 +216,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
     // This block's LSE and D rows, fetched before the GEMMs so their latency hides under them.
     constexpr int kRows = decltype(size<0>(sdp_coords))::value;
     float lse_log2[kRows], d_row[kRows];
-    sm80::load_row_stats(sdp_coords, block.lse, block.softmax_d, row0, q_rows_left, lse_log2, d_row);
+    load_row_stats(sdp_coords, block.lse, block.softmax_d, row0, q_rows_left, lse_log2, d_row);
 
     if constexpr (Cfg::kSdpByWarpgroup) {
       // Warpgroup 0: S = Q K^T, then P; warpgroup 1: dP = dO V^T, then dP - D into the
@@ -233,7 +233,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
         Tensor softcap_derivative = softcap_derivative_like<Cfg::kSoftcap>(acc);
         softcap_scores<Cfg::kSoftcap>(acc, params.softcap_scale, softcap_derivative);
         if (mask.tile_needs_mask(row0, kBlockM, col0, kBlockN)) mask.apply(rows_cols, sdp_coords, row0, col0);
-        sm80::probabilities(rows_cols, lse_log2, params.softmax_scale_log2);
+        probabilities(rows_cols, lse_log2, params.softmax_scale_log2);
         cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc)), tPsP);
         named_barrier_sync(kExchangeBarrier, Cfg::kNThreads);  // warpgroup 1's dP - D is in place
         CUTE_UNROLL
@@ -271,7 +271,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
       Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
       softcap_scores<Cfg::kSoftcap>(acc_s, params.softcap_scale);  // with softcap: S <- tanh(S * softcap_scale)
       if (mask.tile_needs_mask(row0, kBlockM, col0, kBlockN)) mask.apply(scores, sdp_coords, row0, col0);
-      sm80::probabilities_and_score_grads<Cfg::kSoftcap>(scores, dp, lse_log2, d_row, params.softmax_scale_log2,
+      probabilities_and_score_grads<Cfg::kSoftcap>(scores, dp, lse_log2, d_row, params.softmax_scale_log2,
                                                          params.softcap_scale != 0.f);
       cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_s)), tPsP);
       cute::copy(copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)), tdSsdS);
@@ -319,8 +319,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_kernel(const BwdParams 
 
 template <class Cfg>
 cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream) {
-  return sm80::launch_bwd_pipeline<Cfg>(
-      params, stream, sm80::launch_kernel_with_params<Cfg>(&bwd_kernel<Cfg, false>, &bwd_kernel<Cfg, true>, stream));
+  return launch_bwd_pipeline<Cfg>(
+      params, stream, launch_kernel_with_params<Cfg>(&bwd_kernel<Cfg, false>, &bwd_kernel<Cfg, true>, stream));
 }
 
 }  // namespace flashgen::sm90

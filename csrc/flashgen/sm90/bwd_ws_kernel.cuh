@@ -20,13 +20,13 @@
 //   dK_c and dV_c stay in registers for the whole walk: 2 x 64 x head_dim fp32 over 128 threads,
 //   which is why this design stops at head dim 128 (sm90/bwd_kernel.cuh takes 256).
 // - The dQ GEMM splits its tile over the two consumers (by columns for block_m 64, by rows for
-//   128); its fragments are in sm80::DqAccumulatorOrder over the 256 consumer threads, so the
+//   128); its fragments are in DqAccumulatorOrder over the 256 consumer threads, so the
 //   staged tile is one contiguous run of floats, added by a single bulk reduce-add (or, without
 //   kDqWriter, by each thread's float4 atomics as the other backward kernels do).
 // - Epilogue: dK (scaled) and dV through each consumer's K and V slices of shared memory, out by
 //   TMA stores that clip rows past seqlen_k; with GQA fp32 stores per query head.
 // The preprocess (D, lse_log2, zeroed dQ accumulator), the deterministic launches and the dQ
-// postprocess are the other backward kernels' (sm80/bwd_kernel.cuh launch_bwd_pipeline).
+// postprocess are the other backward kernels' (common/bwd_pipeline.cuh launch_bwd_pipeline).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -39,7 +39,8 @@
 #include "flashgen/common/seqlen.cuh"
 #include "flashgen/common/utils.cuh"
 #include "flashgen/params.h"
-#include "flashgen/sm80/bwd_kernel.cuh"
+#include "flashgen/common/bwd_pipeline.cuh"
+#include "flashgen/common/copies.cuh"
 #include "flashgen/sm90/warpgroup.cuh"
 
 namespace flashgen::sm90 {
@@ -49,7 +50,7 @@ using namespace cute;
 // generated file renders from kernels.yaml (templates/tile_struct.j2): kBlockM, kBlockN,
 // kStages, kDqWriter (gen/families.py BwdSm90Tile).
 template <class Plan>
-struct BwdWsConfig : sm80::DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
+struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   using Element = typename Plan::Element;
   static constexpr int kHeadDim = Plan::kHeadDim;
   static constexpr int kBlockM = Plan::kBlockM;  // queries per step
@@ -149,8 +150,8 @@ struct BwdWsConfig : sm80::DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256
   static constexpr uint32_t kQStageBytes = kBlockM * kHeadDim * sizeof(Element) + kRowStatsBytes;
   static constexpr uint32_t kKVBytes = 2 * kBlockN * kHeadDim * sizeof(Element);
 
-  // The postprocess's copies (sm80::store_fragment_via_smem): the dQ GEMM's threads.
-  using Gmem = sm80::GmemCopies<Element, kHeadDim, kDqThreads>;
+  // The postprocess's copies (store_fragment_via_smem): the dQ GEMM's threads.
+  using Gmem = GmemCopies<Element, kHeadDim, kDqThreads>;
   static constexpr int kQTileBytes = int(cosize(SmemLayoutQ{}) * sizeof(Element));
 };
 
@@ -198,7 +199,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   const FixedSequenceLengths seqlens(params, batch);
   const AttentionMask mask = make_mask<Cfg::kWindow>(seqlens, kCausal, params);
   const QueryBlockOrder order(mask, kBlockM, kBlockN, n_block);
-  const int64_t stats_offset = sm80::padded_row_stats_offset<kBlockM>(params, batch, head);
+  const int64_t stats_offset = padded_row_stats_offset<kBlockM>(params, batch, head);
   float* const dq_tiles = params.dq_accum + cta.n_block_local * params.dq_split_stride +
                           (int64_t(batch) * params.nheads + head) * order.m_blocks * Cfg::kDqTileElems;
   const int warpgroup = threadIdx.x / 128;
@@ -501,7 +502,7 @@ cudaError_t launch_bwd_ws(const BwdParams& params, cudaStream_t stream) {
     auto kernel = launch_params.causal ? &bwd_ws_kernel<Cfg, true> : &bwd_ws_kernel<Cfg, false>;
     return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
   };
-  return sm80::launch_bwd_pipeline<Cfg>(params, stream, launch_main);
+  return launch_bwd_pipeline<Cfg>(params, stream, launch_main);
 }
 
 }  // namespace flashgen::sm90

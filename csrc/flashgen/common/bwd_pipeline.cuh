@@ -1,0 +1,328 @@
+// What every backward kernel shares around its main kernel: the dQ accumulator's order, the row
+// statistics' layout, the pieces of the FlashAttention-2 step that the sm80 and the first sm90
+// backward both run (a key block's tiles, the rows' LSE and D, P and dS from S and dP, dK and dV
+// out), the preprocess (D, lse_log2, zeroed dQ accumulator), the dQ postprocess, and the launch
+// sequence with deterministic mode's splits. A main kernel fits it by adding dQ in
+// DqAccumulatorOrder with its Cfg::TiledMmadQ fragments over Cfg::kDqThreads threads.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cute/tensor.hpp>
+
+#include "flashgen/common/copies.cuh"
+#include "flashgen/common/softcap.cuh"
+#include "flashgen/common/utils.cuh"
+#include "flashgen/params.h"
+
+namespace flashgen {
+using namespace cute;
+
+// dQ's fp32 accumulator: one contiguous kBlockM x kHeadDim tile per (split, batch, head,
+// query block), kept in the dQ GEMM's *thread order*: fragment element i of thread t sits at
+// (i / kVec) * kNThreads * kVec + t * kVec + i % kVec. For one i a warp's atomics cover
+// 32 * kVec consecutive floats (whole 32-byte sectors, half the L2 atomic traffic of the
+// row-major layout, whose sectors were half used), the addresses are compile-time offsets
+// from one base, and rows past seqlen_q need no predicate (they add zeros into the padding).
+// Only the main kernel (which adds) and the postprocess (which reads back with the same
+// tiled MMA) know it. sm90 adds 4 floats per atomic.
+template <int kBlockM, int kHeadDim, int kNThreads>
+struct DqAccumulatorOrder {
+  static constexpr int kDqTileElems = kBlockM * kHeadDim;
+  static constexpr int kDqFragElems = kDqTileElems / kNThreads;
+  __device__ static constexpr int dq_vec() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    return 4;
+#else
+    return 1;
+#endif
+  }
+  __device__ static constexpr int dq_offset(int i, int tidx) {
+    return (i / dq_vec()) * (kNThreads * dq_vec()) + tidx * dq_vec() + i % dq_vec();
+  }
+  static_assert(kDqFragElems % 4 == 0, "each thread's dQ fragment must split into float4s");
+
+  // Add thread tidx's dQ GEMM fragment into its accumulator tile (fp32 atomics: other key
+  // blocks add into the same tile).
+  template <class Frag>
+  __device__ static void add_fragment(float* tile, Frag const& acc_dq, int tidx) {
+    static_assert(decltype(size(acc_dq))::value == kDqFragElems);
+    if constexpr (dq_vec() == 4) {
+      CUTE_UNROLL
+      for (int i = 0; i < kDqFragElems; i += 4) {
+        atomicAdd(reinterpret_cast<float4*>(tile + dq_offset(i, tidx)),
+                  make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3)));
+      }
+    } else {
+      CUTE_UNROLL
+      for (int i = 0; i < kDqFragElems; ++i) atomicAdd(tile + dq_offset(i, tidx), acc_dq(i));
+    }
+  }
+};
+
+// Where (batch, head)'s rows start in the backward's row statistics (softmax_d, lse_log2), which
+// hold whole kBlockM-row tiles per (batch, head) (params.h).
+template <int kBlockM>
+__host__ __device__ __forceinline__ int64_t padded_row_stats_offset(const BwdParams& params, int batch, int head) {
+  return (int64_t(batch) * params.nheads + head) * (ceil_div(params.seqlen_q, kBlockM) * kBlockM);
+}
+
+// An accumulator fragment of `mma`, converted to the input dtype, out to the (rows, head_dim)
+// global tile `out` through the shared tile `stage` (free when called): 16-byte row stores,
+// rows at or past rows_left skipped.
+template <class Cfg, class Mma, class Frag, class Stage, class Out>
+__device__ __forceinline__ void store_fragment_via_smem(Mma const& mma, Frag const& frag, Stage&& stage, Out&& out,
+                                                        int rows_left, int tidx) {
+  using Element = typename Cfg::Element;
+  auto smem_copy = make_tiled_copy_C(Copy_Atom<AutoVectorizingCopyWithAssumedAlignment<32>, Element>{}, mma);
+  auto thr_copy = smem_copy.get_thread_slice(tidx);
+  cute::copy(smem_copy, thr_copy.retile_S(convert_fragment<Element>(frag)), thr_copy.partition_D(stage));
+  __syncthreads();
+  typename Cfg::Gmem::Store gmem_store;
+  auto thr_store = gmem_store.get_thread_slice(tidx);
+  Tensor tg = thr_store.partition_D(out);
+  Tensor tr = make_fragment_like(tg);
+  cute::copy(gmem_store, thr_store.partition_S(stage), tr);
+  store_rows(gmem_store, tr, tg, thr_store.partition_D(make_identity_tensor(shape(out))), rows_left);
+}
+
+// Key block n_block of head `head`, batch `batch`, as a backward CTA sees it: every query block
+// of Q and dO ((kBlockM, head_dim, m_block) tiles), its own K and V tiles (of the kv head), the
+// rows' LSE and D, and the dQ accumulator tiles of split `split`.
+template <class QueryTiles, class KeyTile>
+struct BackwardBlock {
+  QueryTiles q, dout;
+  KeyTile k, v;
+  const float* lse;
+  const float* softmax_d;
+  float* dq_tiles;
+};
+
+template <class Cfg>
+__device__ __forceinline__ auto backward_block(const BwdParams& params, int n_block, int head, int batch, int split) {
+  using Element = typename Cfg::Element;
+  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
+  const int head_kv = kv_head_of(params, head);
+  auto query_tiles = [&](const TensorArg& t) {
+    return head_row_tiles<Element, kBlockM, kHeadDim>(t, batch, head, params.seqlen_q, _);
+  };
+  auto key_tile = [&](const TensorArg& t) {
+    return head_row_tiles<Element, kBlockN, kHeadDim>(t, batch, head_kv, params.seqlen_k, n_block);
+  };
+  const int64_t lse_rows = (int64_t(batch) * params.nheads + head) * params.seqlen_q;  // the forward's
+  const int m_blocks = ceil_div(params.seqlen_q, kBlockM);
+  return BackwardBlock<decltype(query_tiles(params.q)), decltype(key_tile(params.k))>{
+      query_tiles(params.q), query_tiles(params.dout), key_tile(params.k), key_tile(params.v),
+      params.lse + lse_rows, params.softmax_d + padded_row_stats_offset<kBlockM>(params, batch, head),
+      params.dq_accum + split * params.dq_split_stride +
+          (int64_t(batch) * params.nheads + head) * m_blocks * Cfg::kDqTileElems};
+}
+
+// This thread's score rows' LSE (times log2(e), as the exp2 wants it) and D. Rows past
+// seqlen_q (zero-filled Q, dO) get lse = +inf, so P = 0 there.
+template <int kRows, class Coords>
+__device__ __forceinline__ void load_row_stats(Coords const& coords, const float* lse, const float* softmax_d,
+                                               int row0, int rows_left, float (&lse_log2)[kRows],
+                                               float (&d_row)[kRows]) {
+  CUTE_UNROLL
+  for (int mi = 0; mi < kRows; ++mi) {
+    const int row = get<0>(coords(mi, 0));
+    const bool in_range = row < rows_left;
+    lse_log2[mi] = in_range ? lse[row0 + row] * float(M_LOG2E) : INFINITY;
+    d_row[mi] = in_range ? softmax_d[row0 + row] : 0.f;
+  }
+}
+
+// In a (rows, cols) view: P = exp2(S * scale * log2(e) - LSE * log2(e)) replaces the scores.
+template <int kRows, class Scores>
+__device__ __forceinline__ void probabilities(Scores& scores, const float (&lse_log2)[kRows], float scale_log2) {
+  CUTE_UNROLL
+  for (int mi = 0; mi < kRows; ++mi) {
+    CUTE_UNROLL
+    for (int ni = 0; ni < size<1>(scores); ++ni) scores(mi, ni) = exp2f(scores(mi, ni) * scale_log2 - lse_log2[mi]);
+  }
+}
+
+// In (rows, cols) views: P = exp2(S * scale * log2(e) - LSE * log2(e)) replaces the scores,
+// dS = P * (dP - D) replaces dP. kSoftcap with `capped`: the scores are t = tanh(x) (common/
+// softcap.cuh) and dS takes the factor 1 - t^2.
+template <bool kSoftcap = false, int kRows, class Scores, class Grads>
+__device__ __forceinline__ void probabilities_and_score_grads(Scores& scores, Grads& dp, const float (&lse_log2)[kRows],
+                                                              const float (&d_row)[kRows], float scale_log2,
+                                                              bool capped = false) {
+  CUTE_UNROLL
+  for (int mi = 0; mi < kRows; ++mi) {
+    CUTE_UNROLL
+    for (int ni = 0; ni < size<1>(scores); ++ni) {
+      const float t = scores(mi, ni);
+      const float p = exp2f(t * scale_log2 - lse_log2[mi]);
+      const float ds = p * (dp(mi, ni) - d_row[mi]);
+      if constexpr (kSoftcap) dp(mi, ni) = capped ? ds * softcap_derivative(t) : ds;
+      else dp(mi, ni) = ds;
+      scores(mi, ni) = p;
+    }
+  }
+}
+
+// dK (scaled by softmax_scale here) and dV of key block n_block out. Without GQA in the input
+// dtype through shared memory (K's and V's tiles sK, sV: this waits until every warp is done
+// reading them) as 16-byte row stores; with GQA as fp32 per query head into dk_accum and
+// dv_accum, (batch, seqlen_k, nheads, head_dim), which the caller sums over the heads.
+template <class Cfg, class Mma, class Acc, class SmemK, class SmemV>
+__device__ __forceinline__ void store_dk_dv(const BwdParams& params, Mma const& mma_dkv, Acc& acc_dk, Acc const& acc_dv,
+                                            SmemK&& sK, SmemV&& sV, int batch, int head, int n_block, int tidx) {
+  using Element = typename Cfg::Element;
+  constexpr int kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
+  const int k_rows_left = params.seqlen_k - n_block * kBlockN;
+  CUTE_UNROLL
+  for (int i = 0; i < size(acc_dk); ++i) acc_dk(i) *= params.softmax_scale;
+  if (params.dk_accum != nullptr) {
+    auto accum_tile = [&](float* base) {
+      const int64_t row_stride = int64_t(params.nheads) * kHeadDim;
+      Tensor rows = make_tensor(make_gmem_ptr(base + batch * params.seqlen_k * row_stride + head * kHeadDim),
+                                make_shape(params.seqlen_k, Int<kHeadDim>{}), make_stride(row_stride, _1{}));
+      return local_tile(rows, Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(n_block, 0));
+    };
+    auto thr_dkv = mma_dkv.get_thread_slice(tidx);
+    Tensor coords = thr_dkv.partition_C(make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{}));
+    Tensor tdKgdK = thr_dkv.partition_C(accum_tile(params.dk_accum));
+    Tensor tdVgdV = thr_dkv.partition_C(accum_tile(params.dv_accum));
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc_dk); ++i) {
+      if (get<0>(coords(i)) < k_rows_left) {
+        tdKgdK(i) = acc_dk(i);
+        tdVgdV(i) = acc_dv(i);
+      }
+    }
+    return;
+  }
+  auto out_tile = [&](const TensorArg& out) {
+    return head_row_tiles<Element, kBlockN, kHeadDim>(out, batch, head, params.seqlen_k, n_block);
+  };
+  __syncthreads();  // every warp is done reading K and V
+  store_fragment_via_smem<Cfg>(mma_dkv, acc_dk, sK, out_tile(params.dk), k_rows_left, tidx);
+  store_fragment_via_smem<Cfg>(mma_dkv, acc_dv, sV, out_tile(params.dv), k_rows_left, tidx);
+}
+
+// D[row] = sum_d dO[row, d] * O[row, d] and lse_log2[row] = lse[row] * log2(e), one warp per
+// row, over whole block_m tiles (padding rows: D = 0, lse_log2 = +inf); and zeros for the dQ
+// accumulator (every split), kPreprocessRows rows' worth per CTA, so no separate memset runs.
+constexpr int kPreprocessRows = 8;  // one warp each
+
+template <class Cfg>
+__global__ void __launch_bounds__(kPreprocessRows * 32) bwd_preprocess_kernel(const BwdParams params) {
+  using Element = typename Cfg::Element;
+  constexpr int kHeadDim = Cfg::kHeadDim;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row0 = blockIdx.x * kPreprocessRows, row = row0 + warp;
+  const int head = blockIdx.y, batch = blockIdx.z;
+  // The accumulator holds whole block_m-row tiles: this CTA zeroes rows [row0, row0 + 8) of
+  // that padded range, in its (batch, head) slice of each split (the order inside a tile does
+  // not matter for zeros).
+  const int m_blocks = ceil_div(params.seqlen_q, Cfg::kBlockM);
+  float* zero_base = params.dq_accum + (int64_t(batch) * params.nheads + head) * m_blocks * Cfg::kDqTileElems +
+                     int64_t(row0) * kHeadDim;
+  static_assert(kPreprocessRows * kHeadDim % 4 == 0 && Cfg::kBlockM % kPreprocessRows == 0);
+  for (int split = 0; split < params.dq_splits; ++split) {
+    float4* dst = reinterpret_cast<float4*>(zero_base + split * params.dq_split_stride);
+    for (int i = threadIdx.x; i < kPreprocessRows * kHeadDim / 4; i += blockDim.x) dst[i] = make_float4(0, 0, 0, 0);
+  }
+  const int64_t stats_row = padded_row_stats_offset<Cfg::kBlockM>(params, batch, head) + row;
+  if (row >= params.seqlen_q) {
+    if (lane == 0) params.softmax_d[stats_row] = 0.f, params.lse_log2[stats_row] = INFINITY;
+    return;
+  }
+  auto at = [&](const TensorArg& t) {
+    return static_cast<const Element*>(t.ptr) + batch * t.batch_stride + head * t.head_stride +
+           row * t.row_stride;
+  };
+  const Element* o = at(params.out);
+  const Element* dout = at(params.dout);
+  float sum = 0.f;
+  for (int d = lane; d < kHeadDim; d += 32) sum += float(o[d]) * float(dout[d]);
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
+  if (lane == 0) {
+    params.softmax_d[stats_row] = sum;
+    params.lse_log2[stats_row] = params.lse[(int64_t(batch) * params.nheads + head) * params.seqlen_q + row] * float(M_LOG2E);
+  }
+}
+
+// dQ = softmax_scale * (the sum over splits of the thread-ordered accumulator), in the input
+// dtype. One CTA per (query block, head, batch) with the main kernel's dQ GEMM thread count, so
+// thread t reads back exactly the elements thread t of each main CTA's dQ GEMM added. Splits (deterministic
+// mode) are summed in a fixed order.
+template <class Cfg>
+__global__ void __launch_bounds__(Cfg::kDqThreads) bwd_dq_postprocess_kernel(const BwdParams params) {
+  using Element = typename Cfg::Element;
+  constexpr int kBlockM = Cfg::kBlockM, kHeadDim = Cfg::kHeadDim;
+  const int m_block = blockIdx.x, head = blockIdx.y, batch = blockIdx.z, tidx = threadIdx.x;
+  const int m_blocks = ceil_div(params.seqlen_q, kBlockM);
+  const float* tile = params.dq_accum +
+                      ((int64_t(batch) * params.nheads + head) * m_blocks + m_block) * Cfg::kDqTileElems;
+  typename Cfg::TiledMmadQ mma_dq;
+  Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});  // the main kernel's order
+  static_assert(decltype(size(acc_dq))::value == Cfg::kDqFragElems);
+  // All of one split's loads before any add: they are independent, so they overlap in flight
+  // (a loop over a runtime split count around each element had kept one load in flight).
+  auto add_split = [&](int split, bool first) {
+    const float* src = tile + split * params.dq_split_stride;
+    CUTE_UNROLL
+    for (int i = 0; i < Cfg::kDqFragElems; i += Cfg::dq_vec()) {
+      if constexpr (Cfg::dq_vec() == 4) {
+        const float4 v = *reinterpret_cast<const float4*>(src + Cfg::dq_offset(i, tidx));
+        acc_dq(i) = first ? v.x : acc_dq(i) + v.x;
+        acc_dq(i + 1) = first ? v.y : acc_dq(i + 1) + v.y;
+        acc_dq(i + 2) = first ? v.z : acc_dq(i + 2) + v.z;
+        acc_dq(i + 3) = first ? v.w : acc_dq(i + 3) + v.w;
+      } else {
+        const float v = src[Cfg::dq_offset(i, tidx)];
+        acc_dq(i) = first ? v : acc_dq(i) + v;
+      }
+    }
+  };
+  add_split(0, true);
+  for (int split = 1; split < params.dq_splits; ++split) add_split(split, false);
+  CUTE_UNROLL
+  for (int i = 0; i < Cfg::kDqFragElems; ++i) acc_dq(i) *= params.softmax_scale;
+  __shared__ __align__(128) Element stage[Cfg::kQTileBytes / sizeof(Element)];
+  Tensor gdQ = head_row_tiles<Element, kBlockM, kHeadDim>(params.dq, batch, head, params.seqlen_q, m_block);
+  store_fragment_via_smem<Cfg>(mma_dq, acc_dq, make_tensor(make_smem_ptr(stage), typename Cfg::SmemLayoutQ{}), gdQ,
+                               params.seqlen_q - m_block * kBlockM, tidx);
+}
+
+// The backward's launches: the preprocess (D, lse_log2, zeroed dQ accumulator), the main kernel
+// (one CTA per key block; deterministic mode launches dq_splits key blocks at a time, block
+// n_block_offset + s adding into split s, and launches on a stream run in order, so each split
+// receives its key blocks in the same order on every run), the dQ postprocess. Any main kernel
+// that adds dQ in Cfg's DqAccumulatorOrder with Cfg::TiledMmadQ's fragments fits:
+// launch_main(launch_params, grid) launches it over grid = (key blocks, heads, batches).
+template <class Cfg, class LaunchMain>
+cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, LaunchMain&& launch_main) {
+  const int padded_rows = ceil_div(params.seqlen_q, Cfg::kBlockM) * Cfg::kBlockM;
+  bwd_preprocess_kernel<Cfg><<<dim3(padded_rows / kPreprocessRows, params.nheads, params.batch),
+                               kPreprocessRows * 32, 0, stream>>>(params);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  const int n_blocks = ceil_div(params.seqlen_k, Cfg::kBlockN);
+  const int per_launch = params.deterministic ? params.dq_splits : n_blocks;
+  for (int first = 0; first < n_blocks; first += per_launch) {
+    BwdParams launch_params = params;
+    launch_params.n_block_offset = first;
+    err = launch_main(launch_params, dim3(min(per_launch, n_blocks - first), params.nheads, params.batch));
+    if (err != cudaSuccess) return err;
+  }
+  bwd_dq_postprocess_kernel<Cfg>
+      <<<dim3(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads, params.batch), Cfg::kDqThreads, 0, stream>>>(
+          params);
+  return cudaGetLastError();
+}
+
+// A launch_main for kernels that take the parameters as they are.
+template <class Cfg, class Kernel>
+auto launch_kernel_with_params(Kernel non_causal, Kernel causal, cudaStream_t stream) {
+  return [=](const BwdParams& launch_params, dim3 grid) {
+    return launch_with_smem(launch_params.causal ? causal : non_causal, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream,
+                            launch_params);
+  };
+}
+
+}  // namespace flashgen
