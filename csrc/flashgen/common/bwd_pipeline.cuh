@@ -163,6 +163,33 @@ __device__ __forceinline__ void probabilities_and_score_grads(Scores& scores, Gr
   }
 }
 
+// With GQA the kernels write dK and dV as fp32 per query head into dk_accum and dv_accum,
+// (batch, seqlen_k, nheads, head_dim), which the caller sums over the heads that share a kv
+// head: here the kRows rows from key `key0` of this thread's fragments (thr: its slice of the
+// dK/dV MMA), rows past seqlen_k skipped.
+template <int kRows, int kHeadDim, class ThrMma, class Acc>
+__device__ __forceinline__ void store_dk_dv_per_query_head(const BwdParams& params, ThrMma const& thr, Acc const& acc_dk,
+                                                           Acc const& acc_dv, int batch, int head, int seqlen_k,
+                                                           int key0) {
+  auto accum_tile = [&](float* base) {
+    const int64_t row_stride = int64_t(params.nheads) * kHeadDim;
+    Tensor rows = make_tensor(make_gmem_ptr(base + int64_t(batch) * seqlen_k * row_stride + head * kHeadDim),
+                              make_shape(seqlen_k, Int<kHeadDim>{}), make_stride(row_stride, _1{}));
+    return local_tile(rows, Shape<Int<kRows>, Int<kHeadDim>>{}, make_coord(key0 / kRows, 0));
+  };
+  Tensor coords = thr.partition_C(make_identity_tensor(Shape<Int<kRows>, Int<kHeadDim>>{}));
+  Tensor tdKgdK = thr.partition_C(accum_tile(params.dk_accum));
+  Tensor tdVgdV = thr.partition_C(accum_tile(params.dv_accum));
+  const int rows_left = seqlen_k - key0;
+  CUTE_UNROLL
+  for (int i = 0; i < size(acc_dk); ++i) {
+    if (get<0>(coords(i)) < rows_left) {
+      tdKgdK(i) = acc_dk(i);
+      tdVgdV(i) = acc_dv(i);
+    }
+  }
+}
+
 // dK (scaled by softmax_scale here) and dV of key block n_block out. Without GQA in the input
 // dtype through shared memory (K's and V's tiles sK, sV: this waits until every warp is done
 // reading them) as 16-byte row stores; with GQA as fp32 per query head into dk_accum and
@@ -176,23 +203,8 @@ __device__ __forceinline__ void store_dk_dv(const BwdParams& params, Mma const& 
   CUTE_UNROLL
   for (int i = 0; i < size(acc_dk); ++i) acc_dk(i) *= params.softmax_scale;
   if (params.dk_accum != nullptr) {
-    auto accum_tile = [&](float* base) {
-      const int64_t row_stride = int64_t(params.nheads) * kHeadDim;
-      Tensor rows = make_tensor(make_gmem_ptr(base + batch * params.seqlen_k * row_stride + head * kHeadDim),
-                                make_shape(params.seqlen_k, Int<kHeadDim>{}), make_stride(row_stride, _1{}));
-      return local_tile(rows, Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(n_block, 0));
-    };
-    auto thr_dkv = mma_dkv.get_thread_slice(tidx);
-    Tensor coords = thr_dkv.partition_C(make_identity_tensor(Shape<Int<kBlockN>, Int<kHeadDim>>{}));
-    Tensor tdKgdK = thr_dkv.partition_C(accum_tile(params.dk_accum));
-    Tensor tdVgdV = thr_dkv.partition_C(accum_tile(params.dv_accum));
-    CUTE_UNROLL
-    for (int i = 0; i < size(acc_dk); ++i) {
-      if (get<0>(coords(i)) < k_rows_left) {
-        tdKgdK(i) = acc_dk(i);
-        tdVgdV(i) = acc_dv(i);
-      }
-    }
+    store_dk_dv_per_query_head<kBlockN, kHeadDim>(params, mma_dkv.get_thread_slice(tidx), acc_dk, acc_dv, batch, head,
+                                                  params.seqlen_k, n_block * kBlockN);
     return;
   }
   auto out_tile = [&](const TensorArg& out) {

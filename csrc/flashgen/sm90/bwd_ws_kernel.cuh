@@ -41,6 +41,7 @@
 #include "flashgen/params.h"
 #include "flashgen/common/bwd_pipeline.cuh"
 #include "flashgen/common/copies.cuh"
+#include "flashgen/sm90/tma.cuh"
 #include "flashgen/sm90/warpgroup.cuh"
 
 namespace flashgen::sm90 {
@@ -139,13 +140,10 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes == Plan::kSmemBytes, "gen/families.py's shared-memory count disagrees with this kernel's");
 
-  // TMA: global tensors are (seqlen, head_dim, heads, batch) with the head dim contiguous.
-  using GmemShape = Shape<int32_t, Int<kHeadDim>, int32_t, int32_t>;
-  using GmemStride = Stride<int64_t, _1, int64_t, int64_t>;
-  using GmemTensor = decltype(make_tensor(make_gmem_ptr(static_cast<Element*>(nullptr)), GmemShape{}, GmemStride{}));
-  using TmaLoadQ = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, SmemLayoutQ{}));
-  using TmaLoadKV = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, SmemLayoutKSlice{}));
-  using TmaStoreKV = decltype(make_tma_copy(SM90_TMA_STORE{}, GmemTensor{}, SmemLayoutKSlice{}));
+  using Tma = TmaTensors<Element, kHeadDim>;
+  using TmaLoadQ = typename Tma::template Load<SmemLayoutQ>;
+  using TmaLoadKV = typename Tma::template Load<SmemLayoutKSlice>;
+  using TmaStoreKV = typename Tma::template Store<SmemLayoutKSlice>;
   static constexpr uint32_t kRowStatsBytes = kBlockM * sizeof(float);
   static constexpr uint32_t kQStageBytes = kBlockM * kHeadDim * sizeof(Element) + kRowStatsBytes;
   static constexpr uint32_t kKVBytes = 2 * kBlockN * kHeadDim * sizeof(Element);
@@ -164,10 +162,6 @@ struct BwdWsKernelArgs {
   typename Cfg::TmaStoreKV tma_dk, tma_dv;  // unused with GQA (fp32 stores per query head)
 };
 
-template <class Cfg>
-__host__ __device__ auto bwd_gmem_shape(const BwdParams& p, bool keys, bool kv_heads) {
-  return make_shape(keys ? p.seqlen_k : p.seqlen_q, Int<Cfg::kHeadDim>{}, kv_heads ? p.nheads_kv : p.nheads, p.batch);
-}
 
 // 1-D bulk reduce-add of `bytes` (a multiple of 16) of fp32 from shared to global memory, in
 // the current bulk group (commit with tma_store_arrive, wait with tma_store_wait).
@@ -231,8 +225,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
       smem.kv_full.arrive_and_expect_tx(Cfg::kKVBytes);
       for (int c = 0; c < Cfg::kConsumers; ++c) {
         auto load_keys = [&](auto const& tma, Element* tile) {
-          Tensor m = tma.get_tma_tensor(bwd_gmem_shape<Cfg>(params, true, true));
-          Tensor g = local_tile(m(_, _, head_kv, batch), Shape<Int<kKeyRows>, Int<kHeadDim>>{}, make_coord(_, _0{}));
+          Tensor g = Cfg::Tma::template row_tiles<kKeyRows>(tma, params.seqlen_k, params.nheads_kv, params.batch,
+                                                            head_kv, batch);
           auto [tg, ts] = tma_partition(tma, group_modes<0, 2>(key_slice(tile, c)), group_modes<0, 2>(g));
           copy(tma.with(reinterpret_cast<uint64_t&>(smem.kv_full)), tg(_, n_block * Cfg::kConsumers + c), ts);
         };
@@ -241,8 +235,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
       }
       // Q, dO: block_m-row tiles of the head, into the stage's buffer, with their row statistics.
       auto query_parts = [&](auto const& tma, Element* stages) {
-        Tensor m = tma.get_tma_tensor(bwd_gmem_shape<Cfg>(params, false, false));
-        Tensor g = local_tile(m(_, _, head, batch), Shape<Int<kBlockM>, Int<kHeadDim>>{}, make_coord(_, _0{}));
+        Tensor g = Cfg::Tma::template row_tiles<kBlockM>(tma, params.seqlen_q, params.nheads, params.batch, head, batch);
         Tensor s = make_tensor(make_smem_ptr(stages), typename Cfg::SmemLayoutQStages{});
         return tma_partition(tma, group_modes<0, 2>(s), group_modes<0, 2>(g));
       };
@@ -434,25 +427,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   // Epilogue: dK = softmax_scale * dS^T Q sums, dV as is.
   CUTE_UNROLL
   for (int i = 0; i < size(acc_dk); ++i) acc_dk(i) *= params.softmax_scale;
-  const int k_rows_left = seqlens.seqlen_k - key0;
   if (params.dk_accum != nullptr) {
-    // GQA: fp32 per query head, (batch, seqlen_k, nheads, head_dim); the caller sums the heads.
-    auto accum_tile = [&](float* base) {
-      const int64_t row_stride = int64_t(params.nheads) * kHeadDim;
-      Tensor rows = make_tensor(make_gmem_ptr(base + int64_t(batch) * seqlens.seqlen_k * row_stride + head * kHeadDim),
-                                make_shape(seqlens.seqlen_k, Int<kHeadDim>{}), make_stride(row_stride, _1{}));
-      return local_tile(rows, Shape<Int<kKeyRows>, Int<kHeadDim>>{}, make_coord(key0 / kKeyRows, 0));
-    };
-    Tensor dkv_coords = thr_dkv.partition_C(make_identity_tensor(Shape<Int<kKeyRows>, Int<kHeadDim>>{}));
-    Tensor tdKgdK = thr_dkv.partition_C(accum_tile(params.dk_accum));
-    Tensor tdVgdV = thr_dkv.partition_C(accum_tile(params.dv_accum));
-    CUTE_UNROLL
-    for (int i = 0; i < size(acc_dk); ++i) {
-      if (get<0>(dkv_coords(i)) < k_rows_left) {
-        tdKgdK(i) = acc_dk(i);
-        tdVgdV(i) = acc_dv(i);
-      }
-    }
+    // GQA: fp32 per query head; the caller sums the heads.
+    store_dk_dv_per_query_head<kKeyRows, kHeadDim>(params, thr_dkv, acc_dk, acc_dv, batch, head, seqlens.seqlen_k, key0);
     return;
   }
   // Through this consumer's K and V slices, once both consumers' dQ GEMMs (which read all of K)
@@ -466,8 +443,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   named_barrier_sync(kBwdEpilogueBarrier0 + consumer, 128);
   if (wg_tidx == 0) {
     auto store = [&](auto const& tma, Element* tile) {
-      Tensor m = tma.get_tma_tensor(bwd_gmem_shape<Cfg>(params, true, true));
-      Tensor g = local_tile(m(_, _, head, batch), Shape<Int<kKeyRows>, Int<kHeadDim>>{}, make_coord(_, _0{}));
+      Tensor g = Cfg::Tma::template row_tiles<kKeyRows>(tma, params.seqlen_k, params.nheads_kv, params.batch, head,
+                                                        batch);
       auto [tg, ts] = tma_partition(tma, group_modes<0, 2>(key_slice(tile, consumer)), group_modes<0, 2>(g));
       copy(tma, ts, tg(_, key0 / kKeyRows));
     };
@@ -482,8 +459,8 @@ template <class Cfg>
 cudaError_t launch_bwd_ws(const BwdParams& params, cudaStream_t stream) {
   using Element = typename Cfg::Element;
   auto gmem = [&](const TensorArg& t, bool keys) {
-    return make_tensor(make_gmem_ptr(static_cast<Element*>(t.ptr)), bwd_gmem_shape<Cfg>(params, keys, keys),
-                       make_stride(t.row_stride, _1{}, t.head_stride, t.batch_stride));
+    return Cfg::Tma::tensor(t, keys ? params.seqlen_k : params.seqlen_q, keys ? params.nheads_kv : params.nheads,
+                            params.batch);
   };
   // dK and dV in the input dtype exist only without GQA (then nheads == nheads_kv); with GQA the
   // kernel stores fp32 without TMA, and K's tensor stands in so the descriptors are valid.

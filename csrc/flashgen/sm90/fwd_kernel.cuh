@@ -36,6 +36,7 @@
 #include "flashgen/common/tile_scheduler.cuh"
 #include "flashgen/common/utils.cuh"
 #include "flashgen/params.h"
+#include "flashgen/sm90/tma.cuh"
 #include "flashgen/sm90/warpgroup.cuh"
 
 namespace flashgen::sm90 {
@@ -123,13 +124,10 @@ struct FwdConfig {
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes == Plan::kSmemBytes, "gen/families.py's shared-memory count disagrees with this kernel's");
 
-  // TMA: global tensors are (seqlen, head_dim, heads, batch) with the head dim contiguous.
-  using GmemShape = Shape<int32_t, Int<kHeadDim>, int32_t, int32_t>;
-  using GmemStride = Stride<int64_t, _1, int64_t, int64_t>;
-  using GmemTensor = decltype(make_tensor(make_gmem_ptr(static_cast<Element*>(nullptr)), GmemShape{}, GmemStride{}));
-  using TmaLoadQ = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, SmemLayoutQ{}));
-  using TmaLoadKV = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, SmemLayoutKV{}));
-  using TmaStoreO = decltype(make_tma_copy(SM90_TMA_STORE{}, GmemTensor{}, SmemLayoutQ{}));
+  using Tma = TmaTensors<Element, kHeadDim>;
+  using TmaLoadQ = typename Tma::template Load<SmemLayoutQ>;
+  using TmaLoadKV = typename Tma::template Load<SmemLayoutKV>;
+  using TmaStoreO = typename Tma::template Store<SmemLayoutQ>;
   static constexpr uint32_t kQBytes = kBlockM * kHeadDim * sizeof(Element);
   static constexpr uint32_t kKVStageBytes = kBlockN * kHeadDim * sizeof(Element);
 };
@@ -143,10 +141,6 @@ struct FwdKernelArgs {
   typename Cfg::TmaStoreO tma_o;
 };
 
-template <class Cfg>
-__host__ __device__ auto gmem_shape(const FwdParams& p, bool keys) {
-  return make_shape(keys ? p.seqlen_k : p.seqlen_q, Int<Cfg::kHeadDim>{}, keys ? p.nheads_kv : p.nheads, p.batch);
-}
 
 // Ping-pong between consumer warpgroups: each waits for its turn before issuing GEMMs and hands
 // the turn to the next after issuing them. Without kPingPong these do nothing.
@@ -244,8 +238,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   };
   // 64-row tiles of a head's queries: consumer c's rows of query block m are tile m * kConsumers + c.
   auto query_tiles = [&](auto const& tma, ForwardTile const& tile) {
-    Tensor m = tma.get_tma_tensor(gmem_shape<Cfg>(params, false));
-    return local_tile(m(_, _, tile.head, tile.batch), Shape<Int<kMmaRows>, Int<kHeadDim>>{}, make_coord(_, _0{}));
+    return Cfg::Tma::template row_tiles<kMmaRows>(tma, params.seqlen_q, params.nheads, params.batch, tile.head,
+                                                  tile.batch);
   };
 
   if (warpgroup == 0) {  // producer: one thread issues every load
@@ -259,8 +253,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       const auto key_blocks = mask_of(tile).key_blocks(tile.m_block * kBlockM, kBlockM, kBlockN);
       const int head_kv = kv_head_of(params, tile.head);
       auto key_tiles = [&](auto const& tma) {
-        Tensor m = tma.get_tma_tensor(gmem_shape<Cfg>(params, true));
-        return local_tile(m(_, _, head_kv, tile.batch), Shape<Int<kBlockN>, Int<kHeadDim>>{}, make_coord(_, _0{}));
+        return Cfg::Tma::template row_tiles<kBlockN>(tma, params.seqlen_k, params.nheads_kv, params.batch, head_kv,
+                                                     tile.batch);
       };
       // (global key tile n, shared stage) partitions of K and V for the TMA unit.
       const auto k_parts = tma_partition(args.tma_k, group_modes<0, 2>(sK), group_modes<0, 2>(key_tiles(args.tma_k)));
@@ -491,8 +485,8 @@ template <class Cfg>
 cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream) {
   using Element = typename Cfg::Element;
   auto gmem = [&](const TensorArg& t, bool keys) {
-    return make_tensor(make_gmem_ptr(static_cast<Element*>(t.ptr)), gmem_shape<Cfg>(params, keys),
-                       make_stride(t.row_stride, _1{}, t.head_stride, t.batch_stride));
+    return Cfg::Tma::tensor(t, keys ? params.seqlen_k : params.seqlen_q, keys ? params.nheads_kv : params.nheads,
+                            params.batch);
   };
   const FwdKernelArgs<Cfg> args{
       params,
