@@ -90,9 +90,13 @@ void set_attention_args(Params& p, const at::Tensor& q, const at::Tensor& k, con
   TORCH_CHECK(window_left >= -1 && window_right >= -1, "flashgen: window bounds must be >= -1 (-1: unbounded), got (",
               window_left, ", ", window_right, ")");
   TORCH_CHECK(softcap >= 0.0, "flashgen: softcap must be >= 0 (0: off), got ", softcap);
-  TORCH_CHECK(softcap == 0.0 || std::isfinite(static_cast<float>(softmax_scale / softcap)),
-              "flashgen: softcap ", softcap, " is too small for softmax_scale ", softmax_scale,
-              " (their ratio overflows float32): pass a larger softcap or 0.0 for none");
+  // The kernels take softmax_scale / softcap and softcap * log2(e) as normal float32 numbers (a
+  // subnormal ratio would flush to 0 under fast math and switch the capping off).
+  TORCH_CHECK(softcap == 0.0 || (std::isnormal(static_cast<float>(softmax_scale / softcap)) &&
+                                 std::isfinite(static_cast<float>(softcap * M_LOG2E))),
+              "flashgen: softcap ", softcap, " is out of range for softmax_scale ", softmax_scale,
+              ": softmax_scale / softcap must be a normal float32 number (pass a softcap between about ",
+              softmax_scale * 1e-37, " and ", softmax_scale * 1e37, ", or 0.0 for none)");
   p.causal = causal;
   p.window_left = static_cast<int>(std::min<int64_t>(window_left, 1 << 30));
   p.window_right = static_cast<int>(std::min<int64_t>(window_right, 1 << 30));
