@@ -9,7 +9,7 @@
 #include <type_traits>
 
 #include <cute/config.hpp>
-#include <cute/numeric/math.hpp>
+#include "flashgen/common/utils.cuh"
 
 #include "flashgen/params.h"
 
@@ -38,13 +38,13 @@ struct FixedSequenceLengths {
   // kBlockM-row tiles per (batch, head), ceil(seqlen_q / kBlockM) of them.
   template <int kBlockM>
   CUTE_HOST_DEVICE int64_t padded_rows_offset(const BwdParams& params, int head) const {
-    return (int64_t(batch) * params.nheads + head) * (cute::ceil_div(params.seqlen_q, kBlockM) * kBlockM);
+    return (int64_t(batch) * params.nheads + head) * (ceil_div(params.seqlen_q, kBlockM) * kBlockM);
   }
   // The first dQ accumulator tile of (this entry, head) (kTileElems = kBlockM * head_dim floats
   // each); the same rows as padded_rows_offset, times head_dim.
   template <int kBlockM, int kTileElems>
   CUTE_HOST_DEVICE int64_t dq_tiles_offset(const BwdParams& params, int head) const {
-    return (int64_t(batch) * params.nheads + head) * cute::ceil_div(params.seqlen_q, kBlockM) * kTileElems;
+    return (int64_t(batch) * params.nheads + head) * ceil_div(params.seqlen_q, kBlockM) * kTileElems;
   }
   // The rows before this entry's in the GQA fp32 dK/dV accumulators ((batch, seqlen_k, nheads, d)).
   CUTE_HOST_DEVICE int64_t dkv_accum_rows_before() const { return int64_t(batch) * seqlen_k; }
