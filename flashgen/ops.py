@@ -202,6 +202,12 @@ def _varlen_fwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens
                    cu_seqlens_k: torch.Tensor, max_seqlen_q: int, max_seqlen_k: int, causal: bool,
                    softmax_scale: float, arch: Optional[str], deterministic: bool, window_left: int = -1,
                    window_right: int = -1, softcap: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    return _varlen_fwd_op_impl(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
+                               softmax_scale, arch, deterministic, window_left, window_right, softcap)
+
+
+def _varlen_fwd_op_impl(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal, softmax_scale, arch,
+                        deterministic, window_left=-1, window_right=-1, softcap=0.0):
     out, lse = _varlen_forward(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
                                softmax_scale, arch, window_left=window_left, window_right=window_right,
                                softcap=softcap)
@@ -221,6 +227,12 @@ def _varlen_bwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch
                    max_seqlen_k: int, causal: bool, softmax_scale: float, arch: Optional[str], deterministic: bool,
                    window_left: int = -1, window_right: int = -1,
                    softcap: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _varlen_bwd_op_impl(q, k, v, out, lse, dout, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+                               causal, softmax_scale, arch, deterministic, window_left, window_right, softcap)
+
+
+def _varlen_bwd_op_impl(q, k, v, out, lse, dout, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
+                        softmax_scale, arch, deterministic, window_left=-1, window_right=-1, softcap=0.0):
     dq, dk, dv = _varlen_backward(q, k, v, out, lse, dout, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
                                   causal, softmax_scale, arch, deterministic, window_left=window_left,
                                   window_right=window_right, softcap=softcap)
