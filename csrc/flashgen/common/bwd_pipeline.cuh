@@ -106,10 +106,10 @@ __device__ __forceinline__ auto backward_block_for(const BwdParams& params, Sequ
   constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
   const int head_kv = kv_head_of(params, head);
   auto query_tiles = [&](const TensorArg& t) {
-    return head_row_tiles_at<Element, kBlockM, kHeadDim>(t, seqlens.q_row_base(t), head, seqlens.seqlen_q, _);
+    return head_row_tiles_at<Element, kBlockM, kHeadDim>(t, seqlens.q_row_base(t), head, seqlens.seqlen_q_of(params), _);
   };
   auto key_tile = [&](const TensorArg& t) {
-    return head_row_tiles_at<Element, kBlockN, kHeadDim>(t, seqlens.k_row_base(t), head_kv, seqlens.seqlen_k, n_block);
+    return head_row_tiles_at<Element, kBlockN, kHeadDim>(t, seqlens.k_row_base(t), head_kv, seqlens.seqlen_k_of(params), n_block);
   };
   return BackwardBlock<decltype(query_tiles(params.q)), decltype(key_tile(params.k))>{
       query_tiles(params.q), query_tiles(params.dout), key_tile(params.k), key_tile(params.v),
@@ -217,18 +217,18 @@ __device__ __forceinline__ void store_dk_dv_for(const BwdParams& params, Sequenc
                                                 SmemV&& sV, int head, int n_block, int tidx) {
   using Element = typename Cfg::Element;
   constexpr int kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
-  const int k_rows_left = seqlens.seqlen_k - n_block * kBlockN;
+  const int k_rows_left = seqlens.seqlen_k_of(params) - n_block * kBlockN;
   CUTE_UNROLL
   for (int i = 0; i < size(acc_dk); ++i) acc_dk(i) *= params.softmax_scale;
   if (params.dk_accum != nullptr) {
     store_dk_dv_per_query_head_at<kBlockN, kHeadDim>(params, mma_dkv.get_thread_slice(tidx), acc_dk, acc_dv,
-                                                     seqlens.dkv_accum_rows_before(), head, seqlens.seqlen_k,
+                                                     seqlens.dkv_accum_rows_before(), head, seqlens.seqlen_k_of(params),
                                                      n_block * kBlockN);
     return;
   }
   auto out_tile = [&](const TensorArg& out) {
-    return head_row_tiles_at<Element, kBlockN, kHeadDim>(out, seqlens.k_row_base(out), head, seqlens.seqlen_k,
-                                                         n_block);
+    return head_row_tiles_at<Element, kBlockN, kHeadDim>(out, seqlens.k_row_base(out), head,
+                                                         seqlens.seqlen_k_of(params), n_block);
   };
   __syncthreads();  // every warp is done reading K and V
   store_fragment_via_smem<Cfg>(mma_dkv, acc_dk, sK, out_tile(params.dk), k_rows_left, tidx);
@@ -271,7 +271,7 @@ __global__ void __launch_bounds__(kPreprocessRows * 32) bwd_preprocess_kernel(co
     for (int i = threadIdx.x; i < kPreprocessRows * kHeadDim / 4; i += blockDim.x) dst[i] = make_float4(0, 0, 0, 0);
   }
   const int64_t stats_row = seqlens.template padded_rows_offset<Cfg::kBlockM>(params, head) + row;
-  if (row >= seqlens.seqlen_q) {
+  if (row >= seqlens.seqlen_q_of(params)) {
     if (lane == 0) params.softmax_d[stats_row] = 0.f, params.lse_log2[stats_row] = INFINITY;
     return;
   }
@@ -302,8 +302,7 @@ __global__ void __launch_bounds__(Cfg::kDqThreads) bwd_dq_postprocess_kernel(con
   if constexpr (has_varlen_feature<Cfg>()) {
     if (m_block * kBlockM >= seqlens.seqlen_q) return;  // past this sequence's rows
   }
-  const float* tile = params.dq_accum + seqlens.template dq_tiles_offset<kBlockM, Cfg::kDqTileElems>(params, head) +
-                      int64_t(m_block) * Cfg::kDqTileElems;
+  const float* tile = params.dq_accum + seqlens.template dq_tile_offset<kBlockM, Cfg::kDqTileElems>(params, head, m_block);
   typename Cfg::TiledMmadQ mma_dq;
   Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});  // the main kernel's order
   static_assert(decltype(size(acc_dq))::value == Cfg::kDqFragElems);
@@ -331,9 +330,9 @@ __global__ void __launch_bounds__(Cfg::kDqThreads) bwd_dq_postprocess_kernel(con
   for (int i = 0; i < Cfg::kDqFragElems; ++i) acc_dq(i) *= params.softmax_scale;
   __shared__ __align__(128) Element stage[Cfg::kQTileBytes / sizeof(Element)];
   Tensor gdQ = head_row_tiles_at<Element, kBlockM, kHeadDim>(params.dq, seqlens.q_row_base(params.dq), head,
-                                                             seqlens.seqlen_q, m_block);
+                                                             seqlens.seqlen_q_of(params), m_block);
   store_fragment_via_smem<Cfg>(mma_dq, acc_dq, make_tensor(make_smem_ptr(stage), typename Cfg::SmemLayoutQ{}), gdQ,
-                               seqlens.seqlen_q - m_block * kBlockM, tidx);
+                               seqlens.seqlen_q_of(params) - m_block * kBlockM, tidx);
 }
 
 // The backward's launches: the preprocess (D, lse_log2, zeroed dQ accumulator), the main kernel

@@ -24,6 +24,14 @@ struct FixedSequenceLengths {
   CUTE_HOST_DEVICE FixedSequenceLengths(Params const& params, int batch_)
       : seqlen_q(params.seqlen_q), seqlen_k(params.seqlen_k), batch(batch_) {}
 
+  // The lengths at a point of use: read from the params there, as the kernels did before
+  // varlen (a register copy taken once changes the fixed-length kernels' code: the params are
+  // reloaded after stores).
+  template <class Params>
+  CUTE_HOST_DEVICE int seqlen_q_of(Params const& params) const { return params.seqlen_q; }
+  template <class Params>
+  CUTE_HOST_DEVICE int seqlen_k_of(Params const& params) const { return params.seqlen_k; }
+
   // Where this entry's rows of t start (elements; the head's offset is added by the caller).
   CUTE_HOST_DEVICE int64_t q_row_base(const TensorArg& t) const { return batch * t.batch_stride; }
   CUTE_HOST_DEVICE int64_t k_row_base(const TensorArg& t) const { return batch * t.batch_stride; }
@@ -46,6 +54,11 @@ struct FixedSequenceLengths {
   CUTE_HOST_DEVICE int64_t dq_tiles_offset(const BwdParams& params, int head) const {
     return (int64_t(batch) * params.nheads + head) * ceil_div(params.seqlen_q, kBlockM) * kTileElems;
   }
+  // Its query block m_block's tile.
+  template <int kBlockM, int kTileElems>
+  CUTE_HOST_DEVICE int64_t dq_tile_offset(const BwdParams& params, int head, int m_block) const {
+    return ((int64_t(batch) * params.nheads + head) * ceil_div(params.seqlen_q, kBlockM) + m_block) * kTileElems;
+  }
   // The rows before this entry's in the GQA fp32 dK/dV accumulators ((batch, seqlen_k, nheads, d)).
   CUTE_HOST_DEVICE int64_t dkv_accum_rows_before() const { return int64_t(batch) * seqlen_k; }
 };
@@ -64,6 +77,11 @@ struct VarlenSequenceLengths {
     seqlen_q = params.cu_seqlens_q[batch_ + 1] - start_q;
     seqlen_k = params.cu_seqlens_k[batch_ + 1] - start_k;
   }
+
+  template <class Params>
+  CUTE_HOST_DEVICE int seqlen_q_of(Params const&) const { return seqlen_q; }
+  template <class Params>
+  CUTE_HOST_DEVICE int seqlen_k_of(Params const&) const { return seqlen_k; }
 
   CUTE_HOST_DEVICE int64_t q_row_base(const TensorArg& t) const { return int64_t(start_q) * t.row_stride; }
   CUTE_HOST_DEVICE int64_t k_row_base(const TensorArg& t) const { return int64_t(start_k) * t.row_stride; }
@@ -92,6 +110,10 @@ struct VarlenSequenceLengths {
   template <int kBlockM, int kTileElems>
   CUTE_HOST_DEVICE int64_t dq_tiles_offset(const BwdParams& params, int head) const {
     return padded_rows_offset<kBlockM>(params, head) / kBlockM * kTileElems;
+  }
+  template <int kBlockM, int kTileElems>
+  CUTE_HOST_DEVICE int64_t dq_tile_offset(const BwdParams& params, int head, int m_block) const {
+    return (padded_rows_offset<kBlockM>(params, head) / kBlockM + m_block) * kTileElems;
   }
   // GQA fp32 dK/dV accumulators: (total_k, nheads, d).
   CUTE_HOST_DEVICE int64_t dkv_accum_rows_before() const { return start_k; }

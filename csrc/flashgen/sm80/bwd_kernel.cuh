@@ -108,8 +108,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   if constexpr (Cfg::kVarlen) {
     if (col0 >= seqlens.seqlen_k) return;  // the grid covers the longest sequence's keys; not this one's
   }
-  const int seqlen_q = seqlens.seqlen_q;
-  const int k_rows_left = seqlens.seqlen_k - col0;
+  const int k_rows_left = seqlens.seqlen_k_of(params) - col0;
   const AttentionMask mask = make_mask<Cfg::kWindow>(seqlens, kCausal, params);
 
   const QueryBlockOrder order(mask, kBlockM, kBlockN, n_block);
@@ -165,12 +164,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   auto load_q = [&](int it) {
     const int m_block = m_block_at(it);
     copy_rows_or_zero<kBlockM>(gmem_load, tQgQ(_, _, _, m_block), in_q_buffer(tQsQ, it), tQcQ,
-                               seqlen_q - m_block * kBlockM);
+                               seqlens.seqlen_q_of(params) - m_block * kBlockM);
   };
   auto load_do = [&](int it) {
     const int m_block = m_block_at(it);
     copy_rows_or_zero<kBlockM>(gmem_load, tQgdO(_, _, _, m_block), in_do_buffer(tQsdO, it), tQcQ,
-                               seqlen_q - m_block * kBlockM);
+                               seqlens.seqlen_q_of(params) - m_block * kBlockM);
   };
 
   // S and dP.
@@ -228,7 +227,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   for (int it = 0; it < n_steps; ++it) {
     const int m_block = m_block_at(it);
     const int row0 = m_block * kBlockM;
-    const int q_rows_left = seqlen_q - row0;
+    const int q_rows_left = seqlens.seqlen_q_of(params) - row0;
     const bool has_next = it + 1 < n_steps;
     cute::cp_async_wait<0>();
     __syncthreads();  // Q_i, dO_i (and K, V) landed; every warp is done with iteration i-1

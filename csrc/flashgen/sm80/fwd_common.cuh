@@ -29,10 +29,10 @@ __device__ __forceinline__ auto forward_block(const FwdParams& params, SequenceL
   constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
   const int head_kv = kv_head_of(params, head);
   auto query_tile = [&](const TensorArg& t) {
-    return head_row_tiles_at<Element, kBlockM, kHeadDim>(t, seqlens.q_row_base(t), head, seqlens.seqlen_q, m_block);
+    return head_row_tiles_at<Element, kBlockM, kHeadDim>(t, seqlens.q_row_base(t), head, seqlens.seqlen_q_of(params), m_block);
   };
   auto key_tiles = [&](const TensorArg& t) {
-    return head_row_tiles_at<Element, kBlockN, kHeadDim>(t, seqlens.k_row_base(t), head_kv, seqlens.seqlen_k, _);
+    return head_row_tiles_at<Element, kBlockN, kHeadDim>(t, seqlens.k_row_base(t), head_kv, seqlens.seqlen_k_of(params), _);
   };
   return ForwardBlock<decltype(query_tile(params.q)), decltype(key_tiles(params.k))>{
       query_tile(params.q), query_tile(params.out), key_tiles(params.k), key_tiles(params.v),

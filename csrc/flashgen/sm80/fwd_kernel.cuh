@@ -77,8 +77,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
   const auto key_blocks = mask.key_blocks(row0, kBlockM, kBlockN);
 
   const auto block = forward_block<Cfg>(params, seqlens, m_block, head);
-  const int q_rows_left = seqlens.seqlen_q - row0;
-  const int seqlen_k = seqlens.seqlen_k;
+  const int q_rows_left = seqlens.seqlen_q_of(params) - row0;
 
   typename Cfg::Gmem::AsyncLoad gmem_load;
   auto thr_load = gmem_load.get_thread_slice(tidx);
@@ -129,7 +128,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
 
   int n_block = key_blocks.end - 1;
   copy_rows_or_zero<kBlockM>(gmem_load, tQgQ, tQsQ, tQcQ, q_rows_left);
-  copy_rows_or_zero<kBlockN>(gmem_load, tKgK(_, _, _, n_block), tKsK, tKVcKV, seqlen_k - n_block * kBlockN);
+  copy_rows_or_zero<kBlockN>(gmem_load, tKgK(_, _, _, n_block), tKsK, tKVcKV, seqlens.seqlen_k_of(params) - n_block * kBlockN);
   cute::cp_async_fence();
   clear(acc_o);
 
@@ -139,7 +138,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
     cute::cp_async_wait<0>();
     __syncthreads();  // K[n] landed; every warp is done with V[n+1]
     copy_rows_or_zero<kBlockN>(gmem_load, tVgV(_, _, _, n_block), tVsV, tKVcKV,
-                      seqlen_k - n_block * kBlockN);
+                      seqlens.seqlen_k_of(params) - n_block * kBlockN);
     cute::cp_async_fence();
 
     // S = Q K^T
@@ -148,7 +147,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
     __syncthreads();  // V[n] landed; every warp is done with K[n]
     if (n_block > key_blocks.first) {  // prefetch K[n-1] under the softmax and the P V GEMM
       copy_rows_or_zero<kBlockN>(gmem_load, tKgK(_, _, _, n_block - 1), tKsK, tKVcKV,
-                        seqlen_k - (n_block - 1) * kBlockN);
+                        seqlens.seqlen_k_of(params) - (n_block - 1) * kBlockN);
       cute::cp_async_fence();
     }
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
