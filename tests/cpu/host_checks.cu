@@ -473,7 +473,7 @@ void check_varlen_padded_offsets_for() {
         CHECK(seqlens.padded_rows_offset<kBlockM>(p, head) == head * padded_total + start,
               "varlen block_m %d: sequence %d head %d row statistics", kBlockM, b, head);
         constexpr int kTileElems = kBlockM * 64;
-        CHECK((seqlens.dq_tiles_offset<kBlockM, kTileElems>(p, head)) == (head * padded_total + start) * 64,
+        CHECK((seqlens.dq_tiles_offset<kBlockM, kTileElems>(p, head, seqlens.query_blocks<kBlockM>(p))) == (head * padded_total + start) * 64,
               "varlen block_m %d: sequence %d head %d dQ tiles", kBlockM, b, head);
         CHECK(seqlens.lse_offset(p, head) == int64_t(head) * p.total_q + cu_q[b],
               "varlen: sequence %d head %d lse", b, head);

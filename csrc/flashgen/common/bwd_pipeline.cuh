@@ -111,12 +111,14 @@ __device__ __forceinline__ auto backward_block_for(const BwdParams& params, Sequ
   auto key_tile = [&](const TensorArg& t) {
     return head_row_tiles_at<Element, kBlockN, kHeadDim>(t, seqlens.k_row_base(t), head_kv, seqlens.seqlen_k_of(params), n_block);
   };
+  // (Offsets in the order the fixed-length kernel computed them before varlen: the same code.)
+  const int64_t lse_rows = seqlens.lse_offset(params, head);  // the forward's
+  const int m_blocks = seqlens.template query_blocks<kBlockM>(params);
   return BackwardBlock<decltype(query_tiles(params.q)), decltype(key_tile(params.k))>{
       query_tiles(params.q), query_tiles(params.dout), key_tile(params.k), key_tile(params.v),
-      params.lse + seqlens.lse_offset(params, head),  // the forward's
-      params.softmax_d + seqlens.template padded_rows_offset<kBlockM>(params, head),
+      params.lse + lse_rows, params.softmax_d + seqlens.template padded_rows_offset<kBlockM>(params, head),
       params.dq_accum + split * params.dq_split_stride +
-          seqlens.template dq_tiles_offset<kBlockM, Cfg::kDqTileElems>(params, head)};
+          seqlens.template dq_tiles_offset<kBlockM, Cfg::kDqTileElems>(params, head, m_blocks)};
 }
 
 template <class Cfg>
@@ -262,8 +264,9 @@ __global__ void __launch_bounds__(kPreprocessRows * 32) bwd_preprocess_kernel(co
   // The accumulator holds whole block_m-row tiles: this CTA zeroes rows [row0, row0 + 8) of
   // that padded range, in its (batch, head) slice of each split (the order inside a tile does
   // not matter for zeros).
+  const int m_blocks = seqlens.template query_blocks<Cfg::kBlockM>(params);
   float* zero_base = params.dq_accum +
-                     seqlens.template dq_tiles_offset<Cfg::kBlockM, Cfg::kDqTileElems>(params, head) +
+                     seqlens.template dq_tiles_offset<Cfg::kBlockM, Cfg::kDqTileElems>(params, head, m_blocks) +
                      int64_t(row0) * kHeadDim;
   static_assert(kPreprocessRows * kHeadDim % 4 == 0 && Cfg::kBlockM % kPreprocessRows == 0);
   for (int split = 0; split < params.dq_splits; ++split) {

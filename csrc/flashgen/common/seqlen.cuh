@@ -48,11 +48,14 @@ struct FixedSequenceLengths {
   CUTE_HOST_DEVICE int64_t padded_rows_offset(const BwdParams& params, int head) const {
     return (int64_t(batch) * params.nheads + head) * (ceil_div(params.seqlen_q, kBlockM) * kBlockM);
   }
+  // Query blocks of this entry: ceil(seqlen_q / kBlockM).
+  template <int kBlockM, class Params>
+  CUTE_HOST_DEVICE int query_blocks(Params const& params) const { return ceil_div(params.seqlen_q, kBlockM); }
   // The first dQ accumulator tile of (this entry, head) (kTileElems = kBlockM * head_dim floats
-  // each); the same rows as padded_rows_offset, times head_dim.
+  // each); the same rows as padded_rows_offset, times head_dim. m_blocks: query_blocks().
   template <int kBlockM, int kTileElems>
-  CUTE_HOST_DEVICE int64_t dq_tiles_offset(const BwdParams& params, int head) const {
-    return (int64_t(batch) * params.nheads + head) * ceil_div(params.seqlen_q, kBlockM) * kTileElems;
+  CUTE_HOST_DEVICE int64_t dq_tiles_offset(const BwdParams& params, int head, int m_blocks) const {
+    return (int64_t(batch) * params.nheads + head) * m_blocks * kTileElems;
   }
   // Its query block m_block's tile.
   template <int kBlockM, int kTileElems>
@@ -107,8 +110,10 @@ struct VarlenSequenceLengths {
   CUTE_HOST_DEVICE int64_t padded_rows_offset(const BwdParams& params, int head) const {
     return head * padded_total<kBlockM>(params.total_q, params.batch) + padded_start<kBlockM>();
   }
+  template <int kBlockM, class Params>
+  CUTE_HOST_DEVICE int query_blocks(Params const&) const { return ceil_div(seqlen_q, kBlockM); }
   template <int kBlockM, int kTileElems>
-  CUTE_HOST_DEVICE int64_t dq_tiles_offset(const BwdParams& params, int head) const {
+  CUTE_HOST_DEVICE int64_t dq_tiles_offset(const BwdParams& params, int head, int /*m_blocks*/) const {
     return padded_rows_offset<kBlockM>(params, head) / kBlockM * kTileElems;
   }
   template <int kBlockM, int kTileElems>
