@@ -121,12 +121,13 @@ CALLS = [((False, (-1, -1), 0.0), (), (False, -1, -1, 0.0)),
 
 
 @pytest.mark.parametrize("call,features,kernel_args", CALLS, ids=[str(c[0]) for c in CALLS])
-def test_varlen_kernels_take_the_packed_batch_in_one_call_per_direction(varlen_kernels, call, features, kernel_args):
+def test_varlen_kernels_take_the_packed_batch_in_one_call_per_direction(varlen_kernels, monkeypatch, call, features,
+                                                                       kernel_args):
     ext, chosen, build = varlen_kernels
     causal, window_size, softcap = call
     suffix = "".join("_" + f for f in (*features, "varlen"))  # gen.axes' order: softcap, window, varlen
     names = sorted(set(CATALOG + [f"flash_{d}_hdim64_bf16_sm80{suffix}" for d in ("fwd", "bwd")]))
-    dispatch.catalog_kernels = lambda: list(names)  # undone with the fixture's monkeypatch of it
+    monkeypatch.setattr(dispatch, "catalog_kernels", lambda: list(names))
     build(*names)
     q, k, v = packed_inputs()
     cu_q, cu_k = cu(LENGTHS_Q), cu(LENGTHS_K)
