@@ -108,6 +108,75 @@ void set_attention_args(Params& p, const at::Tensor& q, const at::Tensor& k, con
   p.softmax_scale_log2 = static_cast<float>(exponent_scale * M_LOG2E);
 }
 
+// Whether kernel `name` is built with `feature` (flashgen/naming.py: flash_..._sm{NN}[_{feature}...]).
+bool has_feature(const std::string& name, const std::string& feature) {
+  const std::string token = "_" + feature;
+  for (size_t at = name.find(token); at != std::string::npos; at = name.find(token, at + 1)) {
+    const size_t end = at + token.size();
+    if (end == name.size() || name[end] == '_') return true;
+  }
+  return false;
+}
+
+// Variable-length batches (FlashAttention-2's varlen layout): with cu_seqlens_q and
+// cu_seqlens_k (int32, contiguous, batch + 1 offsets on q's device) q, out, dout, dq are
+// (total_q, nheads, head_dim) and k, v, dk, dv (total_k, nheads_kv, head_dim), 3-D: sequence b
+// is rows cu_seqlens_q[b]:cu_seqlens_q[b+1] of the first and cu_seqlens_k[b]:cu_seqlens_k[b+1]
+// of the others; max_seqlen_q/k are at least the longest (grid sizing). lse is (nheads,
+// total_q). Only kernels built with the varlen feature take them, and they take nothing else.
+struct Varlen {
+  bool on = false;
+  at::Tensor cu_q, cu_k;
+  int64_t max_seqlen_q = 0, max_seqlen_k = 0;
+};
+
+Varlen varlen_args(const std::string& name, const at::Tensor& q, const c10::optional<at::Tensor>& cu_seqlens_q,
+                   const c10::optional<at::Tensor>& cu_seqlens_k, int64_t max_seqlen_q, int64_t max_seqlen_k) {
+  Varlen v;
+  v.on = cu_seqlens_q.has_value() || cu_seqlens_k.has_value();
+  TORCH_CHECK(v.on == has_feature(name, "varlen"), "flashgen: ", name,
+              v.on ? " is not a varlen kernel but cu_seqlens were given"
+                   : " is a varlen kernel: it needs cu_seqlens_q and cu_seqlens_k");
+  if (!v.on) return v;
+  TORCH_CHECK(cu_seqlens_q.has_value() && cu_seqlens_k.has_value(),
+              "flashgen: varlen needs both cu_seqlens_q and cu_seqlens_k");
+  v.cu_q = *cu_seqlens_q;
+  v.cu_k = *cu_seqlens_k;
+  for (const at::Tensor* t : {&v.cu_q, &v.cu_k}) {
+    TORCH_CHECK(t->device() == q.device() && t->scalar_type() == at::kInt && t->is_contiguous() && t->dim() == 1 &&
+                    t->numel() >= 2,
+                "flashgen: cu_seqlens must be contiguous int32 (batch + 1,) tensors on ", q.device());
+  }
+  TORCH_CHECK(v.cu_q.numel() == v.cu_k.numel(), "flashgen: cu_seqlens_q and cu_seqlens_k must have the same length");
+  TORCH_CHECK(q.dim() == 3, "flashgen: with cu_seqlens q must be 3-D (total_q, nheads, head_dim)");
+  TORCH_CHECK(max_seqlen_q >= 0 && max_seqlen_k >= 0 && max_seqlen_q <= (1 << 30) && max_seqlen_k <= (1 << 30),
+              "flashgen: max_seqlen_q and max_seqlen_k must be given (>= 0) with cu_seqlens");
+  v.max_seqlen_q = max_seqlen_q;
+  v.max_seqlen_k = max_seqlen_k;
+  return v;
+}
+
+// The 4-D (batch, seqlen, heads, head_dim) view the kernels' TensorArgs describe: varlen's
+// (total, heads, head_dim) tensors as (1, total, heads, head_dim).
+at::Tensor as_4d(const at::Tensor& t, const Varlen& varlen) {
+  if (!varlen.on) return t;
+  TORCH_CHECK(t.dim() == 3, "flashgen: with cu_seqlens every tensor must be 3-D (total, heads, head_dim)");
+  return t.unsqueeze(0);
+}
+
+// Batch, longest lengths and totals of a varlen call (after set_attention_args saw the 4-D views).
+template <class Params>
+void set_varlen_args(Params& p, const Varlen& varlen) {
+  if (!varlen.on) return;
+  p.total_q = p.seqlen_q;
+  p.total_k = p.seqlen_k;
+  p.batch = static_cast<int>(varlen.cu_q.numel() - 1);
+  p.seqlen_q = static_cast<int>(varlen.max_seqlen_q);
+  p.seqlen_k = static_cast<int>(varlen.max_seqlen_k);
+  p.cu_seqlens_q = varlen.cu_q.data_ptr<int>();
+  p.cu_seqlens_k = varlen.cu_k.data_ptr<int>();
+}
+
 // Deterministic mode's dQ splits: floor(multiprocessors / (batch * nheads)) CTAs per head fill
 // the GPU once without a second, nearly empty wave per launch (FlashAttention-2's ceil gave 144
 // CTAs on 132 SMs at 2 x 8 heads), and more than one per key block has no work.
@@ -120,17 +189,23 @@ int deterministic_dq_splits(const BwdParams& p, int block_n, int device) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(key_blocks, sms / heads)));
 }
 
-void fwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-         at::Tensor& out, at::Tensor& lse, double softmax_scale, bool causal, int64_t window_left,
-         int64_t window_right, double softcap) {
+void fwd(const std::string& name, const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
+         at::Tensor& out_in, at::Tensor& lse, double softmax_scale, bool causal, int64_t window_left,
+         int64_t window_right, double softcap, const c10::optional<at::Tensor>& cu_seqlens_q,
+         const c10::optional<at::Tensor>& cu_seqlens_k, int64_t max_seqlen_q, int64_t max_seqlen_k) {
   const KernelEntry& entry = find_kernel(name);
   TORCH_CHECK(entry.fwd != nullptr, "flashgen: ", name, " is not a forward kernel");
-  const c10::cuda::CUDAGuard guard(q.device());
+  const c10::cuda::CUDAGuard guard(q_in.device());
+  const Varlen varlen = varlen_args(name, q_in, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k);
+  const at::Tensor q = as_4d(q_in, varlen), k = as_4d(k_in, varlen), v = as_4d(v_in, varlen);
+  at::Tensor out = as_4d(out_in, varlen);
   FwdParams p{};
   set_attention_args(p, q, k, v, out, softmax_scale, causal, window_left, window_right, softcap);
+  // (batch, nheads, seqlen_q), or varlen's (nheads, total_q): the same count with q's 4-D view.
   TORCH_CHECK(lse.is_cuda() && lse.scalar_type() == at::kFloat && lse.is_contiguous() &&
                   lse.numel() == q.size(0) * q.size(2) * q.size(1),
-              "flashgen: lse must be a contiguous float32 (batch, nheads, seqlen_q) tensor");
+              "flashgen: lse must be a contiguous float32 (batch, nheads, seqlen_q) tensor ((nheads, total_q) with cu_seqlens)");
+  set_varlen_args(p, varlen);
   p.lse = lse.data_ptr<float>();
   at::Tensor tile_counter = at::empty({1}, q.options().dtype(at::kInt));  // zeroed by the launchers that use it
   p.tile_counter = tile_counter.data_ptr<int>();
@@ -141,13 +216,21 @@ void fwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
 // Writes dq (q's dtype and shape) and dk, dv: in k's dtype and shape without GQA; with GQA
 // float32 (batch, seqlen_k, nheads, head_dim) per query head, which the caller sums. The
 // fp32 scratch (softmax_d, lse_log2, the dQ accumulator in the kernel's own tile order) is allocated here.
-void bwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-         const at::Tensor& out, const at::Tensor& dout, const at::Tensor& lse, at::Tensor& dq,
-         at::Tensor& dk, at::Tensor& dv, double softmax_scale, bool causal, bool deterministic,
-         int64_t window_left, int64_t window_right, double softcap) {
+void bwd(const std::string& name, const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
+         const at::Tensor& out_in, const at::Tensor& dout_in, const at::Tensor& lse, at::Tensor& dq_in,
+         at::Tensor& dk_in, at::Tensor& dv_in, double softmax_scale, bool causal, bool deterministic,
+         int64_t window_left, int64_t window_right, double softcap, const c10::optional<at::Tensor>& cu_seqlens_q,
+         const c10::optional<at::Tensor>& cu_seqlens_k, int64_t max_seqlen_q, int64_t max_seqlen_k) {
   const KernelEntry& entry = find_kernel(name);
   TORCH_CHECK(entry.bwd != nullptr, "flashgen: ", name, " is not a backward kernel");
-  const c10::cuda::CUDAGuard guard(q.device());
+  const c10::cuda::CUDAGuard guard(q_in.device());
+  const Varlen varlen = varlen_args(name, q_in, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k);
+  const at::Tensor q = as_4d(q_in, varlen), k = as_4d(k_in, varlen), v = as_4d(v_in, varlen);
+  const at::Tensor out = as_4d(out_in, varlen), dout = as_4d(dout_in, varlen);
+  at::Tensor dq = as_4d(dq_in, varlen);
+  // GQA's fp32 dk, dv: (total_k, nheads, head_dim) with varlen, checked by element count below.
+  at::Tensor dk = varlen.on && dk_in.dim() == 3 ? dk_in.unsqueeze(0) : dk_in;
+  at::Tensor dv = varlen.on && dv_in.dim() == 3 ? dv_in.unsqueeze(0) : dv_in;
   BwdParams p{};
   set_attention_args(p, q, k, v, out, softmax_scale, causal, window_left, window_right, softcap);
   p.softmax_scale = static_cast<float>(softmax_scale);  // dQ and dK are scaled by the call's scale
@@ -171,11 +254,16 @@ void bwd(const std::string& name, const at::Tensor& q, const at::Tensor& k, cons
     p.dv_accum = dv.data_ptr<float>();
   }
   const auto f32 = q.options().dtype(at::kFloat);
-  // Whole block_m-row tiles per (batch, head) (params.h). Deterministic mode: enough splits
-  // (CTAs per head) to give every multiprocessor a CTA, at most one per key block.
+  set_varlen_args(p, varlen);
+  // Whole block_m-row tiles per (batch, head) (params.h); varlen: per (head, sequence), every
+  // sequence's tiles apart, padded_total = (total_q / block_m + batch) * block_m rows per head
+  // (common/seqlen.cuh). Deterministic mode: enough splits (CTAs per head) to give every
+  // multiprocessor a CTA, at most one per key block.
   const int64_t padded_rows_q = (p.seqlen_q + entry.block_m - 1) / entry.block_m * entry.block_m;
-  at::Tensor row_stats = at::empty({2, int64_t(p.batch) * p.nheads * padded_rows_q}, f32);  // the preprocess fills them
-  const int64_t split_elems = int64_t(p.batch) * p.nheads * padded_rows_q * q.size(3);
+  const int64_t padded_rows_per_head =
+      varlen.on ? (int64_t(p.total_q) / entry.block_m + p.batch) * entry.block_m : int64_t(p.batch) * padded_rows_q;
+  at::Tensor row_stats = at::empty({2, p.nheads * padded_rows_per_head}, f32);  // the preprocess fills them
+  const int64_t split_elems = p.nheads * padded_rows_per_head * q.size(3);
   p.deterministic = deterministic;
   p.dq_splits = deterministic ? deterministic_dq_splits(p, entry.block_n, q.get_device()) : 1;
   at::Tensor dq_accum = at::empty({p.dq_splits * split_elems}, f32);  // the preprocess zeroes it
@@ -198,8 +286,23 @@ std::vector<std::string> names(const char* const* list, int n) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "flashgen kernels (generated dispatch table + torch binding)";
-  m.def("fwd", &flashgen::fwd, "Forward attention with the named kernel; writes out and lse");
-  m.def("bwd", &flashgen::bwd, "Backward attention with the named kernel; writes dq, dk and dv (fp32 per query head with GQA)");
+  namespace py = pybind11;
+  // The varlen arguments trail with defaults, so fixed-length calls keep their positional form.
+  m.def("fwd", &flashgen::fwd,
+        "Forward attention with the named kernel; writes out and lse. With cu_seqlens_q/k (varlen kernels) "
+        "q, k, v, out are 3-D packed (total, heads, head_dim) and lse is (nheads, total_q)",
+        py::arg("name"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("out"), py::arg("lse"),
+        py::arg("softmax_scale"), py::arg("causal"), py::arg("window_left"), py::arg("window_right"),
+        py::arg("softcap"), py::arg("cu_seqlens_q") = py::none(), py::arg("cu_seqlens_k") = py::none(),
+        py::arg("max_seqlen_q") = -1, py::arg("max_seqlen_k") = -1);
+  m.def("bwd", &flashgen::bwd,
+        "Backward attention with the named kernel; writes dq, dk and dv (fp32 per query head with GQA). "
+        "With cu_seqlens_q/k (varlen kernels) every tensor is 3-D packed, GQA's dk, dv (total_k, nheads, head_dim)",
+        py::arg("name"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("out"), py::arg("dout"), py::arg("lse"),
+        py::arg("dq"), py::arg("dk"), py::arg("dv"), py::arg("softmax_scale"), py::arg("causal"),
+        py::arg("deterministic"), py::arg("window_left"), py::arg("window_right"), py::arg("softcap"),
+        py::arg("cu_seqlens_q") = py::none(), py::arg("cu_seqlens_k") = py::none(), py::arg("max_seqlen_q") = -1,
+        py::arg("max_seqlen_k") = -1);
   m.def("built_kernels", [] {
     std::vector<std::string> result;
     for (int i = 0; i < flashgen::kNumBuiltKernels; ++i) result.emplace_back(flashgen::kBuiltKernels[i].name);

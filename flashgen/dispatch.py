@@ -2,7 +2,7 @@
 
 Among the arch families the GPU can run (or the one forced by `arch=` / FLASHGEN_ARCH) and the
 kernels built with every feature the call needs (`features=`; a variant also runs calls that need
-fewer of its features, the others off), the kernel with the smallest catalog head dim at least
+fewer of its features, the others off; varlen, a layout, only on both sides), the kernel with the smallest catalog head dim at least
 the input's wins, then the newest family, then the fewest features the call does not need: a
 head dim not in the catalog rounds up (the caller zero-pads), and kernels.yaml lists a head dim
 for a family only where that family's kernel is the faster one (sm90's backward: 256 only).
@@ -71,6 +71,12 @@ def _version(capability) -> str:
     return ".".join(map(str, capability))
 
 
+# A feature that changes the tensors' layout, not only what a kernel computes: a varlen kernel
+# takes packed sequences and cu_seqlens, so it runs varlen calls only and a varlen call runs on
+# varlen kernels only.
+LAYOUT_FEATURE = "varlen"
+
+
 def choose_kernel(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple[int, int],
                   arch: str | None = None, features: frozenset[str] = frozenset()) -> KernelKey:
     """The kernel to run (see the module doc); `features` are those the call needs (gen.axes
@@ -91,7 +97,8 @@ def _choose(direction: str, head_dim: int, dtype: torch.dtype, capability: tuple
     # features the call does not need: one turned off costs a branch per tile, far less than
     # padding or an older family. The features themselves break what ties are left.
     candidates = sorted((k for k in catalog if (k.direction, k.dtype) == (direction, dtype_name)
-                         and k.arch in families and k.hdim >= head_dim and features <= set(k.features)),
+                         and k.arch in families and k.hdim >= head_dim and features <= set(k.features)
+                         and (LAYOUT_FEATURE in features) == (LAYOUT_FEATURE in k.features)),
                         key=lambda k: (k.hdim, families.index(k.arch), len(k.features), k.features))
     for key in candidates:
         if key in built:

@@ -31,11 +31,12 @@ def _output_buffer(shape, dtype, device, nan_outputs: bool) -> torch.Tensor:
     return torch.empty(shape, dtype=dtype, device=device)
 
 
-def required_features(window_left: int, window_right: int, softcap: float) -> frozenset[str]:
+def required_features(window_left: int, window_right: int, softcap: float, varlen: bool = False) -> frozenset[str]:
     """The kernel features (gen.axes FEATURES) a call needs: window when a bound is >= 0
-    (normalized by flashgen.inputs.mask_args), softcap when softcap > 0. A kernel built with
-    more features runs the call with the others off."""
-    features = set()
+    (normalized by flashgen.inputs.mask_args), softcap when softcap > 0, varlen for packed
+    sequences (flashgen/varlen.py). A kernel built with more features runs the call with the
+    others off (but varlen: a layout, flashgen.dispatch.LAYOUT_FEATURE)."""
+    features = {"varlen"} if varlen else set()
     if window_feature(window_left, window_right):
         features.add("window")
     if softcap > 0.0:
@@ -154,6 +155,111 @@ def _fwd_op_backward(ctx, grad_out, grad_lse):
 
 
 _fwd_op.register_autograd(_fwd_op_backward, setup_context=_setup_context)
+
+
+# Variable-length (packed) attention on kernels built with the varlen feature: one launch for
+# the whole batch. q, out: (total_q, nheads, head_dim); k, v: (total_k, nheads_kv, head_dim);
+# cu_seqlens_q/k: int32 (batch + 1,) offsets on q's device; max_seqlen_q/k at least the longest
+# sequences; lse (nheads, total_q), FlashAttention-2's varlen layout. Separate ops from
+# flashgen::fwd/bwd (whose schemas stay as they are); flashgen/varlen.py calls them.
+
+def _varlen_forward(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal, softmax_scale, arch,
+                    nan_outputs=False, *, window_left=-1, window_right=-1, softcap=0.0):
+    head_dim = q.shape[-1]
+    key = choose_kernel("fwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch,
+                        required_features(window_left, window_right, softcap, varlen=True))
+    q_k, k_k, v_k = (_kernel_ready(t, key.hdim) for t in (q, k, v))
+    total_q, nheads, _ = q.shape
+    out = _output_buffer(q_k.shape, q.dtype, q.device, nan_outputs)
+    lse = _output_buffer((nheads, total_q), torch.float32, q.device, nan_outputs)
+    extension().fwd(key.name, q_k, k_k, v_k, out, lse, softmax_scale, causal, window_left, window_right, softcap,
+                    cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    return out[..., :head_dim], lse
+
+
+def _varlen_backward(q, k, v, out, lse, dout, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
+                     softmax_scale, arch, deterministic=False, nan_outputs=False, *, window_left=-1, window_right=-1,
+                     softcap=0.0):
+    """As _backward, packed: with GQA the kernels write dk, dv as fp32 (total_k, nheads, head_dim)."""
+    head_dim = q.shape[-1]
+    key = choose_kernel("bwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch,
+                        required_features(window_left, window_right, softcap, varlen=True))
+    q_k, k_k, v_k, out_k, dout_k = (_kernel_ready(t, key.hdim) for t in (q, k, v, out, dout))
+    total_k, nheads_kv, _ = k.shape
+    groups = q.shape[1] // nheads_kv
+    dq = _output_buffer(q_k.shape, q.dtype, q.device, nan_outputs)
+    dkv_shape, dkv_dtype = ((total_k, q.shape[1], key.hdim), torch.float32) if groups > 1 else (k_k.shape, q.dtype)
+    dk, dv = (_output_buffer(dkv_shape, dkv_dtype, q.device, nan_outputs) for _ in range(2))
+    extension().bwd(key.name, q_k, k_k, v_k, out_k, dout_k, lse, dq, dk, dv, softmax_scale, causal, deterministic,
+                    window_left, window_right, softcap, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    if groups > 1:
+        dk, dv = (t.view(total_k, nheads_kv, groups, key.hdim).sum(2).to(q.dtype) for t in (dk, dv))
+    return dq[..., :head_dim], dk[..., :head_dim], dv[..., :head_dim]
+
+
+@torch.library.custom_op("flashgen::varlen_fwd", mutates_args=(), device_types="cuda")
+def _varlen_fwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens_q: torch.Tensor,
+                   cu_seqlens_k: torch.Tensor, max_seqlen_q: int, max_seqlen_k: int, causal: bool,
+                   softmax_scale: float, arch: Optional[str], deterministic: bool, window_left: int = -1,
+                   window_right: int = -1, softcap: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    return _varlen_fwd_op_impl(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
+                               softmax_scale, arch, deterministic, window_left, window_right, softcap)
+
+
+def _varlen_fwd_op_impl(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal, softmax_scale, arch,
+                        deterministic, window_left=-1, window_right=-1, softcap=0.0):
+    out, lse = _varlen_forward(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
+                               softmax_scale, arch, window_left=window_left, window_right=window_right,
+                               softcap=softcap)
+    return out.contiguous(), lse
+
+
+@_varlen_fwd_op.register_fake
+def _varlen_fwd_fake(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal, softmax_scale, arch,
+                     deterministic, window_left=-1, window_right=-1, softcap=0.0):
+    total_q, nheads, _ = q.shape
+    return q.new_empty(q.shape), q.new_empty((nheads, total_q), dtype=torch.float32)
+
+
+@torch.library.custom_op("flashgen::varlen_bwd", mutates_args=(), device_types="cuda")
+def _varlen_bwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
+                   dout: torch.Tensor, cu_seqlens_q: torch.Tensor, cu_seqlens_k: torch.Tensor, max_seqlen_q: int,
+                   max_seqlen_k: int, causal: bool, softmax_scale: float, arch: Optional[str], deterministic: bool,
+                   window_left: int = -1, window_right: int = -1,
+                   softcap: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _varlen_bwd_op_impl(q, k, v, out, lse, dout, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+                               causal, softmax_scale, arch, deterministic, window_left, window_right, softcap)
+
+
+def _varlen_bwd_op_impl(q, k, v, out, lse, dout, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
+                        softmax_scale, arch, deterministic, window_left=-1, window_right=-1, softcap=0.0):
+    dq, dk, dv = _varlen_backward(q, k, v, out, lse, dout, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+                                  causal, softmax_scale, arch, deterministic, window_left=window_left,
+                                  window_right=window_right, softcap=softcap)
+    return dq.contiguous(), dk.contiguous(), dv.contiguous()
+
+
+@_varlen_bwd_op.register_fake
+def _varlen_bwd_fake(q, k, v, out, lse, dout, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
+                     softmax_scale, arch, deterministic, window_left=-1, window_right=-1, softcap=0.0):
+    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+
+
+def _varlen_setup_context(ctx, inputs, output):
+    # q, k, v, the offsets (saved: tensors) and the rest as given, to the backward op.
+    q, k, v, cu_seqlens_q, cu_seqlens_k, *ctx.options = inputs
+    out, lse = output
+    ctx.save_for_backward(q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k)
+    ctx.mark_non_differentiable(lse)
+
+
+def _varlen_fwd_op_backward(ctx, grad_out, grad_lse):
+    q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k = ctx.saved_tensors
+    dq, dk, dv = _varlen_bwd_op(q, k, v, out, lse, grad_out, cu_seqlens_q, cu_seqlens_k, *ctx.options)
+    return dq, dk, dv, None, None, *(None for _ in ctx.options)
+
+
+_varlen_fwd_op.register_autograd(_varlen_fwd_op_backward, setup_context=_varlen_setup_context)
 
 
 def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False, window_size=(-1, -1),

@@ -1,20 +1,27 @@
 """flash_attn_varlen_func: attention over a batch of sequences of different lengths, packed one
 after another along dim 0 (FlashAttention's varlen layout).
 
-This first version loops over the sequences on the host: it reads cu_seqlens (a host sync) and
-runs each sequence through the fixed-length kernels (flashgen::fwd, batch 1), then concatenates
-the outputs. It is correct and differentiable, but launches a kernel per sequence, so it is not
-fast for many short sequences, and torch.compile cannot trace it in one graph. A kernel-level
-varlen (one launch for the whole batch) is planned.
+Where a kernel built with the varlen feature covers the call (flashgen.dispatch.choose_kernel
+with features {"varlen", ...}: the sm80 family builds them, bench/tuning/varlen.yaml), the whole
+batch runs in one launch per direction through the flashgen::varlen_fwd / varlen_bwd ops
+(flashgen/ops.py). Otherwise it loops over the sequences on the host: it runs each sequence
+through the fixed-length kernels (flashgen::fwd, batch 1) and concatenates the outputs, warning
+once with the command that builds the varlen kernel. Both read cu_seqlens on the host (a sync:
+input checks and the window's normalization), so torch.compile breaks the graph there.
 """
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import torch
 
+from flashgen import ops
+from flashgen.errors import KernelNotBuiltError
 from flashgen.inputs import check_flash_attn_options, check_varlen_inputs, mask_args
 from flashgen.ops import default_scale
+
+_warned_loop = False  # the looping fallback warns once per process
 
 
 class SequenceRows(NamedTuple):
@@ -84,9 +91,10 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
     Returns out (total_q, nheads, head_dim), or with return_attn_probs=True
     (out, softmax_lse, None), softmax_lse float32 (nheads, total_q) as in FlashAttention 2.
 
-    Not fast yet: this version reads cu_seqlens on the host (a sync) and runs one fixed-length
-    kernel call per sequence (flashgen/varlen.py); a kernel-level varlen is planned. It runs in
-    eager mode: torch.compile breaks the graph at the host read.
+    With a varlen kernel built (the sm80 family; python build.py --catalog
+    bench/tuning/varlen.yaml, or compiled on first use) the batch runs in one launch per
+    direction; otherwise one fixed-length kernel call per sequence, with a warning (once). Either
+    way cu_seqlens is read on the host (a sync), and torch.compile breaks the graph there.
     """
     check_flash_attn_options(dropout_p, softcap, alibi_slopes, deterministic, return_attn_probs)
     offsets_q, offsets_k = check_varlen_inputs(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
@@ -97,6 +105,33 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
     causal, window_left, window_right = mask_args(causal, window_size, seqlen_q=longest(offsets_q),
                                                   seqlen_k=longest(offsets_k))
     scale = default_scale(softmax_scale, q.shape[-1])
-    out, lse = attention_per_sequence(q, k, v, sequence_rows(offsets_q, offsets_k), causal, scale, arch,
-                                      deterministic, window_left, window_right, float(softcap))
+    if varlen_kernels_built(q, k, v, arch, window_left, window_right, float(softcap)):
+        out, lse = torch.ops.flashgen.varlen_fwd(q, k, v, cu_seqlens_q, cu_seqlens_k, int(max_seqlen_q),
+                                                 int(max_seqlen_k), causal, scale, arch, deterministic, window_left,
+                                                 window_right, float(softcap))
+    else:
+        out, lse = attention_per_sequence(q, k, v, sequence_rows(offsets_q, offsets_k), causal, scale, arch,
+                                          deterministic, window_left, window_right, float(softcap))
     return (out, lse, None) if return_attn_probs else out
+
+
+def varlen_kernels_built(q, k, v, arch, window_left: int, window_right: int, softcap: float) -> bool:
+    """Whether varlen kernels run the call: a forward one, and a backward one when autograd will
+    need it (choose_kernel finds them built, or compiles them on first use). If not, warns once
+    that the call loops over the sequences, with the build command KernelNotBuiltError names."""
+    global _warned_loop
+    features = ops.required_features(window_left, window_right, softcap, varlen=True)
+    capability = torch.cuda.get_device_capability(q.device)
+    directions = ["fwd"]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        directions.append("bwd")
+    try:
+        for direction in directions:
+            ops.choose_kernel(direction, q.shape[-1], q.dtype, capability, arch, features)
+    except KernelNotBuiltError as error:
+        if not _warned_loop:
+            _warned_loop = True
+            warnings.warn("flash_attn_varlen_func loops over the sequences (one fixed-length kernel call each): "
+                          f"no varlen kernel is built for this call. {error}", stacklevel=3)
+        return False
+    return True

@@ -25,9 +25,11 @@ def _forward_smem_bytes(block_m: int, block_n: int, hdim: int, elem_bytes: int) 
     return (block_m + 2 * block_n) * hdim * elem_bytes
 
 
-# The features of gen/axes.py every kernel family implements (kernels.yaml may build a family
-# with any combination of its own; gen/spec.py rejects the others): all but varlen so far.
-_IMPLEMENTED_FEATURES = frozenset(FEATURES) - {"varlen"}
+# The features of gen/axes.py each kernel family implements (kernels.yaml may build a family
+# with any combination of its own; gen/spec.py rejects the others): the sm80 families all of
+# them, the sm90 ones all but varlen (a varlen call on Hopper runs the sm80 varlen kernels).
+_SM80_FEATURES = frozenset(FEATURES)
+_SM90_FEATURES = frozenset(FEATURES) - {"varlen"}
 
 
 class _NoFallbackPlan:
@@ -68,7 +70,7 @@ class FwdSm80Tile(_NoFallbackPlan):
     warps: int
 
     template = "flash_fwd_sm80.cu.j2"
-    features = _IMPLEMENTED_FEATURES
+    features = _SM80_FEATURES
 
     def check(self, hdim: int) -> None:
         _check_sm80_common("forward", hdim, self.warps, {"block_m": self.block_m, "block_n": self.block_n})
@@ -105,7 +107,7 @@ class BwdSm80Tile:
     causal_head_groups: int = 0
 
     template = "flash_bwd_sm80.cu.j2"
-    features = _IMPLEMENTED_FEATURES
+    features = _SM80_FEATURES
 
     def check(self, hdim: int) -> None:
         _check_sm80_common("backward", hdim, self.warps, {"block_m": self.block_m, "block_n": self.block_n})
@@ -169,7 +171,7 @@ class FwdSm90Tile(_NoFallbackPlan):
     q_in_registers: int = 0
 
     template = "flash_fwd_sm90.cu.j2"
-    features = _IMPLEMENTED_FEATURES
+    features = _SM90_FEATURES
 
     def consumers(self) -> int:
         return self.block_m // 64
@@ -237,7 +239,7 @@ class BwdSm90Tile(_NoFallbackPlan):
     dq_gemm_first: int = 0
 
     template = "flash_bwd_sm90.cu.j2"
-    features = _IMPLEMENTED_FEATURES
+    features = _SM90_FEATURES
 
     def check(self, hdim: int) -> None:
         _check_choices(self, (0, 1), "warp_specialized", "dq_writer", "sdp_by_warpgroup", "dq_gemm_first")

@@ -32,6 +32,15 @@ struct FwdParams {
   // One int of scratch for forwards that hand out tiles dynamically (the sm90 forward's
   // dynamic_scheduler option); the launcher zeroes it.
   int* tile_counter;
+  // Variable-length batches (kernels built with the varlen feature, common/seqlen.cuh): batch
+  // sequences packed along one dimension, sequence b being rows cu_seqlens_q[b]:cu_seqlens_q[b+1]
+  // of q and out and cu_seqlens_k[b]:cu_seqlens_k[b+1] of k and v (int32, batch + 1 entries);
+  // q, k, v, out then describe (1, total, heads, head_dim) tensors (batch_stride unused),
+  // seqlen_q/seqlen_k are the longest sequences (grid sizing only) and lse is (nheads, total_q).
+  // nullptr for fixed-length calls. (Last, so the fixed-length kernels' parameter offsets stay.)
+  const int* cu_seqlens_q;
+  const int* cu_seqlens_k;
+  int total_q, total_k;
 };
 
 // Backward. dQ is accumulated in fp32 by atomics into dq_accum (zeroed by the preprocess):
@@ -67,6 +76,14 @@ struct BwdParams {
   bool causal;
   int window_left, window_right;  // as FwdParams's
   float softcap_scale;            // as FwdParams's
+  // Varlen as FwdParams's: q, out, dout, dq (total_q rows) and k, v, dk, dv (total_k rows) are
+  // packed, lse is (nheads, total_q). softmax_d, lse_log2 are (nheads, padded_total) and each
+  // dQ split nheads * padded_total * head_dim floats, padded_total = (total_q / block_m + batch)
+  // * block_m: sequence b's whole tiles start at row (cu_seqlens_q[b] / block_m + b) * block_m
+  // (common/seqlen.cuh). GQA's dk_accum, dv_accum are (total_k, nheads, head_dim).
+  const int* cu_seqlens_q;
+  const int* cu_seqlens_k;
+  int total_q, total_k;
 };
 
 }  // namespace flashgen

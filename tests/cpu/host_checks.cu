@@ -428,7 +428,71 @@ void check_forward_tile_order() {
     }
 }
 
+// VarlenSequenceLengths' padded offsets (common/seqlen.cuh) over random length lists, zeros
+// included: each sequence gets ceil(len / block_m) whole tiles starting at a multiple of block_m,
+// no two sequences' tiles overlap, and they all lie within the head's padded_total rows; the
+// dQ accumulator tiles are the same rows times head_dim, heads padded_total rows apart.
+template <int kBlockM>
+void check_varlen_padded_offsets_for() {
+  unsigned state = 12345u + kBlockM;
+  auto next = [&](int bound) { state = state * 1664525u + 1013904223u; return int((state >> 8) % unsigned(bound)); };
+  for (int trial = 0; trial < 300; ++trial) {
+    const int batch = 1 + next(12);
+    std::vector<int> cu_q(batch + 1, 0), cu_k(batch + 1, 0);
+    const int longest = trial % 3 == 0 ? 4 : 3 * kBlockM;
+    for (int b = 0; b < batch; ++b) {
+      const int len = next(4) == 0 ? 0 : next(longest + 1);  // about a quarter empty
+      cu_q[b + 1] = cu_q[b] + len;
+      cu_k[b + 1] = cu_k[b] + next(longest + 1);
+    }
+    flashgen::BwdParams p{};
+    p.batch = batch;
+    p.nheads = 1 + next(3);
+    p.cu_seqlens_q = cu_q.data();
+    p.cu_seqlens_k = cu_k.data();
+    p.total_q = cu_q[batch];
+    p.total_k = cu_k[batch];
+    const int64_t padded_total = flashgen::VarlenSequenceLengths::padded_total<kBlockM>(p.total_q, batch);
+    std::vector<int> owner(size_t(padded_total), -1);
+    for (int b = 0; b < batch; ++b) {
+      const flashgen::VarlenSequenceLengths seqlens(p, b);
+      CHECK(seqlens.seqlen_q == cu_q[b + 1] - cu_q[b] && seqlens.seqlen_k == cu_k[b + 1] - cu_k[b],
+            "varlen block_m %d: sequence %d's lengths", kBlockM, b);
+      const int64_t start = seqlens.padded_start<kBlockM>();
+      const int tiles = (seqlens.seqlen_q + kBlockM - 1) / kBlockM;
+      CHECK(start % kBlockM == 0, "varlen block_m %d: sequence %d starts at row %lld", kBlockM, b, (long long)start);
+      CHECK(start >= 0 && start + int64_t(tiles) * kBlockM <= padded_total,
+            "varlen block_m %d: sequence %d's %d tiles from %lld leave the %lld padded rows", kBlockM, b, tiles,
+            (long long)start, (long long)padded_total);
+      for (int64_t row = start; row < start + int64_t(tiles) * kBlockM && row < padded_total; ++row) {
+        CHECK(owner[size_t(row)] == -1, "varlen block_m %d: row %lld of sequences %d and %d", kBlockM,
+              (long long)row, owner[size_t(row)], b);
+        owner[size_t(row)] = b;
+      }
+      for (int head = 0; head < p.nheads; ++head) {
+        CHECK(seqlens.padded_rows_offset<kBlockM>(p, head) == head * padded_total + start,
+              "varlen block_m %d: sequence %d head %d row statistics", kBlockM, b, head);
+        constexpr int kTileElems = kBlockM * 64;
+        CHECK((seqlens.dq_tiles_offset<kBlockM, kTileElems>(p, head, seqlens.query_blocks<kBlockM>(p))) == (head * padded_total + start) * 64,
+              "varlen block_m %d: sequence %d head %d dQ tiles", kBlockM, b, head);
+        CHECK(seqlens.lse_offset(p, head) == int64_t(head) * p.total_q + cu_q[b],
+              "varlen: sequence %d head %d lse", b, head);
+      }
+      flashgen::TensorArg t{nullptr, 0, 7, 1};
+      CHECK(seqlens.q_row_base(t) == int64_t(cu_q[b]) * 7 && seqlens.k_row_base(t) == int64_t(cu_k[b]) * 7 &&
+                seqlens.dkv_accum_rows_before() == cu_k[b],
+            "varlen: sequence %d row bases", b);
+    }
+  }
+}
+
+void check_varlen_padded_offsets() {
+  check_varlen_padded_offsets_for<64>();
+  check_varlen_padded_offsets_for<128>();
+}
+
 int main() {
+  check_varlen_padded_offsets();
   check_block_schedules();
   check_transposed_mask();
   check_forward_tile_order();

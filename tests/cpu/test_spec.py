@@ -252,11 +252,23 @@ def test_a_family_without_plain_kernels():
     assert {k.key.features for k in parse_catalog(with_features("[[softcap]]")).kernels} == {("softcap",)}
 
 
-def test_a_feature_the_family_does_not_implement_is_an_error():
-    # varlen is in the vocabulary, but no kernel family implements it yet (gen/families.py).
-    assert error_of(with_features("[[], [softcap, varlen]]")) == (
-        "kernels.yaml:5: kernels[0].features[1]: the fwd/sm80 kernels do not implement varlen yet "
+def test_sm80_accepts_varlen_and_sm90_rejects_it():
+    # The sm80 families implement varlen (gen/families.py); the sm90 ones do not yet.
+    catalog = parse_catalog(with_features("[[], [varlen], [softcap, varlen]]"))
+    names = {k.name for k in catalog.kernels}
+    assert {"flash_fwd_hdim64_bf16_sm80_varlen", "flash_fwd_hdim128_fp16_sm80_softcap_varlen"} <= names
+    assert frozenset({"varlen"}) in {k.features for k in catalog.kernels}
+    sm90 = with_features("[[], [softcap, varlen]]").replace("arch: sm80", "arch: sm90", 1)
+    sm90 = sm90.replace("{block_m: 128, block_n: 128, warps: 4}", "{block_m: 128, block_n: 128}").replace("{block_m: 128, block_n: 64, warps: 4}", "{block_m: 128, block_n: 128}")
+    assert error_of(sm90) == (
+        "kernels.yaml:5: kernels[0].features[1]: the fwd/sm90 kernels do not implement varlen yet "
         "(they implement: softcap, window)")
+
+
+def test_varlen_kernels_get_the_constant_in_their_tile_struct():
+    catalog = parse_catalog(with_features("[[varlen]]"))
+    by_name = {k.name: k for k in catalog.kernels}
+    assert "static constexpr int kVarlen = 1;" in render_kernel(by_name["flash_fwd_hdim128_fp16_sm80_varlen"])
 
 
 def test_feature_constants_reach_the_tile_struct_only_for_built_features(tmp_path):

@@ -183,8 +183,10 @@ def test_queries_with_no_key_stay_in_the_graph_with_zero_gradient(cpu_stand_in):
 
 @pytest.fixture
 def on_cpu(monkeypatch, cpu_stand_in):  # noqa: F811 - the imported fixture, used by this one
-    """flash_attn_varlen_func on CPU tensors: the device check (the last one) passes them."""
+    """flash_attn_varlen_func on CPU tensors: the device check (the last one) passes them, and no
+    varlen kernel is built (the looped path; the kernel path: varlen_kernels below)."""
     monkeypatch.setattr(inputs, "_check_dtypes_devices_strides", lambda q, k, v: None)
+    monkeypatch.setattr(varlen, "varlen_kernels_built", lambda *args: False)
 
 
 def test_public_varlen_runs_window_minus_one_zero_as_causal_and_returns_lse(on_cpu):

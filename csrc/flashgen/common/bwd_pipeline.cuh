@@ -10,6 +10,7 @@
 #include <cute/tensor.hpp>
 
 #include "flashgen/common/copies.cuh"
+#include "flashgen/common/seqlen.cuh"
 #include "flashgen/common/softcap.cuh"
 #include "flashgen/common/utils.cuh"
 #include "flashgen/params.h"
@@ -97,24 +98,32 @@ struct BackwardBlock {
   float* dq_tiles;
 };
 
-template <class Cfg>
-__device__ __forceinline__ auto backward_block(const BwdParams& params, int n_block, int head, int batch, int split) {
+// seqlens: the batch entry's lengths and offsets (common/seqlen.cuh).
+template <class Cfg, class SequenceLengths>
+__device__ __forceinline__ auto backward_block_for(const BwdParams& params, SequenceLengths const& seqlens, int n_block,
+                                                   int head, int split) {
   using Element = typename Cfg::Element;
   constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
   const int head_kv = kv_head_of(params, head);
   auto query_tiles = [&](const TensorArg& t) {
-    return head_row_tiles<Element, kBlockM, kHeadDim>(t, batch, head, params.seqlen_q, _);
+    return head_row_tiles_at<Element, kBlockM, kHeadDim>(t, seqlens.q_row_base(t), head, seqlens.seqlen_q_of(params), _);
   };
   auto key_tile = [&](const TensorArg& t) {
-    return head_row_tiles<Element, kBlockN, kHeadDim>(t, batch, head_kv, params.seqlen_k, n_block);
+    return head_row_tiles_at<Element, kBlockN, kHeadDim>(t, seqlens.k_row_base(t), head_kv, seqlens.seqlen_k_of(params), n_block);
   };
-  const int64_t lse_rows = (int64_t(batch) * params.nheads + head) * params.seqlen_q;  // the forward's
-  const int m_blocks = ceil_div(params.seqlen_q, kBlockM);
+  // (Offsets in the order the fixed-length kernel computed them before varlen: the same code.)
+  const int64_t lse_rows = seqlens.lse_offset(params, head);  // the forward's
+  const int m_blocks = seqlens.template query_blocks<kBlockM>(params);
   return BackwardBlock<decltype(query_tiles(params.q)), decltype(key_tile(params.k))>{
       query_tiles(params.q), query_tiles(params.dout), key_tile(params.k), key_tile(params.v),
-      params.lse + lse_rows, params.softmax_d + padded_row_stats_offset<kBlockM>(params, batch, head),
+      params.lse + lse_rows, params.softmax_d + seqlens.template padded_rows_offset<kBlockM>(params, head),
       params.dq_accum + split * params.dq_split_stride +
-          (int64_t(batch) * params.nheads + head) * m_blocks * Cfg::kDqTileElems};
+          seqlens.template dq_tiles_offset<kBlockM, Cfg::kDqTileElems>(params, head, m_blocks)};
+}
+
+template <class Cfg>
+__device__ __forceinline__ auto backward_block(const BwdParams& params, int n_block, int head, int batch, int split) {
+  return backward_block_for<Cfg>(params, FixedSequenceLengths(params, batch), n_block, head, split);
 }
 
 // This thread's score rows' LSE (times log2(e), as the exp2 wants it) and D. Rows past
@@ -167,13 +176,15 @@ __device__ __forceinline__ void probabilities_and_score_grads(Scores& scores, Gr
 // (batch, seqlen_k, nheads, head_dim), which the caller sums over the heads that share a kv
 // head: here the kRows rows from key `key0` of this thread's fragments (thr: its slice of the
 // dK/dV MMA), rows past seqlen_k skipped.
+// rows_before: the accumulator rows before this batch entry's (a sequence-lengths object's
+// dkv_accum_rows_before(); varlen: (total_k, nheads, head_dim)).
 template <int kRows, int kHeadDim, class ThrMma, class Acc>
-__device__ __forceinline__ void store_dk_dv_per_query_head(const BwdParams& params, ThrMma const& thr, Acc const& acc_dk,
-                                                           Acc const& acc_dv, int batch, int head, int seqlen_k,
-                                                           int key0) {
+__device__ __forceinline__ void store_dk_dv_per_query_head_at(const BwdParams& params, ThrMma const& thr,
+                                                              Acc const& acc_dk, Acc const& acc_dv,
+                                                              int64_t rows_before, int head, int seqlen_k, int key0) {
   auto accum_tile = [&](float* base) {
     const int64_t row_stride = int64_t(params.nheads) * kHeadDim;
-    Tensor rows = make_tensor(make_gmem_ptr(base + int64_t(batch) * seqlen_k * row_stride + head * kHeadDim),
+    Tensor rows = make_tensor(make_gmem_ptr(base + rows_before * row_stride + head * kHeadDim),
                               make_shape(seqlen_k, Int<kHeadDim>{}), make_stride(row_stride, _1{}));
     return local_tile(rows, Shape<Int<kRows>, Int<kHeadDim>>{}, make_coord(key0 / kRows, 0));
   };
@@ -190,29 +201,47 @@ __device__ __forceinline__ void store_dk_dv_per_query_head(const BwdParams& para
   }
 }
 
+template <int kRows, int kHeadDim, class ThrMma, class Acc>
+__device__ __forceinline__ void store_dk_dv_per_query_head(const BwdParams& params, ThrMma const& thr, Acc const& acc_dk,
+                                                           Acc const& acc_dv, int batch, int head, int seqlen_k,
+                                                           int key0) {
+  store_dk_dv_per_query_head_at<kRows, kHeadDim>(params, thr, acc_dk, acc_dv, int64_t(batch) * seqlen_k, head,
+                                                 seqlen_k, key0);
+}
+
 // dK (scaled by softmax_scale here) and dV of key block n_block out. Without GQA in the input
 // dtype through shared memory (K's and V's tiles sK, sV: this waits until every warp is done
 // reading them) as 16-byte row stores; with GQA as fp32 per query head into dk_accum and
 // dv_accum, (batch, seqlen_k, nheads, head_dim), which the caller sums over the heads.
-template <class Cfg, class Mma, class Acc, class SmemK, class SmemV>
-__device__ __forceinline__ void store_dk_dv(const BwdParams& params, Mma const& mma_dkv, Acc& acc_dk, Acc const& acc_dv,
-                                            SmemK&& sK, SmemV&& sV, int batch, int head, int n_block, int tidx) {
+template <class Cfg, class Mma, class Acc, class SmemK, class SmemV, class SequenceLengths>
+__device__ __forceinline__ void store_dk_dv_for(const BwdParams& params, SequenceLengths const& seqlens,
+                                                Mma const& mma_dkv, Acc& acc_dk, Acc const& acc_dv, SmemK&& sK,
+                                                SmemV&& sV, int head, int n_block, int tidx) {
   using Element = typename Cfg::Element;
   constexpr int kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
-  const int k_rows_left = params.seqlen_k - n_block * kBlockN;
+  const int k_rows_left = seqlens.seqlen_k_of(params) - n_block * kBlockN;
   CUTE_UNROLL
   for (int i = 0; i < size(acc_dk); ++i) acc_dk(i) *= params.softmax_scale;
   if (params.dk_accum != nullptr) {
-    store_dk_dv_per_query_head<kBlockN, kHeadDim>(params, mma_dkv.get_thread_slice(tidx), acc_dk, acc_dv, batch, head,
-                                                  params.seqlen_k, n_block * kBlockN);
+    store_dk_dv_per_query_head_at<kBlockN, kHeadDim>(params, mma_dkv.get_thread_slice(tidx), acc_dk, acc_dv,
+                                                     seqlens.dkv_accum_rows_before(), head, seqlens.seqlen_k_of(params),
+                                                     n_block * kBlockN);
     return;
   }
   auto out_tile = [&](const TensorArg& out) {
-    return head_row_tiles<Element, kBlockN, kHeadDim>(out, batch, head, params.seqlen_k, n_block);
+    return head_row_tiles_at<Element, kBlockN, kHeadDim>(out, seqlens.k_row_base(out), head,
+                                                         seqlens.seqlen_k_of(params), n_block);
   };
   __syncthreads();  // every warp is done reading K and V
   store_fragment_via_smem<Cfg>(mma_dkv, acc_dk, sK, out_tile(params.dk), k_rows_left, tidx);
   store_fragment_via_smem<Cfg>(mma_dkv, acc_dv, sV, out_tile(params.dv), k_rows_left, tidx);
+}
+
+template <class Cfg, class Mma, class Acc, class SmemK, class SmemV>
+__device__ __forceinline__ void store_dk_dv(const BwdParams& params, Mma const& mma_dkv, Acc& acc_dk, Acc const& acc_dv,
+                                            SmemK&& sK, SmemV&& sV, int batch, int head, int n_block, int tidx) {
+  store_dk_dv_for<Cfg>(params, FixedSequenceLengths(params, batch), mma_dkv, acc_dk, acc_dv, sK, sV, head, n_block,
+                       tidx);
 }
 
 // D[row] = sum_d dO[row, d] * O[row, d] and lse_log2[row] = lse[row] * log2(e), one warp per
@@ -227,25 +256,30 @@ __global__ void __launch_bounds__(kPreprocessRows * 32) bwd_preprocess_kernel(co
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int row0 = blockIdx.x * kPreprocessRows, row = row0 + warp;
   const int head = blockIdx.y, batch = blockIdx.z;
+  const SequenceLengthsFor<Cfg> seqlens(params, batch);
+  if constexpr (has_varlen_feature<Cfg>()) {
+    // The grid covers the longest sequence's tiles; this sequence owns ceil(seqlen_q / block_m).
+    if (row0 >= ceil_div(seqlens.seqlen_q, Cfg::kBlockM) * Cfg::kBlockM) return;
+  }
   // The accumulator holds whole block_m-row tiles: this CTA zeroes rows [row0, row0 + 8) of
   // that padded range, in its (batch, head) slice of each split (the order inside a tile does
   // not matter for zeros).
-  const int m_blocks = ceil_div(params.seqlen_q, Cfg::kBlockM);
-  float* zero_base = params.dq_accum + (int64_t(batch) * params.nheads + head) * m_blocks * Cfg::kDqTileElems +
+  const int m_blocks = seqlens.template query_blocks<Cfg::kBlockM>(params);
+  float* zero_base = params.dq_accum +
+                     seqlens.template dq_tiles_offset<Cfg::kBlockM, Cfg::kDqTileElems>(params, head, m_blocks) +
                      int64_t(row0) * kHeadDim;
   static_assert(kPreprocessRows * kHeadDim % 4 == 0 && Cfg::kBlockM % kPreprocessRows == 0);
   for (int split = 0; split < params.dq_splits; ++split) {
     float4* dst = reinterpret_cast<float4*>(zero_base + split * params.dq_split_stride);
     for (int i = threadIdx.x; i < kPreprocessRows * kHeadDim / 4; i += blockDim.x) dst[i] = make_float4(0, 0, 0, 0);
   }
-  const int64_t stats_row = padded_row_stats_offset<Cfg::kBlockM>(params, batch, head) + row;
-  if (row >= params.seqlen_q) {
+  const int64_t stats_row = seqlens.template padded_rows_offset<Cfg::kBlockM>(params, head) + row;
+  if (row >= seqlens.seqlen_q_of(params)) {
     if (lane == 0) params.softmax_d[stats_row] = 0.f, params.lse_log2[stats_row] = INFINITY;
     return;
   }
   auto at = [&](const TensorArg& t) {
-    return static_cast<const Element*>(t.ptr) + batch * t.batch_stride + head * t.head_stride +
-           row * t.row_stride;
+    return static_cast<const Element*>(t.ptr) + seqlens.q_row_base(t) + head * t.head_stride + row * t.row_stride;
   };
   const Element* o = at(params.out);
   const Element* dout = at(params.dout);
@@ -254,7 +288,7 @@ __global__ void __launch_bounds__(kPreprocessRows * 32) bwd_preprocess_kernel(co
   for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
   if (lane == 0) {
     params.softmax_d[stats_row] = sum;
-    params.lse_log2[stats_row] = params.lse[(int64_t(batch) * params.nheads + head) * params.seqlen_q + row] * float(M_LOG2E);
+    params.lse_log2[stats_row] = params.lse[seqlens.lse_offset(params, head) + row] * float(M_LOG2E);
   }
 }
 
@@ -267,9 +301,11 @@ __global__ void __launch_bounds__(Cfg::kDqThreads) bwd_dq_postprocess_kernel(con
   using Element = typename Cfg::Element;
   constexpr int kBlockM = Cfg::kBlockM, kHeadDim = Cfg::kHeadDim;
   const int m_block = blockIdx.x, head = blockIdx.y, batch = blockIdx.z, tidx = threadIdx.x;
-  const int m_blocks = ceil_div(params.seqlen_q, kBlockM);
-  const float* tile = params.dq_accum +
-                      ((int64_t(batch) * params.nheads + head) * m_blocks + m_block) * Cfg::kDqTileElems;
+  const SequenceLengthsFor<Cfg> seqlens(params, batch);
+  if constexpr (has_varlen_feature<Cfg>()) {
+    if (m_block * kBlockM >= seqlens.seqlen_q) return;  // past this sequence's rows
+  }
+  const float* tile = params.dq_accum + seqlens.template dq_tile_offset<kBlockM, Cfg::kDqTileElems>(params, head, m_block);
   typename Cfg::TiledMmadQ mma_dq;
   Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});  // the main kernel's order
   static_assert(decltype(size(acc_dq))::value == Cfg::kDqFragElems);
@@ -296,9 +332,10 @@ __global__ void __launch_bounds__(Cfg::kDqThreads) bwd_dq_postprocess_kernel(con
   CUTE_UNROLL
   for (int i = 0; i < Cfg::kDqFragElems; ++i) acc_dq(i) *= params.softmax_scale;
   __shared__ __align__(128) Element stage[Cfg::kQTileBytes / sizeof(Element)];
-  Tensor gdQ = head_row_tiles<Element, kBlockM, kHeadDim>(params.dq, batch, head, params.seqlen_q, m_block);
+  Tensor gdQ = head_row_tiles_at<Element, kBlockM, kHeadDim>(params.dq, seqlens.q_row_base(params.dq), head,
+                                                             seqlens.seqlen_q_of(params), m_block);
   store_fragment_via_smem<Cfg>(mma_dq, acc_dq, make_tensor(make_smem_ptr(stage), typename Cfg::SmemLayoutQ{}), gdQ,
-                               params.seqlen_q - m_block * kBlockM, tidx);
+                               seqlens.seqlen_q_of(params) - m_block * kBlockM, tidx);
 }
 
 // The backward's launches: the preprocess (D, lse_log2, zeroed dQ accumulator), the main kernel
@@ -310,8 +347,15 @@ __global__ void __launch_bounds__(Cfg::kDqThreads) bwd_dq_postprocess_kernel(con
 template <class Cfg, class LaunchMain>
 cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, LaunchMain&& launch_main) {
   const int padded_rows = ceil_div(params.seqlen_q, Cfg::kBlockM) * Cfg::kBlockM;
-  bwd_preprocess_kernel<Cfg><<<dim3(padded_rows / kPreprocessRows, params.nheads, params.batch),
-                               kPreprocessRows * 32, 0, stream>>>(params);
+  // Varlen: the grids cover the longest sequences (params.seqlen_q/k), which may be empty: no
+  // query rows skips the pre- and postprocess (the main kernel still writes dK = dV = 0), no
+  // keys the main kernel (the postprocess still writes dQ = 0).
+  constexpr bool kVarlen = has_varlen_feature<Cfg>();
+  const bool has_rows = !kVarlen || padded_rows > 0;
+  if (has_rows) {
+    bwd_preprocess_kernel<Cfg><<<dim3(padded_rows / kPreprocessRows, params.nheads, params.batch),
+                                 kPreprocessRows * 32, 0, stream>>>(params);
+  }
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   const int n_blocks = ceil_div(params.seqlen_k, Cfg::kBlockN);
@@ -322,9 +366,11 @@ cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, La
     err = launch_main(launch_params, dim3(min(per_launch, n_blocks - first), params.nheads, params.batch));
     if (err != cudaSuccess) return err;
   }
-  bwd_dq_postprocess_kernel<Cfg>
-      <<<dim3(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads, params.batch), Cfg::kDqThreads, 0, stream>>>(
-          params);
+  if (has_rows) {
+    bwd_dq_postprocess_kernel<Cfg>
+        <<<dim3(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads, params.batch), Cfg::kDqThreads, 0, stream>>>(
+            params);
+  }
   return cudaGetLastError();
 }
 

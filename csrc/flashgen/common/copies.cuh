@@ -10,19 +10,31 @@
 namespace flashgen {
 using namespace cute;
 
+// The (seqlen, kHeadDim) rows of one head of a tensor whose batch entry starts at element
+// row_base (a sequence-lengths object's q_row_base/k_row_base, common/seqlen.cuh).
+template <class Element, int kHeadDim>
+__device__ __forceinline__ auto head_rows_at(const TensorArg& t, int64_t row_base, int head, int seqlen) {
+  Element* base = static_cast<Element*>(t.ptr) + row_base + head * t.head_stride;
+  return make_tensor(make_gmem_ptr(base), make_shape(seqlen, Int<kHeadDim>{}), make_stride(t.row_stride, _1{}));
+}
+
 // The (seqlen, kHeadDim) rows of one (batch, head) of a (batch, seqlen, heads, head_dim) tensor.
 template <class Element, int kHeadDim>
 __device__ __forceinline__ auto head_rows(const TensorArg& t, int batch, int head, int seqlen) {
-  Element* base = static_cast<Element*>(t.ptr) + batch * t.batch_stride + head * t.head_stride;
-  return make_tensor(make_gmem_ptr(base), make_shape(seqlen, Int<kHeadDim>{}), make_stride(t.row_stride, _1{}));
+  return head_rows_at<Element, kHeadDim>(t, batch * t.batch_stride, head, seqlen);
 }
 
 // Those rows cut into (kRows, kHeadDim) tiles: tile `block`, or with `_` all of them
 // ((kRows, kHeadDim, blocks)).
 template <class Element, int kRows, int kHeadDim, class Block>
-__device__ __forceinline__ auto head_row_tiles(const TensorArg& t, int batch, int head, int seqlen, Block block) {
-  return local_tile(head_rows<Element, kHeadDim>(t, batch, head, seqlen), Shape<Int<kRows>, Int<kHeadDim>>{},
+__device__ __forceinline__ auto head_row_tiles_at(const TensorArg& t, int64_t row_base, int head, int seqlen,
+                                                  Block block) {
+  return local_tile(head_rows_at<Element, kHeadDim>(t, row_base, head, seqlen), Shape<Int<kRows>, Int<kHeadDim>>{},
                     make_coord(block, 0));
+}
+template <class Element, int kRows, int kHeadDim, class Block>
+__device__ __forceinline__ auto head_row_tiles(const TensorArg& t, int batch, int head, int seqlen, Block block) {
+  return head_row_tiles_at<Element, kRows, kHeadDim>(t, batch * t.batch_stride, head, seqlen, block);
 }
 
 // Copy a (CPY, CPY_ROWS, CPY_COLS) partition of a kRows-row tile. Rows at or past `rows_left`

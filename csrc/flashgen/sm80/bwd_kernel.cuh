@@ -46,6 +46,7 @@ struct BwdConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, Plan::kWarp
   static constexpr bool kCausalHeadGroups = Plan::kCausalHeadGroups != 0;
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
   static constexpr bool kSoftcap = has_softcap_feature<Plan>();  // tanh-capped scores (common/softcap.cuh)
+  static constexpr bool kVarlen = has_varlen_feature<Plan>();  // packed sequences (common/seqlen.cuh)
   static constexpr int kHeadDim = Plan::kHeadDim;
   static constexpr int kBlockM = Plan::kBlockM;
   static constexpr int kBlockN = Plan::kBlockN;
@@ -103,11 +104,15 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   const int n_block = params.n_block_offset + cta.n_block_local, head = cta.head, batch = cta.batch;
   const int tidx = threadIdx.x;
   const int col0 = n_block * kBlockN;
-  const int k_rows_left = params.seqlen_k - col0;
-  const AttentionMask mask = make_mask<Cfg::kWindow>(FixedSequenceLengths(params, batch), kCausal, params);
+  const SequenceLengthsFor<Cfg> seqlens(params, batch);
+  if constexpr (Cfg::kVarlen) {
+    if (col0 >= seqlens.seqlen_k) return;  // the grid covers the longest sequence's keys; not this one's
+  }
+  const int k_rows_left = seqlens.seqlen_k_of(params) - col0;
+  const AttentionMask mask = make_mask<Cfg::kWindow>(seqlens, kCausal, params);
 
   const QueryBlockOrder order(mask, kBlockM, kBlockN, n_block);
-  const auto block = backward_block<Cfg>(params, n_block, head, batch, /*split=*/cta.n_block_local);
+  const auto block = backward_block_for<Cfg>(params, seqlens, n_block, head, /*split=*/cta.n_block_local);
 
   typename Cfg::TiledMmadKV mma_dkv;
   auto thr_dkv = mma_dkv.get_thread_slice(tidx);
@@ -130,7 +135,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   Tensor sPt = make_tensor(sP.data(), typename Cfg::SmemLayoutPdSt{});
   Tensor sdSt = make_tensor(sdS.data(), typename Cfg::SmemLayoutPdSt{});
 
-  auto store_dkv = [&]() { store_dk_dv<Cfg>(params, mma_dkv, acc_dk, acc_dv, sK, sV, batch, head, n_block, tidx); };
+  auto store_dkv = [&]() { store_dk_dv_for<Cfg>(params, seqlens, mma_dkv, acc_dk, acc_dv, sK, sV, head, n_block, tidx); };
   if (order.steps == 0) {  // no query sees these keys: dK = dV = 0
     store_dkv();
     return;
@@ -159,12 +164,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   auto load_q = [&](int it) {
     const int m_block = m_block_at(it);
     copy_rows_or_zero<kBlockM>(gmem_load, tQgQ(_, _, _, m_block), in_q_buffer(tQsQ, it), tQcQ,
-                               params.seqlen_q - m_block * kBlockM);
+                               seqlens.seqlen_q_of(params) - m_block * kBlockM);
   };
   auto load_do = [&](int it) {
     const int m_block = m_block_at(it);
     copy_rows_or_zero<kBlockM>(gmem_load, tQgdO(_, _, _, m_block), in_do_buffer(tQsdO, it), tQcQ,
-                               params.seqlen_q - m_block * kBlockM);
+                               seqlens.seqlen_q_of(params) - m_block * kBlockM);
   };
 
   // S and dP.
@@ -222,7 +227,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) bwd_kernel(const BwdParams par
   for (int it = 0; it < n_steps; ++it) {
     const int m_block = m_block_at(it);
     const int row0 = m_block * kBlockM;
-    const int q_rows_left = params.seqlen_q - row0;
+    const int q_rows_left = seqlens.seqlen_q_of(params) - row0;
     const bool has_next = it + 1 < n_steps;
     cute::cp_async_wait<0>();
     __syncthreads();  // Q_i, dO_i (and K, V) landed; every warp is done with iteration i-1

@@ -5,6 +5,7 @@
 #include <cute/tensor.hpp>
 
 #include "flashgen/params.h"
+#include "flashgen/common/seqlen.cuh"
 #include "flashgen/sm80/utils.cuh"
 
 namespace flashgen::sm80 {
@@ -20,20 +21,22 @@ struct ForwardBlock {
   float* lse_rows;
 };
 
-template <class Cfg>
-__device__ __forceinline__ auto forward_block(const FwdParams& params, int m_block, int head, int batch) {
+// seqlens: the batch entry's lengths and offsets (common/seqlen.cuh).
+template <class Cfg, class SequenceLengths>
+__device__ __forceinline__ auto forward_block(const FwdParams& params, SequenceLengths const& seqlens, int m_block,
+                                              int head) {
   using Element = typename Cfg::Element;
   constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
   const int head_kv = kv_head_of(params, head);
   auto query_tile = [&](const TensorArg& t) {
-    return head_row_tiles<Element, kBlockM, kHeadDim>(t, batch, head, params.seqlen_q, m_block);
+    return head_row_tiles_at<Element, kBlockM, kHeadDim>(t, seqlens.q_row_base(t), head, seqlens.seqlen_q_of(params), m_block);
   };
   auto key_tiles = [&](const TensorArg& t) {
-    return head_row_tiles<Element, kBlockN, kHeadDim>(t, batch, head_kv, params.seqlen_k, _);
+    return head_row_tiles_at<Element, kBlockN, kHeadDim>(t, seqlens.k_row_base(t), head_kv, seqlens.seqlen_k_of(params), _);
   };
   return ForwardBlock<decltype(query_tile(params.q)), decltype(key_tiles(params.k))>{
       query_tile(params.q), query_tile(params.out), key_tiles(params.k), key_tiles(params.v),
-      params.lse + (int64_t(batch) * params.nheads + head) * params.seqlen_q};
+      params.lse + seqlens.lse_offset(params, head)};
 }
 
 // Causal with seqlen_q > seqlen_k: the tile's rows see no key. Output 0, lse +inf.

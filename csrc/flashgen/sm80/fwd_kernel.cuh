@@ -32,6 +32,7 @@ struct FwdConfig {
   static constexpr int kBlockN = Plan::kBlockN;
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
   static constexpr bool kSoftcap = has_softcap_feature<Plan>();  // tanh-capped scores (common/softcap.cuh)
+  static constexpr bool kVarlen = has_varlen_feature<Plan>();  // packed sequences (common/seqlen.cuh)
   static constexpr int kNWarps = Plan::kWarps;
   static constexpr int kNThreads = kNWarps * 32;
   static_assert(kBlockM % (16 * kNWarps) == 0, "block_m must be a multiple of 16 * warps");
@@ -68,11 +69,15 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
   const int head = blockIdx.y, batch = blockIdx.z;
   const int tidx = threadIdx.x;
   const int row0 = m_block * kBlockM;
-  const AttentionMask mask = make_mask<Cfg::kWindow>(FixedSequenceLengths(params, batch), kCausal, params);
+  const SequenceLengthsFor<Cfg> seqlens(params, batch);
+  if constexpr (Cfg::kVarlen) {
+    if (row0 >= seqlens.seqlen_q) return;  // the grid covers the longest sequence; this one is shorter
+  }
+  const AttentionMask mask = make_mask<Cfg::kWindow>(seqlens, kCausal, params);
   const auto key_blocks = mask.key_blocks(row0, kBlockM, kBlockN);
 
-  const auto block = forward_block<Cfg>(params, m_block, head, batch);
-  const int q_rows_left = params.seqlen_q - row0;
+  const auto block = forward_block<Cfg>(params, seqlens, m_block, head);
+  const int q_rows_left = seqlens.seqlen_q_of(params) - row0;
 
   typename Cfg::Gmem::AsyncLoad gmem_load;
   auto thr_load = gmem_load.get_thread_slice(tidx);
@@ -123,7 +128,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
 
   int n_block = key_blocks.end - 1;
   copy_rows_or_zero<kBlockM>(gmem_load, tQgQ, tQsQ, tQcQ, q_rows_left);
-  copy_rows_or_zero<kBlockN>(gmem_load, tKgK(_, _, _, n_block), tKsK, tKVcKV, params.seqlen_k - n_block * kBlockN);
+  copy_rows_or_zero<kBlockN>(gmem_load, tKgK(_, _, _, n_block), tKsK, tKVcKV, seqlens.seqlen_k_of(params) - n_block * kBlockN);
   cute::cp_async_fence();
   clear(acc_o);
 
@@ -133,7 +138,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
     cute::cp_async_wait<0>();
     __syncthreads();  // K[n] landed; every warp is done with V[n+1]
     copy_rows_or_zero<kBlockN>(gmem_load, tVgV(_, _, _, n_block), tVsV, tKVcKV,
-                      params.seqlen_k - n_block * kBlockN);
+                      seqlens.seqlen_k_of(params) - n_block * kBlockN);
     cute::cp_async_fence();
 
     // S = Q K^T
@@ -142,7 +147,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
     __syncthreads();  // V[n] landed; every warp is done with K[n]
     if (n_block > key_blocks.first) {  // prefetch K[n-1] under the softmax and the P V GEMM
       copy_rows_or_zero<kBlockN>(gmem_load, tKgK(_, _, _, n_block - 1), tKsK, tKVcKV,
-                        params.seqlen_k - (n_block - 1) * kBlockN);
+                        seqlens.seqlen_k_of(params) - (n_block - 1) * kBlockN);
       cute::cp_async_fence();
     }
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
@@ -169,9 +174,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads) fwd_kernel(const FwdParams par
                                            q_rows_left, tidx);
 }
 
+// With varlen the grid covers the longest sequence (params.seqlen_q); CTAs past their own
+// sequence's rows exit.
 template <class Cfg>
 cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream) {
   const dim3 grid(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads, params.batch);
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0) return cudaSuccess;  // no query rows: nothing to write
   auto kernel = params.causal ? &fwd_kernel<Cfg, true> : &fwd_kernel<Cfg, false>;
   return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, params);
 }
