@@ -60,13 +60,6 @@ struct DqAccumulatorOrder {
   }
 };
 
-// Where (batch, head)'s rows start in the backward's row statistics (softmax_d, lse_log2), which
-// hold whole kBlockM-row tiles per (batch, head) (params.h).
-template <int kBlockM>
-__host__ __device__ __forceinline__ int64_t padded_row_stats_offset(const BwdParams& params, int batch, int head) {
-  return (int64_t(batch) * params.nheads + head) * (ceil_div(params.seqlen_q, kBlockM) * kBlockM);
-}
-
 // An accumulator fragment of `mma`, converted to the input dtype, out to the (rows, head_dim)
 // global tile `out` through the shared tile `stage` (free when called): 16-byte row stores,
 // rows at or past rows_left skipped.

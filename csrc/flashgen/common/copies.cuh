@@ -18,12 +18,6 @@ __device__ __forceinline__ auto head_rows_at(const TensorArg& t, int64_t row_bas
   return make_tensor(make_gmem_ptr(base), make_shape(seqlen, Int<kHeadDim>{}), make_stride(t.row_stride, _1{}));
 }
 
-// The (seqlen, kHeadDim) rows of one (batch, head) of a (batch, seqlen, heads, head_dim) tensor.
-template <class Element, int kHeadDim>
-__device__ __forceinline__ auto head_rows(const TensorArg& t, int batch, int head, int seqlen) {
-  return head_rows_at<Element, kHeadDim>(t, batch * t.batch_stride, head, seqlen);
-}
-
 // Those rows cut into (kRows, kHeadDim) tiles: tile `block`, or with `_` all of them
 // ((kRows, kHeadDim, blocks)).
 template <class Element, int kRows, int kHeadDim, class Block>
@@ -31,10 +25,6 @@ __device__ __forceinline__ auto head_row_tiles_at(const TensorArg& t, int64_t ro
                                                   Block block) {
   return local_tile(head_rows_at<Element, kHeadDim>(t, row_base, head, seqlen), Shape<Int<kRows>, Int<kHeadDim>>{},
                     make_coord(block, 0));
-}
-template <class Element, int kRows, int kHeadDim, class Block>
-__device__ __forceinline__ auto head_row_tiles(const TensorArg& t, int batch, int head, int seqlen, Block block) {
-  return head_row_tiles_at<Element, kRows, kHeadDim>(t, batch * t.batch_stride, head, seqlen, block);
 }
 
 // Copy a (CPY, CPY_ROWS, CPY_COLS) partition of a kRows-row tile. Rows at or past `rows_left`

@@ -193,9 +193,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   const FixedSequenceLengths seqlens(params, batch);
   const AttentionMask mask = make_mask<Cfg::kWindow>(seqlens, kCausal, params);
   const QueryBlockOrder order(mask, kBlockM, kBlockN, n_block);
-  const int64_t stats_offset = padded_row_stats_offset<kBlockM>(params, batch, head);
+  const int64_t stats_offset = seqlens.template padded_rows_offset<kBlockM>(params, head);
   float* const dq_tiles = params.dq_accum + cta.n_block_local * params.dq_split_stride +
-                          (int64_t(batch) * params.nheads + head) * order.m_blocks * Cfg::kDqTileElems;
+                          seqlens.template dq_tiles_offset<kBlockM, Cfg::kDqTileElems>(params, head, order.m_blocks);
   const int warpgroup = threadIdx.x / 128;
   // Named barriers between the consumers (and the dQ writer), counting their threads.
   constexpr int kDqHandoffThreads = Cfg::kMmaThreads + 32;
