@@ -213,11 +213,16 @@ class FwdSm90Tile(_NoFallbackPlan):
 
 @dataclass(frozen=True)
 class BwdSm90Tile(_NoFallbackPlan):
-    """Hopper backward, two designs:
+    """Hopper backward, three designs:
     - warp_specialized: 1 (csrc/flashgen/sm90/bwd_ws_kernel.cuh, head dims 64 and 128): a producer
       warpgroup TMA-loads K and V once and Q, dO (with their row statistics) through `stages`-deep
       rings; two consumer warpgroups of 64 keys each compute S^T and dP^T, take P^T and dS^T
       from registers into the dV and dK GEMMs, and share dQ = dS K through shared memory.
+    - warp_specialized: 1, head_dim_split: 1 (csrc/flashgen/sm90/bwd_ws_split_kernel.cuh, head
+      dims 128 and 256): the same producer (Q through a `stages`-deep ring, dO through one
+      buffer); the consumers split the keys for S and dP and the head dim for dK^T, dV^T and dQ
+      (keys on every GEMM's N, so block_n 80 fits), P and dS through shared memory, dQ added by
+      float4 atomics in 64-column pieces.
     - warp_specialized: 0 (csrc/flashgen/sm90/bwd_kernel.cuh, head dims 64, 128, 256): the sm80
       schedule on wgmma; two warpgroups split the columns of every GEMM; 64 x 64 tiles only."""
 
@@ -230,6 +235,9 @@ class BwdSm90Tile(_NoFallbackPlan):
     # it to the fp32 accumulator with one bulk reduce-add while the consumers go on; 0: each
     # consumer thread adds its fragment with float4 atomics.
     dq_writer: int = 1
+    # warp_specialized only. 1: the consumers split the head dim instead of the keys (the design
+    # for head dim 256, whose dK and dV of 64 keys per consumer do not fit in registers).
+    head_dim_split: int = 0
     # warp_specialized: 0 only. 0: both warpgroups split S's and dP's columns (two 64 x 32 wgmmas
     # each); 1: warpgroup 0 computes S and warpgroup 1 dP, each one 64 x 64 wgmma (half the
     # shared-memory operand reads), handing dP - D over in a 16 KB fp32 exchange tile.
@@ -242,8 +250,11 @@ class BwdSm90Tile(_NoFallbackPlan):
     features = _SM90_FEATURES
 
     def check(self, hdim: int) -> None:
-        _check_choices(self, (0, 1), "warp_specialized", "dq_writer", "sdp_by_warpgroup", "dq_gemm_first")
-        if self.warp_specialized:
+        _check_choices(self, (0, 1), "warp_specialized", "dq_writer", "sdp_by_warpgroup", "dq_gemm_first",
+                       "head_dim_split")
+        if self.head_dim_split:
+            self._check_head_dim_split(hdim)
+        elif self.warp_specialized:
             self._check_warp_specialized(hdim)
         else:
             self._check_wgmma_v1(hdim)
@@ -273,6 +284,30 @@ class BwdSm90Tile(_NoFallbackPlan):
                             f"{self.block_m}, 32 more), over the {_SM90_CONSUMER_REGISTERS[2]} two consumer "
                             f"warpgroups get: lower block_m")
 
+    def _check_head_dim_split(self, hdim: int) -> None:
+        if not self.warp_specialized:
+            raise TileError("head_dim_split is an option of warp_specialized: 1")
+        if hdim not in (128, 256):
+            raise TileError(f"head_dim_split gives each consumer half the head dim in 64-column dQ pieces: "
+                            f"head dim 128 or 256, got {hdim}")
+        if self.block_m != 64:
+            raise TileError(f"block_m must be 64 with head_dim_split (one wgmma M of queries), got {self.block_m}")
+        if self.block_n % 16 or not 32 <= self.block_n <= 128:
+            raise TileError(f"block_n must be a multiple of 16 from 32 to 128 with head_dim_split (each "
+                            f"consumer's S columns a multiple of 8, whole k steps of the dQ GEMM), got {self.block_n}")
+        if not 1 <= self.stages <= 4:
+            raise TileError(f"stages must be 1 to 4, got {self.stages}")
+        if not self.dq_writer or self.sdp_by_warpgroup or self.dq_gemm_first:
+            raise TileError("head_dim_split adds dQ by atomics (leave dq_writer at 1, its default: it is "
+                            "not read) and takes neither sdp_by_warpgroup nor dq_gemm_first")
+        # Registers per consumer thread: dK^T and dV^T (hdim/2 x block_n fp32 each over 128
+        # threads), then S and dP (64 x block_n/2 each) or a dQ piece (32: never both live), and
+        # about 24 more for addresses and loop state.
+        live = hdim * self.block_n // 128 + max(self.block_n // 2, 32) + 24
+        if live > _SM90_CONSUMER_REGISTERS[2]:
+            raise TileError(f"about {live} registers per consumer thread, over the {_SM90_CONSUMER_REGISTERS[2]} "
+                            f"two consumer warpgroups get: lower block_n")
+
     def _check_wgmma_v1(self, hdim: int) -> None:
         if hdim not in (64, 128, 256):
             # Each warpgroup reads half of the head dim as an MN-major wgmma operand, which must
@@ -285,6 +320,15 @@ class BwdSm90Tile(_NoFallbackPlan):
             raise TileError("stages and dq_writer are options of warp_specialized: 1")
 
     def smem_bytes(self, hdim: int, elem_bytes: int) -> int:
+        if self.head_dim_split:
+            # bwd_ws_split_kernel.cuh BwdWsSplitConfig::SharedStorage: the Q ring, one dO buffer,
+            # K, V, two P and two dS buffers, lse_log2 per Q stage and D, the pipelines' and K/V's
+            # barriers; the 1 KB-aligned struct rounds up to 1 KB.
+            tiles = ((self.stages + 1) * self.block_m * hdim + 2 * self.block_n * hdim
+                     + 4 * self.block_m * self.block_n) * elem_bytes
+            row_stats = (self.stages + 1) * self.block_m * 4
+            barriers = 2 * self.stages * 8 + 2 * 8 + 8
+            return -(-(tiles + row_stats + barriers) // 1024) * 1024
         if self.warp_specialized:
             # bwd_ws_kernel.cuh BwdWsConfig::SharedStorage: Q and dO rings, K, V, two dS^T
             # buffers, the dQ staging tile (16 bytes without dq_writer), lse_log2 and D rows per

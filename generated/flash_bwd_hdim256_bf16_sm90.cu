@@ -13,6 +13,7 @@ struct flash_bwd_hdim256_bf16_sm90_tile {
   static constexpr int kWarpSpecialized = 0;
   static constexpr int kStages = 2;
   static constexpr int kDqWriter = 1;
+  static constexpr int kHeadDimSplit = 0;
   static constexpr int kSdpByWarpgroup = 1;
   static constexpr int kDqGemmFirst = 1;
   static constexpr int kSmemBytes = 229376;  // gen/families.py's count; the kernel checks it

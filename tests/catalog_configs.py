@@ -4,8 +4,8 @@ instead of configs written out by hand.
 
 write_config_header() takes each kernel's config alias from its rendered instantiation (the
 generator's own text) and writes FLASHGEN_CONFIGS(X): one X(family, config type, "name") per
-distinct config, family being fwd_sm80, bwd_sm80, fwd_sm90, bwd_sm90 or bwd_sm90_ws (the
-warp-specialized backward's BwdWsConfig). bf16 only: fp16 configs have the same layouts.
+distinct config, family being fwd_sm80, bwd_sm80, fwd_sm90, bwd_sm90, bwd_sm90_ws (the
+warp-specialized backward's BwdWsConfig) or bwd_sm90_ws_split (its head-dim-split BwdWsSplitConfig). bf16 only: fp16 configs have the same layouts.
 """
 from __future__ import annotations
 
@@ -20,12 +20,14 @@ from gen.spec import load_catalog
 SM90_CATALOG = paths.REPO_ROOT / "bench" / "tuning" / "sm90_family.yaml"
 # The warp-specialized sm90 backward's plans until kernels.yaml takes them.
 SM90_WS_BACKWARD_CATALOG = paths.REPO_ROOT / "bench" / "tuning" / "bwd_sm90_ws.yaml"
+SM90_WS_SPLIT_BACKWARD_CATALOG = paths.REPO_ROOT / "bench" / "tuning" / "bwd_sm90_split.yaml"
 _ALIAS = re.compile(r"using (\w+_config) = (.*?);", re.S)
 # A named tile struct the config takes (the sm90 forward's), copied along with the alias.
 _TILE_STRUCT = re.compile(r"struct (\w+_tile) \{.*?\n\};", re.S)
 
 
-def write_config_header(path: Path, catalogs=(paths.CATALOG, SM90_CATALOG, SM90_WS_BACKWARD_CATALOG),
+def write_config_header(path: Path, catalogs=(paths.CATALOG, SM90_CATALOG, SM90_WS_BACKWARD_CATALOG,
+                                                   SM90_WS_SPLIT_BACKWARD_CATALOG),
                         archs=tuple(ARCHS)) -> Path:
     # Every distinct config of every catalog: a kernel both catalogs define is checked once when
     # they agree and twice (the later one's names suffixed with its catalog) when they differ.
@@ -61,6 +63,9 @@ def write_config_header(path: Path, catalogs=(paths.CATALOG, SM90_CATALOG, SM90_
 
 
 def _family(spec, declarations: str) -> str:
-    """The checks' family label: direction_arch, and _ws for the warp-specialized sm90 backward."""
+    """The checks' family label: direction_arch, and _ws (_ws_split) for the warp-specialized sm90
+    backward (its head-dim-split design)."""
     family = f"{spec.key.direction}_{spec.key.arch}"
+    if "BwdWsSplitConfig" in declarations:
+        return family + "_ws_split"
     return family + "_ws" if "BwdWsConfig" in declarations else family

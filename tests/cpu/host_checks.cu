@@ -16,6 +16,7 @@
 #include "flashgen/sm80/fwd_kernel.cuh"
 #include "flashgen/sm90/bwd_kernel.cuh"
 #include "flashgen/sm90/bwd_ws_kernel.cuh"
+#include "flashgen/sm90/bwd_ws_split_kernel.cuh"
 #include "flashgen/sm90/fwd_kernel.cuh"
 #include "flashgen_configs.h"  // written by the test that builds this file
 
@@ -224,6 +225,66 @@ void check_bwd_sm90_ws(const char* what) {
       if (offset >= 0 && offset < Cfg::kDqTileElems) ++taken[offset];
     }
   }
+  for (int i = 0; i < Cfg::kDqTileElems; ++i) CHECK(taken[i] == 1, "%s: dQ tile float %d taken %d times", what, i, taken[i]);
+}
+
+// The head-dim-split backward: each consumer's S_c accumulator as rows and columns, the
+// transposed views of Q, dO (per buffer), K and P/dS (per buffer), and its dQ pieces: piece p of
+// consumer c, element i of thread t, is the postprocess's TiledMmadQ element p * piece_elems + i
+// of thread 128 c + t (so the accumulator order the atomics write is the one read back), and
+// the fragments cover the dQ tile once.
+template <class Cfg>
+void check_bwd_sm90_ws_split(const char* what) {
+  typename Cfg::TiledMmaSdP mma_sdp;
+  typename Cfg::TiledMmadQPiece mma_piece;
+  typename Cfg::TiledMmadQ mma_dq;
+  check_rows_cols(what, mma_sdp, Shape<Int<Cfg::kBlockM>, Int<Cfg::kKeysPerConsumer>>{}, 128, sm90_rows_cols, true);
+  check_rows_cols(what, mma_dq, Shape<Int<Cfg::kBlockM>, Int<Cfg::kHeadDim>>{}, Cfg::kDqThreads, sm90_rows_cols,
+                  false);
+  check_transposed(what, typename Cfg::SmemLayoutK{}, typename Cfg::SmemLayoutKt{});
+  typename Cfg::SmemLayoutQStages q;
+  typename Cfg::SmemLayoutQtStages qt;
+  for (int stage = 0; stage < Cfg::kStages; ++stage)
+    for (int r = 0; r < Cfg::kBlockM; ++r)
+      for (int c = 0; c < Cfg::kHeadDim; ++c)
+        CHECK(qt(c, r, stage) == q(r, c, stage), "%s: Q^T stage %d element (%d, %d)", what, stage, r, c);
+  typename Cfg::SmemLayoutDo d_o;
+  typename Cfg::SmemLayoutDot d_ot;
+  for (int r = 0; r < Cfg::kBlockM; ++r)
+    for (int c = 0; c < Cfg::kHeadDim; ++c) CHECK(d_ot(c, r, 0) == d_o(r, c, 0), "%s: dO^T element (%d, %d)", what, r, c);
+  typename Cfg::SmemLayoutPdS pds;
+  typename Cfg::SmemLayoutPdSTransposed pds_t;
+  std::vector<int> pds_taken(cosize(pds), 0);
+  for (int buffer = 0; buffer < 2; ++buffer)
+    for (int query = 0; query < Cfg::kBlockM; ++query)
+      for (int key = 0; key < Cfg::kBlockN; ++key) {
+        CHECK(pds_t(key, query, buffer) == pds(query, key, buffer), "%s: P^T buffer %d element (%d, %d)", what, buffer,
+              query, key);
+        ++pds_taken[pds(query, key, buffer)];
+      }
+  for (size_t i = 0; i < pds_taken.size(); ++i) CHECK(pds_taken[i] == 1, "%s: P/dS element %d taken %d times", what, int(i), pds_taken[i]);
+
+  using TileShape = Shape<Int<Cfg::kBlockM>, Int<Cfg::kHeadDim>>;
+  using PieceShape = Shape<Int<Cfg::kBlockM>, Int<Cfg::kDqPieceDims>>;
+  constexpr int kPieceElems = Cfg::kBlockM * Cfg::kDqPieceDims / 128;
+  CHECK(kPieceElems * Cfg::kDqPieces == Cfg::kDqFragElems, "%s: dQ pieces make up the fragment", what);
+  std::vector<int> taken(Cfg::kDqTileElems, 0);
+  for (int consumer = 0; consumer < Cfg::kConsumers; ++consumer)
+    for (int t = 0; t < 128; ++t) {
+      Tensor whole = mma_dq.get_thread_slice(128 * consumer + t).partition_C(make_identity_tensor(TileShape{}));
+      Tensor piece = mma_piece.get_thread_slice(t).partition_C(make_identity_tensor(PieceShape{}));
+      CHECK(int(size(piece)) == kPieceElems && int(size(whole)) == Cfg::kDqFragElems, "%s: dQ fragment sizes", what);
+      for (int p = 0; p < Cfg::kDqPieces; ++p)
+        for (int i = 0; i < kPieceElems; ++i) {
+          const int row = get<0>(piece(i)), col = get<1>(piece(i)) + Cfg::dq_piece_dim0(consumer, p);
+          const auto w = whole(p * kPieceElems + i);
+          CHECK(get<0>(w) == row && get<1>(w) == col,
+                "%s: dQ piece %d of consumer %d, thread %d, element %d: (%d, %d) vs the postprocess's (%d, %d)", what,
+                p, consumer, t, i, row, col, int(get<0>(w)), int(get<1>(w)));
+          const int offset = ((p * kPieceElems + i) / 4) * (Cfg::kDqThreads * 4) + (128 * consumer + t) * 4 + i % 4;
+          if (offset >= 0 && offset < Cfg::kDqTileElems) ++taken[offset];
+        }
+    }
   for (int i = 0; i < Cfg::kDqTileElems; ++i) CHECK(taken[i] == 1, "%s: dQ tile float %d taken %d times", what, i, taken[i]);
 }
 

@@ -1,0 +1,485 @@
+// sm90 backward attention, warp-specialized, with the consumers splitting the head dim: the
+// structure for head dim 256 (FlashAttention-3's there), where the keys-per-consumer split of
+// bwd_ws_kernel.cuh cannot keep dK and dV in registers. Compiled for sm_90a only.
+//
+// One CTA per (key block of kBlockN keys, head, batch), walking the query blocks (64 rows) that
+// see its keys. Warpgroup 0 produces, warpgroups 1 and 2 consume:
+// - Producer warp 0, one thread: K and V once (TMA), then per query block Q with its lse_log2
+//   rows through a kStages-deep ring and dO with its D rows through a one-buffer ring (the
+//   shared memory holds no second dO at head dim 256).
+// - Consumer c, per query block (keys on the N of every GEMM, so block_n need not be a multiple
+//   of 64):
+//     S_c = Q K_c^T, dP_c = dO V_c^T       64 x block_n/2: the block's keys split in halves
+//     P_c, dS_c                             registers, then shared memory (both consumers' halves
+//                                           form the 64 x block_n P and dS tiles)
+//     dV^T_c += dO^T_c P, dK^T_c += Q^T_c dS    head-dim half c (128 rows at 256) x block_n
+//     dQ_c = dS K_c^T                       dQ's head-dim columns of consumer c, in 64-column pieces
+//   dK^T and dV^T of half the head dim stay in registers (2 x 128 x block_n fp32 over 128
+//   threads: 160 registers at block_n 80); each dQ piece (32 registers) is added to the fp32
+//   accumulator by float4 atomics (red.global.add.v4.f32) as soon as its GEMM is done, while
+//   the next GEMM runs: no shared-memory staging, which has no room here.
+// - Epilogue: dK (scaled) and dV transposed into K's and V's tiles, out by TMA stores that clip
+//   rows past seqlen_k; with GQA fp32 stores per query head.
+// The preprocess, deterministic launches and dQ postprocess are common/bwd_pipeline.cuh's.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cute/tensor.hpp>
+#include <cutlass/arch/reg_reconfig.h>
+#include <cutlass/pipeline/sm90_pipeline.hpp>
+
+#include "flashgen/common/bwd_pipeline.cuh"
+#include "flashgen/common/copies.cuh"
+#include "flashgen/common/mask.cuh"
+#include "flashgen/common/seqlen.cuh"
+#include "flashgen/common/softcap.cuh"
+#include "flashgen/common/utils.cuh"
+#include "flashgen/params.h"
+#include "flashgen/sm90/tma.cuh"
+#include "flashgen/sm90/warpgroup.cuh"
+
+namespace flashgen::sm90 {
+using namespace cute;
+
+// Compile-time plan of one head-dim-split backward kernel. Plan is the generated tile struct
+// (templates/tile_struct.j2): kBlockM (64), kBlockN (keys per CTA), kStages (Q ring depth).
+template <class Plan>
+struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
+  using Element = typename Plan::Element;
+  static constexpr int kHeadDim = Plan::kHeadDim;
+  static constexpr int kBlockM = Plan::kBlockM;
+  static constexpr int kBlockN = Plan::kBlockN;
+  static constexpr int kStages = Plan::kStages;
+  static constexpr bool kWindow = has_window_feature<Plan>();
+  static constexpr bool kSoftcap = has_softcap_feature<Plan>();
+
+  static constexpr int kConsumers = 2;
+  static constexpr int kMmaThreads = 128 * kConsumers;
+  static constexpr int kNThreads = 128 + kMmaThreads;
+  static constexpr int kDqThreads = kMmaThreads;
+  static constexpr int kKeysPerConsumer = kBlockN / kConsumers;  // S_c and dP_c columns
+  static constexpr int kDimsPerConsumer = kHeadDim / kConsumers;  // dK^T_c, dV^T_c rows; dQ_c columns
+  static constexpr int kDqPieceDims = 64;                         // dQ columns per GEMM (32 registers)
+  static constexpr int kDqPieces = kDimsPerConsumer / kDqPieceDims;
+  static_assert(kBlockM == 64, "one wgmma M of queries per step");
+  static_assert(kKeysPerConsumer % 8 == 0 && kBlockN % 16 == 0, "wgmma N of S_c; whole k steps of the dQ GEMM");
+  static_assert(kHeadDim % (kConsumers * kDqPieceDims) == 0, "whole 64-column swizzle atoms per consumer");
+  static constexpr int kProducerRegisters = 24;
+  static constexpr int kConsumerRegisters = 240;
+  static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= 65536, "register file");
+
+  // S_c = Q K_c^T, dP_c = dO V_c^T: 64 x block_n/2, both operands K-major.
+  using TiledMmaSdP = decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, float,
+                                                                   Shape<_64, Int<kKeysPerConsumer>, _16>,
+                                                                   GMMA::Major::K, GMMA::Major::K>()));
+  // dV^T_c += dO^T_c P, dK^T_c += Q^T_c dS: (head-dim half) x block_n over k = 64 queries. A is
+  // dO (Q) read transposed (MN-major); B is P (dS) stored (query, key), keys contiguous (MN-major).
+  using TiledMmadKV = decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, float,
+                                                                   Shape<_64, Int<kBlockN>, _16>,
+                                                                   GMMA::Major::MN, GMMA::Major::MN>()));
+  // One dQ piece of one consumer: 64 queries x 64 head-dim columns over k = block_n keys. A is
+  // dS (K-major), B is K read transposed (MN-major).
+  using TiledMmadQPiece = decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, float,
+                                                                       Shape<_64, Int<kDqPieceDims>, _16>,
+                                                                       GMMA::Major::K, GMMA::Major::MN>()));
+  // The postprocess's view of the same fragments over all 256 consumer threads: the consumers
+  // side by side along the columns, the pieces as the repeats. Thread 128 c + t's fragment
+  // element (piece p, i) is (row, column 128 p + 64 c + col) where piece-MMA element i of
+  // thread t is (row, col) (tests/cpu/host_checks.cu checks it).
+  using TiledMmadQ = decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, float,
+                                                                  Shape<_64, Int<kDqPieceDims>, _16>,
+                                                                  GMMA::Major::K, GMMA::Major::MN>(),
+                                             Layout<Shape<_1, Int<kConsumers>, _1>>{}));
+  static constexpr int dq_piece_dim0(int consumer, int piece) {
+    return piece * kConsumers * kDqPieceDims + consumer * kDqPieceDims;
+  }
+
+  // Q, dO, K, V: K-major (head dim contiguous) in the 128-byte wgmma swizzle.
+  using SmemAtom = GMMA::Layout_K_SW128_Atom<Element>;
+  template <int kRows>
+  using Tile = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kRows>, Int<kHeadDim>>{}));
+  template <int kRows, int kBuffers>
+  using Tiles = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kRows>, Int<kHeadDim>, Int<kBuffers>>{}));
+  // (head_dim, rows, buffer) view of Tiles<kRows, kBuffers>.
+  template <int kRows, int kBuffers>
+  using TilesTransposed = decltype(composition(
+      Tiles<kRows, kBuffers>{},
+      make_ordered_layout(Shape<Int<kHeadDim>, Int<kRows>, Int<kBuffers>>{}, Step<_2, _1, _3>{})));
+
+  using SmemLayoutQ = Tile<kBlockM>;  // one Q or dO buffer; the postprocess's staging tile
+  using SmemLayoutQStages = Tiles<kBlockM, kStages>;
+  using SmemLayoutQtStages = TilesTransposed<kBlockM, kStages>;
+  using SmemLayoutDo = Tiles<kBlockM, 1>;
+  using SmemLayoutDot = TilesTransposed<kBlockM, 1>;
+  using SmemLayoutK = Tile<kBlockN>;  // K or V of the block (a consumer's S_c reads its rows' half)
+  using SmemLayoutKt = decltype(composition(SmemLayoutK{}, make_layout(Shape<Int<kHeadDim>, Int<kBlockN>>{}, GenRowMajor{})));
+  // P and dS, (query, key, buffer), keys contiguous in 8 x 8 core matrices without swizzle
+  // (block_n / 2 columns per consumer need not be whole swizzle atoms); two buffers, so a
+  // consumer may write step i + 1's while the other still reads step i's.
+  using SmemLayoutPdS = decltype(tile_to_shape(GMMA::Layout_K_INTER_Atom<Element>{}, Shape<Int<kBlockM>, Int<kBlockN>, _2>{}));
+  using SmemLayoutPdSTransposed = decltype(composition(  // (key, query, buffer): the dK^T/dV^T GEMMs' B
+      SmemLayoutPdS{}, make_ordered_layout(Shape<Int<kBlockN>, Int<kBlockM>, _2>{}, Step<_2, _1, _3>{})));
+
+  using PipelineQ = cutlass::PipelineTmaAsync<kStages>;  // Q + lse_log2
+  using PipelineDo = cutlass::PipelineTmaAsync<1>;       // dO + D
+  struct SharedStorage {
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutQStages>> q;
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutDo>> dout;
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutK>> k;
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutK>> v;
+    alignas(128) cute::array_aligned<Element, cosize_v<SmemLayoutPdS>> p;
+    alignas(128) cute::array_aligned<Element, cosize_v<SmemLayoutPdS>> ds;
+    alignas(16) cute::array_aligned<float, kStages * kBlockM> lse_log2;
+    alignas(16) cute::array_aligned<float, kBlockM> d;
+    typename PipelineQ::SharedStorage pipeline_q;
+    typename PipelineDo::SharedStorage pipeline_do;
+    cutlass::arch::ClusterTransactionBarrier kv_full;  // K and V landed
+  };
+  static constexpr int kSmemBytes = int(sizeof(SharedStorage));
+  static_assert(kSmemBytes == Plan::kSmemBytes, "gen/families.py's shared-memory count disagrees with this kernel's");
+
+  using Tma = TmaTensors<Element, kHeadDim>;
+  using TmaLoadQ = typename Tma::template Load<SmemLayoutQ>;
+  using TmaLoadK = typename Tma::template Load<SmemLayoutK>;
+  using TmaStoreK = typename Tma::template Store<SmemLayoutK>;
+  static constexpr uint32_t kRowStatsBytes = kBlockM * sizeof(float);
+  static constexpr uint32_t kQStageBytes = kBlockM * kHeadDim * sizeof(Element) + kRowStatsBytes;
+  static constexpr uint32_t kKVBytes = 2 * kBlockN * kHeadDim * sizeof(Element);
+
+  // The postprocess's copies (store_fragment_via_smem): the dQ GEMM's threads.
+  using Gmem = GmemCopies<Element, kHeadDim, kDqThreads>;
+  static constexpr int kQTileBytes = int(cosize(SmemLayoutQ{}) * sizeof(Element));
+};
+
+template <class Cfg>
+struct BwdWsSplitKernelArgs {
+  BwdParams params;
+  typename Cfg::TmaLoadQ tma_q, tma_do;
+  typename Cfg::TmaLoadK tma_k, tma_v;
+  typename Cfg::TmaStoreK tma_dk, tma_dv;  // unused with GQA (fp32 stores per query head)
+};
+
+template <class Cfg, bool kCausal>
+__global__ void __launch_bounds__(Cfg::kNThreads, 1)
+    bwd_ws_split_kernel(const __grid_constant__ BwdWsSplitKernelArgs<Cfg> args) {
+  using Element = typename Cfg::Element;
+  using PipelineQ = typename Cfg::PipelineQ;
+  using PipelineDo = typename Cfg::PipelineDo;
+  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kHeadDim = Cfg::kHeadDim;
+  constexpr int kKeysPerConsumer = Cfg::kKeysPerConsumer, kDimsPerConsumer = Cfg::kDimsPerConsumer;
+  extern __shared__ __align__(1024) char smem_raw[];
+  auto& smem = *reinterpret_cast<typename Cfg::SharedStorage*>(smem_raw);
+  const BwdParams& params = args.params;
+
+  const BackwardCta cta(blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y, gridDim.z,
+                        int64_t(params.seqlen_q) * kHeadDim * sizeof(float), /*heavy_first_groups=*/false);
+  const int n_block = params.n_block_offset + cta.n_block_local, head = cta.head, batch = cta.batch;
+  const FixedSequenceLengths seqlens(params, batch);
+  const AttentionMask mask = make_mask<Cfg::kWindow>(seqlens, kCausal, params);
+  const QueryBlockOrder order(mask, kBlockM, kBlockN, n_block);
+  const int64_t stats_offset = seqlens.template padded_rows_offset<kBlockM>(params, head);
+  float* const dq_tiles = params.dq_accum + cta.n_block_local * params.dq_split_stride +
+                          seqlens.template dq_tiles_offset<kBlockM, Cfg::kDqTileElems>(params, head, order.m_blocks);
+  const int warpgroup = threadIdx.x / 128;
+
+  auto pipe_params = [&](auto* pipeline_tag) {  // tag: a null pointer to the pipeline type
+    using Pipeline = std::remove_pointer_t<decltype(pipeline_tag)>;
+    typename Pipeline::Params p;
+    p.transaction_bytes = Cfg::kQStageBytes;  // a Q (dO) tile and its lse_log2 (D) rows
+    p.role = warpgroup == 0 ? Pipeline::ThreadCategory::Producer : Pipeline::ThreadCategory::Consumer;
+    p.is_leader = threadIdx.x == 0;
+    p.num_consumers = Cfg::kMmaThreads;
+    return p;
+  };
+  if (threadIdx.x == 0) smem.kv_full.init(1);
+  PipelineQ pipeline_q(smem.pipeline_q, pipe_params(static_cast<PipelineQ*>(nullptr)), Shape<_1, _1, _1>{});
+  PipelineDo pipeline_do(smem.pipeline_do, pipe_params(static_cast<PipelineDo*>(nullptr)), Shape<_1, _1, _1>{});
+  __syncthreads();  // barriers initialized
+
+  auto smem_tensor = [](Element* ptr, auto layout) { return make_tensor(make_smem_ptr(ptr), layout); };
+  Tensor sK = smem_tensor(smem.k.data(), typename Cfg::SmemLayoutK{});
+  Tensor sV = smem_tensor(smem.v.data(), typename Cfg::SmemLayoutK{});
+
+  if (warpgroup == 0) {
+    cutlass::arch::warpgroup_reg_dealloc<Cfg::kProducerRegisters>();
+    if (threadIdx.x == 0 && order.steps > 0) {
+      const int head_kv = kv_head_of(params, head);
+      smem.kv_full.arrive_and_expect_tx(Cfg::kKVBytes);
+      auto load_keys = [&](auto const& tma, auto& tile) {
+        Tensor g = Cfg::Tma::template row_tiles<kBlockN>(tma, params.seqlen_k, params.nheads_kv, params.batch, head_kv,
+                                                         batch);
+        auto [tg, ts] = tma_partition(tma, group_modes<0, 2>(tile), group_modes<0, 2>(g));
+        copy(tma.with(reinterpret_cast<uint64_t&>(smem.kv_full)), tg(_, n_block), ts);
+      };
+      load_keys(args.tma_k, sK);
+      load_keys(args.tma_v, sV);
+      auto query_parts = [&](auto const& tma, Element* buffers, auto layout) {
+        Tensor g = Cfg::Tma::template row_tiles<kBlockM>(tma, params.seqlen_q, params.nheads, params.batch, head, batch);
+        return tma_partition(tma, group_modes<0, 2>(smem_tensor(buffers, layout)), group_modes<0, 2>(g));
+      };
+      const auto q_parts = query_parts(args.tma_q, smem.q.data(), typename Cfg::SmemLayoutQStages{});
+      const auto do_parts = query_parts(args.tma_do, smem.dout.data(), typename Cfg::SmemLayoutDo{});
+      auto q_state = cutlass::make_producer_start_state<PipelineQ>();
+      auto do_state = cutlass::make_producer_start_state<PipelineDo>();
+      auto load = [&](auto& pipeline, auto& state, auto const& tma, auto const& parts, int m_block, const float* stats,
+                      float* stats_smem) {
+        pipeline.producer_acquire(state);
+        uint64_t* barrier = pipeline.producer_get_barrier(state);
+        copy(tma.with(*barrier), get<0>(parts)(_, m_block), get<1>(parts)(_, state.index()));
+        SM90_BULK_COPY_G2S::copy(stats + stats_offset + int64_t(m_block) * kBlockM, barrier,
+                                 stats_smem + state.index() * kBlockM, Cfg::kRowStatsBytes);
+        ++state;
+      };
+      for (int it = 0; it < order.steps; ++it) {
+        const int m_block = order.at(it);
+        load(pipeline_q, q_state, args.tma_q, q_parts, m_block, params.lse_log2, smem.lse_log2.data());
+        load(pipeline_do, do_state, args.tma_do, do_parts, m_block, params.softmax_d, smem.d.data());
+      }
+    }
+    return;
+  }
+
+  cutlass::arch::warpgroup_reg_alloc<Cfg::kConsumerRegisters>();
+  const int consumer = warpgroup - 1;
+  const int tidx = threadIdx.x - 128;     // within the consumers: the postprocess's thread index
+  const int wg_tidx = threadIdx.x % 128;  // within this consumer
+  const int key0 = n_block * kBlockN + consumer * kKeysPerConsumer;  // this consumer's S_c columns
+
+  typename Cfg::TiledMmaSdP mma_sdp;
+  typename Cfg::TiledMmadKV mma_dkv;
+  typename Cfg::TiledMmadQPiece mma_dq;
+  auto thr_sdp = mma_sdp.get_thread_slice(wg_tidx);
+  auto thr_dkv = mma_dkv.get_thread_slice(wg_tidx);
+  auto thr_dq = mma_dq.get_thread_slice(wg_tidx);
+
+  // Operands as shared-memory descriptors; a staged one's last mode is the buffer.
+  Tensor sQ = smem_tensor(smem.q.data(), typename Cfg::SmemLayoutQStages{});
+  Tensor sdO = smem_tensor(smem.dout.data(), typename Cfg::SmemLayoutDo{});
+  Tensor tSrQ = thr_sdp.make_fragment_A(thr_sdp.partition_A(sQ));
+  Tensor tdPrdO = thr_sdp.make_fragment_A(thr_sdp.partition_A(sdO));
+  auto key_half = [&](auto& tile) {
+    return local_tile(tile, Shape<Int<kKeysPerConsumer>, Int<kHeadDim>>{}, make_coord(consumer, _0{}));
+  };
+  Tensor tSrK = thr_sdp.make_fragment_B(thr_sdp.partition_B(key_half(sK)));
+  Tensor tdPrV = thr_sdp.make_fragment_B(thr_sdp.partition_B(key_half(sV)));
+  // This consumer's head-dim rows of Q^T and dO^T: (dims, queries, buffer).
+  auto dim_half = [&](Element* ptr, auto layout) {
+    return local_tile(smem_tensor(ptr, layout), Shape<Int<kDimsPerConsumer>, Int<kBlockM>>{},
+                      make_coord(consumer, _0{}, _));
+  };
+  Tensor tdKrQt = thr_dkv.make_fragment_A(thr_dkv.partition_A(dim_half(smem.q.data(), typename Cfg::SmemLayoutQtStages{})));
+  Tensor tdVrdOt = thr_dkv.make_fragment_A(thr_dkv.partition_A(dim_half(smem.dout.data(), typename Cfg::SmemLayoutDot{})));
+  Tensor tdVrP = thr_dkv.make_fragment_B(
+      thr_dkv.partition_B(smem_tensor(smem.p.data(), typename Cfg::SmemLayoutPdSTransposed{})));
+  Tensor tdKrdS = thr_dkv.make_fragment_B(
+      thr_dkv.partition_B(smem_tensor(smem.ds.data(), typename Cfg::SmemLayoutPdSTransposed{})));
+  Tensor tdQrdS = thr_dq.make_fragment_A(thr_dq.partition_A(smem_tensor(smem.ds.data(), typename Cfg::SmemLayoutPdS{})));
+  Tensor sKt = smem_tensor(smem.k.data(), typename Cfg::SmemLayoutKt{});
+  auto dq_piece_kt = [&](int piece) {  // K^T's rows (head-dim columns of dQ) of piece `piece`
+    return thr_dq.make_fragment_B(thr_dq.partition_B(local_tile(
+        sKt, Shape<Int<Cfg::kDqPieceDims>, Int<kBlockN>>{},
+        make_coord(Cfg::dq_piece_dim0(consumer, piece) / Cfg::kDqPieceDims, _0{}))));
+  };
+
+  // Each S_c element's (query, key) inside this consumer's 64 x block_n/2 tile.
+  Tensor tScS = thr_sdp.partition_C(make_identity_tensor(Shape<Int<kBlockM>, Int<kKeysPerConsumer>>{}));
+  Tensor coords = make_tensor(tScS.data(), accumulator_as_rows_cols(tScS.layout()));
+  // P_c and dS_c out to this consumer's columns of a P or dS buffer by stmatrix.
+  auto smem_copy_pds = make_tiled_copy_C(Copy_Atom<SM90_U32x2_STSM_N, Element>{}, mma_sdp);
+  auto thr_copy_pds = smem_copy_pds.get_thread_slice(wg_tidx);
+  auto pds_half = [&](Element* tile, int buffer) {
+    Tensor t = smem_tensor(tile, typename Cfg::SmemLayoutPdS{});
+    return local_tile(t(_, _, buffer), Shape<Int<kBlockM>, Int<kKeysPerConsumer>>{}, make_coord(_0{}, consumer));
+  };
+
+  Tensor acc_dkt = partition_fragment_C(mma_dkv, Shape<Int<kDimsPerConsumer>, Int<kBlockN>>{});
+  Tensor acc_dvt = partition_fragment_C(mma_dkv, Shape<Int<kDimsPerConsumer>, Int<kBlockN>>{});
+  clear(acc_dkt);
+  clear(acc_dvt);
+  using AccS = decltype(partition_fragment_C(mma_sdp, Shape<Int<kBlockM>, Int<kKeysPerConsumer>>{}));
+  using AccDq = decltype(partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<Cfg::kDqPieceDims>>{}));
+  constexpr int kPieceElems = decltype(size(AccDq{}))::value;
+
+  if (order.steps > 0) smem.kv_full.wait(0);
+  cutlass::PipelineState<Cfg::kStages> read_q;
+  cutlass::PipelineState<1> read_do;
+  for (int it = 0; it < order.steps; ++it) {
+    const int m_block = order.at(it);
+    const int row0 = m_block * kBlockM;
+    const int stage = read_q.index();
+
+    AccS acc_s, acc_dp;
+    Tensor tSrQ_stage = tSrQ(_, _, _, stage);
+    Tensor tdPrdO_one = tdPrdO(_, _, _, 0);
+    pipeline_q.consumer_wait(read_q);
+    issue_gemm_batch(mma_sdp, tSrQ_stage, tSrK, acc_s, /*zero_init=*/true);
+    pipeline_do.consumer_wait(read_do);
+    issue_gemm_batch(mma_sdp, tdPrdO_one, tdPrV, acc_dp, /*zero_init=*/true);
+    warpgroup_wait<1>();
+    warpgroup_fence_operand(acc_s);
+    // P = exp2(S * scale * log2(e) - lse_log2[query]) (padding queries have lse_log2 = +inf),
+    // dS = P * (dP - D[query]); with softcap S first becomes t = tanh(S * softcap_scale) and dS
+    // takes the factor 1 - t^2.
+    Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
+    Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
+    softcap_scores<Cfg::kSoftcap>(acc_s, params.softcap_scale);
+    if (mask.tile_needs_mask(row0, kBlockM, key0, kKeysPerConsumer)) mask.apply(scores, coords, row0, key0);
+    const float* lse_log2 = smem.lse_log2.data() + stage * kBlockM;
+    if constexpr (!Cfg::kSoftcap) {
+      CUTE_UNROLL
+      for (int mi = 0; mi < size<0>(scores); ++mi) {
+        const float row_lse = lse_log2[get<0>(coords(mi, 0))];
+        CUTE_UNROLL
+        for (int ni = 0; ni < size<1>(scores); ++ni) {
+          scores(mi, ni) = exp2f(scores(mi, ni) * params.softmax_scale_log2 - row_lse);
+        }
+      }
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(acc_dp);
+      CUTE_UNROLL
+      for (int mi = 0; mi < size<0>(dp); ++mi) {
+        const float row_d = smem.d[get<0>(coords(mi, 0))];
+        CUTE_UNROLL
+        for (int ni = 0; ni < size<1>(dp); ++ni) dp(mi, ni) = scores(mi, ni) * (dp(mi, ni) - row_d);
+      }
+    } else {
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(acc_dp);
+      const bool capped = params.softcap_scale != 0.f;
+      CUTE_UNROLL
+      for (int mi = 0; mi < size<0>(scores); ++mi) {
+        const float row_lse = lse_log2[get<0>(coords(mi, 0))];
+        const float row_d = smem.d[get<0>(coords(mi, 0))];
+        CUTE_UNROLL
+        for (int ni = 0; ni < size<1>(scores); ++ni) {
+          const float t = scores(mi, ni);
+          const float p = exp2f(t * params.softmax_scale_log2 - row_lse);
+          const float ds = p * (dp(mi, ni) - row_d);
+          dp(mi, ni) = capped ? ds * softcap_derivative(t) : ds;
+          scores(mi, ni) = p;
+        }
+      }
+    }
+
+    // P_c and dS_c (input dtype) into buffer it % 2 for both consumers' dK^T, dV^T and dQ GEMMs.
+    const int buffer = it & 1;
+    cute::copy(smem_copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_s)),
+               thr_copy_pds.partition_D(pds_half(smem.p.data(), buffer)));
+    cute::copy(smem_copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)),
+               thr_copy_pds.partition_D(pds_half(smem.ds.data(), buffer)));
+    cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by wgmma
+    named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // both consumers' halves are in place
+
+    // dV^T first (it frees dO, whose single buffer the next step waits on), then dQ's first
+    // piece, then dK^T; each later dQ piece goes out once the one before is added.
+    Tensor tdVrdOt_one = tdVrdOt(_, _, _, 0);
+    Tensor tdKrQt_stage = tdKrQt(_, _, _, stage);
+    Tensor tdQrdS_buffer = tdQrdS(_, _, _, buffer);
+    issue_gemm_batch(mma_dkv, tdVrdOt_one, tdVrP(_, _, _, buffer), acc_dvt, /*zero_init=*/false);
+    AccDq acc_dq;
+    issue_gemm_batch(mma_dq, tdQrdS_buffer, dq_piece_kt(0), acc_dq, /*zero_init=*/true);
+    issue_gemm_batch(mma_dkv, tdKrQt_stage, tdKrdS(_, _, _, buffer), acc_dkt, /*zero_init=*/false);
+    warpgroup_wait<2>();  // dV^T done
+    warpgroup_fence_operand(acc_dvt);
+    pipeline_do.consumer_release(read_do);
+    ++read_do;
+    float* const dq_tile = dq_tiles + m_block * Cfg::kDqTileElems;
+    auto add_dq_piece = [&](int piece) {
+      CUTE_UNROLL
+      for (int i = 0; i < kPieceElems; i += 4) {
+        atomicAdd(reinterpret_cast<float4*>(dq_tile + Cfg::dq_offset(piece * kPieceElems + i, tidx)),
+                  make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3)));
+      }
+    };
+    warpgroup_wait<1>();  // dQ piece 0 done
+    warpgroup_fence_operand(acc_dq);
+    add_dq_piece(0);
+    CUTE_UNROLL
+    for (int piece = 1; piece < Cfg::kDqPieces; ++piece) {
+      issue_gemm_batch(mma_dq, tdQrdS_buffer, dq_piece_kt(piece), acc_dq, /*zero_init=*/true);
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(acc_dq);
+      add_dq_piece(piece);
+    }
+    warpgroup_wait<0>();  // dK^T done: this stage's Q is free
+    warpgroup_fence_operand(acc_dkt);
+    pipeline_q.consumer_release(read_q);
+    ++read_q;
+  }
+
+  // Epilogue: dK = softmax_scale * (dS^T Q sums), dV as is.
+  CUTE_UNROLL
+  for (int i = 0; i < size(acc_dkt); ++i) acc_dkt(i) *= params.softmax_scale;
+  // Each accumulator element's (head-dim row, key) in this consumer's half.
+  Tensor tdKVcdKV = thr_dkv.partition_C(make_identity_tensor(Shape<Int<kDimsPerConsumer>, Int<kBlockN>>{}));
+  const int dim0 = consumer * kDimsPerConsumer;
+  if (params.dk_accum != nullptr) {
+    // GQA: fp32 per query head; the caller sums the heads.
+    const int64_t row_stride = int64_t(params.nheads) * kHeadDim;
+    const int64_t base = (int64_t(batch) * seqlens.seqlen_k) * row_stride + head * kHeadDim;
+    const int keys_left = seqlens.seqlen_k - n_block * kBlockN;
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc_dkt); ++i) {
+      const int dim = dim0 + get<0>(tdKVcdKV(i)), key = get<1>(tdKVcdKV(i));
+      if (key < keys_left) {
+        const int64_t offset = base + int64_t(n_block * kBlockN + key) * row_stride + dim;
+        params.dk_accum[offset] = acc_dkt(i);
+        params.dv_accum[offset] = acc_dvt(i);
+      }
+    }
+    return;
+  }
+  // Into K's and V's tiles (transposed back to (key, head dim)) once both consumers' GEMMs are
+  // done reading them; one thread TMA-stores each (rows past seqlen_k clipped).
+  named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);
+  Tensor sKt_half = local_tile(sKt, Shape<Int<kDimsPerConsumer>, Int<kBlockN>>{}, make_coord(consumer, _0{}));
+  Tensor sVt_half = local_tile(smem_tensor(smem.v.data(), typename Cfg::SmemLayoutKt{}),
+                               Shape<Int<kDimsPerConsumer>, Int<kBlockN>>{}, make_coord(consumer, _0{}));
+  Tensor tdKsK = thr_dkv.partition_C(sKt_half);
+  Tensor tdVsV = thr_dkv.partition_C(sVt_half);
+  CUTE_UNROLL
+  for (int i = 0; i < size(acc_dkt); ++i) {
+    tdKsK(i) = static_cast<Element>(acc_dkt(i));
+    tdVsV(i) = static_cast<Element>(acc_dvt(i));
+  }
+  cutlass::arch::fence_view_async_shared();  // generic-proxy writes, read next by the TMA unit
+  named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);
+  if (tidx == 0) {
+    auto store = [&](auto const& tma, auto& tile) {
+      Tensor g = Cfg::Tma::template row_tiles<kBlockN>(tma, params.seqlen_k, params.nheads_kv, params.batch, head, batch);
+      auto [tg, ts] = tma_partition(tma, group_modes<0, 2>(tile), group_modes<0, 2>(g));
+      copy(tma, ts, tg(_, n_block));
+    };
+    store(args.tma_dk, sK);
+    store(args.tma_dv, sV);
+    tma_store_arrive();
+    tma_store_wait<0>();  // shared memory outlives the stores' reads
+  }
+}
+
+template <class Cfg>
+cudaError_t launch_bwd_ws_split(const BwdParams& params, cudaStream_t stream) {
+  auto gmem = [&](const TensorArg& t, bool keys) {
+    return Cfg::Tma::tensor(t, keys ? params.seqlen_k : params.seqlen_q, keys ? params.nheads_kv : params.nheads,
+                            params.batch);
+  };
+  // With GQA the kernel stores fp32 without TMA; K's tensor stands in so the descriptors are valid.
+  const bool gqa = params.dk_accum != nullptr;
+  BwdWsSplitKernelArgs<Cfg> args{
+      params,
+      make_tma_copy(SM90_TMA_LOAD{}, gmem(params.q, false), typename Cfg::SmemLayoutQ{}),
+      make_tma_copy(SM90_TMA_LOAD{}, gmem(params.dout, false), typename Cfg::SmemLayoutQ{}),
+      make_tma_copy(SM90_TMA_LOAD{}, gmem(params.k, true), typename Cfg::SmemLayoutK{}),
+      make_tma_copy(SM90_TMA_LOAD{}, gmem(params.v, true), typename Cfg::SmemLayoutK{}),
+      make_tma_copy(SM90_TMA_STORE{}, gmem(gqa ? params.k : params.dk, true), typename Cfg::SmemLayoutK{}),
+      make_tma_copy(SM90_TMA_STORE{}, gmem(gqa ? params.v : params.dv, true), typename Cfg::SmemLayoutK{}),
+  };
+  auto launch_main = [&](const BwdParams& launch_params, dim3 grid) {
+    args.params = launch_params;
+    auto kernel = launch_params.causal ? &bwd_ws_split_kernel<Cfg, true> : &bwd_ws_split_kernel<Cfg, false>;
+    return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
+  };
+  return launch_bwd_pipeline<Cfg>(params, stream, launch_main);
+}
+
+}  // namespace flashgen::sm90
