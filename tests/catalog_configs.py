@@ -26,8 +26,10 @@ _ALIAS = re.compile(r"using (\w+_config) = (.*?);", re.S)
 _TILE_STRUCT = re.compile(r"struct (\w+_tile) \{.*?\n\};", re.S)
 
 
-def write_config_header(path: Path, catalogs=(paths.CATALOG, SM90_CATALOG, SM90_WS_BACKWARD_CATALOG,
-                                                   SM90_WS_SPLIT_BACKWARD_CATALOG),
+ALL_CATALOGS = (paths.CATALOG, SM90_CATALOG, SM90_WS_BACKWARD_CATALOG, SM90_WS_SPLIT_BACKWARD_CATALOG)
+
+
+def write_config_header(path: Path, catalogs=ALL_CATALOGS,
                         archs=tuple(ARCHS)) -> Path:
     # Every distinct config of every catalog: a kernel both catalogs define is checked once when
     # they agree and twice (the later one's names suffixed with its catalog) when they differ.
