@@ -26,10 +26,12 @@ def _forward_smem_bytes(block_m: int, block_n: int, hdim: int, elem_bytes: int) 
 
 
 # The features of gen/axes.py each kernel family implements (kernels.yaml may build a family
-# with any combination of its own; gen/spec.py rejects the others): the sm80 families all of
-# them, the sm90 ones all but varlen (a varlen call on Hopper runs the sm80 varlen kernels).
+# with any combination of its own; gen/spec.py rejects the others): the sm80 families and the
+# sm90 forward all of them, the sm90 backward all but varlen (a varlen backward on Hopper runs
+# the sm80 varlen kernel: flashgen.dispatch picks each direction's kernel on its own).
 _SM80_FEATURES = frozenset(FEATURES)
-_SM90_FEATURES = frozenset(FEATURES) - {"varlen"}
+_SM90_FWD_FEATURES = frozenset(FEATURES)
+_SM90_BWD_FEATURES = frozenset(FEATURES) - {"varlen"}
 
 
 class _NoFallbackPlan:
@@ -171,7 +173,7 @@ class FwdSm90Tile(_NoFallbackPlan):
     q_in_registers: int = 0
 
     template = "flash_fwd_sm90.cu.j2"
-    features = _SM90_FEATURES
+    features = _SM90_FWD_FEATURES
 
     def consumers(self) -> int:
         return self.block_m // 64
@@ -247,7 +249,7 @@ class BwdSm90Tile(_NoFallbackPlan):
     dq_gemm_first: int = 0
 
     template = "flash_bwd_sm90.cu.j2"
-    features = _SM90_FEATURES
+    features = _SM90_BWD_FEATURES
 
     def check(self, hdim: int) -> None:
         _check_choices(self, (0, 1), "warp_specialized", "dq_writer", "sdp_by_warpgroup", "dq_gemm_first",

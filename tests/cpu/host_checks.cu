@@ -138,6 +138,30 @@ void check_fwd_sm90(const char* what) {
         CHECK(vt(c, r, stage) == kv(r, c, stage), "%s: V^T stage %d element (%d, %d)", what, stage, r, c);
         CHECK(kv(r, c, stage) == one(r, c) + stage * cosize(one), "%s: stage %d is not a whole shift", what, stage);
       }
+  // Varlen's O store (store_rows_from_smem): a consumer's 128 threads cover its 64 x head_dim O
+  // rows once, each access 8 consecutive elements of a row, consecutive and 16-byte aligned in
+  // the swizzled shared-memory slice too (one 16-byte load each).
+  typename Cfg::GmemStoreO store;
+  typename Cfg::SmemLayoutQ s_o;
+  constexpr int kRowsO = Cfg::kMmaRows, kColsO = Cfg::kHeadDim;
+  Tensor id = make_identity_tensor(Shape<Int<kRowsO>, Int<kColsO>>{});
+  std::vector<int> stored(kRowsO * kColsO, 0);
+  for (int t = 0; t < Cfg::kMmaThreads; ++t) {
+    Tensor part = store.get_thread_slice(t).partition_S(id);  // (CPY, CPY_ROWS, CPY_COLS)
+    for (int m = 0; m < size<1>(part); ++m)
+      for (int k = 0; k < size<2>(part); ++k) {
+        const int r0 = get<0>(part(0, m, k)), c0 = get<1>(part(0, m, k));
+        CHECK(int(s_o(r0, c0)) % 8 == 0, "%s: O store access (%d, %d) not 16-byte aligned in sO", what, r0, c0);
+        for (int v = 0; v < size<0>(part); ++v) {
+          const int r = get<0>(part(v, m, k)), c = get<1>(part(v, m, k));
+          CHECK(r == r0 && c == c0 + v && int(s_o(r, c)) == int(s_o(r0, c0)) + v,
+                "%s: O store access (%d, %d) element %d is not the next of its row", what, r0, c0, v);
+          if (0 <= r && r < kRowsO && 0 <= c && c < kColsO) ++stored[r * kColsO + c];
+        }
+      }
+  }
+  for (int i = 0; i < kRowsO * kColsO; ++i)
+    CHECK(stored[i] == 1, "%s: O store writes element (%d, %d) %d times", what, i / kColsO, i % kColsO, stored[i]);
 }
 
 template <class Cfg>
@@ -489,6 +513,78 @@ void check_forward_tile_order() {
     }
 }
 
+// The varlen sm90 forward's tiles: an order over the longest sequence's query blocks for every
+// sequence, the tiles past a sequence's rows skipped (has_query_rows, common/tile_scheduler.cuh),
+// in each of the kernel's schedules (one CTA per tile, a persistent grid, the dynamic hand-out).
+// No computed tile starts past its sequence's end, and the 64-row consumer slices of the
+// computed tiles, clipped at the sequence's end as the O store clips them, hold every row of
+// every (sequence, head) exactly once; empty sequences get no tile.
+void check_varlen_forward_tiles() {
+  unsigned state = 4242u;
+  auto next = [&](int bound) { state = state * 1664525u + 1013904223u; return int((state >> 8) % unsigned(bound)); };
+  for (int trial = 0; trial < 200; ++trial) {
+    const int batch = 1 + next(8), heads = 1 + next(3), block_m = 64 * (1 + next(3));
+    std::vector<int> lengths(batch);
+    int longest = 0;
+    for (int& len : lengths) {
+      len = next(4) == 0 ? 0 : next(trial % 2 ? 5 * block_m : 70);  // about a quarter empty
+      longest = std::max(longest, len);
+    }
+    for (bool causal : {false, true}) {
+      const flashgen::ForwardTileOrder order{(longest + block_m - 1) / block_m, heads, batch, causal};
+      const int tiles = order.num_tiles();
+      auto computed = [&](int t) {
+        const flashgen::ForwardTile tile = order.at(t);
+        return flashgen::has_query_rows(tile, block_m, lengths[tile.batch]);
+      };
+      auto check_cover = [&](std::vector<int> const& visited, const char* schedule) {
+        std::vector<std::vector<int>> rows(batch * heads);
+        for (int b = 0; b < batch; ++b)
+          for (int h = 0; h < heads; ++h) rows[b * heads + h].assign(lengths[b], 0);
+        for (int t : visited) {
+          const flashgen::ForwardTile tile = order.at(t);
+          const int len = lengths[tile.batch];
+          CHECK(tile.m_block * block_m < len, "varlen tiles (%s): tile %d starts at row %d of a %d-row sequence",
+                schedule, t, tile.m_block * block_m, len);
+          for (int consumer = 0; consumer < block_m / 64; ++consumer) {
+            const int row0 = tile.m_block * block_m + consumer * 64;
+            for (int r = 0; r < 64 && r < len - row0; ++r) ++rows[tile.batch * heads + tile.head][row0 + r];
+          }
+        }
+        for (int i = 0; i < batch * heads; ++i)
+          for (int r = 0; r < int(rows[i].size()); ++r)
+            CHECK(rows[i][r] == 1, "varlen tiles (%s, causal=%d): sequence %d head %d row %d stored %d times",
+                  schedule, causal, i / heads, i % heads, r, rows[i][r]);
+      };
+      std::vector<int> one_per_cta;
+      for (int t = 0; t < tiles; ++t)
+        if (computed(t)) one_per_cta.push_back(t);
+      check_cover(one_per_cta, "one CTA per tile");
+      for (int grid : {1, 5, 132}) {
+        const int ctas = std::min(grid, tiles);
+        std::vector<int> persistent, dynamic;
+        for (int b = 0; b < ctas; ++b)
+          for (int t = b; t < tiles; t += ctas)
+            if (computed(t)) persistent.push_back(t);
+        check_cover(persistent, "persistent");
+        // The dynamic hand-out, CTAs drawing in a random interleaving; the producer skips what
+        // it draws past a sequence's rows, announcing only computed tiles.
+        std::vector<int> current(ctas);
+        for (int b = 0; b < ctas; ++b) current[b] = b;
+        int counter = 0, active = ctas;
+        while (active > 0) {
+          const int b = next(ctas);
+          if (current[b] >= tiles) continue;
+          if (computed(current[b])) dynamic.push_back(current[b]);
+          current[b] = counter++ + ctas;
+          if (current[b] >= tiles) --active;
+        }
+        check_cover(dynamic, "dynamic");
+      }
+    }
+  }
+}
+
 // VarlenSequenceLengths' padded offsets (common/seqlen.cuh) over random length lists, zeros
 // included: each sequence gets ceil(len / block_m) whole tiles starting at a multiple of block_m,
 // no two sequences' tiles overlap, and they all lie within the head's padded_total rows; the
@@ -557,6 +653,7 @@ int main() {
   check_block_schedules();
   check_transposed_mask();
   check_forward_tile_order();
+  check_varlen_forward_tiles();
   check_backward_cta_order();
   // Every bf16 config of kernels.yaml and the sm90 tuning catalog (tests/catalog_configs.py).
 #define CHECK_CONFIG(family, config, name) check_##family<config>(name);

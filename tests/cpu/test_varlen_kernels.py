@@ -187,7 +187,8 @@ def test_without_varlen_kernels_the_call_loops_and_warns_once_with_the_build_com
 def test_varlen_kernels_run_varlen_calls_only(varlen_kernels):
     _, _, build = varlen_kernels
     choose = dispatch.choose_kernel
-    # On a Hopper a varlen call runs the sm80 varlen kernel; a fixed-length call never takes it.
+    # On a Hopper without an sm90 varlen forward a varlen call runs the sm80 varlen kernels; a
+    # fixed-length call never takes them.
     assert choose("fwd", 64, torch.bfloat16, (9, 0), None, frozenset({"varlen"})).name == VARLEN[0]
     assert choose("bwd", 64, torch.bfloat16, (9, 0), None, frozenset({"varlen"})).name == VARLEN[1]
     assert choose("fwd", 64, torch.bfloat16, (8, 0)).name == "flash_fwd_hdim64_bf16_sm80"
@@ -228,3 +229,33 @@ def test_varlen_autograd_formula_calls_the_backward_op_on_meta_tensors():
     assert out.requires_grad and not lse.requires_grad
     out.sum().backward()
     assert [t.grad.shape for t in (q, k, v)] == [q.shape, k.shape, v.shape]
+
+
+SM90_VARLEN_FWD = "flash_fwd_hdim64_bf16_sm90_varlen"
+
+
+def test_on_a_hopper_a_varlen_call_runs_the_sm90_forward_and_the_sm80_backward(varlen_kernels, monkeypatch):
+    # The sm90 forward implements varlen, the sm90 backward does not (gen/families.py): each
+    # direction takes its own best kernel, the sm80 backward reading the sm90 forward's lse.
+    ext, chosen, build = varlen_kernels
+    monkeypatch.setattr(dispatch, "catalog_kernels", lambda: CATALOG + [SM90_VARLEN_FWD])
+    build(*CATALOG, SM90_VARLEN_FWD)
+    choose = dispatch.choose_kernel
+    assert choose("fwd", 64, torch.bfloat16, (9, 0), None, frozenset({"varlen"})).name == SM90_VARLEN_FWD
+    assert choose("bwd", 64, torch.bfloat16, (9, 0), None, frozenset({"varlen"})).name == VARLEN[1]
+    assert choose("fwd", 64, torch.bfloat16, (8, 0), None, frozenset({"varlen"})).name == VARLEN[0]
+    q, k, v = packed_inputs()
+    cu_q, cu_k = cu(LENGTHS_Q), cu(LENGTHS_K)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no looping warning
+        out = flash_attn_varlen_func(q, k, v, cu_q, cu_k, 100, 90, causal=True)
+    out.sum().backward()
+    assert [c[:2] for c in ext.calls] == [("fwd", SM90_VARLEN_FWD), ("bwd", VARLEN[1])]
+    # Forcing sm90: its forward alone (no gradients) runs packed; with gradients the call loops,
+    # as sm90 has no varlen backward.
+    ext.calls.clear()
+    with torch.no_grad():
+        flash_attn_varlen_func(q, k, v, cu_q, cu_k, 100, 90, arch="sm90")
+    assert [c[:2] for c in ext.calls] == [("fwd", SM90_VARLEN_FWD)]
+    with pytest.warns(UserWarning, match="loops over the sequences"):
+        flash_attn_varlen_func(q, k, v, cu_q, cu_k, 100, 90, arch="sm90")

@@ -8,6 +8,8 @@
 // persistent with dynamic hand-out: CTA b takes tile b first, then whichever tile an atomic
 // counter gives it next (grid + 0, grid + 1, ... in this order), so a CTA that drew short
 // (causal) tiles takes more of them.
+// Varlen: the order covers every sequence with the longest one's query blocks; the tiles past a
+// sequence's own rows (all of an empty one's) hold no query and are skipped (has_query_rows).
 #pragma once
 #include <cute/config.hpp>
 
@@ -29,5 +31,10 @@ struct ForwardTileOrder {
     return {causal ? m_blocks - 1 - within : within, head_index % heads, head_index / heads};
   }
 };
+
+// Whether a tile of block_m-row query blocks starts inside its sequence's seqlen_q rows.
+CUTE_HOST_DEVICE bool has_query_rows(ForwardTile const& tile, int block_m, int seqlen_q) {
+  return tile.m_block * block_m < seqlen_q;
+}
 
 }  // namespace flashgen

@@ -18,6 +18,12 @@
 //   (its S GEMMs, their only readers, are done; with kSeparateO into O tiles of their own) and
 //   one of its threads TMA-stores them; the TMA unit clips rows past seqlen_q. LSE goes out from
 //   registers.
+// - Varlen (packed sequences, cu_seqlens): the tile order covers every sequence with the longest
+//   one's query blocks, and tiles past a sequence's rows are skipped. Q, K and V load through
+//   descriptors of the whole packed tensors, each sequence's tiles offset to its first row (rows
+//   past its end are the next sequence's: masked keys, queries whose output is never stored).
+//   O leaves by 16-byte stores that stop at the sequence's end (a TMA store of whole tiles would
+//   overwrite the next sequence's rows).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -29,6 +35,7 @@
 #include <cutlass/arch/reg_reconfig.h>
 #include <cutlass/pipeline/sm90_pipeline.hpp>
 
+#include "flashgen/common/copies.cuh"
 #include "flashgen/common/mask.cuh"
 #include "flashgen/common/softcap.cuh"
 #include "flashgen/common/seqlen.cuh"
@@ -55,6 +62,7 @@ struct FwdConfig {
   static constexpr bool kPingPong = Plan::kPingpong != 0;
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
   static constexpr bool kSoftcap = has_softcap_feature<Plan>();  // tanh-capped scores (common/softcap.cuh)
+  static constexpr bool kVarlen = has_varlen_feature<Plan>();  // packed sequences (common/seqlen.cuh)
   static constexpr bool kPersistent = Plan::kPersistent != 0;
   // Persistent causal calls too, tiles handed out by an atomic counter (common/tile_scheduler.cuh).
   static constexpr bool kDynamicScheduler = Plan::kDynamicScheduler != 0;
@@ -128,6 +136,8 @@ struct FwdConfig {
   using TmaLoadQ = typename Tma::template Load<SmemLayoutQ>;
   using TmaLoadKV = typename Tma::template Load<SmemLayoutKV>;
   using TmaStoreO = typename Tma::template Store<SmemLayoutQ>;
+  // Varlen's O store: one consumer's 128 threads, 16 bytes each (common/copies.cuh).
+  using GmemStoreO = typename GmemCopies<Element, kHeadDim, kMmaThreads>::Store;
   static constexpr uint32_t kQBytes = kBlockM * kHeadDim * sizeof(Element);
   static constexpr uint32_t kKVStageBytes = kBlockN * kHeadDim * sizeof(Element);
 };
@@ -187,6 +197,21 @@ __device__ __forceinline__ int load_shared_int(int* ptr) {
   return value;
 }
 
+// Varlen's O store: the consumer's 128 threads copy its O rows (sO, written by stmatrix) to gO
+// with 16-byte copies straight from shared memory (no staging fragment: 64 registers a thread at
+// head dim 256), skipping rows at or past rows_left, which belong to the next sequence. sO is
+// free again when this returns (every thread has read its part).
+template <class Cfg, class SmemO, class GmemO>
+__device__ __forceinline__ void store_rows_from_smem(SmemO const& sO, GmemO&& gO, int rows_left, int tidx,
+                                                     int barrier) {
+  typename Cfg::GmemStoreO gmem_store;
+  auto thr_store = gmem_store.get_thread_slice(tidx);
+  named_barrier_sync(barrier, Cfg::kMmaThreads);  // every thread's stmatrix writes landed
+  store_rows(gmem_store, thr_store.partition_S(sO), thr_store.partition_D(gO),
+             thr_store.partition_D(make_identity_tensor(shape(gO))), rows_left);
+  named_barrier_sync(barrier, Cfg::kMmaThreads);  // every thread has read its rows
+}
+
 template <class Cfg, bool kCausal>
 __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_constant__ FwdKernelArgs<Cfg> args) {
   using Element = typename Cfg::Element;
@@ -202,20 +227,32 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   // body(tile index, iteration): iteration counts this CTA's tiles (the Q barriers' phases). The
   // static orders; with dynamic_tiles the producer draws tiles and the consumers read them.
   constexpr bool kDynamic = dynamic_tiles<Cfg, kCausal>();
+  // A tile's sequence lengths, and with varlen where its sequence's rows start.
+  auto seqlens_of = [&](ForwardTile const& tile) { return SequenceLengthsFor<Cfg>(params, tile.batch); };
+  // Varlen: a tile past its sequence's rows is skipped, by the producer and the consumers alike,
+  // without counting as an iteration (the Q barriers' phases count the tiles computed).
+  auto has_rows = [&](int t) {
+    if constexpr (Cfg::kVarlen) {
+      const ForwardTile tile = order.at(t);
+      return has_query_rows(tile, kBlockM, seqlens_of(tile).seqlen_q);
+    } else {
+      return true;
+    }
+  };
   auto for_each_tile = [&](auto&& body) {
     if constexpr (persistent_grid<Cfg, kCausal>()) {
       int iteration = 0;
-      for (int t = blockIdx.x; t < order.num_tiles(); t += gridDim.x, ++iteration) body(t, iteration);
+      for (int t = blockIdx.x; t < order.num_tiles(); t += gridDim.x) {
+        if (has_rows(t)) body(t, iteration++);
+      }
     } else {
-      body(blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z), 0);
+      const int t = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+      if (has_rows(t)) body(t, 0);
     }
   };
-  // A tile's mask, from its batch entry's sequence lengths; its key_blocks() are the key blocks
-  // the tile visits (none for causal rows above the diagonal's start, seqlen_q > seqlen_k).
-  auto mask_of = [&](ForwardTile const& tile) {
-    const FixedSequenceLengths seqlens(params, tile.batch);
-    return make_mask<Cfg::kWindow>(seqlens, kCausal, params);
-  };
+  // A tile's mask, from its sequence's lengths; its key_blocks() are the key blocks the tile
+  // visits (none for causal rows above the diagonal's start, seqlen_q > seqlen_k).
+  auto mask_of = [&](SequenceLengthsFor<Cfg> const& seqlens) { return make_mask<Cfg::kWindow>(seqlens, kCausal, params); };
   const int warpgroup = threadIdx.x / 128;
 
   typename PipelineKV::Params pipe_params;
@@ -237,9 +274,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
                        typename Cfg::SmemLayoutQ{});
   };
   // 64-row tiles of a head's queries: consumer c's rows of query block m are tile m * kConsumers + c.
-  auto query_tiles = [&](auto const& tma, ForwardTile const& tile) {
-    return Cfg::Tma::template row_tiles<kMmaRows>(tma, params.seqlen_q, params.nheads, params.batch, tile.head,
-                                                  tile.batch);
+  auto query_tiles = [&](auto const& tma, ForwardTile const& tile, SequenceLengthsFor<Cfg> const& seqlens) {
+    if constexpr (Cfg::kVarlen) {
+      return Cfg::Tma::template packed_row_tiles<kMmaRows>(tma, params.total_q, params.nheads, tile.head,
+                                                           seqlens.start_q);
+    } else {
+      return Cfg::Tma::template row_tiles<kMmaRows>(tma, params.seqlen_q, params.nheads, params.batch, tile.head,
+                                                    tile.batch);
+    }
   };
 
   if (warpgroup == 0) {  // producer: one thread issues every load
@@ -250,11 +292,17 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
     auto state = cutlass::make_producer_start_state<PipelineKV>();
     auto produce = [&](int t, int iteration) {
       const ForwardTile tile = order.at(t);
-      const auto key_blocks = mask_of(tile).key_blocks(tile.m_block * kBlockM, kBlockM, kBlockN);
+      const SequenceLengthsFor<Cfg> seqlens = seqlens_of(tile);
+      const auto key_blocks = mask_of(seqlens).key_blocks(tile.m_block * kBlockM, kBlockM, kBlockN);
       const int head_kv = kv_head_of(params, tile.head);
       auto key_tiles = [&](auto const& tma) {
-        return Cfg::Tma::template row_tiles<kBlockN>(tma, params.seqlen_k, params.nheads_kv, params.batch, head_kv,
-                                                     tile.batch);
+        if constexpr (Cfg::kVarlen) {
+          return Cfg::Tma::template packed_row_tiles<kBlockN>(tma, params.total_k, params.nheads_kv, head_kv,
+                                                              seqlens.start_k);
+        } else {
+          return Cfg::Tma::template row_tiles<kBlockN>(tma, params.seqlen_k, params.nheads_kv, params.batch, head_kv,
+                                                       tile.batch);
+        }
       };
       // (global key tile n, shared stage) partitions of K and V for the TMA unit.
       const auto k_parts = tma_partition(args.tma_k, group_modes<0, 2>(sK), group_modes<0, 2>(key_tiles(args.tma_k)));
@@ -277,7 +325,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       if (iteration > 0) smem.q_empty.wait((iteration - 1) & 1);
       if constexpr (kDynamic) store_shared_int(&smem.tile_index, t);
       smem.q_full.arrive_and_expect_tx(Cfg::kQBytes);
-      Tensor gQ = query_tiles(args.tma_q, tile);
+      Tensor gQ = query_tiles(args.tma_q, tile, seqlens);
       for (int c = 0; c < Cfg::kConsumers; ++c) {
         auto [tQgQ, tQsQ] = tma_partition(args.tma_q, group_modes<0, 2>(consumer_slice(smem.q(), c)), group_modes<0, 2>(gQ));
         copy(args.tma_q.with(reinterpret_cast<uint64_t&>(smem.q_full)), tQgQ(_, tile.m_block * Cfg::kConsumers + c),
@@ -291,9 +339,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
     };
     if constexpr (kDynamic) {
       int iteration = 0;
-      for (int t = blockIdx.x; t < order.num_tiles(); ++iteration) {
+      for (int t = blockIdx.x; t < order.num_tiles();) {
         const int next = atomicAdd(params.tile_counter, 1) + int(gridDim.x);  // its latency hides under the loads
-        produce(t, iteration);
+        if (has_rows(t)) produce(t, iteration++);  // (a skipped tile is never announced)
         t = next;
       }
       // No tile left: an index past the last, announced like a tile's (no Q follows it).
@@ -357,7 +405,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
 
   auto consume = [&](int t, int iteration) {
     const ForwardTile tile = order.at(t);
-    const AttentionMask mask = mask_of(tile);
+    const SequenceLengthsFor<Cfg> seqlens = seqlens_of(tile);
+    const AttentionMask mask = mask_of(seqlens);
     const auto key_blocks = mask.key_blocks(tile.m_block * kBlockM, kBlockM, kBlockN);
     const int row0 = tile.m_block * kBlockM + consumer * kMmaRows;
     OnlineSoftmax<kRows> softmax;
@@ -440,23 +489,34 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
     // Epilogue: O -> shared memory (this consumer's O slice, which is its Q slice unless
     // kSeparateO) by stmatrix -> TMA store; the TMA unit clips rows past seqlen_q. In Q's slice,
     // the rows are free for the next tile's Q once the store has read them; in O's own slice,
-    // the next tile's epilogue waits for that before writing.
+    // the next tile's epilogue waits for that before writing. Varlen: 16-byte stores instead,
+    // stopping at the sequence's end; sO is free when store_rows_from_smem returns.
     if constexpr (Cfg::kSeparateO) {
-      if (tidx == 0) tma_store_wait<0>();  // the previous tile's store has read sO
+      if (!Cfg::kVarlen && tidx == 0) tma_store_wait<0>();  // the previous tile's store has read sO
       named_barrier_sync(kEpilogueBarrier0 + consumer, 128);
     }
     Tensor o = convert_fragment<Element>(acc_o);
     cute::copy(smem_copy_o, thr_copy_o.retile_S(o), thr_copy_o.partition_D(sO));
-    cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by the TMA unit
-    named_barrier_sync(kEpilogueBarrier0 + consumer, 128);
-    if (tidx == 0) {
-      Tensor gO = query_tiles(args.tma_o, tile);
+    if constexpr (Cfg::kVarlen) {
+      const int block = tile.m_block * Cfg::kConsumers + consumer;
+      Tensor gO = head_row_tiles_at<Element, kMmaRows, kHeadDim>(params.out, seqlens.q_row_base(params.out),
+                                                                 tile.head, seqlens.seqlen_q, block);
+      store_rows_from_smem<Cfg>(sO, gO, seqlens.seqlen_q - row0, tidx, kEpilogueBarrier0 + consumer);
+    } else {
+      cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by the TMA unit
+      named_barrier_sync(kEpilogueBarrier0 + consumer, 128);
+    }
+    if (!Cfg::kVarlen && tidx == 0) {
+      Tensor gO = query_tiles(args.tma_o, tile, seqlens);
       auto [tOgO, tOsO] = tma_partition(args.tma_o, group_modes<0, 2>(sO), group_modes<0, 2>(gO));
       copy(args.tma_o, tOsO, tOgO(_, tile.m_block * Cfg::kConsumers + consumer));
       tma_store_arrive();
     }
     if (get<1>(o_coords(0, 0)) == 0) {  // the thread holding column 0 of its rows writes their lse
-      float* lse_rows = params.lse + (int64_t(tile.batch) * params.nheads + tile.head) * mask.seqlen_q;
+      // Varlen: (nheads, total_q). (Fixed lengths from the mask's seqlen_q, a register, as before
+      // varlen: lse_offset's params.seqlen_q changes the plain kernel's code.)
+      float* lse_rows = params.lse + (Cfg::kVarlen ? seqlens.lse_offset(params, tile.head)
+                                                   : (int64_t(tile.batch) * params.nheads + tile.head) * mask.seqlen_q);
       CUTE_UNROLL
       for (int mi = 0; mi < kRows; ++mi) {
         const int row = row0 + get<0>(o_coords(mi, 0));
@@ -464,7 +524,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       }
     }
     if (!Cfg::kSeparateO && tidx == 0) {
-      tma_store_wait<0>();  // the store has read this consumer's rows of Q's buffer
+      if constexpr (!Cfg::kVarlen) tma_store_wait<0>();  // the store has read this consumer's rows of Q's buffer
       smem.q_empty.arrive();
     }
   };
@@ -478,15 +538,25 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   } else {
     for_each_tile(consume);
   }
-  if (Cfg::kSeparateO && tidx == 0) tma_store_wait<0>();  // shared memory outlives the last store's reads
+  if (Cfg::kSeparateO && !Cfg::kVarlen && tidx == 0) tma_store_wait<0>();  // shared memory outlives the last store's reads
 }
 
 template <class Cfg>
 cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream) {
   using Element = typename Cfg::Element;
+  // Varlen: descriptors of the whole packed tensors, batch 1 (its stride never stepped, but
+  // nonzero for the descriptor; at least one row, for calls whose sequences have no key at all:
+  // no tile loads one then); each tile offsets its own rows.
   auto gmem = [&](const TensorArg& t, bool keys) {
-    return Cfg::Tma::tensor(t, keys ? params.seqlen_k : params.seqlen_q, keys ? params.nheads_kv : params.nheads,
-                            params.batch);
+    const int heads = keys ? params.nheads_kv : params.nheads;
+    if constexpr (Cfg::kVarlen) {
+      const int rows = std::max(keys ? params.total_k : params.total_q, 1);
+      TensorArg packed = t;
+      packed.batch_stride = rows * t.row_stride;
+      return Cfg::Tma::tensor(packed, rows, heads, 1);
+    } else {
+      return Cfg::Tma::tensor(t, keys ? params.seqlen_k : params.seqlen_q, heads, params.batch);
+    }
   };
   const FwdKernelArgs<Cfg> args{
       params,
@@ -496,6 +566,7 @@ cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream) {
       make_tma_copy(SM90_TMA_STORE{}, gmem(params.out, false), typename Cfg::SmemLayoutQ{}),
   };
   const int m_blocks = ceil_div(params.seqlen_q, Cfg::kBlockM);
+  if (m_blocks == 0 || params.nheads == 0 || params.batch == 0) return cudaSuccess;  // no query rows (varlen: all empty)
   dim3 grid(m_blocks, params.nheads, params.batch);
   if (params.causal ? persistent_grid<Cfg, true>() : persistent_grid<Cfg, false>()) {
     // One CTA per multiprocessor (a CTA takes a whole one).
