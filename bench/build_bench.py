@@ -61,8 +61,11 @@ def variant_sets(direction: str, arch: str, features=None) -> list[list[str]]:
 
 
 def with_all_variants(catalog_text: str, features=None) -> str:
-    """A catalog's text with every family built in all its feature variants (same tile plans)."""
+    """A catalog's text with every family built in all its feature variants (same tile plans).
+    Entries that already list variants (kernels.yaml's Gemma ones) are dropped: the plain
+    entry of the same family now builds those too."""
     root = yaml.safe_load(catalog_text)
+    root["kernels"] = [entry for entry in root["kernels"] if not entry.get("features")]
     for entry in root["kernels"]:
         entry["features"] = variant_sets(entry["direction"], entry["arch"], features)
     root["presets"] = {"default": ["*"], "all": ["*"]}

@@ -5,17 +5,23 @@
 namespace flashgen {
 
 cudaError_t run_flash_bwd_hdim64_bf16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim64_bf16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim64_fp16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim64_fp16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim96_bf16_sm80(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim96_fp16_sm80(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim128_bf16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim128_bf16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim128_fp16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim128_fp16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim192_bf16_sm80(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim192_fp16_sm80(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim256_bf16_sm80(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim256_bf16_sm90(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim256_bf16_sm90_softcap_window(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim256_fp16_sm80(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim256_fp16_sm90(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim256_fp16_sm90_softcap_window(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim64_bf16_sm80(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim64_bf16_sm90(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim64_fp16_sm80(const FwdParams&, cudaStream_t);
@@ -34,22 +40,30 @@ cudaError_t run_flash_fwd_hdim192_fp16_sm80(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim192_fp16_sm90(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim256_bf16_sm80(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim256_bf16_sm90(const FwdParams&, cudaStream_t);
+cudaError_t run_flash_fwd_hdim256_bf16_sm90_softcap_window(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim256_fp16_sm80(const FwdParams&, cudaStream_t);
 cudaError_t run_flash_fwd_hdim256_fp16_sm90(const FwdParams&, cudaStream_t);
+cudaError_t run_flash_fwd_hdim256_fp16_sm90_softcap_window(const FwdParams&, cudaStream_t);
 
 const KernelEntry kBuiltKernels[] = {
     {"flash_bwd_hdim64_bf16_sm80", nullptr, &run_flash_bwd_hdim64_bf16_sm80, 128, 128},
+    {"flash_bwd_hdim64_bf16_sm90", nullptr, &run_flash_bwd_hdim64_bf16_sm90, 128, 128},
     {"flash_bwd_hdim64_fp16_sm80", nullptr, &run_flash_bwd_hdim64_fp16_sm80, 128, 128},
+    {"flash_bwd_hdim64_fp16_sm90", nullptr, &run_flash_bwd_hdim64_fp16_sm90, 128, 128},
     {"flash_bwd_hdim96_bf16_sm80", nullptr, &run_flash_bwd_hdim96_bf16_sm80, 64, 128},
     {"flash_bwd_hdim96_fp16_sm80", nullptr, &run_flash_bwd_hdim96_fp16_sm80, 64, 128},
     {"flash_bwd_hdim128_bf16_sm80", nullptr, &run_flash_bwd_hdim128_bf16_sm80, 64, 128},
+    {"flash_bwd_hdim128_bf16_sm90", nullptr, &run_flash_bwd_hdim128_bf16_sm90, 64, 128},
     {"flash_bwd_hdim128_fp16_sm80", nullptr, &run_flash_bwd_hdim128_fp16_sm80, 64, 128},
+    {"flash_bwd_hdim128_fp16_sm90", nullptr, &run_flash_bwd_hdim128_fp16_sm90, 64, 128},
     {"flash_bwd_hdim192_bf16_sm80", nullptr, &run_flash_bwd_hdim192_bf16_sm80, 64, 64},
     {"flash_bwd_hdim192_fp16_sm80", nullptr, &run_flash_bwd_hdim192_fp16_sm80, 64, 64},
     {"flash_bwd_hdim256_bf16_sm80", nullptr, &run_flash_bwd_hdim256_bf16_sm80, 64, 64},
-    {"flash_bwd_hdim256_bf16_sm90", nullptr, &run_flash_bwd_hdim256_bf16_sm90, 64, 64},
+    {"flash_bwd_hdim256_bf16_sm90", nullptr, &run_flash_bwd_hdim256_bf16_sm90, 64, 80},
+    {"flash_bwd_hdim256_bf16_sm90_softcap_window", nullptr, &run_flash_bwd_hdim256_bf16_sm90_softcap_window, 64, 80},
     {"flash_bwd_hdim256_fp16_sm80", nullptr, &run_flash_bwd_hdim256_fp16_sm80, 64, 64},
-    {"flash_bwd_hdim256_fp16_sm90", nullptr, &run_flash_bwd_hdim256_fp16_sm90, 64, 64},
+    {"flash_bwd_hdim256_fp16_sm90", nullptr, &run_flash_bwd_hdim256_fp16_sm90, 64, 80},
+    {"flash_bwd_hdim256_fp16_sm90_softcap_window", nullptr, &run_flash_bwd_hdim256_fp16_sm90_softcap_window, 64, 80},
     {"flash_fwd_hdim64_bf16_sm80", &run_flash_fwd_hdim64_bf16_sm80, nullptr, 128, 64},
     {"flash_fwd_hdim64_bf16_sm90", &run_flash_fwd_hdim64_bf16_sm90, nullptr, 192, 128},
     {"flash_fwd_hdim64_fp16_sm80", &run_flash_fwd_hdim64_fp16_sm80, nullptr, 128, 64},
@@ -68,25 +82,33 @@ const KernelEntry kBuiltKernels[] = {
     {"flash_fwd_hdim192_fp16_sm90", &run_flash_fwd_hdim192_fp16_sm90, nullptr, 128, 112},
     {"flash_fwd_hdim256_bf16_sm80", &run_flash_fwd_hdim256_bf16_sm80, nullptr, 128, 64},
     {"flash_fwd_hdim256_bf16_sm90", &run_flash_fwd_hdim256_bf16_sm90, nullptr, 128, 80},
+    {"flash_fwd_hdim256_bf16_sm90_softcap_window", &run_flash_fwd_hdim256_bf16_sm90_softcap_window, nullptr, 128, 80},
     {"flash_fwd_hdim256_fp16_sm80", &run_flash_fwd_hdim256_fp16_sm80, nullptr, 128, 64},
     {"flash_fwd_hdim256_fp16_sm90", &run_flash_fwd_hdim256_fp16_sm90, nullptr, 128, 80},
+    {"flash_fwd_hdim256_fp16_sm90_softcap_window", &run_flash_fwd_hdim256_fp16_sm90_softcap_window, nullptr, 128, 80},
     {nullptr, nullptr, nullptr, 0, 0},  // keeps the array non-empty
 };
-const int kNumBuiltKernels = 32;
+const int kNumBuiltKernels = 40;
 
 const char* const kCatalogKernels[] = {
     "flash_bwd_hdim64_bf16_sm80",
+    "flash_bwd_hdim64_bf16_sm90",
     "flash_bwd_hdim64_fp16_sm80",
+    "flash_bwd_hdim64_fp16_sm90",
     "flash_bwd_hdim96_bf16_sm80",
     "flash_bwd_hdim96_fp16_sm80",
     "flash_bwd_hdim128_bf16_sm80",
+    "flash_bwd_hdim128_bf16_sm90",
     "flash_bwd_hdim128_fp16_sm80",
+    "flash_bwd_hdim128_fp16_sm90",
     "flash_bwd_hdim192_bf16_sm80",
     "flash_bwd_hdim192_fp16_sm80",
     "flash_bwd_hdim256_bf16_sm80",
     "flash_bwd_hdim256_bf16_sm90",
+    "flash_bwd_hdim256_bf16_sm90_softcap_window",
     "flash_bwd_hdim256_fp16_sm80",
     "flash_bwd_hdim256_fp16_sm90",
+    "flash_bwd_hdim256_fp16_sm90_softcap_window",
     "flash_fwd_hdim64_bf16_sm80",
     "flash_fwd_hdim64_bf16_sm90",
     "flash_fwd_hdim64_fp16_sm80",
@@ -105,10 +127,12 @@ const char* const kCatalogKernels[] = {
     "flash_fwd_hdim192_fp16_sm90",
     "flash_fwd_hdim256_bf16_sm80",
     "flash_fwd_hdim256_bf16_sm90",
+    "flash_fwd_hdim256_bf16_sm90_softcap_window",
     "flash_fwd_hdim256_fp16_sm80",
     "flash_fwd_hdim256_fp16_sm90",
+    "flash_fwd_hdim256_fp16_sm90_softcap_window",
     nullptr,
 };
-const int kNumCatalogKernels = 32;
+const int kNumCatalogKernels = 40;
 
 }  // namespace flashgen

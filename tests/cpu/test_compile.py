@@ -87,8 +87,8 @@ def test_failing_compile_shows_the_error_and_keeps_the_previous_extension(built,
     "flash_bwd_hdim256_bf16_sm90",  # the flagship: the most registers, two-atom warpgroup halves
 ])
 def test_sm90_kernels_compile_to_warpgroup_mma(name, tmp_path):
-    # To wgmma: plain sm_90 or a layout slip would give mma.sync or fail. The backward's head
-    # dim 64 lives in the sm90 tuning catalog (kernels.yaml takes the sm80 backward there).
+    # To wgmma: plain sm_90 or a layout slip would give mma.sync or fail. The non-warp-specialized
+    # backward lives in the sm90 tuning catalog (kernels.yaml's sm90 backward is warp-specialized).
     catalog = load_catalog(paths.REPO_ROOT / "bench" / "tuning" / "sm90_family.yaml")
     spec = catalog.by_name()[name]
     source = tmp_path / f"{spec.name}.cu"

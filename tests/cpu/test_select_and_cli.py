@@ -26,8 +26,14 @@ def test_no_criteria_means_the_default_preset():
 def test_filters_intersect():
     assert names(hdim=(128, 256), dtype=("bf16",), direction=("fwd",), arch=("sm80",)) == [
         "flash_fwd_hdim128_bf16_sm80", "flash_fwd_hdim256_bf16_sm80"]
-    assert names(hdim=(256,), dtype=("fp16",)) == ["flash_bwd_hdim256_fp16_sm80", "flash_bwd_hdim256_fp16_sm90",
-                                                     "flash_fwd_hdim256_fp16_sm80", "flash_fwd_hdim256_fp16_sm90"]
+    assert names(hdim=(256,), dtype=("fp16",)) == [
+        "flash_bwd_hdim256_fp16_sm80", "flash_bwd_hdim256_fp16_sm90", "flash_bwd_hdim256_fp16_sm90_softcap_window",
+        "flash_fwd_hdim256_fp16_sm80", "flash_fwd_hdim256_fp16_sm90", "flash_fwd_hdim256_fp16_sm90_softcap_window"]
+    assert names(hdim=(256,), dtype=("fp16",), features=((),)) == [
+        "flash_bwd_hdim256_fp16_sm80", "flash_bwd_hdim256_fp16_sm90",
+        "flash_fwd_hdim256_fp16_sm80", "flash_fwd_hdim256_fp16_sm90"]
+    assert names(dtype=("bf16",), features=(("window", "softcap"),)) == [
+        "flash_bwd_hdim256_bf16_sm90_softcap_window", "flash_fwd_hdim256_bf16_sm90_softcap_window"]
     assert names(preset="sm80", direction=("fwd",), hdim=(64,)) == [
         "flash_fwd_hdim64_bf16_sm80", "flash_fwd_hdim64_fp16_sm80"]
 
@@ -42,7 +48,8 @@ def test_kernel_globs_match_anywhere_in_the_name():
     ({"filters": {"hdim": (72,)}}, "no kernel in the catalog has head dim 72 (catalog has: 64, 96, 128, 192, 256)"),
     ({"filters": {"hdim": (100,)}}, "unknown head dim 100 (allowed: multiples of 8 from 8 to 256)"),
     ({"filters": {"arch": ("sm70",)}}, "unknown arch 'sm70' (allowed: sm80, sm90)"),
-    ({"filters": {"features": (("softcap",),)}}, "no kernel in the catalog has features 'softcap' (catalog has: none)"),
+    ({"filters": {"features": (("softcap",),)}}, "no kernel in the catalog has features 'softcap' (catalog has: none, softcap,window)"),
+    ({"filters": {"features": (("varlen",),)}}, "no kernel in the catalog has features 'varlen' (catalog has: none, softcap,window)"),
     ({"filters": {"features": (("softcap", "tanh"),)}}, "unknown feature 'tanh' (allowed: softcap, window, varlen)"),
     ({"preset": "nope"}, "unknown preset 'nope'"),
     ({"kernel_globs": ("*sm100*",)}, "--kernels '*sm100*' matches no kernel in the catalog"),
@@ -89,17 +96,22 @@ class FakeToolchain:
 
 
 def test_ninja_text_uses_each_kernels_arch_flags(tmp_path):
-    kernels = tuple(load_catalog().kernels[:2])
+    catalog = load_catalog().kernels
+    sm80 = [spec for spec in catalog if spec.key.arch == "sm80"][:2]
+    sm90 = [spec for spec in catalog if spec.key.arch == "sm90"][:1]
+    kernels = tuple(sm80 + sm90)
     plan = BuildPlan(kernels=kernels, build_dir=tmp_path, generated_dir=paths.GENERATED, extension=tmp_path / "_C.so")
     text = ninja_text(plan, FakeToolchain())
     for spec in kernels:
-        assert f"build {tmp_path}/obj/{spec.name}.o: nvcc {paths.GENERATED}/{spec.name}.cu" in text
+        assert (f"build {tmp_path}/obj/{spec.name}.o: nvcc {paths.GENERATED}/{spec.name}.cu\n"
+                f"  gencode = {' '.join(ARCHS[spec.key.arch].gencode)}\n") in text
     assert text.count("gencode = " + " ".join(ARCHS["sm80"].gencode)) == 2
+    assert text.count("gencode = " + " ".join(ARCHS["sm90"].gencode)) == 1
     assert "compute_90,code=sm_90" in text  # sm80-family kernels also carry H100 machine code
     assert f"build {tmp_path}/_C.so: link" in text and "-MD -MF $out.d" in text
 
 
-# A catalog with feature variants (kernels.yaml lists none until a kernel implements one).
+# A catalog with feature variants of its own (kernels.yaml's are sm90 only).
 VARIANTS = """\
 kernels:
   - direction: fwd

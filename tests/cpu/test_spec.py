@@ -289,9 +289,20 @@ def test_without_features_only_plain_kernels():
     assert all(k.features == frozenset() for k in parse_catalog(GOOD).kernels)
 
 
-def test_the_repository_catalog_builds_no_feature_variant_yet():
-    # No kernel implements a feature yet: kernels.yaml lists none until one does.
-    assert all(not k.features for k in load_catalog().kernels)
+def test_the_repository_catalogs_variants_are_the_gemma_ones_with_their_plain_kernels_plans():
+    # kernels.yaml builds one feature variant by default: softcap + window (Gemma 2/3) at head
+    # dim 256 on sm90, both directions and dtypes, each with its plain kernel's plan.
+    kernels = load_catalog().kernels
+    by_name = {k.name: k for k in kernels}
+    variants = [k for k in kernels if k.features]
+    assert sorted(k.name for k in variants) == sorted(
+        f"flash_{direction}_hdim256_{dtype}_sm90_softcap_window" for direction in ("fwd", "bwd")
+        for dtype in ("fp16", "bf16"))
+    for variant in variants:
+        assert variant.features == {"softcap", "window"}
+        plain = by_name[variant.name.removesuffix("_softcap_window")]
+        assert not plain.features
+        assert (variant.tile, variant.smem_bytes) == (plain.tile, plain.smem_bytes)
 
 
 @pytest.mark.parametrize("line,message", [
