@@ -2,9 +2,9 @@
 after another along dim 0 (FlashAttention's varlen layout).
 
 Where a kernel built with the varlen feature covers the call (flashgen.dispatch.choose_kernel
-with features {"varlen", ...}: the sm80 family and the sm90 forward build them,
-bench/tuning/varlen.yaml; each direction's kernel is chosen on its own, so on a Hopper the sm90
-forward pairs with the sm80 backward), the whole batch runs in one launch per direction through
+with features {"varlen", ...}: the sm80 family, the sm90 forward and the sm90 warp-specialized
+backwards build them, bench/tuning/varlen.yaml; each direction's kernel is chosen on its own, so
+on a Hopper without the sm90 varlen backward the sm90 forward pairs with the sm80 backward), the whole batch runs in one launch per direction through
 the flashgen::varlen_fwd / varlen_bwd ops (flashgen/ops.py). Otherwise it loops over the sequences on the host: it runs each sequence
 through the fixed-length kernels (flashgen::fwd, batch 1) and concatenates the outputs, warning
 once with the command that builds the varlen kernel. Both read cu_seqlens on the host (a sync:
@@ -92,7 +92,7 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
     Returns out (total_q, nheads, head_dim), or with return_attn_probs=True
     (out, softmax_lse, None), softmax_lse float32 (nheads, total_q) as in FlashAttention 2.
 
-    With a varlen kernel built (the sm80 family, the sm90 forward; python build.py --catalog
+    With a varlen kernel built (the sm80 family, the sm90 forward and backward; python build.py --catalog
     bench/tuning/varlen.yaml, or compiled on first use) the batch runs in one launch per
     direction; otherwise one fixed-length kernel call per sequence, with a warning (once). Either
     way cu_seqlens is read on the host (a sync), and torch.compile breaks the graph there.

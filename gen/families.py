@@ -26,15 +26,23 @@ def _forward_smem_bytes(block_m: int, block_n: int, hdim: int, elem_bytes: int) 
 
 
 # The features of gen/axes.py each kernel family implements (kernels.yaml may build a family
-# with any combination of its own; gen/spec.py rejects the others): the sm80 families and the
-# sm90 forward all of them, the sm90 backward all but varlen (a varlen backward on Hopper runs
-# the sm80 varlen kernel: flashgen.dispatch picks each direction's kernel on its own).
+# with any combination of its own; gen/spec.py rejects the others): all of them, every family.
+# A family whose designs differ checks a tile's features too (check_features: the sm90
+# backward's warp_specialized: 0 design has no varlen).
 _SM80_FEATURES = frozenset(FEATURES)
 _SM90_FWD_FEATURES = frozenset(FEATURES)
-_SM90_BWD_FEATURES = frozenset(FEATURES) - {"varlen"}
+_SM90_BWD_FEATURES = frozenset(FEATURES)
 
 
-class _NoFallbackPlan:
+class _Plan:
+    """What every family's tile plan has besides its fields, check and smem_bytes."""
+
+    def check_features(self, hdim: int, features: frozenset[str]) -> None:
+        """Raise TileError if this tile's design cannot be built with `features` (each one of
+        the family's `features`, gen/spec.py checks that first)."""
+
+
+class _NoFallbackPlan(_Plan):
     """A plan whose launcher has no smaller shared-memory variant to fall back to."""
 
     def fallback_smem_bytes(self, hdim: int, elem_bytes: int) -> int:
@@ -86,7 +94,7 @@ class FwdSm80Tile(_NoFallbackPlan):
 
 
 @dataclass(frozen=True)
-class BwdSm80Tile:
+class BwdSm80Tile(_Plan):
     """FlashAttention-2 backward: csrc/flashgen/sm80/bwd_kernel.cuh. Three warp layouts, one per
     GEMM shape: atom_m_sdp warps along queries for S and dP (block_m x block_n), atom_n_dkv
     along keys for dK and dV (block_n x head dim), atom_m_dq along queries for dQ."""
@@ -260,6 +268,12 @@ class BwdSm90Tile(_NoFallbackPlan):
             self._check_warp_specialized(hdim)
         else:
             self._check_wgmma_v1(hdim)
+
+    def check_features(self, hdim: int, features: frozenset[str]) -> None:
+        if "varlen" in features and not self.warp_specialized:
+            raise TileError("the warp_specialized: 0 sm90 backward (sm90/bwd_kernel.cuh) does not implement varlen: "
+                            "use warp_specialized: 1 (with head_dim_split: 1 at head dim 256), or build this head "
+                            "dim's varlen backward on sm80")
 
     def _check_warp_specialized(self, hdim: int) -> None:
         if hdim not in (64, 128):

@@ -178,6 +178,11 @@ def _parse_family(ctx: _Context, entry, where: str, line: int) -> list[KernelSpe
             tile.check(hdim)
         except TileError as exc:
             raise ctx.error(tile_line, tile_where, str(exc)) from None
+        for index, variant in enumerate(variants):
+            try:
+                tile.check_features(hdim, frozenset(variant))
+            except TileError as exc:
+                raise ctx.error(tile_line, tile_where, f"features[{index}] [{', '.join(variant)}]: {exc}") from None
         for dtype in dtypes:
             smem = tile.smem_bytes(hdim, DTYPES[dtype].bytes)
             fallback = tile.fallback_smem_bytes(hdim, DTYPES[dtype].bytes)

@@ -116,6 +116,35 @@ void check_fwd_sm80(const char* what) {
   check_transposed(what, typename Cfg::SmemLayoutKV{}, typename Cfg::SmemLayoutVt{});
 }
 
+// store_tile_rows_from_smem (common/copies.cuh; the varlen O, dK and dV stores of sm90): its
+// kThreads threads cover the first kRows rows of the tile once, each access 8 consecutive
+// elements of a row, consecutive and 16-byte aligned in the swizzled shared-memory layout too
+// (one 16-byte load each).
+template <class Element, int kHeadDim, int kThreads, int kRows, class SmemLayout>
+void check_smem_row_store(const char* what, const char* store_name, SmemLayout const& smem) {
+  typename flashgen::GmemCopies<Element, kHeadDim, kThreads>::Store store;
+  Tensor id = make_identity_tensor(Shape<Int<kRows>, Int<kHeadDim>>{});
+  std::vector<int> stored(kRows * kHeadDim, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    Tensor part = store.get_thread_slice(t).partition_S(id);  // (CPY, CPY_ROWS, CPY_COLS)
+    for (int m = 0; m < size<1>(part); ++m)
+      for (int k = 0; k < size<2>(part); ++k) {
+        const int r0 = get<0>(part(0, m, k)), c0 = get<1>(part(0, m, k));
+        CHECK(int(smem(r0, c0)) % 8 == 0, "%s: %s access (%d, %d) not 16-byte aligned in shared memory", what,
+              store_name, r0, c0);
+        for (int v = 0; v < size<0>(part); ++v) {
+          const int r = get<0>(part(v, m, k)), c = get<1>(part(v, m, k));
+          CHECK(r == r0 && c == c0 + v && int(smem(r, c)) == int(smem(r0, c0)) + v,
+                "%s: %s access (%d, %d) element %d is not the next of its row", what, store_name, r0, c0, v);
+          if (0 <= r && r < kRows && 0 <= c && c < kHeadDim) ++stored[r * kHeadDim + c];
+        }
+      }
+  }
+  for (int i = 0; i < kRows * kHeadDim; ++i)
+    CHECK(stored[i] == 1, "%s: %s writes element (%d, %d) %d times", what, store_name, i / kHeadDim, i % kHeadDim,
+          stored[i]);
+}
+
 template <class Cfg>
 void check_fwd_sm90(const char* what) {
   // Each consumer warpgroup runs its own 64-row MMAs over its own Q slice.
@@ -138,30 +167,9 @@ void check_fwd_sm90(const char* what) {
         CHECK(vt(c, r, stage) == kv(r, c, stage), "%s: V^T stage %d element (%d, %d)", what, stage, r, c);
         CHECK(kv(r, c, stage) == one(r, c) + stage * cosize(one), "%s: stage %d is not a whole shift", what, stage);
       }
-  // Varlen's O store (store_rows_from_smem): a consumer's 128 threads cover its 64 x head_dim O
-  // rows once, each access 8 consecutive elements of a row, consecutive and 16-byte aligned in
-  // the swizzled shared-memory slice too (one 16-byte load each).
-  typename Cfg::GmemStoreO store;
-  typename Cfg::SmemLayoutQ s_o;
-  constexpr int kRowsO = Cfg::kMmaRows, kColsO = Cfg::kHeadDim;
-  Tensor id = make_identity_tensor(Shape<Int<kRowsO>, Int<kColsO>>{});
-  std::vector<int> stored(kRowsO * kColsO, 0);
-  for (int t = 0; t < Cfg::kMmaThreads; ++t) {
-    Tensor part = store.get_thread_slice(t).partition_S(id);  // (CPY, CPY_ROWS, CPY_COLS)
-    for (int m = 0; m < size<1>(part); ++m)
-      for (int k = 0; k < size<2>(part); ++k) {
-        const int r0 = get<0>(part(0, m, k)), c0 = get<1>(part(0, m, k));
-        CHECK(int(s_o(r0, c0)) % 8 == 0, "%s: O store access (%d, %d) not 16-byte aligned in sO", what, r0, c0);
-        for (int v = 0; v < size<0>(part); ++v) {
-          const int r = get<0>(part(v, m, k)), c = get<1>(part(v, m, k));
-          CHECK(r == r0 && c == c0 + v && int(s_o(r, c)) == int(s_o(r0, c0)) + v,
-                "%s: O store access (%d, %d) element %d is not the next of its row", what, r0, c0, v);
-          if (0 <= r && r < kRowsO && 0 <= c && c < kColsO) ++stored[r * kColsO + c];
-        }
-      }
-  }
-  for (int i = 0; i < kRowsO * kColsO; ++i)
-    CHECK(stored[i] == 1, "%s: O store writes element (%d, %d) %d times", what, i / kColsO, i % kColsO, stored[i]);
+  // Varlen's O store (store_rows_from_smem): a consumer's 128 threads, its 64 O rows.
+  check_smem_row_store<typename Cfg::Element, Cfg::kHeadDim, Cfg::kMmaThreads, Cfg::kMmaRows>(
+      what, "O store", typename Cfg::SmemLayoutQ{});
 }
 
 template <class Cfg>
@@ -250,6 +258,9 @@ void check_bwd_sm90_ws(const char* what) {
     }
   }
   for (int i = 0; i < Cfg::kDqTileElems; ++i) CHECK(taken[i] == 1, "%s: dQ tile float %d taken %d times", what, i, taken[i]);
+  // Varlen's dK/dV store: a consumer's 128 threads, its 64-key slice of K's (V's) tile.
+  check_smem_row_store<typename Cfg::Element, Cfg::kHeadDim, 128, Cfg::kKeyRows>(what, "dK/dV store",
+                                                                                   typename Cfg::SmemLayoutKSlice{});
 }
 
 // The head-dim-split backward: each consumer's S_c accumulator as rows and columns, the
@@ -310,6 +321,9 @@ void check_bwd_sm90_ws_split(const char* what) {
         }
     }
   for (int i = 0; i < Cfg::kDqTileElems; ++i) CHECK(taken[i] == 1, "%s: dQ tile float %d taken %d times", what, i, taken[i]);
+  // Varlen's dK (dV) store: one consumer's 128 threads, the whole block_n-key tile of K (V).
+  check_smem_row_store<typename Cfg::Element, Cfg::kHeadDim, 128, Cfg::kBlockN>(what, "dK/dV store",
+                                                                                  typename Cfg::SmemLayoutK{});
 }
 
 // AttentionMask::apply_transposed on a (keys, queries) tile masks exactly what apply masks on the
@@ -643,6 +657,71 @@ void check_varlen_padded_offsets_for() {
   }
 }
 
+// The varlen sm90 backwards' key blocks (bwd_ws_kernel.cuh: 64-key stores per consumer of a
+// 128-key block; bwd_ws_split_kernel.cuh: one block_n-key store): over random length lists,
+// empty sequences included, and launch_bwd_pipeline's launches (all key blocks at once, or
+// deterministic mode's dq_splits at a time), the CTAs that do not exit (n_block * block_n <
+// seqlen_k) store every key row of every (sequence, head) exactly once, clipped at seqlen_k as
+// store_rows clips them (row < rows_left), and no row of another sequence; a CTA that exits has
+// no key of its sequence.
+template <int kBlockN, int kStoreRows>
+void check_varlen_backward_key_blocks_for() {
+  unsigned state = 777u + kBlockN;
+  auto next = [&](int bound) { state = state * 1664525u + 1013904223u; return int((state >> 8) % unsigned(bound)); };
+  for (int trial = 0; trial < 200; ++trial) {
+    const int batch = 1 + next(8), heads = 1 + next(3);
+    std::vector<int> cu_q(batch + 1, 0), cu_k(batch + 1, 0);
+    int longest_k = 0;
+    for (int b = 0; b < batch; ++b) {
+      const int len_k = next(4) == 0 ? 0 : next(trial % 2 ? 4 * kBlockN : 70);  // about a quarter empty
+      cu_k[b + 1] = cu_k[b] + len_k;
+      cu_q[b + 1] = cu_q[b] + next(100);
+      longest_k = std::max(longest_k, len_k);
+    }
+    flashgen::BwdParams p{};
+    p.batch = batch;
+    p.nheads = heads;
+    p.cu_seqlens_q = cu_q.data();
+    p.cu_seqlens_k = cu_k.data();
+    p.total_q = cu_q[batch];
+    p.total_k = cu_k[batch];
+    const int n_blocks = (longest_k + kBlockN - 1) / kBlockN;
+    for (int per_launch : {n_blocks, 1, 3}) {
+      if (per_launch <= 0) continue;
+      std::vector<int> stored(size_t(p.total_k) * heads, 0);
+      for (int first = 0; first < n_blocks; first += per_launch)
+        for (int local = 0; local < std::min(per_launch, n_blocks - first); ++local)
+          for (int head = 0; head < heads; ++head)
+            for (int b = 0; b < batch; ++b) {
+              const int n_block = first + local;
+              const flashgen::VarlenSequenceLengths seqlens(p, b);
+              if (n_block * kBlockN >= seqlens.seqlen_k) {  // the kernels' early exit
+                CHECK(n_block * kBlockN >= cu_k[b + 1] - cu_k[b], "varlen bwd: a CTA with keys exits");
+                continue;
+              }
+              for (int key0 = n_block * kBlockN; key0 < (n_block + 1) * kBlockN; key0 += kStoreRows) {
+                const int rows_left = seqlens.seqlen_k - key0;
+                for (int r = 0; r < kStoreRows && r < rows_left; ++r) {
+                  const int64_t row = seqlens.k_row_base(flashgen::TensorArg{nullptr, 0, 1, 1}) + key0 + r;
+                  CHECK(row >= cu_k[b] && row < cu_k[b + 1], "varlen bwd: sequence %d stores packed key row %lld", b,
+                        (long long)row);
+                  if (row >= 0 && row < p.total_k) ++stored[size_t(row) * heads + head];
+                }
+              }
+            }
+      for (size_t i = 0; i < stored.size(); ++i)
+        CHECK(stored[i] == 1, "varlen bwd (block_n %d, %d key blocks a launch): key row %d head %d stored %d times",
+              kBlockN, per_launch, int(i / heads), int(i % heads), stored[i]);
+    }
+  }
+}
+
+void check_varlen_backward_key_blocks() {
+  check_varlen_backward_key_blocks_for<128, 64>();  // bwd_ws_kernel.cuh
+  check_varlen_backward_key_blocks_for<80, 80>();   // bwd_ws_split_kernel.cuh at head dim 256
+  check_varlen_backward_key_blocks_for<96, 96>();
+}
+
 void check_varlen_padded_offsets() {
   check_varlen_padded_offsets_for<64>();
   check_varlen_padded_offsets_for<128>();
@@ -654,6 +733,7 @@ int main() {
   check_transposed_mask();
   check_forward_tile_order();
   check_varlen_forward_tiles();
+  check_varlen_backward_key_blocks();
   check_backward_cta_order();
   // Every bf16 config of kernels.yaml and the sm90 tuning catalog (tests/catalog_configs.py).
 #define CHECK_CONFIG(family, config, name) check_##family<config>(name);

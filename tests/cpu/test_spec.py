@@ -252,9 +252,9 @@ def test_a_family_without_plain_kernels():
     assert {k.key.features for k in parse_catalog(with_features("[[softcap]]")).kernels} == {("softcap",)}
 
 
-def test_sm80_and_the_sm90_forward_accept_varlen_and_the_sm90_backward_rejects_it():
-    # The sm80 families and the sm90 forward implement varlen (gen/families.py); the sm90
-    # backward does not yet (a varlen backward on Hopper runs the sm80 kernel).
+def test_every_family_accepts_varlen_but_the_sm90_backwards_first_design():
+    # The sm80 families, the sm90 forward and the sm90 warp-specialized backwards implement varlen
+    # (gen/families.py); the sm90 backward's warp_specialized: 0 design does not.
     catalog = parse_catalog(with_features("[[], [varlen], [softcap, varlen]]"))
     names = {k.name for k in catalog.kernels}
     assert {"flash_fwd_hdim64_bf16_sm80_varlen", "flash_fwd_hdim128_fp16_sm80_softcap_varlen"} <= names
@@ -263,10 +263,18 @@ def test_sm80_and_the_sm90_forward_accept_varlen_and_the_sm90_backward_rejects_i
     sm90 = sm90.replace("{block_m: 128, block_n: 128, warps: 4}", "{block_m: 128, block_n: 128}").replace("{block_m: 128, block_n: 64, warps: 4}", "{block_m: 128, block_n: 128}")
     sm90_names = {k.name for k in parse_catalog(sm90).kernels}
     assert {"flash_fwd_hdim64_bf16_sm90", "flash_fwd_hdim128_bf16_sm90_softcap_varlen"} <= sm90_names
-    sm90_bwd = sm90.replace("direction: fwd", "direction: bwd", 1).replace("{block_m: 128, block_n: 128}", "{block_m: 64, block_n: 64}")
-    assert error_of(sm90_bwd) == (
-        "kernels.yaml:5: kernels[0].features[1]: the bwd/sm90 kernels do not implement varlen yet "
-        "(they implement: softcap, window)")
+    sm90_bwd = sm90.replace("direction: fwd", "direction: bwd", 1).replace('["flash_fwd_*"]', '["*"]')
+    ws = sm90_bwd.replace("64: {block_m: 128, block_n: 128}", "64: {block_m: 128, block_n: 128, warp_specialized: 1}").replace(
+        "128: {block_m: 128, block_n: 128}", "256: {block_m: 64, block_n: 80, warp_specialized: 1, head_dim_split: 1}")
+    assert {"flash_bwd_hdim64_bf16_sm90_softcap_varlen", "flash_bwd_hdim256_fp16_sm90_softcap_varlen",
+            "flash_bwd_hdim256_bf16_sm90"} <= {k.name for k in parse_catalog(ws).kernels}
+    v1 = sm90_bwd.replace("{block_m: 128, block_n: 128}", "{block_m: 64, block_n: 64}")
+    assert error_of(v1) == (
+        "kernels.yaml:7: kernels[0].tiles[64]: features[1] [softcap, varlen]: the warp_specialized: 0 sm90 backward "
+        "(sm90/bwd_kernel.cuh) does not implement varlen: use warp_specialized: 1 (with head_dim_split: 1 at head "
+        "dim 256), or build this head dim's varlen backward on sm80")
+    # Without varlen the first design takes the other features.
+    assert parse_catalog(v1.replace("[softcap, varlen]", "[softcap]")).kernels
 
 
 def test_varlen_kernels_get_the_constant_in_their_tile_struct():

@@ -232,11 +232,13 @@ def test_varlen_autograd_formula_calls_the_backward_op_on_meta_tensors():
 
 
 SM90_VARLEN_FWD = "flash_fwd_hdim64_bf16_sm90_varlen"
+SM90_VARLEN_BWD = "flash_bwd_hdim64_bf16_sm90_varlen"
 
 
-def test_on_a_hopper_a_varlen_call_runs_the_sm90_forward_and_the_sm80_backward(varlen_kernels, monkeypatch):
-    # The sm90 forward implements varlen, the sm90 backward does not (gen/families.py): each
-    # direction takes its own best kernel, the sm80 backward reading the sm90 forward's lse.
+def test_on_a_hopper_without_the_sm90_varlen_backward_a_varlen_call_runs_the_sm80_backward(varlen_kernels,
+                                                                                            monkeypatch):
+    # A catalog with the sm90 varlen forward but not its backward: each direction takes its own
+    # best kernel, the sm80 backward reading the sm90 forward's lse.
     ext, chosen, build = varlen_kernels
     monkeypatch.setattr(dispatch, "catalog_kernels", lambda: CATALOG + [SM90_VARLEN_FWD])
     build(*CATALOG, SM90_VARLEN_FWD)
@@ -252,10 +254,32 @@ def test_on_a_hopper_a_varlen_call_runs_the_sm90_forward_and_the_sm80_backward(v
     out.sum().backward()
     assert [c[:2] for c in ext.calls] == [("fwd", SM90_VARLEN_FWD), ("bwd", VARLEN[1])]
     # Forcing sm90: its forward alone (no gradients) runs packed; with gradients the call loops,
-    # as sm90 has no varlen backward.
+    # as no sm90 varlen backward is built.
     ext.calls.clear()
     with torch.no_grad():
         flash_attn_varlen_func(q, k, v, cu_q, cu_k, 100, 90, arch="sm90")
     assert [c[:2] for c in ext.calls] == [("fwd", SM90_VARLEN_FWD)]
     with pytest.warns(UserWarning, match="loops over the sequences"):
         flash_attn_varlen_func(q, k, v, cu_q, cu_k, 100, 90, arch="sm90")
+
+
+def test_on_a_hopper_a_varlen_call_runs_the_sm90_forward_and_backward(varlen_kernels, monkeypatch):
+    # The sm90 warp-specialized backwards implement varlen (gen/families.py): built, they take
+    # a Hopper's varlen backward, forced to sm90 or not, in one packed call.
+    ext, chosen, build = varlen_kernels
+    monkeypatch.setattr(dispatch, "catalog_kernels", lambda: CATALOG + [SM90_VARLEN_FWD, SM90_VARLEN_BWD])
+    build(*CATALOG, SM90_VARLEN_FWD, SM90_VARLEN_BWD)
+    choose = dispatch.choose_kernel
+    assert choose("bwd", 64, torch.bfloat16, (9, 0), None, frozenset({"varlen"})).name == SM90_VARLEN_BWD
+    assert choose("bwd", 64, torch.bfloat16, (8, 0), None, frozenset({"varlen"})).name == VARLEN[1]
+    assert choose("bwd", 64, torch.bfloat16, (9, 0)).name == "flash_bwd_hdim64_bf16_sm90"  # fixed lengths: the plain one
+    q, k, v = packed_inputs()
+    cu_q, cu_k = cu(LENGTHS_Q), cu(LENGTHS_K)
+    for arch in (None, "sm90"):
+        ext.calls.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no looping warning
+            out = flash_attn_varlen_func(q, k, v, cu_q, cu_k, 100, 90, causal=True, arch=arch)
+            out.sum().backward()
+        assert [c[:2] for c in ext.calls] == [("fwd", SM90_VARLEN_FWD), ("bwd", SM90_VARLEN_BWD)], arch
+        assert ext.calls[1][2] is cu_q and ext.calls[1][3] is cu_k and ext.calls[1][4:6] == (100, 90)

@@ -94,9 +94,9 @@ def test_varlen_of_equal_lengths_matches_the_batched_call():
     torch.testing.assert_close(lse, batched_lse.permute(1, 0, 2).reshape(8, 900), rtol=0, atol=0)
 
 
-# The forward alone on each family's varlen kernel (the sm90 forward implements varlen, its
-# backward does not: forced to sm90, flash_attn_varlen_func with gradients loops over the
-# sequences, so the test above does not reach the sm90 varlen forward). Outputs start as NaN: a
+# The forward alone on each family's varlen kernel, at every head dim and with windows and
+# softcap (the test above takes head dims 64 and 128, and without a family's varlen backward
+# built, forced to that family it loops over the sequences). Outputs start as NaN: a
 # row the kernel leaves unwritten fails, and so does one overwritten by the next sequence's tile
 # (the sm90 O store stops at each sequence's end). Windows and softcap need kernels built with
 # those features too; a family without the kernel skips.
@@ -132,3 +132,45 @@ def test_varlen_forward_of_each_family_matches_each_sequences_reference(keys, ca
         check_against_reference(f"out, sequence {i}", out[rows_q][None], ref, same)
         check_lse(f"lse, sequence {i}", lse[None, :, rows_q], ref_lse)
     assert q_start == out.shape[0] and not out.isnan().any() and not lse.isnan().any()
+
+
+# The backward alone on each family's varlen kernel at every head dim (the sm90 backward: the
+# warp-specialized kernel at 64 and 128, the head-dim-split one at 256), on that family's varlen
+# forward's out and lse. dq, dk and dv start as NaN: a row the kernel leaves unwritten fails,
+# and so does one overwritten by the next sequence's tile (the sm90 dK/dV store stops at each
+# sequence's end). Deterministic mode launches the key blocks a few at a time (n_block_offset).
+@pytest.mark.parametrize("head_dim", [64, 128, 256])
+@pytest.mark.parametrize("nheads,nheads_kv", [(4, 4), (6, 2)], ids=["mha", "gqa"])
+@pytest.mark.parametrize("causal,deterministic", [(False, False), (True, False), (True, True)],
+                         ids=["full", "causal", "causal-deterministic"])
+@pytest.mark.parametrize("keys", LENGTHS_K)
+def test_varlen_backward_of_each_family_matches_each_sequences_reference(keys, causal, deterministic, nheads,
+                                                                         nheads_kv, head_dim, arch):
+    from flashgen import ops
+    lengths_q, lengths_k = LENGTHS_Q, LENGTHS_K[keys]
+    q, k, v = (t.detach() for t in packed_qkv(lengths_q, lengths_k, nheads, nheads_kv, head_dim, torch.bfloat16))
+    cu_q, cu_k = cu_seqlens(lengths_q), cu_seqlens(lengths_k)
+    scale = head_dim ** -0.5
+    out, lse = run_or_skip(lambda: ops._varlen_forward(q, k, v, cu_q, cu_k, max(lengths_q), max(lengths_k), causal,
+                                                       scale, arch), arch)
+    dout = torch.randn_like(out)
+    dq, dk, dv = run_or_skip(lambda: ops._varlen_backward(
+        q, k, v, out, lse, dout, cu_q, cu_k, max(lengths_q), max(lengths_k), causal, scale, arch, deterministic,
+        nan_outputs=True), arch)
+    q_start = k_start = 0
+    for i, (len_q, len_k) in enumerate(zip(lengths_q, lengths_k)):
+        rows_q, rows_k = slice(q_start, q_start + len_q), slice(k_start, k_start + len_k)
+        q_start, k_start = rows_q.stop, rows_k.stop
+        if len_q == 0:
+            assert not dk[rows_k].any() and not dv[rows_k].any(), f"sequence {i}: dk, dv must be 0"
+            continue
+        if len_k == 0:
+            assert not dq[rows_q].any(), f"sequence {i}: dq must be 0"
+            continue
+        seq = [t[None] for t in (q[rows_q], k[rows_k], v[rows_k], dout[rows_q])]
+        want = attention_reference_grads(*seq, causal, scale, upcast=True)
+        want_same = attention_reference_grads(*seq, causal, scale, upcast=False)
+        for name, got, r, s in zip(("dq", "dk", "dv"), (dq[rows_q], dk[rows_k], dv[rows_k]), want, want_same):
+            check_against_reference(f"{name}, sequence {i}", got[None], r, s)
+    assert (q_start, k_start) == (q.shape[0], k.shape[0])
+    assert not dq.isnan().any() and not dk.isnan().any() and not dv.isnan().any()

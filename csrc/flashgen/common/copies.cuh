@@ -80,4 +80,17 @@ struct GmemCopies {
       Copy_Atom<UniversalCopy<cute::uint128_t>, Element>{}, ThreadLayout{}, ValueLayout{}));
 };
 
+// kThreads threads copy the (rows, kHeadDim) tile `smem` (shared memory, any layout whose
+// 8-element row pieces are contiguous: the sm90 swizzled tiles too) to the global tile `out` by
+// 16-byte stores straight from shared memory, skipping rows at or past rows_left (varlen: they
+// belong to the next sequence, which a TMA store of the whole tile would overwrite). The caller
+// syncs the threads around it (the tile's writes landed before; its reads done after).
+template <class Element, int kHeadDim, int kThreads, class Smem, class Out>
+__device__ __forceinline__ void store_tile_rows_from_smem(Smem const& smem, Out&& out, int rows_left, int tidx) {
+  typename GmemCopies<Element, kHeadDim, kThreads>::Store gmem_store;
+  auto thr_store = gmem_store.get_thread_slice(tidx);
+  store_rows(gmem_store, thr_store.partition_S(smem), thr_store.partition_D(out),
+             thr_store.partition_D(make_identity_tensor(shape(out))), rows_left);
+}
+
 }  // namespace flashgen

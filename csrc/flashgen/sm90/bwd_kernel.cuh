@@ -46,6 +46,7 @@ struct BwdConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   static constexpr bool kSdpByWarpgroup = Plan::kSdpByWarpgroup != 0;
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
   static constexpr bool kSoftcap = has_softcap_feature<Plan>();  // tanh-capped scores (common/softcap.cuh)
+  static_assert(!has_varlen_feature<Plan>(), "this design has no varlen: warp_specialized: 1 has (gen/families.py)");
   static constexpr int kHeadDim = Plan::kHeadDim;
   static constexpr int kBlockM = Plan::kBlockM;
   static constexpr int kBlockN = Plan::kBlockN;

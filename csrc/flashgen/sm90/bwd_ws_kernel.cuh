@@ -25,6 +25,15 @@
 //   kDqWriter, by each thread's float4 atomics as the other backward kernels do).
 // - Epilogue: dK (scaled) and dV through each consumer's K and V slices of shared memory, out by
 //   TMA stores that clip rows past seqlen_k; with GQA fp32 stores per query head.
+// - Varlen (packed sequences, cu_seqlens; common/seqlen.cuh): the grid covers the longest
+//   sequence's key blocks, and a CTA past its sequence's keys exits at once (one with keys but no
+//   query that sees them still writes dK = dV = 0). Q, dO, K and V load through descriptors of
+//   the whole packed tensors, each sequence's tiles offset to its first row (TmaTensors::
+//   query_tiles, key_tiles): rows past its end are the next sequence's, harmless as keys (masked
+//   at seqlen_k) and as queries (their padded row statistics, lse_log2 = +inf and D = 0 from the
+//   preprocess, make P = dS = 0). dK and dV leave shared memory by 16-byte row stores that stop
+//   at seqlen_k (store_tile_rows_from_smem) instead of the TMA store, which would overwrite the
+//   next sequence's rows.
 // The preprocess (D, lse_log2, zeroed dQ accumulator), the deterministic launches and the dQ
 // postprocess are the other backward kernels' (common/bwd_pipeline.cuh launch_bwd_pipeline).
 #pragma once
@@ -60,6 +69,7 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   static constexpr bool kDqWriter = Plan::kDqWriter != 0;
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
   static constexpr bool kSoftcap = has_softcap_feature<Plan>();  // tanh-capped scores (common/softcap.cuh)
+  static constexpr bool kVarlen = has_varlen_feature<Plan>();  // packed sequences (common/seqlen.cuh)
 
   static constexpr int kKeyRows = 64;  // keys of one consumer warpgroup (one wgmma M)
   static constexpr int kConsumers = kBlockN / kKeyRows;
@@ -159,7 +169,7 @@ struct BwdWsKernelArgs {
   BwdParams params;
   typename Cfg::TmaLoadQ tma_q, tma_do;
   typename Cfg::TmaLoadKV tma_k, tma_v;
-  typename Cfg::TmaStoreKV tma_dk, tma_dv;  // unused with GQA (fp32 stores per query head)
+  typename Cfg::TmaStoreKV tma_dk, tma_dv;  // unused with GQA (fp32 stores per query head) and varlen
 };
 
 
@@ -190,7 +200,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   const BackwardCta cta(blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y, gridDim.z,
                         int64_t(params.seqlen_q) * kHeadDim * sizeof(float), /*heavy_first_groups=*/false);
   const int n_block = params.n_block_offset + cta.n_block_local, head = cta.head, batch = cta.batch;
-  const FixedSequenceLengths seqlens(params, batch);
+  const SequenceLengthsFor<Cfg> seqlens(params, batch);
+  if constexpr (Cfg::kVarlen) {
+    if (n_block * kBlockN >= seqlens.seqlen_k) return;  // the grid covers the longest sequence's keys; not this one's
+  }
   const AttentionMask mask = make_mask<Cfg::kWindow>(seqlens, kCausal, params);
   const QueryBlockOrder order(mask, kBlockM, kBlockN, n_block);
   const int64_t stats_offset = seqlens.template padded_rows_offset<kBlockM>(params, head);
@@ -225,8 +238,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
       smem.kv_full.arrive_and_expect_tx(Cfg::kKVBytes);
       for (int c = 0; c < Cfg::kConsumers; ++c) {
         auto load_keys = [&](auto const& tma, Element* tile) {
-          Tensor g = Cfg::Tma::template row_tiles<kKeyRows>(tma, params.seqlen_k, params.nheads_kv, params.batch,
-                                                            head_kv, batch);
+          Tensor g = Cfg::Tma::template key_tiles<kKeyRows>(tma, params, seqlens, head_kv);
           auto [tg, ts] = tma_partition(tma, group_modes<0, 2>(key_slice(tile, c)), group_modes<0, 2>(g));
           copy(tma.with(reinterpret_cast<uint64_t&>(smem.kv_full)), tg(_, n_block * Cfg::kConsumers + c), ts);
         };
@@ -235,7 +247,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
       }
       // Q, dO: block_m-row tiles of the head, into the stage's buffer, with their row statistics.
       auto query_parts = [&](auto const& tma, Element* stages) {
-        Tensor g = Cfg::Tma::template row_tiles<kBlockM>(tma, params.seqlen_q, params.nheads, params.batch, head, batch);
+        Tensor g = Cfg::Tma::template query_tiles<kBlockM>(tma, params, seqlens, head);
         Tensor s = make_tensor(make_smem_ptr(stages), typename Cfg::SmemLayoutQStages{});
         return tma_partition(tma, group_modes<0, 2>(s), group_modes<0, 2>(g));
       };
@@ -429,16 +441,28 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   for (int i = 0; i < size(acc_dk); ++i) acc_dk(i) *= params.softmax_scale;
   if (params.dk_accum != nullptr) {
     // GQA: fp32 per query head; the caller sums the heads.
-    store_dk_dv_per_query_head<kKeyRows, kHeadDim>(params, thr_dkv, acc_dk, acc_dv, batch, head, seqlens.seqlen_k, key0);
+    store_dk_dv_per_query_head_at<kKeyRows, kHeadDim>(params, thr_dkv, acc_dk, acc_dv, seqlens.dkv_accum_rows_before(),
+                                                      head, seqlens.seqlen_k, key0);
     return;
   }
   // Through this consumer's K and V slices, once both consumers' dQ GEMMs (which read all of K)
-  // are done; one thread TMA-stores them (rows past seqlen_k clipped).
+  // are done; one thread TMA-stores them (rows past seqlen_k clipped), or with varlen the
+  // consumer's threads store the rows before the sequence's end.
   named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);
   auto smem_copy_dkv = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, mma_dkv);
   auto thr_copy_dkv = smem_copy_dkv.get_thread_slice(wg_tidx);
   cute::copy(smem_copy_dkv, thr_copy_dkv.retile_S(convert_fragment<Element>(acc_dk)), thr_copy_dkv.partition_D(sK));
   cute::copy(smem_copy_dkv, thr_copy_dkv.retile_S(convert_fragment<Element>(acc_dv)), thr_copy_dkv.partition_D(sV));
+  if constexpr (Cfg::kVarlen) {
+    named_barrier_sync(kBwdEpilogueBarrier0 + consumer, 128);  // the slices' st.matrix writes landed
+    auto out_tile = [&](const TensorArg& out) {
+      return head_row_tiles_at<Element, kKeyRows, kHeadDim>(out, seqlens.k_row_base(out), head, seqlens.seqlen_k,
+                                                            key0 / kKeyRows);
+    };
+    store_tile_rows_from_smem<Element, kHeadDim, 128>(sK, out_tile(params.dk), seqlens.seqlen_k - key0, wg_tidx);
+    store_tile_rows_from_smem<Element, kHeadDim, 128>(sV, out_tile(params.dv), seqlens.seqlen_k - key0, wg_tidx);
+    return;
+  }
   cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by the TMA unit
   named_barrier_sync(kBwdEpilogueBarrier0 + consumer, 128);
   if (wg_tidx == 0) {
@@ -458,12 +482,13 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
 template <class Cfg>
 cudaError_t launch_bwd_ws(const BwdParams& params, cudaStream_t stream) {
   using Element = typename Cfg::Element;
+  // Varlen: descriptors of the whole packed tensors (TmaTensors::kernel_tensor).
   auto gmem = [&](const TensorArg& t, bool keys) {
-    return Cfg::Tma::tensor(t, keys ? params.seqlen_k : params.seqlen_q, keys ? params.nheads_kv : params.nheads,
-                            params.batch);
+    return Cfg::Tma::template kernel_tensor<Cfg::kVarlen>(t, params, keys);
   };
   // dK and dV in the input dtype exist only without GQA (then nheads == nheads_kv); with GQA the
-  // kernel stores fp32 without TMA, and K's tensor stands in so the descriptors are valid.
+  // kernel stores fp32 without TMA, and K's tensor stands in so the descriptors are valid (varlen
+  // stores without TMA too, its descriptors made all the same).
   const bool gqa = params.dk_accum != nullptr;
   BwdWsKernelArgs<Cfg> args{
       params,

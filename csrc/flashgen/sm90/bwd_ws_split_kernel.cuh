@@ -20,6 +20,10 @@
 //   the next GEMM runs: no shared-memory staging, which has no room here.
 // - Epilogue: dK (scaled) and dV transposed into K's and V's tiles, out by TMA stores that clip
 //   rows past seqlen_k; with GQA fp32 stores per query head.
+// - Varlen: as bwd_ws_kernel.cuh's (a CTA past its sequence's keys exits, the loads offset to the
+//   sequence's first rows, the row statistics' padding zeroes the next sequence's queries); dK
+//   and dV leave by 16-byte row stores that stop at seqlen_k, consumer 0 storing dK's tile and
+//   consumer 1 dV's.
 // The preprocess, deterministic launches and dQ postprocess are common/bwd_pipeline.cuh's.
 #pragma once
 #include <cuda_runtime.h>
@@ -52,6 +56,7 @@ struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>
   static constexpr int kStages = Plan::kStages;
   static constexpr bool kWindow = has_window_feature<Plan>();
   static constexpr bool kSoftcap = has_softcap_feature<Plan>();
+  static constexpr bool kVarlen = has_varlen_feature<Plan>();  // packed sequences (common/seqlen.cuh)
 
   static constexpr int kConsumers = 2;
   static constexpr int kMmaThreads = 128 * kConsumers;
@@ -156,7 +161,7 @@ struct BwdWsSplitKernelArgs {
   BwdParams params;
   typename Cfg::TmaLoadQ tma_q, tma_do;
   typename Cfg::TmaLoadK tma_k, tma_v;
-  typename Cfg::TmaStoreK tma_dk, tma_dv;  // unused with GQA (fp32 stores per query head)
+  typename Cfg::TmaStoreK tma_dk, tma_dv;  // unused with GQA (fp32 stores per query head) and varlen
 };
 
 template <class Cfg, bool kCausal>
@@ -174,7 +179,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
   const BackwardCta cta(blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y, gridDim.z,
                         int64_t(params.seqlen_q) * kHeadDim * sizeof(float), /*heavy_first_groups=*/false);
   const int n_block = params.n_block_offset + cta.n_block_local, head = cta.head, batch = cta.batch;
-  const FixedSequenceLengths seqlens(params, batch);
+  const SequenceLengthsFor<Cfg> seqlens(params, batch);
+  if constexpr (Cfg::kVarlen) {
+    if (n_block * kBlockN >= seqlens.seqlen_k) return;  // the grid covers the longest sequence's keys; not this one's
+  }
   const AttentionMask mask = make_mask<Cfg::kWindow>(seqlens, kCausal, params);
   const QueryBlockOrder order(mask, kBlockM, kBlockN, n_block);
   const int64_t stats_offset = seqlens.template padded_rows_offset<kBlockM>(params, head);
@@ -206,15 +214,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       const int head_kv = kv_head_of(params, head);
       smem.kv_full.arrive_and_expect_tx(Cfg::kKVBytes);
       auto load_keys = [&](auto const& tma, auto& tile) {
-        Tensor g = Cfg::Tma::template row_tiles<kBlockN>(tma, params.seqlen_k, params.nheads_kv, params.batch, head_kv,
-                                                         batch);
+        Tensor g = Cfg::Tma::template key_tiles<kBlockN>(tma, params, seqlens, head_kv);
         auto [tg, ts] = tma_partition(tma, group_modes<0, 2>(tile), group_modes<0, 2>(g));
         copy(tma.with(reinterpret_cast<uint64_t&>(smem.kv_full)), tg(_, n_block), ts);
       };
       load_keys(args.tma_k, sK);
       load_keys(args.tma_v, sV);
       auto query_parts = [&](auto const& tma, Element* buffers, auto layout) {
-        Tensor g = Cfg::Tma::template row_tiles<kBlockM>(tma, params.seqlen_q, params.nheads, params.batch, head, batch);
+        Tensor g = Cfg::Tma::template query_tiles<kBlockM>(tma, params, seqlens, head);
         return tma_partition(tma, group_modes<0, 2>(smem_tensor(buffers, layout)), group_modes<0, 2>(g));
       };
       const auto q_parts = query_parts(args.tma_q, smem.q.data(), typename Cfg::SmemLayoutQStages{});
@@ -416,7 +423,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
   if (params.dk_accum != nullptr) {
     // GQA: fp32 per query head; the caller sums the heads.
     const int64_t row_stride = int64_t(params.nheads) * kHeadDim;
-    const int64_t base = (int64_t(batch) * seqlens.seqlen_k) * row_stride + head * kHeadDim;
+    const int64_t base = seqlens.dkv_accum_rows_before() * row_stride + head * kHeadDim;
     const int keys_left = seqlens.seqlen_k - n_block * kBlockN;
     CUTE_UNROLL
     for (int i = 0; i < size(acc_dkt); ++i) {
@@ -430,7 +437,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
     return;
   }
   // Into K's and V's tiles (transposed back to (key, head dim)) once both consumers' GEMMs are
-  // done reading them; one thread TMA-stores each (rows past seqlen_k clipped).
+  // done reading them; one thread TMA-stores each (rows past seqlen_k clipped), or with varlen
+  // consumer 0's threads store dK's rows before the sequence's end and consumer 1's dV's.
   named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);
   Tensor sKt_half = local_tile(sKt, Shape<Int<kDimsPerConsumer>, Int<kBlockN>>{}, make_coord(consumer, _0{}));
   Tensor sVt_half = local_tile(smem_tensor(smem.v.data(), typename Cfg::SmemLayoutKt{}),
@@ -441,6 +449,15 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
   for (int i = 0; i < size(acc_dkt); ++i) {
     tdKsK(i) = static_cast<Element>(acc_dkt(i));
     tdVsV(i) = static_cast<Element>(acc_dvt(i));
+  }
+  if constexpr (Cfg::kVarlen) {
+    named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // both consumers' halves are in the tiles
+    const TensorArg& out = consumer == 0 ? params.dk : params.dv;
+    Tensor g = head_row_tiles_at<Element, kBlockN, kHeadDim>(out, seqlens.k_row_base(out), head, seqlens.seqlen_k,
+                                                             n_block);
+    store_tile_rows_from_smem<Element, kHeadDim, 128>(consumer == 0 ? sK : sV, g, seqlens.seqlen_k - n_block * kBlockN,
+                                                      wg_tidx);
+    return;
   }
   cutlass::arch::fence_view_async_shared();  // generic-proxy writes, read next by the TMA unit
   named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);
@@ -459,11 +476,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
 
 template <class Cfg>
 cudaError_t launch_bwd_ws_split(const BwdParams& params, cudaStream_t stream) {
+  // Varlen: descriptors of the whole packed tensors (TmaTensors::kernel_tensor).
   auto gmem = [&](const TensorArg& t, bool keys) {
-    return Cfg::Tma::tensor(t, keys ? params.seqlen_k : params.seqlen_q, keys ? params.nheads_kv : params.nheads,
-                            params.batch);
+    return Cfg::Tma::template kernel_tensor<Cfg::kVarlen>(t, params, keys);
   };
-  // With GQA the kernel stores fp32 without TMA; K's tensor stands in so the descriptors are valid.
+  // With GQA the kernel stores fp32 without TMA; K's tensor stands in so the descriptors are
+  // valid (varlen stores without TMA too).
   const bool gqa = params.dk_accum != nullptr;
   BwdWsSplitKernelArgs<Cfg> args{
       params,

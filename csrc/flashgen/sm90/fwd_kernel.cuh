@@ -136,8 +136,6 @@ struct FwdConfig {
   using TmaLoadQ = typename Tma::template Load<SmemLayoutQ>;
   using TmaLoadKV = typename Tma::template Load<SmemLayoutKV>;
   using TmaStoreO = typename Tma::template Store<SmemLayoutQ>;
-  // Varlen's O store: one consumer's 128 threads, 16 bytes each (common/copies.cuh).
-  using GmemStoreO = typename GmemCopies<Element, kHeadDim, kMmaThreads>::Store;
   static constexpr uint32_t kQBytes = kBlockM * kHeadDim * sizeof(Element);
   static constexpr uint32_t kKVStageBytes = kBlockN * kHeadDim * sizeof(Element);
 };
@@ -204,11 +202,8 @@ __device__ __forceinline__ int load_shared_int(int* ptr) {
 template <class Cfg, class SmemO, class GmemO>
 __device__ __forceinline__ void store_rows_from_smem(SmemO const& sO, GmemO&& gO, int rows_left, int tidx,
                                                      int barrier) {
-  typename Cfg::GmemStoreO gmem_store;
-  auto thr_store = gmem_store.get_thread_slice(tidx);
   named_barrier_sync(barrier, Cfg::kMmaThreads);  // every thread's stmatrix writes landed
-  store_rows(gmem_store, thr_store.partition_S(sO), thr_store.partition_D(gO),
-             thr_store.partition_D(make_identity_tensor(shape(gO))), rows_left);
+  store_tile_rows_from_smem<typename Cfg::Element, Cfg::kHeadDim, Cfg::kMmaThreads>(sO, gO, rows_left, tidx);
   named_barrier_sync(barrier, Cfg::kMmaThreads);  // every thread has read its rows
 }
 
@@ -544,19 +539,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
 template <class Cfg>
 cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream) {
   using Element = typename Cfg::Element;
-  // Varlen: descriptors of the whole packed tensors, batch 1 (its stride never stepped, but
-  // nonzero for the descriptor; at least one row, for calls whose sequences have no key at all:
-  // no tile loads one then); each tile offsets its own rows.
+  // Varlen: descriptors of the whole packed tensors (TmaTensors::kernel_tensor); each tile
+  // offsets its own rows.
   auto gmem = [&](const TensorArg& t, bool keys) {
-    const int heads = keys ? params.nheads_kv : params.nheads;
-    if constexpr (Cfg::kVarlen) {
-      const int rows = std::max(keys ? params.total_k : params.total_q, 1);
-      TensorArg packed = t;
-      packed.batch_stride = rows * t.row_stride;
-      return Cfg::Tma::tensor(packed, rows, heads, 1);
-    } else {
-      return Cfg::Tma::tensor(t, keys ? params.seqlen_k : params.seqlen_q, heads, params.batch);
-    }
+    return Cfg::Tma::template kernel_tensor<Cfg::kVarlen>(t, params, keys);
   };
   const FwdKernelArgs<Cfg> args{
       params,

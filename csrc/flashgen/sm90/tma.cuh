@@ -2,10 +2,12 @@
 // (seqlen, head_dim, heads, batch) global tensor with the head dim contiguous, its copy types for
 // a shared-memory tile layout, and one (batch, head)'s rows as kRows-row tiles. A varlen
 // (packed) tensor is the same view with batch 1 and seqlen the total rows, and a sequence's
-// tiles start at its first row (packed_row_tiles).
+// tiles start at its first row (packed_row_tiles). query_tiles and key_tiles pick the view for a
+// kernel's sequence-lengths type (common/seqlen.cuh).
 #pragma once
 #include <cute/tensor.hpp>
 
+#include "flashgen/common/seqlen.cuh"
 #include "flashgen/params.h"
 
 namespace flashgen::sm90 {
@@ -44,6 +46,52 @@ struct TmaTensors {
     Tensor m = tma.get_tma_tensor(shape(total, heads, 1));
     return local_tile(domain_offset(make_coord(start, _0{}), m(_, _, head, 0)), Shape<Int<kRows>, Int<kHeadDim>>{},
                       make_coord(_, _0{}));
+  }
+
+  // A packed tensor of `total` rows as the global tensor of varlen descriptors (host): batch 1,
+  // its stride never stepped but nonzero for the descriptor; at least one row, for calls whose
+  // sequences are all empty (no tile loads one then).
+  static auto packed_tensor(const TensorArg& t, int total, int heads) {
+    const int rows = total > 1 ? total : 1;
+    TensorArg packed = t;
+    packed.batch_stride = int64_t(rows) * t.row_stride;
+    return tensor(packed, rows, heads, 1);
+  }
+
+  // The global tensor a kernel's descriptors of q-like (keys: k-like) `t` are made from (host):
+  // (seqlen, head_dim, heads, batch) with the longest lengths, or with varlen the packed tensor.
+  template <bool kVarlen, class Params>
+  static auto kernel_tensor(const TensorArg& t, Params const& params, bool keys) {
+    const int heads = keys ? params.nheads_kv : params.nheads;
+    if constexpr (kVarlen) {
+      return packed_tensor(t, keys ? params.total_k : params.total_q, heads);
+    } else {
+      return tensor(t, keys ? params.seqlen_k : params.seqlen_q, heads, params.batch);
+    }
+  }
+
+  // The query (key) rows of `head` of a batch entry as kRows-row tiles (device), in descriptors
+  // made by tensor() over (batch, params.seqlen_q (seqlen_k)) tensors ...
+  template <int kRows, class Tma, class Params>
+  CUTE_DEVICE static auto query_tiles(Tma const& tma, Params const& params, FixedSequenceLengths const& seqlens,
+                                      int head) {
+    return row_tiles<kRows>(tma, params.seqlen_q, params.nheads, params.batch, head, seqlens.batch);
+  }
+  template <int kRows, class Tma, class Params>
+  CUTE_DEVICE static auto key_tiles(Tma const& tma, Params const& params, FixedSequenceLengths const& seqlens,
+                                    int head_kv) {
+    return row_tiles<kRows>(tma, params.seqlen_k, params.nheads_kv, params.batch, head_kv, seqlens.batch);
+  }
+  // ... or, varlen, by packed_tensor() over the packed ones: tile 0 at the sequence's first row.
+  template <int kRows, class Tma, class Params>
+  CUTE_DEVICE static auto query_tiles(Tma const& tma, Params const& params, VarlenSequenceLengths const& seqlens,
+                                      int head) {
+    return packed_row_tiles<kRows>(tma, params.total_q, params.nheads, head, seqlens.start_q);
+  }
+  template <int kRows, class Tma, class Params>
+  CUTE_DEVICE static auto key_tiles(Tma const& tma, Params const& params, VarlenSequenceLengths const& seqlens,
+                                    int head_kv) {
+    return packed_row_tiles<kRows>(tma, params.total_k, params.nheads_kv, head_kv, seqlens.start_k);
   }
 };
 
