@@ -18,7 +18,7 @@
 //   the S and dP accumulators already in the A-operand layout of the dV and dK GEMMs: no
 //   shared-memory round trip for P, and only dS^T is written (for dQ, whose M is the queries).
 //   dK_c and dV_c stay in registers for the whole walk: 2 x 64 x head_dim fp32 over 128 threads,
-//   which is why this design stops at head dim 128 (sm90/bwd_kernel.cuh takes 256).
+//   which is why this design stops at head dim 128 (sm90/bwd_ws_split_kernel.cuh takes 256).
 // - The dQ GEMM splits its tile over the two consumers (by columns for block_m 64, by rows for
 //   128); its fragments are in DqAccumulatorOrder over the 256 consumer threads, so the
 //   staged tile is one contiguous run of floats, added by a single bulk reduce-add (or, without

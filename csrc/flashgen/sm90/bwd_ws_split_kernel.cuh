@@ -408,7 +408,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       warpgroup_fence_operand(acc_dq);
       add_dq_piece(piece);
     }
-    warpgroup_wait<0>();  // dK^T done: this stage's Q is free
+    // dK^T done: this stage's Q is free (with two or more pieces the last piece's wait already
+    // drained it; with one piece, at head dim 128, this is the wait that does).
+    warpgroup_wait<0>();
     warpgroup_fence_operand(acc_dkt);
     pipeline_q.consumer_release(read_q);
     ++read_q;
