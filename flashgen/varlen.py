@@ -106,7 +106,12 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
     causal, window_left, window_right = mask_args(causal, window_size, seqlen_q=longest(offsets_q),
                                                   seqlen_k=longest(offsets_k))
     scale = default_scale(softmax_scale, q.shape[-1])
-    if varlen_kernels_built(q, k, v, arch, window_left, window_right, float(softcap)):
+    if q.shape[0] == 0 or k.shape[0] == 0:
+        # No query rows or no keys in the whole batch: no kernel has work (nor a tensor for its
+        # TMA descriptors to address); the loop gives each sequence its empty result.
+        out, lse = attention_per_sequence(q, k, v, sequence_rows(offsets_q, offsets_k), causal, scale, arch,
+                                          deterministic, window_left, window_right, float(softcap))
+    elif varlen_kernels_built(q, k, v, arch, window_left, window_right, float(softcap)):
         out, lse = torch.ops.flashgen.varlen_fwd(q, k, v, cu_seqlens_q, cu_seqlens_k, int(max_seqlen_q),
                                                  int(max_seqlen_k), causal, scale, arch, deterministic, window_left,
                                                  window_right, float(softcap))

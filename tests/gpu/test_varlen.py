@@ -99,6 +99,21 @@ def test_varlen_forward_and_backward_match_each_sequences_reference(keys, causal
     check_packed(checks)
 
 
+@pytest.mark.parametrize("lengths_q,lengths_k", [([3, 0, 5], [0, 0, 0]), ([0, 0], [4, 7]), ([0], [0])],
+                         ids=["no-keys", "no-queries", "nothing"])
+def test_varlen_batch_without_keys_or_queries(lengths_q, lengths_k):
+    # Queries with no key at all get zero rows and lse +inf; keys no query sees get zero
+    # gradients; nothing is launched, so nothing can fault on an empty tensor.
+    q, k, v = packed_qkv(lengths_q, lengths_k, 4, 2, 128, torch.bfloat16)
+    out, lse, _ = flashgen.flash_attn_varlen_func(q, k, v, cu_seqlens(lengths_q), cu_seqlens(lengths_k),
+                                                  max(lengths_q), max(lengths_k), causal=True, return_attn_probs=True)
+    assert out.shape == q.shape and lse.shape == (4, sum(lengths_q))
+    assert not out.any() and (lse == float("inf")).all()
+    if out.numel():
+        dq, dk, dv = torch.autograd.grad(out, (q, k, v), torch.randn_like(out), allow_unused=True)
+        assert all(g is None or not g.any() for g in (dq, dk, dv))
+
+
 def test_varlen_of_equal_lengths_matches_the_batched_call():
     # Three sequences of 300 queries and 500 keys are a batch of 3: the same kernels, one call per sequence.
     q, k, v = (t.detach() for t in packed_qkv([300] * 3, [500] * 3, 8, 2, 128, torch.bfloat16))
