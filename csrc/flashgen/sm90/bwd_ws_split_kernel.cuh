@@ -13,7 +13,7 @@
 //     P_c, dS_c                             registers, then shared memory (both consumers' halves
 //                                           form the 64 x block_n P and dS tiles)
 //     dV^T_c += dO^T_c P, dK^T_c += Q^T_c dS    head-dim half c (128 rows at 256) x block_n
-//     dQ_c = dS K_c^T                       dQ's head-dim columns of consumer c, in 64-column pieces
+//     dQ_c = dS K[:, dims of c]             dQ's head-dim columns of consumer c, in 64-column pieces
 //   dK^T and dV^T of half the head dim stay in registers (2 x 128 x block_n fp32 over 128
 //   threads: 160 registers at block_n 80); each dQ piece (32 registers) is added to the fp32
 //   accumulator by float4 atomics (red.global.add.v4.f32) as soon as its GEMM is done, while
