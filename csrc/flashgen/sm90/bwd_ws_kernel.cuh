@@ -50,6 +50,7 @@
 #include "flashgen/params.h"
 #include "flashgen/common/bwd_pipeline.cuh"
 #include "flashgen/common/copies.cuh"
+#include "flashgen/sm90/bwd_ws_common.cuh"
 #include "flashgen/sm90/tma.cuh"
 #include "flashgen/sm90/warpgroup.cuh"
 
@@ -152,8 +153,8 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
 
   using Tma = TmaTensors<Element, kHeadDim>;
   using TmaLoadQ = typename Tma::template Load<SmemLayoutQ>;
-  using TmaLoadKV = typename Tma::template Load<SmemLayoutKSlice>;
-  using TmaStoreKV = typename Tma::template Store<SmemLayoutKSlice>;
+  using TmaLoadK = typename Tma::template Load<SmemLayoutKSlice>;  // one consumer's 64-key slice
+  using TmaStoreK = typename Tma::template Store<SmemLayoutKSlice>;
   static constexpr uint32_t kRowStatsBytes = kBlockM * sizeof(float);
   static constexpr uint32_t kQStageBytes = kBlockM * kHeadDim * sizeof(Element) + kRowStatsBytes;
   static constexpr uint32_t kKVBytes = 2 * kBlockN * kHeadDim * sizeof(Element);
@@ -163,14 +164,6 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   static constexpr int kQTileBytes = int(cosize(SmemLayoutQ{}) * sizeof(Element));
 };
 
-// What the kernel takes: the parameters and the TMA descriptors built from them on the host.
-template <class Cfg>
-struct BwdWsKernelArgs {
-  BwdParams params;
-  typename Cfg::TmaLoadQ tma_q, tma_do;
-  typename Cfg::TmaLoadKV tma_k, tma_v;
-  typename Cfg::TmaStoreKV tma_dk, tma_dv;  // unused with GQA (fp32 stores per query head) and varlen
-};
 
 
 // 1-D bulk reduce-add of `bytes` (a multiple of 16) of fp32 from shared to global memory, in
@@ -213,11 +206,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   // Named barriers between the consumers (and the dQ writer), counting their threads.
   constexpr int kDqHandoffThreads = Cfg::kMmaThreads + 32;
 
-  typename PipelineQ::Params pipe_params;
-  pipe_params.transaction_bytes = Cfg::kQStageBytes;  // a Q tile and its lse_log2 rows (dO and D alike)
-  pipe_params.role = warpgroup == 0 ? PipelineQ::ThreadCategory::Producer : PipelineQ::ThreadCategory::Consumer;
-  pipe_params.is_leader = threadIdx.x == 0;
-  pipe_params.num_consumers = Cfg::kMmaThreads;
+  const auto pipe_params = query_pipeline_params<PipelineQ>(Cfg::kQStageBytes, Cfg::kMmaThreads);
   if (threadIdx.x == 0) smem.kv_full.init(1);
   PipelineQ pipeline_q(smem.pipeline_q, pipe_params, Shape<_1, _1, _1>{});
   PipelineQ pipeline_do(smem.pipeline_do, pipe_params, Shape<_1, _1, _1>{});

@@ -39,6 +39,7 @@
 #include "flashgen/common/softcap.cuh"
 #include "flashgen/common/utils.cuh"
 #include "flashgen/params.h"
+#include "flashgen/sm90/bwd_ws_common.cuh"
 #include "flashgen/sm90/tma.cuh"
 #include "flashgen/sm90/warpgroup.cuh"
 
@@ -156,17 +157,9 @@ struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>
   static constexpr int kQTileBytes = int(cosize(SmemLayoutQ{}) * sizeof(Element));
 };
 
-template <class Cfg>
-struct BwdWsSplitKernelArgs {
-  BwdParams params;
-  typename Cfg::TmaLoadQ tma_q, tma_do;
-  typename Cfg::TmaLoadK tma_k, tma_v;
-  typename Cfg::TmaStoreK tma_dk, tma_dv;  // unused with GQA (fp32 stores per query head) and varlen
-};
-
 template <class Cfg, bool kCausal>
 __global__ void __launch_bounds__(Cfg::kNThreads, 1)
-    bwd_ws_split_kernel(const __grid_constant__ BwdWsSplitKernelArgs<Cfg> args) {
+    bwd_ws_split_kernel(const __grid_constant__ BwdWsKernelArgs<Cfg> args) {
   using Element = typename Cfg::Element;
   using PipelineQ = typename Cfg::PipelineQ;
   using PipelineDo = typename Cfg::PipelineDo;
@@ -190,18 +183,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
                           seqlens.template dq_tiles_offset<kBlockM, Cfg::kDqTileElems>(params, head, order.m_blocks);
   const int warpgroup = threadIdx.x / 128;
 
-  auto pipe_params = [&](auto* pipeline_tag) {  // tag: a null pointer to the pipeline type
-    using Pipeline = std::remove_pointer_t<decltype(pipeline_tag)>;
-    typename Pipeline::Params p;
-    p.transaction_bytes = Cfg::kQStageBytes;  // a Q (dO) tile and its lse_log2 (D) rows
-    p.role = warpgroup == 0 ? Pipeline::ThreadCategory::Producer : Pipeline::ThreadCategory::Consumer;
-    p.is_leader = threadIdx.x == 0;
-    p.num_consumers = Cfg::kMmaThreads;
-    return p;
-  };
   if (threadIdx.x == 0) smem.kv_full.init(1);
-  PipelineQ pipeline_q(smem.pipeline_q, pipe_params(static_cast<PipelineQ*>(nullptr)), Shape<_1, _1, _1>{});
-  PipelineDo pipeline_do(smem.pipeline_do, pipe_params(static_cast<PipelineDo*>(nullptr)), Shape<_1, _1, _1>{});
+  PipelineQ pipeline_q(smem.pipeline_q, query_pipeline_params<PipelineQ>(Cfg::kQStageBytes, Cfg::kMmaThreads),
+                       Shape<_1, _1, _1>{});
+  PipelineDo pipeline_do(smem.pipeline_do, query_pipeline_params<PipelineDo>(Cfg::kQStageBytes, Cfg::kMmaThreads),
+                         Shape<_1, _1, _1>{});
   __syncthreads();  // barriers initialized
 
   auto smem_tensor = [](Element* ptr, auto layout) { return make_tensor(make_smem_ptr(ptr), layout); };
@@ -485,7 +471,7 @@ cudaError_t launch_bwd_ws_split(const BwdParams& params, cudaStream_t stream) {
   // With GQA the kernel stores fp32 without TMA; K's tensor stands in so the descriptors are
   // valid (varlen stores without TMA too).
   const bool gqa = params.dk_accum != nullptr;
-  BwdWsSplitKernelArgs<Cfg> args{
+  BwdWsKernelArgs<Cfg> args{
       params,
       make_tma_copy(SM90_TMA_LOAD{}, gmem(params.q, false), typename Cfg::SmemLayoutQ{}),
       make_tma_copy(SM90_TMA_LOAD{}, gmem(params.dout, false), typename Cfg::SmemLayoutQ{}),

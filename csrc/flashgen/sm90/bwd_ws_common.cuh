@@ -1,0 +1,33 @@
+// What the two warp-specialized sm90 backwards share (bwd_ws_kernel.cuh: the consumers split the
+// keys; bwd_ws_split_kernel.cuh: they split the head dim): the kernel's arguments and the setup
+// of the TMA pipelines that carry Q and dO with their row statistics.
+#pragma once
+#include <cutlass/pipeline/sm90_pipeline.hpp>
+
+#include "flashgen/params.h"
+
+namespace flashgen::sm90 {
+
+// What the kernel takes: the parameters and the TMA descriptors built from them on the host.
+template <class Cfg>
+struct BwdWsKernelArgs {
+  BwdParams params;
+  typename Cfg::TmaLoadQ tma_q, tma_do;
+  typename Cfg::TmaLoadK tma_k, tma_v;
+  typename Cfg::TmaStoreK tma_dk, tma_dv;  // unused with GQA (fp32 stores per query head) and varlen
+};
+
+// A Q (or dO) pipeline's parameters: each stage lands one tile with its lse_log2 (D) rows,
+// `stage_bytes` in all; warpgroup 0 produces (thread 0 arms the barriers), `consumers` threads
+// consume.
+template <class Pipeline>
+__device__ __forceinline__ typename Pipeline::Params query_pipeline_params(uint32_t stage_bytes, int consumers) {
+  typename Pipeline::Params p;
+  p.transaction_bytes = stage_bytes;
+  p.role = threadIdx.x < 128 ? Pipeline::ThreadCategory::Producer : Pipeline::ThreadCategory::Consumer;
+  p.is_leader = threadIdx.x == 0;
+  p.num_consumers = consumers;
+  return p;
+}
+
+}  // namespace flashgen::sm90
