@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """One small call of every built kernel (forward, and backward where built), ragged seqlens,
-GQA, causal and not: the workload for compute-sanitizer on the GPU machine.
+GQA, causal and not: the workload for compute-sanitizer on the GPU machine. A feature variant
+runs with the features it was built for (a window, softcap, a packed batch with an empty
+sequence), so its own code paths are what the sanitizer sees.
 
     compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/sanitize.py
     compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py hdim256_bf16
@@ -15,6 +17,36 @@ import flashgen  # noqa: E402
 from flashgen.dispatch import TORCH_DTYPES  # noqa: E402
 from flashgen.naming import KernelKey  # noqa: E402
 
+SEQLEN_Q, SEQLEN_K = 77, 133
+NHEADS, NHEADS_KV = 2, 1
+# Packed lengths for a varlen variant: an empty query sequence, one with no keys, ragged ends.
+VARLEN_Q, VARLEN_K = [5, 0, 77, 40], [133, 9, 0, 70]
+
+
+def call(key: KernelKey, causal: bool, with_backward: bool) -> list[torch.Tensor]:
+    """Run `key`'s kernel (forward, then backward if built) once; return out and the gradients."""
+    options = {"causal": causal, "arch": key.arch}
+    if "window" in key.features:
+        options["window_size"] = (48, 16)
+    if "softcap" in key.features:
+        options["softcap"] = 30.0
+    varlen = "varlen" in key.features
+    lengths = (VARLEN_Q, VARLEN_K) if varlen else ([SEQLEN_Q], [SEQLEN_K])
+    shapes = ((sum(lengths[0]), NHEADS), (sum(lengths[1]), NHEADS_KV), (sum(lengths[1]), NHEADS_KV))
+    q, k, v = (torch.randn(1, n, h, key.hdim, device="cuda", dtype=TORCH_DTYPES[key.dtype],
+                           requires_grad=with_backward) for n, h in shapes)
+    if varlen:
+        cu_q, cu_k = (torch.tensor([0, *n], device="cuda", dtype=torch.int32).cumsum(0, dtype=torch.int32)
+                      for n in lengths)
+        out = flashgen.flash_attn_varlen_func(q[0], k[0], v[0], cu_q, cu_k, max(lengths[0]), max(lengths[1]),
+                                              **options)
+    else:
+        out = flashgen.flash_attn_func(q, k, v, **options)
+    if with_backward:
+        out.backward(torch.randn_like(out))
+    torch.cuda.synchronize()
+    return [out] + ([q.grad, k.grad, v.grad] if with_backward else [])
+
 
 def main() -> int:
     only = sys.argv[1:]  # optional substrings: run only kernels whose name contains one
@@ -25,14 +57,8 @@ def main() -> int:
             continue
         with_backward = name.replace("flash_fwd_", "flash_bwd_") in built
         for causal in (False, True):
-            q, k, v = (torch.randn(1, n, h, key.hdim, device="cuda", dtype=TORCH_DTYPES[key.dtype],
-                                   requires_grad=with_backward) for n, h in ((77, 2), (133, 1), (133, 1)))
-            out = flashgen.flash_attn_func(q, k, v, causal=causal, arch=key.arch)
-            if with_backward:
-                out.backward(torch.randn_like(out))
-            torch.cuda.synchronize()
-            assert torch.isfinite(out).all(), name
-            assert not with_backward or all(torch.isfinite(t.grad).all() for t in (q, k, v)), name
+            results = call(key, causal, with_backward)
+            assert all(torch.isfinite(t).all() for t in results), name
         print(f"ran {name}{' and its backward' if with_backward else ''}", flush=True)
     return 0
 
