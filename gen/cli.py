@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         else:
             selection = Selection(preset=args.preset, filters=filters, kernel_globs=args.kernels)
             if selection.is_empty() and not args.report:
-                selection, why = machine_selection(visible_gpus())
+                selection, why = machine_selection(visible_gpus(), frozenset(k.key.arch for k in catalog.kernels))
                 print(why)
             selected = select(catalog, selection)
     except (CatalogError, SelectionError) as exc:

@@ -248,6 +248,15 @@ class BwdSm90Tile(_NoFallbackPlan):
     # warp_specialized only. 1: the consumers split the head dim instead of the keys (the design
     # for head dim 256, whose dK and dV of 64 keys per consumer do not fit in registers).
     head_dim_split: int = 0
+    # head_dim_split only. P and dS buffers in shared memory: 2 lets a consumer write step i + 1's
+    # while the other still reads step i's; 1 saves block_m * block_n * 4 bytes for a barrier
+    # per step.
+    pds_buffers: int = 2
+    # head_dim_split at head dim 256 only. 1: CTAs run in cluster pairs over key blocks 2p and
+    # 2p + 1, each sending its dS to the other through distributed shared memory, so that each
+    # adds dQ for half the head dim over both blocks' keys (half the fp32 reduction bytes).
+    # Costs the partner's K columns (block_n x 128) and its dS buffers in shared memory.
+    ds_exchange: int = 0
     # warp_specialized: 0 only. 0: both warpgroups split S's and dP's columns (two 64 x 32 wgmmas
     # each); 1: warpgroup 0 computes S and warpgroup 1 dP, each one 64 x 64 wgmma (half the
     # shared-memory operand reads), handing dP - D over in a 16 KB fp32 exchange tile.
@@ -261,7 +270,10 @@ class BwdSm90Tile(_NoFallbackPlan):
 
     def check(self, hdim: int) -> None:
         _check_choices(self, (0, 1), "warp_specialized", "dq_writer", "sdp_by_warpgroup", "dq_gemm_first",
-                       "head_dim_split")
+                       "head_dim_split", "ds_exchange")
+        _check_choices(self, (1, 2), "pds_buffers")
+        if not self.head_dim_split and (self.ds_exchange or self.pds_buffers != 2):
+            raise TileError("ds_exchange and pds_buffers are options of head_dim_split: 1")
         if self.head_dim_split:
             self._check_head_dim_split(hdim)
         elif self.warp_specialized:
@@ -316,6 +328,9 @@ class BwdSm90Tile(_NoFallbackPlan):
         if not self.dq_writer or self.sdp_by_warpgroup or self.dq_gemm_first:
             raise TileError("head_dim_split adds dQ by atomics (leave dq_writer at 1, its default: it is "
                             "not read) and takes neither sdp_by_warpgroup nor dq_gemm_first")
+        if self.ds_exchange and hdim != 256:
+            raise TileError(f"ds_exchange gives each consumer of a pair one 64-column dQ piece of its CTA's "
+                            f"head-dim half: head dim 256, got {hdim}")
         # Registers per consumer thread: dK^T and dV^T (hdim/2 x block_n fp32 each over 128
         # threads), then S and dP (64 x block_n/2 each) or a dQ piece (32: never both live), and
         # about 24 more for addresses and loop state.
@@ -340,11 +355,19 @@ class BwdSm90Tile(_NoFallbackPlan):
             # bwd_ws_split_kernel.cuh BwdWsSplitConfig::SharedStorage: the Q ring, one dO buffer,
             # K, V, two P and two dS buffers, lse_log2 per Q stage and D, the pipelines' and K/V's
             # barriers; the 1 KB-aligned struct rounds up to 1 KB.
+            # With ds_exchange (SharedStoragePair) also the partner's K columns and dS buffers and
+            # their barriers, the row statistics and barriers first (in one 1 KB block), so the
+            # tiles pack without padding.
+            pds = self.pds_buffers * self.block_m * self.block_n
             tiles = ((self.stages + 1) * self.block_m * hdim + 2 * self.block_n * hdim
-                     + 4 * self.block_m * self.block_n) * elem_bytes
+                     + 2 * pds) * elem_bytes
             row_stats = (self.stages + 1) * self.block_m * 4
             barriers = 2 * self.stages * 8 + 2 * 8 + 8
-            return -(-(tiles + row_stats + barriers) // 1024) * 1024
+            if not self.ds_exchange:
+                return -(-(tiles + row_stats + barriers) // 1024) * 1024
+            tiles += (self.block_n * hdim // 2 + pds) * elem_bytes
+            barriers += 8 + 2 * self.pds_buffers * 8
+            return -(-(row_stats + barriers) // 1024) * 1024 + -(-tiles // 1024) * 1024
         if self.warp_specialized:
             # bwd_ws_kernel.cuh BwdWsConfig::SharedStorage: Q and dO rings, K, V, two dS^T
             # buffers, the dQ staging tile (16 bytes without dq_writer), lse_log2 and D rows per

@@ -17,16 +17,22 @@ def visible_gpus() -> list[tuple[str, tuple[int, int]]]:
             for i in range(torch.cuda.device_count())]
 
 
-def machine_selection(gpus: list[tuple[str, tuple[int, int]]]) -> tuple[Selection, str]:
-    """The selection for these GPUs, and a line saying what it is and why."""
+def machine_selection(gpus: list[tuple[str, tuple[int, int]]],
+                      catalog_archs: frozenset[str] | None = None) -> tuple[Selection, str]:
+    """The selection for these GPUs, and a line saying what it is and why. catalog_archs: the
+    families the catalog has (a tuning catalog may have sm90 kernels only); None: all of them."""
     override = "(a selection flag, e.g. --preset all or --arch, overrides)"
     if not gpus:
         return Selection(preset="default"), f"no GPU visible: building the default preset {override}"
-    archs = tuple(a for a in ARCH_PREFERENCE if any(ARCHS[a].runs_on(cap) for _, cap in gpus))
+    runnable = tuple(a for a in ARCH_PREFERENCE if any(ARCHS[a].runs_on(cap) for _, cap in gpus))
+    archs = tuple(a for a in runnable if catalog_archs is None or a in catalog_archs)
     seen = ", ".join(f"{name} (compute capability {cap[0]}.{cap[1]})" for name, cap in dict.fromkeys(gpus))
-    if not archs:
+    if not runnable:
         oldest = ".".join(map(str, OLDEST_CAPABILITY))
         return Selection(preset="default"), (f"{seen} runs no flashgen kernel family ({oldest} or newer needed): "
                                              f"building the default preset {override}")
+    if not archs:
+        return Selection(preset="default"), (f"{seen} runs none of the catalog's families "
+                                             f"({', '.join(sorted(catalog_archs))}): building the default preset {override}")
     return (Selection(preset="default", filters={"arch": archs}),
             f"{seen}: building the default preset's {' and '.join(archs)} kernels {override}")

@@ -14,6 +14,8 @@ struct flash_bwd_hdim64_bf16_sm90_tile {
   static constexpr int kStages = 2;
   static constexpr int kDqWriter = 1;
   static constexpr int kHeadDimSplit = 0;
+  static constexpr int kPdsBuffers = 2;
+  static constexpr int kDsExchange = 0;
   static constexpr int kSdpByWarpgroup = 0;
   static constexpr int kDqGemmFirst = 0;
   static constexpr int kSmemBytes = 199680;  // gen/families.py's count; the kernel checks it

@@ -27,6 +27,16 @@ def test_ampere_builds_sm80_only():
     assert archs_built([A100, H200])[0] == ["sm80", "sm90"]  # any GPU's families
 
 
+def test_a_catalog_without_a_family_builds_the_families_it_has():
+    # A tuning catalog of sm90 kernels on a Hopper machine: its sm90 kernels, not an error for
+    # want of sm80 ones (session 8's first A/B builds failed so).
+    selection, why = machine_selection([H200], frozenset({"sm90"}))
+    assert selection == Selection(preset="default", filters={"arch": ("sm90",)})
+    assert "building the default preset's sm90 kernels" in why
+    selection, why = machine_selection([A100], frozenset({"sm90"}))
+    assert selection == Selection(preset="default") and "runs none of the catalog's families (sm90)" in why
+
+
 def test_no_gpu_or_too_old_builds_the_default_preset():
     assert machine_selection([]) == (Selection(preset="default"), "no GPU visible: building the default preset "
                                      "(a selection flag, e.g. --preset all or --arch, overrides)")

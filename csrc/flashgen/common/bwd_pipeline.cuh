@@ -5,6 +5,8 @@
 // sequence with deterministic mode's splits. A main kernel fits it by adding dQ in
 // DqAccumulatorOrder with its Cfg::TiledMmadQ fragments over Cfg::kDqThreads threads.
 #pragma once
+#include <type_traits>
+
 #include <cuda_runtime.h>
 
 #include <cute/tensor.hpp>
@@ -331,10 +333,20 @@ __global__ void __launch_bounds__(Cfg::kDqThreads) bwd_dq_postprocess_kernel(con
                                seqlens.seqlen_q_of(params) - m_block * kBlockM, tidx);
 }
 
+// Key blocks whose CTAs share one dQ split in deterministic mode, and whose count a launch's grid
+// rounds up to: a Cfg's kClusterKeyBlocks (the sm90 head-dim-split backward's cluster pairs add
+// disjoint dQ columns, so a pair needs one split), else 1.
+template <class Cfg, class = void>
+struct ClusterKeyBlocks : std::integral_constant<int, 1> {};
+template <class Cfg>
+struct ClusterKeyBlocks<Cfg, std::void_t<decltype(Cfg::kClusterKeyBlocks)>>
+    : std::integral_constant<int, Cfg::kClusterKeyBlocks> {};
+
 // The backward's launches: the preprocess (D, lse_log2, zeroed dQ accumulator), the main kernel
 // (one CTA per key block; deterministic mode launches dq_splits key blocks at a time, block
-// n_block_offset + s adding into split s, and launches on a stream run in order, so each split
-// receives its key blocks in the same order on every run), the dQ postprocess. Any main kernel
+// n_block_offset + s adding into split s (with cluster pairs: 2 dq_splits blocks, pair s into
+// split s), and launches on a stream run in order, so each split receives its key blocks in the
+// same order on every run), the dQ postprocess. Any main kernel
 // that adds dQ in Cfg's DqAccumulatorOrder with Cfg::TiledMmadQ's fragments fits:
 // launch_main(launch_params, grid) launches it over grid = (key blocks, heads, batches).
 template <class Cfg, class LaunchMain>
@@ -352,11 +364,13 @@ cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, La
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   const int n_blocks = ceil_div(params.seqlen_k, Cfg::kBlockN);
-  const int per_launch = params.deterministic ? params.dq_splits : n_blocks;
+  constexpr int kCluster = ClusterKeyBlocks<Cfg>::value;  // a launch's key blocks come in whole clusters
+  const int per_launch = params.deterministic ? params.dq_splits * kCluster : n_blocks;
   for (int first = 0; first < n_blocks; first += per_launch) {
     BwdParams launch_params = params;
     launch_params.n_block_offset = first;
-    err = launch_main(launch_params, dim3(min(per_launch, n_blocks - first), params.nheads, params.batch));
+    const int blocks = ceil_div(min(per_launch, n_blocks - first), kCluster) * kCluster;
+    err = launch_main(launch_params, dim3(blocks, params.nheads, params.batch));
     if (err != cudaSuccess) return err;
   }
   if (has_rows) {

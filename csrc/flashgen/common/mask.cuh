@@ -106,15 +106,19 @@ CUTE_HOST_DEVICE AttentionMask make_mask(SequenceLengths const& seqlens, bool ca
 // right, so rows [c0 - right - d, c1 - 1 + left - d] for keys [c0, c1) and d = seqlen_k -
 // seqlen_q). With a bound (causal, windows): in order. Without: all of them, starting at n_block
 // mod m_blocks and wrapping, so the CTAs of one head add into different dQ tiles at any moment
-// instead of into tile 0, then 1, ... in lockstep.
+// instead of into tile 0, then 1, ... in lockstep. key_blocks > 1: the blocks that see any of
+// key blocks [n_block, n_block + key_blocks), for CTAs that walk them together (a cluster pair
+// of the sm90 backward, n_block its first block; a block that sees none of one CTA's keys runs
+// fully masked there).
 struct QueryBlockOrder {
   int m_blocks;  // query blocks in all
   int first;     // the step-0 block
   int steps;     // blocks visited (0: no query sees these keys)
 
-  CUTE_HOST_DEVICE QueryBlockOrder(AttentionMask const& mask, int block_m, int block_n, int n_block) {
+  CUTE_HOST_DEVICE QueryBlockOrder(AttentionMask const& mask, int block_m, int block_n, int n_block,
+                                   int key_blocks = 1) {
     m_blocks = ceil_div(mask.seqlen_q, block_m);
-    const int key0 = n_block * block_n, key_end = min(key0 + block_n, mask.seqlen_k);
+    const int key0 = n_block * block_n, key_end = min(key0 + key_blocks * block_n, mask.seqlen_k);
     const int shift = mask.seqlen_k - mask.seqlen_q;  // diagonal(i) = i + shift
     const int right = mask.right_bound(), left = mask.window_left;
     const int first_row = right >= 0 ? max(0, key0 - right - shift) : 0;

@@ -40,6 +40,7 @@
 #include "flashgen/common/utils.cuh"
 #include "flashgen/params.h"
 #include "flashgen/sm90/bwd_ws_common.cuh"
+#include "flashgen/sm90/cluster.cuh"
 #include "flashgen/sm90/tma.cuh"
 #include "flashgen/sm90/warpgroup.cuh"
 
@@ -58,6 +59,12 @@ struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>
   static constexpr bool kWindow = has_window_feature<Plan>();
   static constexpr bool kSoftcap = has_softcap_feature<Plan>();
   static constexpr bool kVarlen = has_varlen_feature<Plan>();  // packed sequences (common/seqlen.cuh)
+  // ds_exchange: a cluster pair over key blocks 2p, 2p + 1 walks the same query blocks, each CTA
+  // sending its dS to the other through distributed shared memory, so that CTA r adds dQ's
+  // head-dim half r over both blocks' keys: half the fp32 reduction bytes per key.
+  static constexpr bool kDsExchange = Plan::kDsExchange != 0;
+  static constexpr int kClusterKeyBlocks = kDsExchange ? 2 : 1;
+  static constexpr int kPdsBuffers = Plan::kPdsBuffers;  // P and dS tiles (and the partner's dS)
 
   static constexpr int kConsumers = 2;
   static constexpr int kMmaThreads = 128 * kConsumers;
@@ -70,6 +77,8 @@ struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>
   static_assert(kBlockM == 64, "one wgmma M of queries per step");
   static_assert(kKeysPerConsumer % 8 == 0 && kBlockN % 16 == 0, "wgmma N of S_c; whole k steps of the dQ GEMM");
   static_assert(kHeadDim % (kConsumers * kDqPieceDims) == 0, "whole 64-column swizzle atoms per consumer");
+  static_assert(kPdsBuffers == 1 || kPdsBuffers == 2);
+  static_assert(!kDsExchange || kDqPieces == 2, "with ds_exchange each consumer adds one dQ piece of its CTA's half");
   static constexpr int kProducerRegisters = 24;
   static constexpr int kConsumerRegisters = 240;
   static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= 65536, "register file");
@@ -120,27 +129,57 @@ struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>
   using SmemLayoutK = Tile<kBlockN>;  // K or V of the block (a consumer's S_c reads its rows' half)
   using SmemLayoutKt = decltype(composition(SmemLayoutK{}, make_layout(Shape<Int<kHeadDim>, Int<kBlockN>>{}, GenRowMajor{})));
   // P and dS, (query, key, buffer), keys contiguous in 8 x 8 core matrices without swizzle
-  // (block_n / 2 columns per consumer need not be whole swizzle atoms); two buffers, so a
-  // consumer may write step i + 1's while the other still reads step i's.
-  using SmemLayoutPdS = decltype(tile_to_shape(GMMA::Layout_K_INTER_Atom<Element>{}, Shape<Int<kBlockM>, Int<kBlockN>, _2>{}));
+  // (block_n / 2 columns per consumer need not be whole swizzle atoms); with two buffers a
+  // consumer may write step i + 1's while the other still reads step i's, with one it waits.
+  using SmemLayoutPdS = decltype(tile_to_shape(GMMA::Layout_K_INTER_Atom<Element>{},
+                                               Shape<Int<kBlockM>, Int<kBlockN>, Int<kPdsBuffers>>{}));
   using SmemLayoutPdSTransposed = decltype(composition(  // (key, query, buffer): the dK^T/dV^T GEMMs' B
-      SmemLayoutPdS{}, make_ordered_layout(Shape<Int<kBlockN>, Int<kBlockM>, _2>{}, Step<_2, _1, _3>{})));
+      SmemLayoutPdS{}, make_ordered_layout(Shape<Int<kBlockN>, Int<kBlockM>, Int<kPdsBuffers>>{}, Step<_2, _1, _3>{})));
+
+  // ds_exchange: the partner's K columns of this CTA's dQ half (its K tile's columns
+  // [kHeadDim / 2 * rank, + kHeadDim / 2): whole swizzle atoms, contiguous there, laid out as
+  // here), and its dS tiles as they arrive.
+  using SmemLayoutKPeer = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kBlockN>, Int<kHeadDim / 2>>{}));
+  using SmemLayoutKPeerT = decltype(composition(SmemLayoutKPeer{}, make_layout(Shape<Int<kHeadDim / 2>, Int<kBlockN>>{}, GenRowMajor{})));
+  static constexpr int kKPeerElems = kBlockN * kHeadDim / 2;
+  static constexpr int kPdsElems = kBlockM * kBlockN;  // one P or dS buffer
 
   using PipelineQ = cutlass::PipelineTmaAsync<kStages>;  // Q + lse_log2
   using PipelineDo = cutlass::PipelineTmaAsync<1>;       // dO + D
-  struct SharedStorage {
+  struct SharedStorageOneCta {
     alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutQStages>> q;
     alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutDo>> dout;
     alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutK>> k;
     alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutK>> v;
-    alignas(128) cute::array_aligned<Element, cosize_v<SmemLayoutPdS>> p;
-    alignas(128) cute::array_aligned<Element, cosize_v<SmemLayoutPdS>> ds;
+    alignas(128) cute::array_aligned<Element, kPdsBuffers * kPdsElems> p;
+    alignas(128) cute::array_aligned<Element, kPdsBuffers * kPdsElems> ds;
     alignas(16) cute::array_aligned<float, kStages * kBlockM> lse_log2;
     alignas(16) cute::array_aligned<float, kBlockM> d;
     typename PipelineQ::SharedStorage pipeline_q;
     typename PipelineDo::SharedStorage pipeline_do;
     cutlass::arch::ClusterTransactionBarrier kv_full;  // K and V landed
   };
+  // ds_exchange: the row statistics and barriers first, so that the tiles (each a whole number of
+  // KB) follow without padding: 64 x 80 with one P/dS buffer fills the 227 KB exactly.
+  struct SharedStoragePair {
+    alignas(16) cute::array_aligned<float, kStages * kBlockM> lse_log2;
+    alignas(16) cute::array_aligned<float, kBlockM> d;
+    typename PipelineQ::SharedStorage pipeline_q;
+    typename PipelineDo::SharedStorage pipeline_do;
+    cutlass::arch::ClusterTransactionBarrier kv_full;
+    cutlass::arch::ClusterTransactionBarrier k_peer_full;            // the partner's K columns landed
+    cutlass::arch::ClusterTransactionBarrier ds_peer_full[kPdsBuffers];  // the partner's dS of a step landed
+    cutlass::arch::ClusterBarrier ds_sent_free[kPdsBuffers];  // the partner is done with the dS this CTA sent
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutQStages>> q;
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutDo>> dout;
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutK>> k;
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutK>> v;
+    alignas(1024) cute::array_aligned<Element, kKPeerElems> k_peer;
+    alignas(128) cute::array_aligned<Element, kPdsBuffers * kPdsElems> p;
+    alignas(128) cute::array_aligned<Element, kPdsBuffers * kPdsElems> ds;
+    alignas(128) cute::array_aligned<Element, kPdsBuffers * kPdsElems> ds_peer;
+  };
+  using SharedStorage = std::conditional_t<kDsExchange, SharedStoragePair, SharedStorageOneCta>;
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes == Plan::kSmemBytes, "gen/families.py's shared-memory count disagrees with this kernel's");
 
@@ -151,6 +190,11 @@ struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>
   static constexpr uint32_t kRowStatsBytes = kBlockM * sizeof(float);
   static constexpr uint32_t kQStageBytes = kBlockM * kHeadDim * sizeof(Element) + kRowStatsBytes;
   static constexpr uint32_t kKVBytes = 2 * kBlockN * kHeadDim * sizeof(Element);
+  static constexpr uint32_t kKPeerBytes = kKPeerElems * sizeof(Element);
+  static constexpr uint32_t kPdsBytes = kPdsElems * sizeof(Element);
+  static_assert(cosize_v<SmemLayoutPdS> == kPdsBuffers * kPdsElems, "buffer b of P and dS at b * kPdsElems");
+  static_assert(SmemLayoutK{}(0, kHeadDim / 2) == kKPeerElems && cosize_v<SmemLayoutKPeer> == kKPeerElems,
+                "K's column halves are contiguous, each laid out as SmemLayoutKPeer");
 
   // The postprocess's copies (store_fragment_via_smem): the dQ GEMM's threads.
   using Gmem = GmemCopies<Element, kHeadDim, kDqThreads>;
@@ -172,23 +216,42 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
   const BackwardCta cta(blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y, gridDim.z,
                         int64_t(params.seqlen_q) * kHeadDim * sizeof(float), /*heavy_first_groups=*/false);
   const int n_block = params.n_block_offset + cta.n_block_local, head = cta.head, batch = cta.batch;
+  // ds_exchange: this CTA is rank r of the pair over key blocks (n_block - r, n_block - r + 1).
+  const int rank = Cfg::kDsExchange ? int(cute::block_rank_in_cluster()) : 0, peer = rank ^ 1;
   const SequenceLengthsFor<Cfg> seqlens(params, batch);
   if constexpr (Cfg::kVarlen) {
-    if (n_block * kBlockN >= seqlens.seqlen_k) return;  // the grid covers the longest sequence's keys; not this one's
+    // The grid covers the longest sequence's keys; not this one's (a pair leaves together).
+    if ((n_block - rank) * kBlockN >= seqlens.seqlen_k) return;
   }
   const AttentionMask mask = make_mask<Cfg::kWindow>(seqlens, kCausal, params);
-  const QueryBlockOrder order(mask, kBlockM, kBlockN, n_block);
+  const QueryBlockOrder order(mask, kBlockM, kBlockN, n_block - rank, Cfg::kClusterKeyBlocks);
   const int64_t stats_offset = seqlens.template padded_rows_offset<kBlockM>(params, head);
-  float* const dq_tiles = params.dq_accum + cta.n_block_local * params.dq_split_stride +
+  float* const dq_tiles = params.dq_accum + cta.n_block_local / Cfg::kClusterKeyBlocks * params.dq_split_stride +
                           seqlens.template dq_tiles_offset<kBlockM, Cfg::kDqTileElems>(params, head, order.m_blocks);
   const int warpgroup = threadIdx.x / 128;
 
-  if (threadIdx.x == 0) smem.kv_full.init(1);
+  if (threadIdx.x == 0) {
+    smem.kv_full.init(1);
+    if constexpr (Cfg::kDsExchange) {
+      smem.k_peer_full.init(1);
+      CUTE_UNROLL
+      for (int b = 0; b < Cfg::kPdsBuffers; ++b) {
+        smem.ds_peer_full[b].init(1);                         // the partner's sending thread
+        smem.ds_sent_free[b].init(Cfg::kMmaThreads / 32);  // the partner's consumer warps
+      }
+    }
+  }
   PipelineQ pipeline_q(smem.pipeline_q, query_pipeline_params<PipelineQ>(Cfg::kQStageBytes, Cfg::kMmaThreads),
                        Shape<_1, _1, _1>{});
   PipelineDo pipeline_do(smem.pipeline_do, query_pipeline_params<PipelineDo>(Cfg::kQStageBytes, Cfg::kMmaThreads),
                          Shape<_1, _1, _1>{});
-  __syncthreads();  // barriers initialized
+  if constexpr (Cfg::kDsExchange) {  // barriers initialized, in both CTAs before either signals the other
+    cutlass::arch::fence_barrier_init();
+    cute::cluster_arrive_relaxed();
+    cute::cluster_wait();
+  } else {
+    __syncthreads();  // barriers initialized
+  }
 
   auto smem_tensor = [](Element* ptr, auto layout) { return make_tensor(make_smem_ptr(ptr), layout); };
   Tensor sK = smem_tensor(smem.k.data(), typename Cfg::SmemLayoutK{});
@@ -228,6 +291,17 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
         load(pipeline_q, q_state, args.tma_q, q_parts, m_block, params.lse_log2, smem.lse_log2.data());
         load(pipeline_do, do_state, args.tma_do, do_parts, m_block, params.softmax_d, smem.d.data());
       }
+    }
+    if constexpr (Cfg::kDsExchange) {
+      if (threadIdx.x == 32 && order.steps > 0) {
+        // Warp 1: once K has landed, its columns of the partner's dQ half to the partner (and
+        // the partner's of this CTA's half, likewise, into k_peer).
+        smem.k_peer_full.arrive_and_expect_tx(Cfg::kKPeerBytes);
+        smem.kv_full.wait(0);
+        copy_to_peer(smem.k_peer.data(), smem.k.data() + peer * Cfg::kKPeerElems, Cfg::kKPeerBytes, &smem.k_peer_full,
+                     peer);
+      }
+      leave_cluster();
     }
     return;
   }
@@ -354,29 +428,35 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       }
     }
 
-    // P_c and dS_c (input dtype) into buffer it % 2 for both consumers' dK^T, dV^T and dQ GEMMs.
-    const int buffer = it & 1;
+    // P_c and dS_c (input dtype) into buffer it % kPdsBuffers for both consumers' dK^T, dV^T and
+    // dQ GEMMs (and with ds_exchange the partner's), once that buffer's last readers are done.
+    const int buffer = Cfg::kPdsBuffers == 2 ? it & 1 : 0;
+    const int buffer_use = it / Cfg::kPdsBuffers;  // the barriers' phase parity for this buffer
+    if constexpr (Cfg::kDsExchange) {
+      if (buffer_use > 0) smem.ds_sent_free[buffer].wait((buffer_use - 1) & 1);
+    }
+    if constexpr (Cfg::kPdsBuffers == 1) {
+      if (it > 0) named_barrier_sync(kPdsFreeBarrier, Cfg::kMmaThreads);
+    }
     cute::copy(smem_copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_s)),
                thr_copy_pds.partition_D(pds_half(smem.p.data(), buffer)));
     cute::copy(smem_copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)),
                thr_copy_pds.partition_D(pds_half(smem.ds.data(), buffer)));
-    cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by wgmma
+    cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by wgmma (and the bulk copy)
     named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // both consumers' halves are in place
+    if constexpr (Cfg::kDsExchange) {
+      if (tidx == 0) {  // the whole dS tile to the partner's ds_peer buffer
+        smem.ds_peer_full[buffer].arrive_and_expect_tx(Cfg::kPdsBytes, peer);
+        copy_to_peer(smem.ds_peer.data() + buffer * Cfg::kPdsElems, smem.ds.data() + buffer * Cfg::kPdsElems,
+                     Cfg::kPdsBytes, &smem.ds_peer_full[buffer], peer);
+      }
+    }
 
-    // dV^T first (it frees dO, whose single buffer the next step waits on), then dQ's first
-    // piece, then dK^T; each later dQ piece goes out once the one before is added.
     Tensor tdVrdOt_one = tdVrdOt(_, _, _, 0);
     Tensor tdKrQt_stage = tdKrQt(_, _, _, stage);
     Tensor tdQrdS_buffer = tdQrdS(_, _, _, buffer);
-    issue_gemm_batch(mma_dkv, tdVrdOt_one, tdVrP(_, _, _, buffer), acc_dvt, /*zero_init=*/false);
-    AccDq acc_dq;
-    issue_gemm_batch(mma_dq, tdQrdS_buffer, dq_piece_kt(0), acc_dq, /*zero_init=*/true);
-    issue_gemm_batch(mma_dkv, tdKrQt_stage, tdKrdS(_, _, _, buffer), acc_dkt, /*zero_init=*/false);
-    warpgroup_wait<2>();  // dV^T done
-    warpgroup_fence_operand(acc_dvt);
-    pipeline_do.consumer_release(read_do);
-    ++read_do;
     float* const dq_tile = dq_tiles + m_block * Cfg::kDqTileElems;
+    AccDq acc_dq;
     auto add_dq_piece = [&](int piece) {
       CUTE_UNROLL
       for (int i = 0; i < kPieceElems; i += 4) {
@@ -384,15 +464,49 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
                   make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3)));
       }
     };
-    warpgroup_wait<1>();  // dQ piece 0 done
-    warpgroup_fence_operand(acc_dq);
-    add_dq_piece(0);
-    CUTE_UNROLL
-    for (int piece = 1; piece < Cfg::kDqPieces; ++piece) {
-      issue_gemm_batch(mma_dq, tdQrdS_buffer, dq_piece_kt(piece), acc_dq, /*zero_init=*/true);
-      warpgroup_wait<0>();
+    if constexpr (Cfg::kDsExchange) {
+      // dV^T, then this consumer's one dQ piece (head-dim columns 128 rank + 64 consumer) over
+      // this CTA's keys and, once the partner's dS is here, over the partner's, then dK^T.
+      issue_gemm_batch(mma_dkv, tdVrdOt_one, tdVrP(_, _, _, buffer), acc_dvt, /*zero_init=*/false);
+      issue_gemm_batch(mma_dq, tdQrdS_buffer, dq_piece_kt(rank), acc_dq, /*zero_init=*/true);
+      Tensor tdQrdSpeer = thr_dq.make_fragment_A(
+          thr_dq.partition_A(smem_tensor(smem.ds_peer.data(), typename Cfg::SmemLayoutPdS{})));
+      Tensor tdQrKpeer = thr_dq.make_fragment_B(thr_dq.partition_B(
+          local_tile(smem_tensor(smem.k_peer.data(), typename Cfg::SmemLayoutKPeerT{}),
+                     Shape<Int<Cfg::kDqPieceDims>, Int<kBlockN>>{}, make_coord(consumer, _0{}))));
+      if (it == 0) smem.k_peer_full.wait(0);
+      smem.ds_peer_full[buffer].wait(buffer_use & 1);
+      Tensor tdQrdSpeer_buffer = tdQrdSpeer(_, _, _, buffer);
+      issue_gemm_batch(mma_dq, tdQrdSpeer_buffer, tdQrKpeer, acc_dq, /*zero_init=*/false);
+      issue_gemm_batch(mma_dkv, tdKrQt_stage, tdKrdS(_, _, _, buffer), acc_dkt, /*zero_init=*/false);
+      warpgroup_wait<3>();  // dV^T done
+      warpgroup_fence_operand(acc_dvt);
+      pipeline_do.consumer_release(read_do);
+      ++read_do;
+      warpgroup_wait<1>();  // the dQ piece done: the partner's dS buffer is free
       warpgroup_fence_operand(acc_dq);
-      add_dq_piece(piece);
+      if (threadIdx.x % 32 == 0) smem.ds_sent_free[buffer].arrive(peer);
+      add_dq_piece(rank);
+    } else {
+      // dV^T first (it frees dO, whose single buffer the next step waits on), then dQ's first
+      // piece, then dK^T; each later dQ piece goes out once the one before is added.
+      issue_gemm_batch(mma_dkv, tdVrdOt_one, tdVrP(_, _, _, buffer), acc_dvt, /*zero_init=*/false);
+      issue_gemm_batch(mma_dq, tdQrdS_buffer, dq_piece_kt(0), acc_dq, /*zero_init=*/true);
+      issue_gemm_batch(mma_dkv, tdKrQt_stage, tdKrdS(_, _, _, buffer), acc_dkt, /*zero_init=*/false);
+      warpgroup_wait<2>();  // dV^T done
+      warpgroup_fence_operand(acc_dvt);
+      pipeline_do.consumer_release(read_do);
+      ++read_do;
+      warpgroup_wait<1>();  // dQ piece 0 done
+      warpgroup_fence_operand(acc_dq);
+      add_dq_piece(0);
+      CUTE_UNROLL
+      for (int piece = 1; piece < Cfg::kDqPieces; ++piece) {
+        issue_gemm_batch(mma_dq, tdQrdS_buffer, dq_piece_kt(piece), acc_dq, /*zero_init=*/true);
+        warpgroup_wait<0>();
+        warpgroup_fence_operand(acc_dq);
+        add_dq_piece(piece);
+      }
     }
     // dK^T done: this stage's Q is free (with two or more pieces the last piece's wait already
     // drained it; with one piece, at head dim 128, this is the wait that does).
@@ -402,64 +516,69 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
     ++read_q;
   }
 
-  // Epilogue: dK = softmax_scale * (dS^T Q sums), dV as is.
-  CUTE_UNROLL
-  for (int i = 0; i < size(acc_dkt); ++i) acc_dkt(i) *= params.softmax_scale;
-  // Each accumulator element's (head-dim row, key) in this consumer's half.
-  Tensor tdKVcdKV = thr_dkv.partition_C(make_identity_tensor(Shape<Int<kDimsPerConsumer>, Int<kBlockN>>{}));
-  const int dim0 = consumer * kDimsPerConsumer;
-  if (params.dk_accum != nullptr) {
-    // GQA: fp32 per query head; the caller sums the heads.
-    const int64_t row_stride = int64_t(params.nheads) * kHeadDim;
-    const int64_t base = seqlens.dkv_accum_rows_before() * row_stride + head * kHeadDim;
-    const int keys_left = seqlens.seqlen_k - n_block * kBlockN;
+  // Epilogue: dK = softmax_scale * (dS^T Q sums), dV as is (a lambda, so that every path out of
+  // it reaches leave_cluster below).
+  auto store_dk_dv = [&]() {
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc_dkt); ++i) acc_dkt(i) *= params.softmax_scale;
+    // Each accumulator element's (head-dim row, key) in this consumer's half.
+    Tensor tdKVcdKV = thr_dkv.partition_C(make_identity_tensor(Shape<Int<kDimsPerConsumer>, Int<kBlockN>>{}));
+    const int dim0 = consumer * kDimsPerConsumer;
+    if (params.dk_accum != nullptr) {
+      // GQA: fp32 per query head; the caller sums the heads.
+      const int64_t row_stride = int64_t(params.nheads) * kHeadDim;
+      const int64_t base = seqlens.dkv_accum_rows_before() * row_stride + head * kHeadDim;
+      const int keys_left = seqlens.seqlen_k - n_block * kBlockN;
+      CUTE_UNROLL
+      for (int i = 0; i < size(acc_dkt); ++i) {
+        const int dim = dim0 + get<0>(tdKVcdKV(i)), key = get<1>(tdKVcdKV(i));
+        if (key < keys_left) {
+          const int64_t offset = base + int64_t(n_block * kBlockN + key) * row_stride + dim;
+          params.dk_accum[offset] = acc_dkt(i);
+          params.dv_accum[offset] = acc_dvt(i);
+        }
+      }
+      return;
+    }
+    // Into K's and V's tiles (transposed back to (key, head dim)) once both consumers' GEMMs are
+    // done reading them; one thread TMA-stores each (rows past seqlen_k clipped), or with varlen
+    // consumer 0's threads store dK's rows before the sequence's end and consumer 1's dV's.
+    named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);
+    Tensor sKt_half = local_tile(sKt, Shape<Int<kDimsPerConsumer>, Int<kBlockN>>{}, make_coord(consumer, _0{}));
+    Tensor sVt_half = local_tile(smem_tensor(smem.v.data(), typename Cfg::SmemLayoutKt{}),
+                                 Shape<Int<kDimsPerConsumer>, Int<kBlockN>>{}, make_coord(consumer, _0{}));
+    Tensor tdKsK = thr_dkv.partition_C(sKt_half);
+    Tensor tdVsV = thr_dkv.partition_C(sVt_half);
     CUTE_UNROLL
     for (int i = 0; i < size(acc_dkt); ++i) {
-      const int dim = dim0 + get<0>(tdKVcdKV(i)), key = get<1>(tdKVcdKV(i));
-      if (key < keys_left) {
-        const int64_t offset = base + int64_t(n_block * kBlockN + key) * row_stride + dim;
-        params.dk_accum[offset] = acc_dkt(i);
-        params.dv_accum[offset] = acc_dvt(i);
-      }
+      tdKsK(i) = static_cast<Element>(acc_dkt(i));
+      tdVsV(i) = static_cast<Element>(acc_dvt(i));
     }
-    return;
-  }
-  // Into K's and V's tiles (transposed back to (key, head dim)) once both consumers' GEMMs are
-  // done reading them; one thread TMA-stores each (rows past seqlen_k clipped), or with varlen
-  // consumer 0's threads store dK's rows before the sequence's end and consumer 1's dV's.
-  named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);
-  Tensor sKt_half = local_tile(sKt, Shape<Int<kDimsPerConsumer>, Int<kBlockN>>{}, make_coord(consumer, _0{}));
-  Tensor sVt_half = local_tile(smem_tensor(smem.v.data(), typename Cfg::SmemLayoutKt{}),
-                               Shape<Int<kDimsPerConsumer>, Int<kBlockN>>{}, make_coord(consumer, _0{}));
-  Tensor tdKsK = thr_dkv.partition_C(sKt_half);
-  Tensor tdVsV = thr_dkv.partition_C(sVt_half);
-  CUTE_UNROLL
-  for (int i = 0; i < size(acc_dkt); ++i) {
-    tdKsK(i) = static_cast<Element>(acc_dkt(i));
-    tdVsV(i) = static_cast<Element>(acc_dvt(i));
-  }
-  if constexpr (Cfg::kVarlen) {
-    named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // both consumers' halves are in the tiles
-    const TensorArg& out = consumer == 0 ? params.dk : params.dv;
-    Tensor g = head_row_tiles_at<Element, kBlockN, kHeadDim>(out, seqlens.k_row_base(out), head, seqlens.seqlen_k,
-                                                             n_block);
-    store_tile_rows_from_smem<Element, kHeadDim, 128>(consumer == 0 ? sK : sV, g, seqlens.seqlen_k - n_block * kBlockN,
-                                                      wg_tidx);
-    return;
-  }
-  cutlass::arch::fence_view_async_shared();  // generic-proxy writes, read next by the TMA unit
-  named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);
-  if (tidx == 0) {
-    auto store = [&](auto const& tma, auto& tile) {
-      Tensor g = Cfg::Tma::template row_tiles<kBlockN>(tma, params.seqlen_k, params.nheads_kv, params.batch, head, batch);
-      auto [tg, ts] = tma_partition(tma, group_modes<0, 2>(tile), group_modes<0, 2>(g));
-      copy(tma, ts, tg(_, n_block));
-    };
-    store(args.tma_dk, sK);
-    store(args.tma_dv, sV);
-    tma_store_arrive();
-    tma_store_wait<0>();  // shared memory outlives the stores' reads
-  }
+    if constexpr (Cfg::kVarlen) {
+      named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // both consumers' halves are in the tiles
+      const TensorArg& out = consumer == 0 ? params.dk : params.dv;
+      Tensor g = head_row_tiles_at<Element, kBlockN, kHeadDim>(out, seqlens.k_row_base(out), head, seqlens.seqlen_k,
+                                                               n_block);
+      store_tile_rows_from_smem<Element, kHeadDim, 128>(consumer == 0 ? sK : sV, g, seqlens.seqlen_k - n_block * kBlockN,
+                                                        wg_tidx);
+      return;
+    }
+    cutlass::arch::fence_view_async_shared();  // generic-proxy writes, read next by the TMA unit
+    named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);
+    if (tidx == 0) {
+      auto store = [&](auto const& tma, auto& tile) {
+        Tensor g = Cfg::Tma::template row_tiles<kBlockN>(tma, params.seqlen_k, params.nheads_kv, params.batch, head, batch);
+        auto [tg, ts] = tma_partition(tma, group_modes<0, 2>(tile), group_modes<0, 2>(g));
+        copy(tma, ts, tg(_, n_block));
+      };
+      store(args.tma_dk, sK);
+      store(args.tma_dv, sV);
+      tma_store_arrive();
+      tma_store_wait<0>();  // shared memory outlives the stores' reads
+    }
+  };
+  store_dk_dv();
+  if constexpr (Cfg::kDsExchange) leave_cluster();
 }
 
 template <class Cfg>
@@ -483,7 +602,8 @@ cudaError_t launch_bwd_ws_split(const BwdParams& params, cudaStream_t stream) {
   auto launch_main = [&](const BwdParams& launch_params, dim3 grid) {
     args.params = launch_params;
     auto kernel = launch_params.causal ? &bwd_ws_split_kernel<Cfg, true> : &bwd_ws_split_kernel<Cfg, false>;
-    return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
+    if constexpr (Cfg::kDsExchange) return launch_cluster_pairs(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
+    else return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
   };
   return launch_bwd_pipeline<Cfg>(params, stream, launch_main);
 }
