@@ -30,4 +30,16 @@ __device__ __forceinline__ typename Pipeline::Params query_pipeline_params(uint3
   return p;
 }
 
+// A consumer thread's release of `state`'s stage to this CTA's producer. A pipeline built for one
+// CTA (cluster shape 1) makes every consumer thread arrive on the empty barrier of the cluster's
+// CTA 0, which is its own CTA when launched alone but the partner's for CTA 1 of a cluster pair
+// (the first run of the ds_exchange backward hung so at its second query block). kInCluster:
+// arrive on this CTA's barrier, the same one arrival per consumer thread the pipeline counts.
+template <bool kInCluster, class Pipeline, class State>
+__device__ __forceinline__ void release_stage(Pipeline& pipeline, typename Pipeline::SharedStorage& storage,
+                                              State const& state) {
+  if constexpr (kInCluster) storage.empty_barrier_[state.index()].arrive();
+  else pipeline.consumer_release(state);
+}
+
 }  // namespace flashgen::sm90

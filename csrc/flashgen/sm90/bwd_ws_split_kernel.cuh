@@ -481,7 +481,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       issue_gemm_batch(mma_dkv, tdKrQt_stage, tdKrdS(_, _, _, buffer), acc_dkt, /*zero_init=*/false);
       warpgroup_wait<3>();  // dV^T done
       warpgroup_fence_operand(acc_dvt);
-      pipeline_do.consumer_release(read_do);
+      release_stage<Cfg::kDsExchange>(pipeline_do, smem.pipeline_do, read_do);
       ++read_do;
       warpgroup_wait<1>();  // the dQ piece done: the partner's dS buffer is free
       warpgroup_fence_operand(acc_dq);
@@ -495,7 +495,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       issue_gemm_batch(mma_dkv, tdKrQt_stage, tdKrdS(_, _, _, buffer), acc_dkt, /*zero_init=*/false);
       warpgroup_wait<2>();  // dV^T done
       warpgroup_fence_operand(acc_dvt);
-      pipeline_do.consumer_release(read_do);
+      release_stage<Cfg::kDsExchange>(pipeline_do, smem.pipeline_do, read_do);
       ++read_do;
       warpgroup_wait<1>();  // dQ piece 0 done
       warpgroup_fence_operand(acc_dq);
@@ -512,7 +512,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
     // drained it; with one piece, at head dim 128, this is the wait that does).
     warpgroup_wait<0>();
     warpgroup_fence_operand(acc_dkt);
-    pipeline_q.consumer_release(read_q);
+    release_stage<Cfg::kDsExchange>(pipeline_q, smem.pipeline_q, read_q);
     ++read_q;
   }
 
