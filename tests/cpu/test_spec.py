@@ -110,6 +110,28 @@ def test_sm90_backward_takes_64_by_64_tiles():
         "kernels.yaml:6: kernels[0].tiles[192]: the sm90 backward kernel takes head dim 64, 128 or 256, got 192")
 
 
+def test_head_dim_split_backward_buffers_and_ds_exchange():
+    split = ("      256: {block_m: 64, block_n: 80, warp_specialized: 1, head_dim_split: 1, stages: 2}\n")
+    text = _bwd_catalog(split).replace("arch: sm80", "arch: sm90")
+    # Q ring (2) + dO, K, V, two P and two dS buffers; row statistics and barriers; rounded to 1 KB.
+    assert parse_catalog(text).kernels[0].smem_bytes == 222208
+    one = parse_catalog(text.replace("stages: 2}", "stages: 2, pds_buffers: 1}")).kernels[0]
+    assert one.smem_bytes == 222208 - 2 * 64 * 80 * 2
+    # The exchange adds the partner's K columns (80 x 128) and its dS buffer: 227 KB exactly.
+    pair = parse_catalog(text.replace("stages: 2}", "stages: 2, pds_buffers: 1, ds_exchange: 1}")).kernels[0]
+    assert pair.smem_bytes == 232448
+    assert "over sm90's limit" in error_of(text.replace("stages: 2}", "stages: 2, ds_exchange: 1}"))
+    assert error_of(text.replace("stages: 2}", "stages: 2, pds_buffers: 3}")) == (
+        "kernels.yaml:6: kernels[0].tiles[256]: pds_buffers must be 1 or 2, got 3")
+    assert error_of(text.replace("256: {", "128: {").replace("stages: 2}", "stages: 2, ds_exchange: 1}")) == (
+        "kernels.yaml:6: kernels[0].tiles[128]: ds_exchange gives each consumer of a pair one 64-column dQ piece "
+        "of its CTA's head-dim half: head dim 256, got 128")
+    ws = text.replace("head_dim_split: 1", "head_dim_split: 0").replace("256: {block_m: 64, block_n: 80",
+                                                                         "128: {block_m: 64, block_n: 128")
+    assert error_of(ws.replace("stages: 2}", "stages: 2, pds_buffers: 1}")) == (
+        "kernels.yaml:6: kernels[0].tiles[128]: ds_exchange and pds_buffers are options of head_dim_split: 1")
+
+
 def test_sm90_forward_tile_checks():
     sm90 = GOOD.replace("arch: sm80", "arch: sm90").replace("flash_fwd_*", "*")
     sm90 = sm90.replace("{block_m: 128, block_n: 128, warps: 4}", "{block_m: 128, block_n: 128}")

@@ -39,3 +39,14 @@ def test_hopper_candidates_keep_the_plans_they_combine():
     plain_sm90_backward = [k.key.hdim for k in candidates
                            if (k.key.direction, k.key.arch) == ("bwd", "sm90") and not k.features]
     assert sorted(plain_sm90_backward) == [64, 128, 256]
+
+
+def test_the_verification_catalog_builds_kernels_yaml_plans():
+    # bench/tuning/verify_features.yaml (every feature on both families, fp16 of the sm90 plan)
+    # verifies what users build: its plans must be kernels.yaml's.
+    default = _plans(paths.CATALOG)
+    verify = load_catalog(TUNING / "verify_features.yaml").kernels
+    for kernel in verify:
+        where = (kernel.key.direction, kernel.key.hdim, kernel.key.dtype, kernel.key.arch)
+        assert kernel.tile == default[where], f"{kernel.name}: {kernel.tile} differs from {default[where]}"
+    assert len(verify) == 38
