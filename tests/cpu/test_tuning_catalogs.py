@@ -41,12 +41,13 @@ def test_hopper_candidates_keep_the_plans_they_combine():
     assert sorted(plain_sm90_backward) == [64, 128, 256]
 
 
-def test_the_verification_catalog_builds_kernels_yaml_plans():
-    # bench/tuning/verify_features.yaml (every feature on both families, fp16 of the sm90 plan)
-    # verifies what users build: its plans must be kernels.yaml's.
+@pytest.mark.parametrize("catalog,kernels", [("verify_features.yaml", 38), ("features_bench.yaml", 10)])
+def test_verification_and_feature_benchmark_catalogs_build_kernels_yaml_plans(catalog, kernels):
+    # verify_features.yaml (every feature on both families, fp16 of the sm90 plan) verifies what
+    # users build, features_bench.yaml times it: their plans must be kernels.yaml's.
     default = _plans(paths.CATALOG)
-    verify = load_catalog(TUNING / "verify_features.yaml").kernels
-    for kernel in verify:
+    built = load_catalog(TUNING / catalog).kernels
+    for kernel in built:
         where = (kernel.key.direction, kernel.key.hdim, kernel.key.dtype, kernel.key.arch)
         assert kernel.tile == default[where], f"{kernel.name}: {kernel.tile} differs from {default[where]}"
-    assert len(verify) == 38
+    assert len(built) == kernels
