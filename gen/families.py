@@ -5,7 +5,7 @@ Adding a kernel family means adding one class here and one template in templates
 """
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 
 from gen.axes import FEATURES
 
@@ -179,12 +179,24 @@ class FwdSm90Tile(_NoFallbackPlan):
     # 1: each consumer reads its Q rows into registers once per tile and S = Q K^T takes them from
     # there, so the S wgmmas re-read only K from shared memory (64 x hdim / 128 / 2 registers).
     q_in_registers: int = 0
+    # Causal calls' query rows per CTA when smaller than block_m (0: block_m): a smaller tile
+    # wastes less of the causal diagonal's masked blocks (192-row tiles over 128-key blocks
+    # compute ~60% masked-away work on a 512-token sequence, 128-row ones ~20%). The kernel is
+    # instantiated with this plan for causal calls and with block_m for the others.
+    causal_block_m: int = 0
 
     template = "flash_fwd_sm90.cu.j2"
     features = _SM90_FWD_FEATURES
 
     def consumers(self) -> int:
         return self.block_m // 64
+
+    def causal_plan(self) -> "FwdSm90Tile | None":
+        """The plan causal calls run, where it differs from this one."""
+        if not self.causal_block_m:
+            return None
+        return replace(self, block_m=self.causal_block_m, causal_block_m=0,
+                       pingpong=self.pingpong if self.causal_block_m >= 128 else 0)
 
     def check(self, hdim: int) -> None:
         if hdim % 32:
@@ -201,6 +213,14 @@ class FwdSm90Tile(_NoFallbackPlan):
                        "q_in_registers")
         if self.dynamic_scheduler and not self.persistent:
             raise TileError("dynamic_scheduler hands out the tiles of a persistent grid: it needs persistent: 1")
+        if self.causal_block_m:
+            if self.causal_block_m not in (64, 128) or self.causal_block_m >= self.block_m:
+                raise TileError(f"causal_block_m must be 64 or 128 and below block_m ({self.block_m}), "
+                                f"got {self.causal_block_m}")
+            try:
+                self.causal_plan().check(hdim)
+            except TileError as exc:
+                raise TileError(f"the causal plan (block_m {self.causal_block_m}): {exc}") from None
         if self.pingpong and self.consumers() < 2:
             raise TileError("pingpong needs block_m of 128 or 192 (two or more consumer warpgroups)")
         # Live accumulators per consumer thread at the overlap's peak: O (64 x hdim fp32), the

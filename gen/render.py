@@ -36,6 +36,8 @@ def environment(template_dir: Path = paths.TEMPLATES) -> jinja2.Environment:
 def render_kernel(spec: KernelSpec, env: jinja2.Environment | None = None) -> str:
     env = env or environment()
     template_name = spec.tile.template
+    # A plan whose causal calls run another plan (the sm90 forward's causal_block_m) renders both.
+    causal = spec.tile.causal_plan() if hasattr(spec.tile, "causal_plan") else None
     return env.get_template(template_name).render(
         template_name=template_name,
         name=spec.name,
@@ -44,6 +46,8 @@ def render_kernel(spec: KernelSpec, env: jinja2.Environment | None = None) -> st
         element=DTYPES[spec.key.dtype].cpp,
         tile=asdict(spec.tile),
         smem_bytes=spec.smem_bytes,
+        causal_tile=asdict(causal) if causal else None,
+        causal_smem_bytes=causal.smem_bytes(spec.key.hdim, DTYPES[spec.key.dtype].bytes) if causal else None,
         # Every feature of the vocabulary, 1 where this kernel is built with it: a template turns
         # them into tile-struct constants (softcap -> kSoftcap) the way it does tile fields.
         features={feature: int(feature in spec.features) for feature in FEATURES},

@@ -17,6 +17,7 @@ struct flash_fwd_hdim192_fp16_sm90_tile {
   static constexpr int kLazyRescale = 0;
   static constexpr int kOBuffer = 0;
   static constexpr int kQInRegisters = 0;
+  static constexpr int kCausalBlockM = 0;
   static constexpr int kSmemBytes = 222208;  // gen/families.py's count; the kernel checks it
 };
 using flash_fwd_hdim192_fp16_sm90_config = sm90::FwdConfig<flash_fwd_hdim192_fp16_sm90_tile>;

@@ -17,6 +17,7 @@ struct flash_fwd_hdim96_bf16_sm90_tile {
   static constexpr int kLazyRescale = 0;
   static constexpr int kOBuffer = 0;
   static constexpr int kQInRegisters = 0;
+  static constexpr int kCausalBlockM = 0;
   static constexpr int kSmemBytes = 123904;  // gen/families.py's count; the kernel checks it
 };
 using flash_fwd_hdim96_bf16_sm90_config = sm90::FwdConfig<flash_fwd_hdim96_bf16_sm90_tile>;

@@ -158,6 +158,27 @@ def test_sm90_forward_tile_checks():
         sm90.replace("64: {block_m: 128, block_n: 128}", "256: {block_m: 128, block_n: 256, stages: 1}"))
 
 
+def test_sm90_forward_causal_block_m_renders_a_causal_plan():
+    sm90 = GOOD.replace("arch: sm80", "arch: sm90").replace("flash_fwd_*", "*")
+    sm90 = sm90.replace("{block_m: 128, block_n: 128, warps: 4}", "{block_m: 192, block_n: 128, pingpong: 1}")
+    sm90 = sm90.replace("      128: {block_m: 128, block_n: 64, warps: 4}\n", "")
+    plain = parse_catalog(sm90).kernels[0]
+    assert "_causal_tile" not in render_kernel(plain)
+    spec = parse_catalog(sm90.replace("pingpong: 1}", "pingpong: 1, causal_block_m: 128}")).kernels[0]
+    assert spec.smem_bytes == plain.smem_bytes  # the larger plan's
+    text = render_kernel(spec)
+    assert f"struct {spec.name}_causal_tile {{" in text
+    causal = text.split("_causal_tile {")[1].split("};")[0]
+    assert "kBlockM = 128;" in causal and "kCausalBlockM = 0;" in causal and "kPingpong = 1;" in causal
+    assert f"kSmemBytes = {(128 + 4 * 128) * 64 * 2 + 1024};" in causal
+    assert f"params.causal ? sm90::launch_fwd<{spec.name}_causal_config, sm90::FwdCalls::kCausal>" in text
+    # One consumer warpgroup: no ping-pong partner.
+    one = parse_catalog(sm90.replace("pingpong: 1}", "pingpong: 1, causal_block_m: 64}")).kernels[0]
+    assert "kBlockM = 64;" in render_kernel(one).split("_causal_tile {")[1] and one.tile.causal_plan().pingpong == 0
+    assert error_of(sm90.replace("pingpong: 1}", "pingpong: 1, causal_block_m: 192}")) == (
+        "kernels.yaml:6: kernels[0].tiles[64]: causal_block_m must be 64 or 128 and below block_m (192), got 192")
+
+
 def test_backward_family_has_its_own_tile_fields_and_checks():
     bwd = GOOD.replace("direction: fwd", "direction: bwd").replace("flash_fwd_*", "*")
     assert error_of(bwd) == ("kernels.yaml:6: kernels[0].tiles[64]: missing key 'atom_m_sdp'")

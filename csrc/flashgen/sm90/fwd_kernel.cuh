@@ -536,7 +536,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   if (Cfg::kSeparateO && !Cfg::kVarlen && tidx == 0) tma_store_wait<0>();  // shared memory outlives the last store's reads
 }
 
-template <class Cfg>
+// Which calls a launch_fwd instantiation serves: both (one plan for causal and non-causal
+// calls), or one of them (a plan with causal_block_m runs two configs, each compiling only the
+// kernel it launches).
+enum class FwdCalls { kBoth, kCausal, kNonCausal };
+
+template <class Cfg, FwdCalls kCalls = FwdCalls::kBoth>
 cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream) {
   using Element = typename Cfg::Element;
   // Varlen: descriptors of the whole packed tensors (TmaTensors::kernel_tensor); each tile
@@ -563,8 +568,14 @@ cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream) {
     const cudaError_t err = cudaMemsetAsync(params.tile_counter, 0, sizeof(int), stream);  // tiles drawn so far
     if (err != cudaSuccess) return err;
   }
-  auto kernel = params.causal ? &fwd_kernel<Cfg, true> : &fwd_kernel<Cfg, false>;
-  return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
+  if constexpr (kCalls == FwdCalls::kCausal) {
+    return launch_with_smem(&fwd_kernel<Cfg, true>, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
+  } else if constexpr (kCalls == FwdCalls::kNonCausal) {
+    return launch_with_smem(&fwd_kernel<Cfg, false>, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
+  } else {
+    auto kernel = params.causal ? &fwd_kernel<Cfg, true> : &fwd_kernel<Cfg, false>;
+    return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
+  }
 }
 
 }  // namespace flashgen::sm90
