@@ -344,11 +344,11 @@ struct ClusterKeyBlocks<Cfg, std::void_t<decltype(Cfg::kClusterKeyBlocks)>>
 
 // The backward's launches: the preprocess (D, lse_log2, zeroed dQ accumulator), the main kernel
 // (one CTA per key block; deterministic mode launches dq_splits key blocks at a time, block
-// n_block_offset + s adding into split s (with cluster pairs: 2 dq_splits blocks, pair s into
-// split s), and launches on a stream run in order, so each split receives its key blocks in the
-// same order on every run), the dQ postprocess. Any main kernel
-// that adds dQ in Cfg's DqAccumulatorOrder with Cfg::TiledMmadQ's fragments fits:
-// launch_main(launch_params, grid) launches it over grid = (key blocks, heads, batches).
+// n_block_offset + s adding into split s (with cluster pairs: pair s into split s), and
+// launches on a stream run in order, so each split receives its key blocks in the same order
+// on every run), the dQ postprocess. Any main kernel that adds dQ in Cfg's DqAccumulatorOrder
+// with Cfg::TiledMmadQ's fragments fits: launch_main(launch_params, grid) launches it over grid =
+// (key blocks, heads, batches).
 template <class Cfg, class LaunchMain>
 cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, LaunchMain&& launch_main) {
   const int padded_rows = ceil_div(params.seqlen_q, Cfg::kBlockM) * Cfg::kBlockM;
@@ -365,7 +365,9 @@ cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, La
   if (err != cudaSuccess) return err;
   const int n_blocks = ceil_div(params.seqlen_k, Cfg::kBlockN);
   constexpr int kCluster = ClusterKeyBlocks<Cfg>::value;  // a launch's key blocks come in whole clusters
-  const int per_launch = params.deterministic ? params.dq_splits * kCluster : n_blocks;
+  // Deterministic: dq_splits CTAs per head fill the GPU once (binding.cpp); with clusters that
+  // is dq_splits / kCluster clusters, one split each (the other splits stay zero).
+  const int per_launch = params.deterministic ? max(1, params.dq_splits / kCluster) * kCluster : n_blocks;
   for (int first = 0; first < n_blocks; first += per_launch) {
     BwdParams launch_params = params;
     launch_params.n_block_offset = first;

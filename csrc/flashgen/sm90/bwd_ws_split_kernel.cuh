@@ -301,6 +301,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
         copy_to_peer(smem.k_peer.data(), smem.k.data() + peer * Cfg::kKPeerElems, Cfg::kKPeerBytes, &smem.k_peer_full,
                      peer);
       }
+      __syncwarp();  // the cluster barrier's .aligned instructions want whole warps
       leave_cluster();
     }
     return;
@@ -543,6 +544,15 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
     // Into K's and V's tiles (transposed back to (key, head dim)) once both consumers' GEMMs are
     // done reading them; one thread TMA-stores each (rows past seqlen_k clipped), or with varlen
     // consumer 0's threads store dK's rows before the sequence's end and consumer 1's dV's.
+    if constexpr (Cfg::kDsExchange) {
+      // And once the copy of K's columns to the partner has read them: the partner waited for
+      // it before its first dQ GEMM, so its arrivals after the last step's say it is done (with
+      // as few steps as buffers nothing else has waited on them).
+      if (order.steps > 0) {
+        const int last = order.steps - 1;
+        smem.ds_sent_free[Cfg::kPdsBuffers == 2 ? last & 1 : 0].wait((last / Cfg::kPdsBuffers) & 1);
+      }
+    }
     named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);
     Tensor sKt_half = local_tile(sKt, Shape<Int<kDimsPerConsumer>, Int<kBlockN>>{}, make_coord(consumer, _0{}));
     Tensor sVt_half = local_tile(smem_tensor(smem.v.data(), typename Cfg::SmemLayoutKt{}),
