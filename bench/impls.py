@@ -25,14 +25,6 @@ def _has_window(window) -> bool:
     return window is not None and tuple(window) != (-1, -1)
 
 
-def _cu_seqlens(seqlens, device) -> torch.Tensor:
-    """FlashAttention's int32 offsets of the packed sequences: (0, n0, n0 + n1, ...)."""
-    offsets = [0]
-    for n in seqlens:
-        offsets.append(offsets[-1] + n)
-    return torch.tensor(offsets, dtype=torch.int32, device=device)
-
-
 def _with_grad_inputs(q, k, v, direction):
     if direction == "bwd":
         q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
@@ -55,6 +47,7 @@ def _flashgen(arch=None):
     def make(q, k, v, causal, direction, window=None, softcap=0.0, seqlens=None):
         import flashgen
         from flashgen.dispatch import choose_kernel
+        from flashgen.varlen import cu_seqlens_of
         q, k, v = _with_grad_inputs(q, k, v, direction)
         options = {"causal": causal, "arch": arch}
         if _has_window(window):     # only what a row uses: a plain row calls as it always has
@@ -62,7 +55,7 @@ def _flashgen(arch=None):
         if softcap:
             options["softcap"] = softcap
         if seqlens:
-            cu_seqlens, longest = _cu_seqlens(seqlens, q.device), max(seqlens)
+            cu_seqlens, longest = cu_seqlens_of(seqlens, q.device), max(seqlens)
             forward = lambda: flashgen.flash_attn_varlen_func(q, k, v, cu_seqlens, cu_seqlens,  # noqa: E731
                                                               longest, longest, **options)
         else:
@@ -154,7 +147,8 @@ def fa4_impl(q, k, v, causal, direction, window=None, softcap=0.0, seqlens=None)
     options = {"causal": causal, **_fa4_options(func, window, softcap)}
     q, k, v = _with_grad_inputs(q, k, v, direction)
     if seqlens:
-        cu_seqlens = _cu_seqlens(seqlens, q.device)
+        from flashgen.varlen import cu_seqlens_of
+        cu_seqlens = cu_seqlens_of(seqlens, q.device)
         options |= {"cu_seqlens_q": cu_seqlens, "cu_seqlens_k": cu_seqlens}
         if "max_seqlen_q" in _parameters(func):     # newer releases take the longest sequence
             options |= {"max_seqlen_q": max(seqlens), "max_seqlen_k": max(seqlens)}

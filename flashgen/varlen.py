@@ -31,6 +31,14 @@ class SequenceRows(NamedTuple):
     k: slice
 
 
+def cu_seqlens_of(lengths, device) -> torch.Tensor:
+    """FlashAttention's int32 offsets of sequences packed one after another: (0, n0, n0 + n1, ...)."""
+    offsets = [0]
+    for n in lengths:
+        offsets.append(offsets[-1] + n)
+    return torch.tensor(offsets, dtype=torch.int32, device=device)
+
+
 def sequence_rows(cu_seqlens_q: list[int], cu_seqlens_k: list[int]) -> list[SequenceRows]:
     """Sequence i is rows cu_seqlens_q[i]:cu_seqlens_q[i+1] of q and cu_seqlens_k[i]:cu_seqlens_k[i+1]
     of k and v. The offsets are checked already (flashgen.inputs.check_offsets)."""

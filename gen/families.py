@@ -37,6 +37,11 @@ _SM90_BWD_FEATURES = frozenset(FEATURES)
 class _Plan:
     """What every family's tile plan has besides its fields, check and smem_bytes."""
 
+    def causal_plan(self) -> "_Plan | None":
+        """The plan causal calls run where it differs from this one (the generated file then
+        instantiates both); None: this one."""
+        return None
+
     def check_features(self, hdim: int, features: frozenset[str]) -> None:
         """Raise TileError if this tile's design cannot be built with `features` (each one of
         the family's `features`, gen/spec.py checks that first)."""

@@ -37,7 +37,7 @@ def render_kernel(spec: KernelSpec, env: jinja2.Environment | None = None) -> st
     env = env or environment()
     template_name = spec.tile.template
     # A plan whose causal calls run another plan (the sm90 forward's causal_block_m) renders both.
-    causal = spec.tile.causal_plan() if hasattr(spec.tile, "causal_plan") else None
+    causal = spec.tile.causal_plan()
     return env.get_template(template_name).render(
         template_name=template_name,
         name=spec.name,

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import flashgen  # noqa: E402
 from flashgen.dispatch import TORCH_DTYPES  # noqa: E402
 from flashgen.naming import KernelKey  # noqa: E402
+from flashgen.varlen import cu_seqlens_of  # noqa: E402
 
 SEQLEN_Q, SEQLEN_K = 77, 133
 NHEADS, NHEADS_KV = 2, 1
@@ -36,8 +37,7 @@ def call(key: KernelKey, causal: bool, with_backward: bool) -> list[torch.Tensor
     q, k, v = (torch.randn(1, n, h, key.hdim, device="cuda", dtype=TORCH_DTYPES[key.dtype],
                            requires_grad=with_backward) for n, h in shapes)
     if varlen:
-        cu_q, cu_k = (torch.tensor([0, *n], device="cuda", dtype=torch.int32).cumsum(0, dtype=torch.int32)
-                      for n in lengths)
+        cu_q, cu_k = (cu_seqlens_of(n, "cuda") for n in lengths)
         out = flashgen.flash_attn_varlen_func(q[0], k[0], v[0], cu_q, cu_k, max(lengths[0]), max(lengths[1]),
                                               **options)
     else:

@@ -400,7 +400,9 @@ def test_fa4_gets_windows_softcap_and_varlen(fake_fa4):
 
 
 def test_cu_seqlens_are_flash_attentions_offsets():
-    cu = impls._cu_seqlens((3, 5, 2), "cpu")
+    # The helper the benchmark's varlen rows (and the varlen tests, the sanitizer workload) use.
+    from flashgen.varlen import cu_seqlens_of
+    cu = cu_seqlens_of((3, 5, 2), "cpu")
     assert cu.dtype == torch.int32 and cu.tolist() == [0, 3, 8, 10]
 
 

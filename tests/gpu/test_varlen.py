@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import flashgen
+from flashgen.varlen import cu_seqlens_of
 from flashgen.reference import (attention_reference, attention_reference_grads, check_against_reference,
                                 same_dtype_error)
 from tests.gpu.test_forward import random_qkv, run_or_skip
@@ -19,7 +20,7 @@ LENGTHS_K = {"ragged": [1, 113, 1000, 1023, 7, 0], "longer": [64, 17, 1500, 2049
 
 
 def cu_seqlens(lengths):
-    return torch.tensor([0] + lengths, dtype=torch.int32, device="cuda").cumsum(0, dtype=torch.int32)
+    return cu_seqlens_of(lengths, "cuda")
 
 
 def packed_qkv(lengths_q, lengths_k, nheads, nheads_kv, head_dim, dtype):

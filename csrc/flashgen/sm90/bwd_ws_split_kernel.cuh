@@ -65,6 +65,10 @@ struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>
   static constexpr bool kDsExchange = Plan::kDsExchange != 0;
   static constexpr int kClusterKeyBlocks = kDsExchange ? 2 : 1;
   static constexpr int kPdsBuffers = Plan::kPdsBuffers;  // P and dS tiles (and the partner's dS)
+  // The P/dS buffer of query-block step `step`, and which use of that buffer it is (the parity of
+  // its barriers' phase with ds_exchange).
+  static constexpr int pds_buffer(int step) { return kPdsBuffers == 2 ? step & 1 : 0; }
+  static constexpr int pds_buffer_use(int step) { return step / kPdsBuffers; }
 
   static constexpr int kConsumers = 2;
   static constexpr int kMmaThreads = 128 * kConsumers;
@@ -431,8 +435,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
 
     // P_c and dS_c (input dtype) into buffer it % kPdsBuffers for both consumers' dK^T, dV^T and
     // dQ GEMMs (and with ds_exchange the partner's), once that buffer's last readers are done.
-    const int buffer = Cfg::kPdsBuffers == 2 ? it & 1 : 0;
-    const int buffer_use = it / Cfg::kPdsBuffers;  // the barriers' phase parity for this buffer
+    const int buffer = Cfg::pds_buffer(it), buffer_use = Cfg::pds_buffer_use(it);
     if constexpr (Cfg::kDsExchange) {
       if (buffer_use > 0) smem.ds_sent_free[buffer].wait((buffer_use - 1) & 1);
     }
@@ -550,7 +553,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       // as few steps as buffers nothing else has waited on them).
       if (order.steps > 0) {
         const int last = order.steps - 1;
-        smem.ds_sent_free[Cfg::kPdsBuffers == 2 ? last & 1 : 0].wait((last / Cfg::kPdsBuffers) & 1);
+        smem.ds_sent_free[Cfg::pds_buffer(last)].wait(Cfg::pds_buffer_use(last) & 1);
       }
     }
     named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);

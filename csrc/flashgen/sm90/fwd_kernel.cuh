@@ -568,14 +568,13 @@ cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream) {
     const cudaError_t err = cudaMemsetAsync(params.tile_counter, 0, sizeof(int), stream);  // tiles drawn so far
     if (err != cudaSuccess) return err;
   }
-  if constexpr (kCalls == FwdCalls::kCausal) {
-    return launch_with_smem(&fwd_kernel<Cfg, true>, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
-  } else if constexpr (kCalls == FwdCalls::kNonCausal) {
-    return launch_with_smem(&fwd_kernel<Cfg, false>, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
-  } else {
-    auto kernel = params.causal ? &fwd_kernel<Cfg, true> : &fwd_kernel<Cfg, false>;
-    return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
-  }
+  // Only the kernels this instantiation may launch are instantiated (compiled).
+  auto kernel = [&] {
+    if constexpr (kCalls == FwdCalls::kCausal) return &fwd_kernel<Cfg, true>;
+    else if constexpr (kCalls == FwdCalls::kNonCausal) return &fwd_kernel<Cfg, false>;
+    else return params.causal ? &fwd_kernel<Cfg, true> : &fwd_kernel<Cfg, false>;
+  }();
+  return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
 }
 
 }  // namespace flashgen::sm90
