@@ -41,7 +41,8 @@ def test_hopper_candidates_keep_the_plans_they_combine():
     assert sorted(plain_sm90_backward) == [64, 128, 256]
 
 
-@pytest.mark.parametrize("catalog,kernels", [("verify_features.yaml", 38), ("features_bench.yaml", 10)])
+@pytest.mark.parametrize("catalog,kernels", [("verify_features.yaml", 38), ("verify_sm80_features.yaml", 18),
+                                             ("features_bench.yaml", 10)])
 def test_verification_and_feature_benchmark_catalogs_build_kernels_yaml_plans(catalog, kernels):
     # verify_features.yaml (every feature on both families, fp16 of the sm90 plan) verifies what
     # users build, features_bench.yaml times it: their plans must be kernels.yaml's.
