@@ -290,7 +290,7 @@ void check_bwd_sm90_ws_split(const char* what) {
   typename Cfg::SmemLayoutPdS pds;
   typename Cfg::SmemLayoutPdSTransposed pds_t;
   std::vector<int> pds_taken(cosize(pds), 0);
-  for (int buffer = 0; buffer < 2; ++buffer)
+  for (int buffer = 0; buffer < Cfg::kPdsBuffers; ++buffer)
     for (int query = 0; query < Cfg::kBlockM; ++query)
       for (int key = 0; key < Cfg::kBlockN; ++key) {
         CHECK(pds_t(key, query, buffer) == pds(query, key, buffer), "%s: P^T buffer %d element (%d, %d)", what, buffer,
@@ -479,6 +479,10 @@ void check_backward_cta_order() {
 // when causal; a persistent grid of any size, CTA b taking tiles b, b + grid, ..., covers each
 // tile once.
 void check_forward_tile_order() {
+  CHECK(flashgen::causal_section_heads(32, 32, 512 * 64 * 4) == 256, "section: 32 MB of 128 KB heads");
+  CHECK(flashgen::causal_section_heads(16, 2, 8192 * 128 * 4) == 8, "section: 32 MB of 4 MB heads");
+  CHECK(flashgen::causal_section_heads(4, 1, 64ll << 20) == 1, "section: at least one head");
+  CHECK(flashgen::causal_section_heads(4, 2, 1024) == 8, "section: at most every head");
   const int shapes[][3] = {{1, 1, 1}, {64, 16, 2}, {3, 32, 32}, {7, 5, 3}};
   for (auto const& shape : shapes)
     for (bool causal : {false, true}) {
@@ -500,6 +504,35 @@ void check_forward_tile_order() {
         }
       }
       for (int i = 0; i < tiles; ++i) CHECK(seen[i] == 1, "tile order: tile %d computed %d times", i, seen[i]);
+      // Sections of heads (the dynamic scheduler's causal order): every tile once; inside a
+      // section the query blocks go longest first (causal), each block over the section's heads.
+      for (int section_heads : {2, 3, 64}) {
+        flashgen::ForwardTileOrder sectioned = order;
+        sectioned.section_heads = section_heads;
+        std::vector<int> once(tiles, 0);
+        for (int t = 0; t < tiles; ++t) {
+          const flashgen::ForwardTile tile = sectioned.at(t);
+          const bool in_range = 0 <= tile.m_block && tile.m_block < shape[0] && 0 <= tile.head &&
+                                tile.head < shape[1] && 0 <= tile.batch && tile.batch < shape[2];
+          CHECK(in_range, "sectioned order %dx%dx%d/%d: tile %d outside the grid", shape[0], shape[1], shape[2],
+                section_heads, t);
+          if (!in_range) continue;
+          ++once[(tile.batch * shape[1] + tile.head) * shape[0] + tile.m_block];
+          const int head_index = tile.batch * shape[1] + tile.head;
+          if (t > 0 && t % (shape[0] * section_heads) != 0) {
+            const flashgen::ForwardTile previous = sectioned.at(t - 1);
+            const int previous_head = previous.batch * shape[1] + previous.head;
+            CHECK(previous_head / section_heads == head_index / section_heads, "sectioned order: section changes early");
+            const bool next_block = previous_head >= head_index;  // wrapped to the section's first head
+            CHECK(next_block ? (causal ? previous.m_block == tile.m_block + 1 : previous.m_block + 1 == tile.m_block)
+                             : previous.m_block == tile.m_block && previous_head + 1 == head_index,
+                  "sectioned order causal=%d: (block %d, head %d) after (block %d, head %d)", causal, tile.m_block,
+                  head_index, previous.m_block, previous_head);
+          }
+        }
+        for (int i = 0; i < tiles; ++i)
+          CHECK(once[i] == 1, "sectioned order %d: tile %d computed %d times", section_heads, i, once[i]);
+      }
       for (int grid : {1, 7, 132}) {
         std::vector<int> covered(tiles, 0);
         for (int b = 0; b < std::min(grid, tiles); ++b)

@@ -68,6 +68,9 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   static constexpr int kBlockN = Plan::kBlockN;  // keys per CTA
   static constexpr int kStages = Plan::kStages;  // Q and dO buffers each (TMA ring depth)
   static constexpr bool kDqWriter = Plan::kDqWriter != 0;
+  // dQ's GEMM goes out before dK's (FlashAttention-3's order), so dQ's hand-off (the staging for
+  // the writer, or the atomics) runs under the dK GEMM instead of after every GEMM has drained.
+  static constexpr bool kDqGemmFirst = Plan::kDqGemmFirst != 0;
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
   static constexpr bool kSoftcap = has_softcap_feature<Plan>();  // tanh-capped scores (common/softcap.cuh)
   static constexpr bool kVarlen = has_varlen_feature<Plan>();  // packed sequences (common/seqlen.cuh)
@@ -393,21 +396,29 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     // dS^T to shared memory for the dQ GEMM (buffer it % 2; see SmemLayoutDs), under the dV GEMM.
     const int buffer = it & 1;
     cute::copy(smem_copy_ds, thr_copy_ds.retile_S(ds), thr_copy_ds.partition_D(ds_slice(buffer)));
-    issue_gemm_batch(mma_dkv, tdKrdS, tdKrQt(_, _, _, stage), acc_dk, /*zero_init=*/false);
-    cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by wgmma
-    named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // both consumers' dS^T are in place
-
     Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});
     Tensor tdQrdS_buffer = tdQrdS(_, _, _, buffer);
+    auto issue_dk = [&] { issue_gemm_batch(mma_dkv, tdKrdS, tdKrQt(_, _, _, stage), acc_dk, /*zero_init=*/false); };
+    if constexpr (!Cfg::kDqGemmFirst) issue_dk();
+    cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by wgmma
+    named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // both consumers' dS^T are in place
     issue_gemm_batch(mma_dq, tdQrdS_buffer, tdQrKt, acc_dq, /*zero_init=*/true);
-    warpgroup_wait<1>();  // dV and dK done: this stage's Q and dO (and row statistics) are free
-    warpgroup_fence_operand(acc_dv);
-    warpgroup_fence_operand(acc_dk);
-    pipeline_q.consumer_release(read);
-    pipeline_do.consumer_release(read);
-    ++read;
-    warpgroup_wait<0>();
-    warpgroup_fence_operand(acc_dq);
+    if constexpr (Cfg::kDqGemmFirst) {
+      issue_dk();
+      warpgroup_wait<1>();  // dV and dQ done: this stage's dO (and D rows) is free; dK runs on
+      warpgroup_fence_operand(acc_dv);
+      warpgroup_fence_operand(acc_dq);
+      pipeline_do.consumer_release(read);
+    } else {
+      warpgroup_wait<1>();  // dV and dK done: this stage's Q and dO (and row statistics) are free
+      warpgroup_fence_operand(acc_dv);
+      warpgroup_fence_operand(acc_dk);
+      pipeline_q.consumer_release(read);
+      pipeline_do.consumer_release(read);
+      ++read;
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(acc_dq);
+    }
 
     // dQ of this step into the fp32 accumulator of query block m_block.
     if constexpr (Cfg::kDqWriter) {
@@ -422,6 +433,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
       named_barrier_arrive(kDqFullBarrier, kDqHandoffThreads);
     } else {
       Cfg::add_fragment(dq_tiles + m_block * Cfg::kDqTileElems, acc_dq, tidx);
+    }
+    if constexpr (Cfg::kDqGemmFirst) {
+      warpgroup_wait<0>();  // dK done: this stage's Q (and lse_log2 rows) is free
+      warpgroup_fence_operand(acc_dk);
+      pipeline_q.consumer_release(read);
+      ++read;
     }
   }
 

@@ -218,10 +218,15 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   const FwdParams& params = args.params;
 
   // The tiles of this CTA: one (grid = tiles), or every gridDim.x-th from blockIdx.x (persistent).
-  const ForwardTileOrder order{ceil_div(params.seqlen_q, kBlockM), params.nheads, params.batch, kCausal};
   // body(tile index, iteration): iteration counts this CTA's tiles (the Q barriers' phases). The
-  // static orders; with dynamic_tiles the producer draws tiles and the consumers read them.
+  // static orders; with dynamic_tiles the producer draws tiles and the consumers read them
+  // (causal: longest first across heads whose K and V share L2).
   constexpr bool kDynamic = dynamic_tiles<Cfg, kCausal>();
+  const int section_heads =
+      kDynamic && kCausal
+          ? causal_section_heads(params.nheads, params.batch, int64_t(params.seqlen_k) * kHeadDim * 2 * sizeof(Element))
+          : 1;
+  const ForwardTileOrder order{ceil_div(params.seqlen_q, kBlockM), params.nheads, params.batch, kCausal, section_heads};
   // A tile's sequence lengths, and with varlen where its sequence's rows start.
   auto seqlens_of = [&](ForwardTile const& tile) { return SequenceLengthsFor<Cfg>(params, tile.batch); };
   // Varlen: a tile past its sequence's rows is skipped, by the producer and the consumers alike,
