@@ -18,6 +18,7 @@ struct flash_fwd_hdim256_bf16_sm90_tile {
   static constexpr int kOBuffer = 0;
   static constexpr int kQInRegisters = 0;
   static constexpr int kCausalBlockM = 0;
+  static constexpr int kCausalBlockMSeqlen = 0;
   static constexpr int kSmemBytes = 230400;  // gen/families.py's count; the kernel checks it
 };
 using flash_fwd_hdim256_bf16_sm90_config = sm90::FwdConfig<flash_fwd_hdim256_bf16_sm90_tile>;

@@ -18,6 +18,7 @@ struct flash_fwd_hdim256_bf16_sm90_softcap_window_tile {
   static constexpr int kOBuffer = 0;
   static constexpr int kQInRegisters = 0;
   static constexpr int kCausalBlockM = 0;
+  static constexpr int kCausalBlockMSeqlen = 0;
   static constexpr int kSoftcap = 1;  // feature
   static constexpr int kWindow = 1;  // feature
   static constexpr int kSmemBytes = 230400;  // gen/families.py's count; the kernel checks it

@@ -188,6 +188,15 @@ def test_sm90_forward_causal_block_m_renders_a_causal_plan():
     assert "kBlockM = 64;" in render_kernel(one).split("_causal_tile {")[1] and one.tile.causal_plan().pingpong == 0
     assert error_of(sm90.replace("pingpong: 1}", "pingpong: 1, causal_block_m: 192}")) == (
         "kernels.yaml:6: kernels[0].tiles[64]: causal_block_m must be 64 or 128 and below block_m (192), got 192")
+    # Only short causal calls on the smaller plan: the larger one then compiles both kinds of call.
+    short = parse_catalog(sm90.replace("pingpong: 1}", "pingpong: 1, causal_block_m: 128, causal_block_m_seqlen: 2048}"))
+    text = render_kernel(short.kernels[0])
+    assert "if (params.causal && params.seqlen_q <= 2048) {" in text
+    assert f"return sm90::launch_fwd<{spec.name}_config>(params, stream);" in text
+    assert "kCausalBlockMSeqlen = 0;" in text.split("_causal_tile {")[1]
+    assert error_of(sm90.replace("pingpong: 1}", "pingpong: 1, causal_block_m_seqlen: 2048}")) == (
+        "kernels.yaml:6: kernels[0].tiles[64]: causal_block_m_seqlen picks when causal calls run causal_block_m: "
+        "set causal_block_m")
 
 
 def test_backward_family_has_its_own_tile_fields_and_checks():

@@ -239,51 +239,87 @@ __device__ __forceinline__ void store_dk_dv(const BwdParams& params, Mma const& 
                        tidx);
 }
 
-// D[row] = sum_d dO[row, d] * O[row, d] and lse_log2[row] = lse[row] * log2(e), one warp per
-// row, over whole block_m tiles (padding rows: D = 0, lse_log2 = +inf); and zeros for the dQ
-// accumulator (every split), kPreprocessRows rows' worth per CTA, so no separate memset runs.
-constexpr int kPreprocessRows = 8;  // one warp each
+// D[row] = sum_d dO[row, d] * O[row, d] and lse_log2[row] = lse[row] * log2(e), over whole
+// block_m tiles (padding rows: D = 0, lse_log2 = +inf), and zeros for the dQ accumulator (every
+// split), so no separate memset runs. One CTA per preprocess_rows<Cfg>() rows: its threads take
+// the rows' 16-byte pieces in order (neighbouring threads, neighbouring bytes of a row), each
+// adds its products into the row's sum in shared memory. A memory-bound pass over O and dO: few
+// large CTAs with vector loads (a warp per row with 2-byte loads launched 8x the CTAs and
+// spent its time in their start-up at short sequences).
+constexpr int kPreprocessThreads = 256;
 
 template <class Cfg>
-__global__ void __launch_bounds__(kPreprocessRows * 32) bwd_preprocess_kernel(const BwdParams params) {
+constexpr int preprocess_rows() {
+  return Cfg::kBlockM < 64 ? Cfg::kBlockM : 64;  // divides every block_m (64 or 128 where larger)
+}
+
+template <class Cfg>
+__global__ void __launch_bounds__(kPreprocessThreads) bwd_preprocess_kernel(const BwdParams params) {
   using Element = typename Cfg::Element;
-  constexpr int kHeadDim = Cfg::kHeadDim;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int row0 = blockIdx.x * kPreprocessRows, row = row0 + warp;
+  constexpr int kHeadDim = Cfg::kHeadDim, kRows = preprocess_rows<Cfg>();
+  constexpr int kPieceElems = 16 / sizeof(Element), kPiecesPerRow = kHeadDim / kPieceElems;
+  static_assert(kHeadDim % kPieceElems == 0 && Cfg::kBlockM % kRows == 0 && kRows * kHeadDim % 4 == 0);
+  const int row0 = blockIdx.x * kRows;
   const int head = blockIdx.y, batch = blockIdx.z;
   const SequenceLengthsFor<Cfg> seqlens(params, batch);
   if constexpr (has_varlen_feature<Cfg>()) {
     // The grid covers the longest sequence's tiles; this sequence owns ceil(seqlen_q / block_m).
     if (row0 >= ceil_div(seqlens.seqlen_q, Cfg::kBlockM) * Cfg::kBlockM) return;
   }
-  // The accumulator holds whole block_m-row tiles: this CTA zeroes rows [row0, row0 + 8) of
+  __shared__ float row_sums[kRows];
+  if (threadIdx.x < kRows) row_sums[threadIdx.x] = 0.f;
+  // The accumulator holds whole block_m-row tiles: this CTA zeroes rows [row0, row0 + kRows) of
   // that padded range, in its (batch, head) slice of each split (the order inside a tile does
   // not matter for zeros).
   const int m_blocks = seqlens.template query_blocks<Cfg::kBlockM>(params);
   float* zero_base = params.dq_accum +
                      seqlens.template dq_tiles_offset<Cfg::kBlockM, Cfg::kDqTileElems>(params, head, m_blocks) +
                      int64_t(row0) * kHeadDim;
-  static_assert(kPreprocessRows * kHeadDim % 4 == 0 && Cfg::kBlockM % kPreprocessRows == 0);
   for (int split = 0; split < params.dq_splits; ++split) {
     float4* dst = reinterpret_cast<float4*>(zero_base + split * params.dq_split_stride);
-    for (int i = threadIdx.x; i < kPreprocessRows * kHeadDim / 4; i += blockDim.x) dst[i] = make_float4(0, 0, 0, 0);
+    for (int i = threadIdx.x; i < kRows * kHeadDim / 4; i += kPreprocessThreads) dst[i] = make_float4(0, 0, 0, 0);
   }
-  const int64_t stats_row = seqlens.template padded_rows_offset<Cfg::kBlockM>(params, head) + row;
-  if (row >= seqlens.seqlen_q_of(params)) {
-    if (lane == 0) params.softmax_d[stats_row] = 0.f, params.lse_log2[stats_row] = INFINITY;
-    return;
-  }
-  auto at = [&](const TensorArg& t) {
+  __syncthreads();  // row_sums zeroed
+
+  const int seqlen_q = seqlens.seqlen_q_of(params);
+  auto row_ptr = [&](const TensorArg& t, int row) {
     return static_cast<const Element*>(t.ptr) + seqlens.q_row_base(t) + head * t.head_stride + row * t.row_stride;
   };
-  const Element* o = at(params.out);
-  const Element* dout = at(params.dout);
-  float sum = 0.f;
-  for (int d = lane; d < kHeadDim; d += 32) sum += float(o[d]) * float(dout[d]);
-  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
-  if (lane == 0) {
-    params.softmax_d[stats_row] = sum;
-    params.lse_log2[stats_row] = params.lse[seqlens.lse_offset(params, head) + row] * float(M_LOG2E);
+  // A row's pieces sit in neighbouring lanes of one warp when their count is a power of two up
+  // to 32: a shuffle sums them first and one lane adds the row's total.
+  constexpr int kPieces = kRows * kPiecesPerRow;
+  constexpr bool kShuffle = (kPiecesPerRow & (kPiecesPerRow - 1)) == 0 && kPiecesPerRow <= 32 && kPieces % 32 == 0;
+  for (int first = 0; first < kPieces; first += kPreprocessThreads) {
+    const int piece = first + threadIdx.x;
+    const int local_row = piece / kPiecesPerRow, row = row0 + local_row;
+    const bool live = piece < kPieces && row < seqlen_q;
+    float sum = 0.f;
+    if (live) {
+      const int col = piece % kPiecesPerRow * kPieceElems;
+      const uint4 o_bits = *reinterpret_cast<const uint4*>(row_ptr(params.out, row) + col);
+      const uint4 do_bits = *reinterpret_cast<const uint4*>(row_ptr(params.dout, row) + col);
+      const Element* o = reinterpret_cast<const Element*>(&o_bits);
+      const Element* dout = reinterpret_cast<const Element*>(&do_bits);
+      CUTE_UNROLL
+      for (int i = 0; i < kPieceElems; ++i) sum += float(o[i]) * float(dout[i]);
+    }
+    if constexpr (kShuffle) {
+      if (first + threadIdx.x / 32 * 32 >= kPieces) continue;  // a whole warp past the end
+      CUTE_UNROLL
+      for (int offset = kPiecesPerRow / 2; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
+      if (live && piece % kPiecesPerRow == 0) atomicAdd(&row_sums[local_row], sum);
+    } else if (live) {
+      atomicAdd(&row_sums[local_row], sum);
+    }
+  }
+  __syncthreads();  // every piece added
+  if (threadIdx.x < kRows) {
+    const int row = row0 + threadIdx.x;
+    const int64_t stats_row = seqlens.template padded_rows_offset<Cfg::kBlockM>(params, head) + row;
+    const bool real = row < seqlen_q;
+    params.softmax_d[stats_row] = real ? row_sums[threadIdx.x] : 0.f;
+    params.lse_log2[stats_row] =
+        real ? params.lse[seqlens.lse_offset(params, head) + row] * float(M_LOG2E) : INFINITY;
   }
 }
 
@@ -358,8 +394,8 @@ cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, La
   constexpr bool kVarlen = has_varlen_feature<Cfg>();
   const bool has_rows = !kVarlen || padded_rows > 0;
   if (has_rows) {
-    bwd_preprocess_kernel<Cfg><<<dim3(padded_rows / kPreprocessRows, params.nheads, params.batch),
-                                 kPreprocessRows * 32, 0, stream>>>(params);
+    bwd_preprocess_kernel<Cfg><<<dim3(padded_rows / preprocess_rows<Cfg>(), params.nheads, params.batch),
+                                 kPreprocessThreads, 0, stream>>>(params);
   }
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
