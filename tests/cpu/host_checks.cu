@@ -755,12 +755,46 @@ void check_varlen_backward_key_blocks() {
   check_varlen_backward_key_blocks_for<96, 96>();
 }
 
+// The backward preprocess's 16-byte pieces (common/bwd_pipeline.cuh PreprocessPieces): every
+// (row, element) of the rows is in exactly one piece; with kShuffle the xor-shuffle partners of
+// a piece's lane hold pieces of the same row, and lane groups of kPiecesPerRow cover a row.
+template <int kRows, int kHeadDim, int kElementBytes>
+void check_preprocess_pieces_for() {
+  using Pieces = flashgen::PreprocessPieces<kRows, kHeadDim, kElementBytes>;
+  std::vector<int> covered(kRows * kHeadDim, 0);
+  for (int piece = 0; piece < Pieces::kPieces; ++piece)
+    for (int i = 0; i < Pieces::kPieceElems; ++i) ++covered[Pieces::row(piece) * kHeadDim + Pieces::first_element(piece) + i];
+  for (size_t i = 0; i < covered.size(); ++i)
+    CHECK(covered[i] == 1, "preprocess %dx%d/%dB: element %zu in %d pieces", kRows, kHeadDim, kElementBytes, i, covered[i]);
+  if constexpr (Pieces::kShuffle) {
+    for (int first = 0; first < Pieces::kPieces; first += flashgen::kPreprocessThreads)
+      for (int t = 0; t < flashgen::kPreprocessThreads && first + t < Pieces::kPieces; ++t)
+        for (int offset = Pieces::kPiecesPerRow / 2; offset > 0; offset /= 2) {
+          const int partner = t ^ offset;  // within the warp: offset < 32
+          CHECK(partner / 32 == t / 32 && Pieces::row(first + partner) == Pieces::row(first + t),
+                "preprocess %dx%d: lane %d's shuffle partner %d holds another row", kRows, kHeadDim, t, partner);
+        }
+  }
+}
+
+void check_preprocess_pieces() {
+  check_preprocess_pieces_for<64, 64, 2>();
+  check_preprocess_pieces_for<64, 96, 2>();
+  check_preprocess_pieces_for<64, 128, 2>();
+  check_preprocess_pieces_for<64, 192, 2>();
+  check_preprocess_pieces_for<64, 256, 2>();
+  check_preprocess_pieces_for<32, 64, 2>();
+  CHECK((flashgen::PreprocessPieces<64, 96, 2>::kShuffle == false), "preprocess: 12 pieces a row take the atomics");
+  CHECK((flashgen::PreprocessPieces<64, 256, 2>::kShuffle == true), "preprocess: 32 pieces a row shuffle");
+}
+
 void check_varlen_padded_offsets() {
   check_varlen_padded_offsets_for<64>();
   check_varlen_padded_offsets_for<128>();
 }
 
 int main() {
+  check_preprocess_pieces();
   check_varlen_padded_offsets();
   check_block_schedules();
   check_transposed_mask();

@@ -253,12 +253,29 @@ constexpr int preprocess_rows() {
   return Cfg::kBlockM < 64 ? Cfg::kBlockM : 64;  // divides every block_m (64 or 128 where larger)
 }
 
+// How the preprocess's threads split kRows rows of kHeadDim elements of kElementBytes into
+// 16-byte pieces: piece p is row p / kPiecesPerRow, elements from (p % kPiecesPerRow) *
+// kPieceElems; thread t takes pieces t, t + kPreprocessThreads, ... A row's pieces sit in
+// neighbouring lanes of one warp when their count is a power of two up to 32 (kShuffle): a
+// shuffle over xor offsets below kPiecesPerRow sums them (tests/cpu/host_checks.cu checks it).
+template <int kRows, int kHeadDim, int kElementBytes>
+struct PreprocessPieces {
+  static constexpr int kPieceElems = 16 / kElementBytes;
+  static constexpr int kPiecesPerRow = kHeadDim / kPieceElems;
+  static constexpr int kPieces = kRows * kPiecesPerRow;
+  static constexpr bool kShuffle =
+      (kPiecesPerRow & (kPiecesPerRow - 1)) == 0 && kPiecesPerRow <= 32 && kPieces % 32 == 0;
+  static_assert(kHeadDim % kPieceElems == 0);
+  CUTE_HOST_DEVICE static constexpr int row(int piece) { return piece / kPiecesPerRow; }
+  CUTE_HOST_DEVICE static constexpr int first_element(int piece) { return piece % kPiecesPerRow * kPieceElems; }
+};
+
 template <class Cfg>
 __global__ void __launch_bounds__(kPreprocessThreads) bwd_preprocess_kernel(const BwdParams params) {
   using Element = typename Cfg::Element;
   constexpr int kHeadDim = Cfg::kHeadDim, kRows = preprocess_rows<Cfg>();
-  constexpr int kPieceElems = 16 / sizeof(Element), kPiecesPerRow = kHeadDim / kPieceElems;
-  static_assert(kHeadDim % kPieceElems == 0 && Cfg::kBlockM % kRows == 0 && kRows * kHeadDim % 4 == 0);
+  using Pieces = PreprocessPieces<kRows, kHeadDim, int(sizeof(Element))>;
+  static_assert(Cfg::kBlockM % kRows == 0 && kRows * kHeadDim % 4 == 0);
   const int row0 = blockIdx.x * kRows;
   const int head = blockIdx.y, batch = blockIdx.z;
   const SequenceLengthsFor<Cfg> seqlens(params, batch);
@@ -285,29 +302,27 @@ __global__ void __launch_bounds__(kPreprocessThreads) bwd_preprocess_kernel(cons
   auto row_ptr = [&](const TensorArg& t, int row) {
     return static_cast<const Element*>(t.ptr) + seqlens.q_row_base(t) + head * t.head_stride + row * t.row_stride;
   };
-  // A row's pieces sit in neighbouring lanes of one warp when their count is a power of two up
-  // to 32: a shuffle sums them first and one lane adds the row's total.
-  constexpr int kPieces = kRows * kPiecesPerRow;
-  constexpr bool kShuffle = (kPiecesPerRow & (kPiecesPerRow - 1)) == 0 && kPiecesPerRow <= 32 && kPieces % 32 == 0;
-  for (int first = 0; first < kPieces; first += kPreprocessThreads) {
+  for (int first = 0; first < Pieces::kPieces; first += kPreprocessThreads) {
     const int piece = first + threadIdx.x;
-    const int local_row = piece / kPiecesPerRow, row = row0 + local_row;
-    const bool live = piece < kPieces && row < seqlen_q;
+    const int local_row = Pieces::row(piece), row = row0 + local_row;
+    const bool live = piece < Pieces::kPieces && row < seqlen_q;
     float sum = 0.f;
     if (live) {
-      const int col = piece % kPiecesPerRow * kPieceElems;
+      const int col = Pieces::first_element(piece);
       const uint4 o_bits = *reinterpret_cast<const uint4*>(row_ptr(params.out, row) + col);
       const uint4 do_bits = *reinterpret_cast<const uint4*>(row_ptr(params.dout, row) + col);
       const Element* o = reinterpret_cast<const Element*>(&o_bits);
       const Element* dout = reinterpret_cast<const Element*>(&do_bits);
       CUTE_UNROLL
-      for (int i = 0; i < kPieceElems; ++i) sum += float(o[i]) * float(dout[i]);
+      for (int i = 0; i < Pieces::kPieceElems; ++i) sum += float(o[i]) * float(dout[i]);
     }
-    if constexpr (kShuffle) {
-      if (first + threadIdx.x / 32 * 32 >= kPieces) continue;  // a whole warp past the end
+    if constexpr (Pieces::kShuffle) {
+      if (first + threadIdx.x / 32 * 32 >= Pieces::kPieces) continue;  // a whole warp past the end
       CUTE_UNROLL
-      for (int offset = kPiecesPerRow / 2; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
-      if (live && piece % kPiecesPerRow == 0) atomicAdd(&row_sums[local_row], sum);
+      for (int offset = Pieces::kPiecesPerRow / 2; offset > 0; offset /= 2) {
+        sum += __shfl_xor_sync(0xffffffff, sum, offset);
+      }
+      if (live && Pieces::first_element(piece) == 0) atomicAdd(&row_sums[local_row], sum);
     } else if (live) {
       atomicAdd(&row_sums[local_row], sum);
     }
