@@ -295,19 +295,27 @@ class BwdSm90Tile(_NoFallbackPlan):
     # each); 1: warpgroup 0 computes S and warpgroup 1 dP, each one 64 x 64 wgmma (half the
     # shared-memory operand reads), handing dP - D over in a 16 KB fp32 exchange tile.
     sdp_by_warpgroup: int = 0
-    # 1: dQ's GEMM goes out early so that adding dQ overlaps other GEMMs. With warp_specialized:
-    # 0 it goes out alone first and its atomics drain under dV's and dK's (0: batched with dV,
-    # overlapping dK only). With warp_specialized: 1 (not head_dim_split) it goes out before dK's,
-    # and dQ's hand-off to the writer warp (or its atomics) runs under the dK GEMM (0: after dV,
-    # dK and dQ have all drained).
+    # warp_specialized: 0 only. 1: the dQ GEMM goes out alone first, so its atomics drain under
+    # the dV and dK GEMMs; 0: dQ is batched with dV and its atomics overlap dK only.
     dq_gemm_first: int = 0
+    # warp_specialized: 1 without head_dim_split (the sm80 option's meaning). 1: dQ's GEMM goes
+    # out before dK's (FlashAttention-3's order), so dQ's hand-off to the writer warp (or its
+    # atomics) runs under the dK GEMM; 0: after dV, dK and dQ have all drained.
+    dq_before_dk: int = 0
+    # warp_specialized: 1 without head_dim_split (the sm80 option's meaning). 1: causal CTAs run
+    # heaviest key block first across groups of heads whose dQ accumulators fit 32 MB of L2
+    # (BackwardCta, common/mask.cuh); 0: in launch order.
+    causal_head_groups: int = 0
 
     template = "flash_bwd_sm90.cu.j2"
     features = _SM90_BWD_FEATURES
 
     def check(self, hdim: int) -> None:
         _check_choices(self, (0, 1), "warp_specialized", "dq_writer", "sdp_by_warpgroup", "dq_gemm_first",
-                       "head_dim_split", "ds_exchange")
+                       "head_dim_split", "ds_exchange", "dq_before_dk", "causal_head_groups")
+        if (self.dq_before_dk or self.causal_head_groups) and (not self.warp_specialized or self.head_dim_split):
+            raise TileError("dq_before_dk and causal_head_groups are options of warp_specialized: 1 without "
+                            "head_dim_split")
         _check_choices(self, (1, 2), "pds_buffers")
         if not self.head_dim_split and (self.ds_exchange or self.pds_buffers != 2):
             raise TileError("ds_exchange and pds_buffers are options of head_dim_split: 1")
@@ -338,8 +346,8 @@ class BwdSm90Tile(_NoFallbackPlan):
                             f"whole 64-column swizzle atoms: use block_m 128 at head dim {hdim}")
         if not 1 <= self.stages <= 4:
             raise TileError(f"stages must be 1 to 4, got {self.stages}")
-        if self.sdp_by_warpgroup:
-            raise TileError("sdp_by_warpgroup is an option of warp_specialized: 0")
+        if self.sdp_by_warpgroup or self.dq_gemm_first:
+            raise TileError("sdp_by_warpgroup and dq_gemm_first are options of warp_specialized: 0")
         # Registers per consumer thread: dK and dV (64 x hdim fp32 each over 128 threads), S^T and
         # dP^T (64 x block_m each), about 32 more for addresses and loop state. An estimate:
         # ptxas has the last word (the build's -Xptxas=-v output shows spills).

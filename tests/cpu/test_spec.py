@@ -132,15 +132,19 @@ def test_head_dim_split_backward_buffers_and_ds_exchange():
         "kernels.yaml:6: kernels[0].tiles[128]: ds_exchange and pds_buffers are options of head_dim_split: 1")
 
 
-def test_dq_gemm_first_is_an_option_of_the_warp_specialized_backward_but_not_of_the_split_one():
-    ws = _bwd_catalog("      128: {block_m: 64, block_n: 128, warp_specialized: 1, stages: 2, dq_gemm_first: 1}\n")
+def test_dq_before_dk_and_causal_head_groups_are_options_of_the_warp_specialized_backward():
+    ws = _bwd_catalog("      128: {block_m: 64, block_n: 128, warp_specialized: 1, stages: 2, dq_before_dk: 1}\n")
     ws = ws.replace("arch: sm80", "arch: sm90")
-    assert parse_catalog(ws).kernels[0].tile.dq_gemm_first == 1
+    assert parse_catalog(ws).kernels[0].tile.dq_before_dk == 1
+    groups = parse_catalog(ws.replace("dq_before_dk", "causal_head_groups")).kernels[0]
+    assert groups.tile.causal_head_groups == 1
+    assert "kCausalHeadGroups = 1;" in render_kernel(groups)
     split = ws.replace("128: {block_m: 64, block_n: 128", "256: {block_m: 64, block_n: 80").replace(
         "stages: 2,", "head_dim_split: 1, stages: 2,")
-    assert "takes neither sdp_by_warpgroup nor dq_gemm_first" in error_of(split)
-    assert error_of(ws.replace("dq_gemm_first: 1", "sdp_by_warpgroup: 1")) == (
-        "kernels.yaml:6: kernels[0].tiles[128]: sdp_by_warpgroup is an option of warp_specialized: 0")
+    assert error_of(split) == ("kernels.yaml:6: kernels[0].tiles[256]: dq_before_dk and causal_head_groups are "
+                               "options of warp_specialized: 1 without head_dim_split")
+    assert error_of(ws.replace("dq_before_dk: 1", "dq_gemm_first: 1")) == (
+        "kernels.yaml:6: kernels[0].tiles[128]: sdp_by_warpgroup and dq_gemm_first are options of warp_specialized: 0")
 
 
 def test_sm90_forward_tile_checks():

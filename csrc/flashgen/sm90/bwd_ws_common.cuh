@@ -2,6 +2,7 @@
 // keys; bwd_ws_split_kernel.cuh: they split the head dim): the kernel's arguments and the setup
 // of the TMA pipelines that carry Q and dO with their row statistics.
 #pragma once
+#include <cute/arch/copy_sm90_desc.hpp>
 #include <cutlass/pipeline/sm90_pipeline.hpp>
 
 #include "flashgen/params.h"
@@ -15,6 +16,15 @@ struct BwdWsKernelArgs {
   typename Cfg::TmaLoadQ tma_q, tma_do;
   typename Cfg::TmaLoadK tma_k, tma_v;
   typename Cfg::TmaStoreK tma_dk, tma_dv;  // unused with GQA (fp32 stores per query head) and varlen
+
+  // Fetches the load descriptors into the descriptor cache while the barriers are set up, so the
+  // first TMA of each kind does not wait for it (one thread).
+  __device__ void prefetch_descriptors() const {
+    cute::prefetch_tma_descriptor(tma_q.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(tma_do.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(tma_k.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(tma_v.get_tma_descriptor());
+  }
 };
 
 // A Q (or dO) pipeline's parameters: each stage lands one tile with its lse_log2 (D) rows,

@@ -70,7 +70,9 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   static constexpr bool kDqWriter = Plan::kDqWriter != 0;
   // dQ's GEMM goes out before dK's (FlashAttention-3's order), so dQ's hand-off (the staging for
   // the writer, or the atomics) runs under the dK GEMM instead of after every GEMM has drained.
-  static constexpr bool kDqGemmFirst = Plan::kDqGemmFirst != 0;
+  static constexpr bool kDqBeforeDk = Plan::kDqBeforeDk != 0;
+  // Causal CTAs heaviest key block first across groups of heads (BackwardCta, common/mask.cuh).
+  static constexpr bool kCausalHeadGroups = Plan::kCausalHeadGroups != 0;
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
   static constexpr bool kSoftcap = has_softcap_feature<Plan>();  // tanh-capped scores (common/softcap.cuh)
   static constexpr bool kVarlen = has_varlen_feature<Plan>();  // packed sequences (common/seqlen.cuh)
@@ -194,7 +196,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   // This launch's key blocks start at n_block_offset (deterministic mode); the CTA of
   // launch-local key block n adds its dQ into split n.
   const BackwardCta cta(blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y, gridDim.z,
-                        int64_t(params.seqlen_q) * kHeadDim * sizeof(float), /*heavy_first_groups=*/false);
+                        int64_t(params.seqlen_q) * kHeadDim * sizeof(float),
+                        /*heavy_first_groups=*/kCausal && Cfg::kCausalHeadGroups);
   const int n_block = params.n_block_offset + cta.n_block_local, head = cta.head, batch = cta.batch;
   const SequenceLengthsFor<Cfg> seqlens(params, batch);
   if constexpr (Cfg::kVarlen) {
@@ -210,7 +213,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   constexpr int kDqHandoffThreads = Cfg::kMmaThreads + 32;
 
   const auto pipe_params = query_pipeline_params<PipelineQ>(Cfg::kQStageBytes, Cfg::kMmaThreads);
-  if (threadIdx.x == 0) smem.kv_full.init(1);
+  if (threadIdx.x == 0) {
+    args.prefetch_descriptors();
+    smem.kv_full.init(1);
+  }
   PipelineQ pipeline_q(smem.pipeline_q, pipe_params, Shape<_1, _1, _1>{});
   PipelineQ pipeline_do(smem.pipeline_do, pipe_params, Shape<_1, _1, _1>{});
   __syncthreads();  // barriers initialized (the constructors fenced their init)
@@ -399,11 +405,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});
     Tensor tdQrdS_buffer = tdQrdS(_, _, _, buffer);
     auto issue_dk = [&] { issue_gemm_batch(mma_dkv, tdKrdS, tdKrQt(_, _, _, stage), acc_dk, /*zero_init=*/false); };
-    if constexpr (!Cfg::kDqGemmFirst) issue_dk();
+    if constexpr (!Cfg::kDqBeforeDk) issue_dk();
     cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by wgmma
     named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // both consumers' dS^T are in place
     issue_gemm_batch(mma_dq, tdQrdS_buffer, tdQrKt, acc_dq, /*zero_init=*/true);
-    if constexpr (Cfg::kDqGemmFirst) {
+    if constexpr (Cfg::kDqBeforeDk) {
       issue_dk();
       warpgroup_wait<1>();  // dV and dQ done: this stage's dO (and D rows) is free; dK runs on
       warpgroup_fence_operand(acc_dv);
@@ -434,7 +440,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     } else {
       Cfg::add_fragment(dq_tiles + m_block * Cfg::kDqTileElems, acc_dq, tidx);
     }
-    if constexpr (Cfg::kDqGemmFirst) {
+    if constexpr (Cfg::kDqBeforeDk) {
       warpgroup_wait<0>();  // dK done: this stage's Q (and lse_log2 rows) is free
       warpgroup_fence_operand(acc_dk);
       pipeline_q.consumer_release(read);

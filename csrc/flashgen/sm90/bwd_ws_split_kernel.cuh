@@ -235,6 +235,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
   const int warpgroup = threadIdx.x / 128;
 
   if (threadIdx.x == 0) {
+    args.prefetch_descriptors();
     smem.kv_full.init(1);
     if constexpr (Cfg::kDsExchange) {
       smem.k_peer_full.init(1);

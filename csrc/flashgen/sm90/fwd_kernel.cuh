@@ -261,6 +261,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   pipe_params.is_leader = threadIdx.x == 0;
   pipe_params.num_consumers = Cfg::kConsumers * 128;
   if (threadIdx.x == 0) {
+    // The descriptors into the descriptor cache while the barriers are set up: a CTA's first
+    // TMA of each kind would otherwise wait for its fetch (one CTA per tile on causal calls).
+    cute::prefetch_tma_descriptor(args.tma_q.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(args.tma_k.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(args.tma_v.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(args.tma_o.get_tma_descriptor());
     smem.q_full.init(1);
     smem.q_empty.init(Cfg::kQEmptyArrivals);
   }
