@@ -756,25 +756,28 @@ void check_varlen_backward_key_blocks() {
 }
 
 // The backward preprocess's 16-byte pieces (common/bwd_pipeline.cuh PreprocessPieces): every
-// (row, element) of the rows is in exactly one piece; with kShuffle the xor-shuffle partners of
-// a piece's lane hold pieces of the same row, and lane groups of kPiecesPerRow cover a row.
+// (row, element) of the rows is in exactly one slot's piece; every row has one first lane; a
+// slot's xor-shuffle partners are in its warp and its row (so each row's sum is over its own
+// pieces, in a fixed order).
 template <int kRows, int kHeadDim, int kElementBytes>
 void check_preprocess_pieces_for() {
   using Pieces = flashgen::PreprocessPieces<kRows, kHeadDim, kElementBytes>;
-  std::vector<int> covered(kRows * kHeadDim, 0);
-  for (int piece = 0; piece < Pieces::kPieces; ++piece)
-    for (int i = 0; i < Pieces::kPieceElems; ++i) ++covered[Pieces::row(piece) * kHeadDim + Pieces::first_element(piece) + i];
+  std::vector<int> covered(kRows * kHeadDim, 0), firsts(kRows, 0);
+  for (int slot = 0; slot < Pieces::kSlots; ++slot) {
+    if (Pieces::piece(slot) == 0) ++firsts[Pieces::row(slot)];
+    if (Pieces::piece(slot) >= Pieces::kPiecesPerRow) continue;
+    for (int i = 0; i < Pieces::kPieceElems; ++i) ++covered[Pieces::row(slot) * kHeadDim + Pieces::first_element(slot) + i];
+    for (int offset = Pieces::kLanesPerRow / 2; offset > 0; offset /= 2) {
+      const int partner = slot ^ offset;
+      CHECK(partner / 32 == slot / 32 && Pieces::row(partner) == Pieces::row(slot),
+            "preprocess %dx%d: slot %d's shuffle partner %d is in another warp or row", kRows, kHeadDim, slot, partner);
+    }
+  }
   for (size_t i = 0; i < covered.size(); ++i)
     CHECK(covered[i] == 1, "preprocess %dx%d/%dB: element %zu in %d pieces", kRows, kHeadDim, kElementBytes, i, covered[i]);
-  if constexpr (Pieces::kShuffle) {
-    for (int first = 0; first < Pieces::kPieces; first += flashgen::kPreprocessThreads)
-      for (int t = 0; t < flashgen::kPreprocessThreads && first + t < Pieces::kPieces; ++t)
-        for (int offset = Pieces::kPiecesPerRow / 2; offset > 0; offset /= 2) {
-          const int partner = t ^ offset;  // within the warp: offset < 32
-          CHECK(partner / 32 == t / 32 && Pieces::row(first + partner) == Pieces::row(first + t),
-                "preprocess %dx%d: lane %d's shuffle partner %d holds another row", kRows, kHeadDim, t, partner);
-        }
-  }
+  for (int r = 0; r < kRows; ++r) CHECK(firsts[r] == 1, "preprocess %dx%d: row %d has %d first lanes", kRows, kHeadDim, r, firsts[r]);
+  CHECK(Pieces::kSlots % flashgen::kPreprocessThreads == 0 || Pieces::kSlots < flashgen::kPreprocessThreads,
+        "preprocess %dx%d: slots fill whole passes", kRows, kHeadDim);
 }
 
 void check_preprocess_pieces() {
@@ -783,9 +786,11 @@ void check_preprocess_pieces() {
   check_preprocess_pieces_for<64, 128, 2>();
   check_preprocess_pieces_for<64, 192, 2>();
   check_preprocess_pieces_for<64, 256, 2>();
-  check_preprocess_pieces_for<32, 64, 2>();
-  CHECK((flashgen::PreprocessPieces<64, 96, 2>::kShuffle == false), "preprocess: 12 pieces a row take the atomics");
-  CHECK((flashgen::PreprocessPieces<64, 256, 2>::kShuffle == true), "preprocess: 32 pieces a row shuffle");
+  check_preprocess_pieces_for<16, 64, 2>();
+  check_preprocess_pieces_for<32, 96, 2>();
+  CHECK((flashgen::PreprocessPieces<64, 96, 2>::kLanesPerRow == 16), "preprocess: 12 pieces a row take 16 lanes");
+  CHECK((flashgen::PreprocessPieces<64, 192, 2>::kLanesPerRow == 32), "preprocess: 24 pieces a row take 32 lanes");
+  CHECK((flashgen::PreprocessPieces<64, 64, 2>::kLanesPerRow == 8), "preprocess: 8 pieces a row take 8 lanes");
 }
 
 void check_varlen_padded_offsets() {

@@ -59,7 +59,8 @@ def test_backward_batch_of_several():
     check_backward(q, k, v, causal=True)
 
 
-@pytest.mark.parametrize("head_dim", (128, 256))
+# 96 and 192: head dims whose rows the preprocess splits into a non-power-of-two count of pieces.
+@pytest.mark.parametrize("head_dim", (96, 128, 192, 256))
 def test_deterministic_dq_is_bit_identical_and_correct(head_dim, arch):
     q, k, v = random_qkv(2, 1000, 1500, 4, 2, head_dim, torch.bfloat16)
     first = check_backward(q, k, v, causal=False, deterministic=True, arch=arch)

@@ -241,33 +241,34 @@ __device__ __forceinline__ void store_dk_dv(const BwdParams& params, Mma const& 
 
 // D[row] = sum_d dO[row, d] * O[row, d] and lse_log2[row] = lse[row] * log2(e), over whole
 // block_m tiles (padding rows: D = 0, lse_log2 = +inf), and zeros for the dQ accumulator (every
-// split), so no separate memset runs. One CTA per preprocess_rows<Cfg>() rows: its threads take
-// the rows' 16-byte pieces in order (neighbouring threads, neighbouring bytes of a row), each
-// adds its products into the row's sum in shared memory. A memory-bound pass over O and dO: few
-// large CTAs with vector loads (a warp per row with 2-byte loads launched 8x the CTAs and
-// spent its time in their start-up at short sequences).
+// split), so no separate memset runs. One CTA per preprocess_rows<Cfg>() rows; a row's 16-byte
+// pieces go to a group of neighbouring lanes, summed by shuffles in a fixed order (deterministic
+// mode needs D bit-identical run to run), and the group's first lane writes the row. A
+// memory-bound pass over O and dO: few large CTAs with vector loads (a warp per row with 2-byte
+// loads launched 8x the CTAs and spent its time in their start-up at short sequences).
 constexpr int kPreprocessThreads = 256;
 
 template <class Cfg>
 constexpr int preprocess_rows() {
-  return Cfg::kBlockM < 64 ? Cfg::kBlockM : 64;  // divides every block_m (64 or 128 where larger)
+  constexpr int kLowestBit = Cfg::kBlockM & -Cfg::kBlockM;  // the largest power of two dividing block_m
+  return kLowestBit < 64 ? kLowestBit : 64;
 }
 
 // How the preprocess's threads split kRows rows of kHeadDim elements of kElementBytes into
-// 16-byte pieces: piece p is row p / kPiecesPerRow, elements from (p % kPiecesPerRow) *
-// kPieceElems; thread t takes pieces t, t + kPreprocessThreads, ... A row's pieces sit in
-// neighbouring lanes of one warp when their count is a power of two up to 32 (kShuffle): a
-// shuffle over xor offsets below kPiecesPerRow sums them (tests/cpu/host_checks.cu checks it).
+// 16-byte pieces: each row gets a group of kLanesPerRow lanes (its piece count rounded up to a
+// power of two, at most 32, so a group sits inside one warp); slot s is row s / kLanesPerRow,
+// piece s % kLanesPerRow of it (none for the round-up's extra lanes); thread t takes slots t,
+// t + kPreprocessThreads, ... (tests/cpu/host_checks.cu checks the mapping).
 template <int kRows, int kHeadDim, int kElementBytes>
 struct PreprocessPieces {
   static constexpr int kPieceElems = 16 / kElementBytes;
   static constexpr int kPiecesPerRow = kHeadDim / kPieceElems;
-  static constexpr int kPieces = kRows * kPiecesPerRow;
-  static constexpr bool kShuffle =
-      (kPiecesPerRow & (kPiecesPerRow - 1)) == 0 && kPiecesPerRow <= 32 && kPieces % 32 == 0;
-  static_assert(kHeadDim % kPieceElems == 0);
-  CUTE_HOST_DEVICE static constexpr int row(int piece) { return piece / kPiecesPerRow; }
-  CUTE_HOST_DEVICE static constexpr int first_element(int piece) { return piece % kPiecesPerRow * kPieceElems; }
+  static constexpr int kLanesPerRow = kPiecesPerRow <= 1 ? 1 : 2 * (1 << (31 - __builtin_clz(kPiecesPerRow - 1)));
+  static constexpr int kSlots = kRows * kLanesPerRow;
+  static_assert(kHeadDim % kPieceElems == 0 && kLanesPerRow <= 32 && kSlots % 32 == 0);
+  CUTE_HOST_DEVICE static constexpr int row(int slot) { return slot / kLanesPerRow; }
+  CUTE_HOST_DEVICE static constexpr int piece(int slot) { return slot % kLanesPerRow; }  // >= kPiecesPerRow: none
+  CUTE_HOST_DEVICE static constexpr int first_element(int slot) { return piece(slot) * kPieceElems; }
 };
 
 template <class Cfg>
@@ -283,8 +284,6 @@ __global__ void __launch_bounds__(kPreprocessThreads) bwd_preprocess_kernel(cons
     // The grid covers the longest sequence's tiles; this sequence owns ceil(seqlen_q / block_m).
     if (row0 >= ceil_div(seqlens.seqlen_q, Cfg::kBlockM) * Cfg::kBlockM) return;
   }
-  __shared__ float row_sums[kRows];
-  if (threadIdx.x < kRows) row_sums[threadIdx.x] = 0.f;
   // The accumulator holds whole block_m-row tiles: this CTA zeroes rows [row0, row0 + kRows) of
   // that padded range, in its (batch, head) slice of each split (the order inside a tile does
   // not matter for zeros).
@@ -296,19 +295,20 @@ __global__ void __launch_bounds__(kPreprocessThreads) bwd_preprocess_kernel(cons
     float4* dst = reinterpret_cast<float4*>(zero_base + split * params.dq_split_stride);
     for (int i = threadIdx.x; i < kRows * kHeadDim / 4; i += kPreprocessThreads) dst[i] = make_float4(0, 0, 0, 0);
   }
-  __syncthreads();  // row_sums zeroed
 
   const int seqlen_q = seqlens.seqlen_q_of(params);
+  const int64_t stats_row0 = seqlens.template padded_rows_offset<Cfg::kBlockM>(params, head) + row0;
   auto row_ptr = [&](const TensorArg& t, int row) {
     return static_cast<const Element*>(t.ptr) + seqlens.q_row_base(t) + head * t.head_stride + row * t.row_stride;
   };
-  for (int first = 0; first < Pieces::kPieces; first += kPreprocessThreads) {
-    const int piece = first + threadIdx.x;
-    const int local_row = Pieces::row(piece), row = row0 + local_row;
-    const bool live = piece < Pieces::kPieces && row < seqlen_q;
+  CUTE_UNROLL
+  for (int first = 0; first < Pieces::kSlots; first += kPreprocessThreads) {
+    const int slot = first + threadIdx.x;
+    if (first + threadIdx.x / 32 * 32 >= Pieces::kSlots) break;  // a whole warp past the end
+    const int local_row = Pieces::row(slot), row = row0 + local_row;
     float sum = 0.f;
-    if (live) {
-      const int col = Pieces::first_element(piece);
+    if (Pieces::piece(slot) < Pieces::kPiecesPerRow && row < seqlen_q) {
+      const int col = Pieces::first_element(slot);
       const uint4 o_bits = *reinterpret_cast<const uint4*>(row_ptr(params.out, row) + col);
       const uint4 do_bits = *reinterpret_cast<const uint4*>(row_ptr(params.dout, row) + col);
       const Element* o = reinterpret_cast<const Element*>(&o_bits);
@@ -316,25 +316,16 @@ __global__ void __launch_bounds__(kPreprocessThreads) bwd_preprocess_kernel(cons
       CUTE_UNROLL
       for (int i = 0; i < Pieces::kPieceElems; ++i) sum += float(o[i]) * float(dout[i]);
     }
-    if constexpr (Pieces::kShuffle) {
-      if (first + threadIdx.x / 32 * 32 >= Pieces::kPieces) continue;  // a whole warp past the end
-      CUTE_UNROLL
-      for (int offset = Pieces::kPiecesPerRow / 2; offset > 0; offset /= 2) {
-        sum += __shfl_xor_sync(0xffffffff, sum, offset);
-      }
-      if (live && Pieces::first_element(piece) == 0) atomicAdd(&row_sums[local_row], sum);
-    } else if (live) {
-      atomicAdd(&row_sums[local_row], sum);
+    CUTE_UNROLL
+    for (int offset = Pieces::kLanesPerRow / 2; offset > 0; offset /= 2) {
+      sum += __shfl_xor_sync(0xffffffff, sum, offset);
     }
-  }
-  __syncthreads();  // every piece added
-  if (threadIdx.x < kRows) {
-    const int row = row0 + threadIdx.x;
-    const int64_t stats_row = seqlens.template padded_rows_offset<Cfg::kBlockM>(params, head) + row;
-    const bool real = row < seqlen_q;
-    params.softmax_d[stats_row] = real ? row_sums[threadIdx.x] : 0.f;
-    params.lse_log2[stats_row] =
-        real ? params.lse[seqlens.lse_offset(params, head) + row] * float(M_LOG2E) : INFINITY;
+    if (Pieces::piece(slot) == 0) {
+      const bool real = row < seqlen_q;
+      params.softmax_d[stats_row0 + local_row] = real ? sum : 0.f;
+      params.lse_log2[stats_row0 + local_row] =
+          real ? params.lse[seqlens.lse_offset(params, head) + row] * float(M_LOG2E) : INFINITY;
+    }
   }
 }
 
