@@ -10,7 +10,7 @@ R=/tmp/res; mkdir -p $R
 save() { cp $OUT/steps.log $R/ 2>/dev/null; tar czf $OUT/res.tgz -C $R .; }
 step b-base 330 python3 build.py --arch sm90 --dtype bf16 --hdim 64,128,256 --features none --build-dir build_base -j 4 &
 for c in bwd_sm90_ws_dq_before_dk bwd_sm90_ws_head_groups fwd_sm90_dynamic_o_buffer fwd_sm90_dynamic fwd_sm90_short_causal; do
-  step b-$c 330 python3 build.py --catalog bench/tuning/$c.yaml --arch sm90 --hdim 64,128,256 --build-dir build_$c -j 3 &
+  step b-$c 330 python3 build.py --catalog bench/tuning/$c.yaml --arch sm90 --build-dir build_$c -j 3 &
 done
 wait; save
 per_family() { FLASHGEN_BUILD_DIR=build_$1 step t-$1 150 python3 -m pytest $2 -q -m per_family -x; save; }
