@@ -577,8 +577,11 @@ void check_varlen_forward_tiles() {
       len = next(4) == 0 ? 0 : next(trial % 2 ? 5 * block_m : 70);  // about a quarter empty
       longest = std::max(longest, len);
     }
+    // section_heads 1 (the static orders), and sections of heads as the dynamic scheduler's
+    // causal calls order them.
+    for (int section_heads : {1, 2, 5})
     for (bool causal : {false, true}) {
-      const flashgen::ForwardTileOrder order{(longest + block_m - 1) / block_m, heads, batch, causal};
+      const flashgen::ForwardTileOrder order{(longest + block_m - 1) / block_m, heads, batch, causal, section_heads};
       const int tiles = order.num_tiles();
       auto computed = [&](int t) {
         const flashgen::ForwardTile tile = order.at(t);
