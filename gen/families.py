@@ -181,6 +181,10 @@ class FwdSm90Tile(_NoFallbackPlan):
     # 1: O gets its own shared-memory tiles instead of reusing Q's, so a persistent CTA's next Q
     # loads as soon as this tile's last S GEMM is done, under its last P V GEMM and epilogue.
     o_buffer: int = 0
+    # 1: O goes out through V's ring instead of Q's buffer (where o_buffer's tiles do not fit,
+    # head dim 256): Q is free after the last S GEMM as with o_buffer, and the next tile's V
+    # loads wait until this tile's O stores have read the ring. Needs block_m <= stages * block_n.
+    o_in_v: int = 0
     # 1: each consumer reads its Q rows into registers once per tile and S = Q K^T takes them from
     # there, so the S wgmmas re-read only K from shared memory (64 x hdim / 128 / 2 registers).
     q_in_registers: int = 0
@@ -219,7 +223,12 @@ class FwdSm90Tile(_NoFallbackPlan):
         if not 1 <= self.stages <= 4:
             raise TileError(f"stages must be 1 to 4, got {self.stages}")
         _check_choices(self, (0, 1), "pingpong", "persistent", "dynamic_scheduler", "lazy_rescale", "o_buffer",
-                       "q_in_registers")
+                       "q_in_registers", "o_in_v")
+        if self.o_in_v and self.o_buffer:
+            raise TileError("o_in_v and o_buffer both give O a home: pick one")
+        if self.o_in_v and self.block_m > self.stages * self.block_n:
+            raise TileError(f"o_in_v puts O's {self.block_m} rows in V's ring of {self.stages} x {self.block_n} "
+                            f"rows: they do not fit")
         if self.causal_block_m_seqlen and not self.causal_block_m:
             raise TileError("causal_block_m_seqlen picks when causal calls run causal_block_m: set causal_block_m")
         if self.dynamic_scheduler and not self.persistent:

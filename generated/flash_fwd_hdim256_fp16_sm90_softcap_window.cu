@@ -16,6 +16,7 @@ struct flash_fwd_hdim256_fp16_sm90_softcap_window_tile {
   static constexpr int kDynamicScheduler = 0;
   static constexpr int kLazyRescale = 0;
   static constexpr int kOBuffer = 0;
+  static constexpr int kOInV = 0;
   static constexpr int kQInRegisters = 0;
   static constexpr int kCausalBlockM = 0;
   static constexpr int kCausalBlockMSeqlen = 0;

@@ -203,6 +203,19 @@ def test_sm90_forward_causal_block_m_renders_a_causal_plan():
         "set causal_block_m")
 
 
+def test_sm90_forward_o_in_v_needs_room_in_v_and_excludes_o_buffer():
+    sm90 = GOOD.replace("arch: sm80", "arch: sm90").replace("flash_fwd_*", "*")
+    sm90 = sm90.replace("{block_m: 128, block_n: 128, warps: 4}", "{block_m: 128, block_n: 64, persistent: 1}")
+    sm90 = sm90.replace("      128: {block_m: 128, block_n: 64, warps: 4}\n", "")
+    plain = parse_catalog(sm90).kernels[0]
+    o_in_v = parse_catalog(sm90.replace("persistent: 1}", "persistent: 1, o_in_v: 1}")).kernels[0]
+    assert o_in_v.smem_bytes == plain.smem_bytes and "kOInV = 1;" in render_kernel(o_in_v)
+    assert error_of(sm90.replace("persistent: 1}", "persistent: 1, o_in_v: 1, o_buffer: 1}")) == (
+        "kernels.yaml:6: kernels[0].tiles[64]: o_in_v and o_buffer both give O a home: pick one")
+    assert error_of(sm90.replace("persistent: 1}", "persistent: 1, o_in_v: 1, stages: 1}")) == (
+        "kernels.yaml:6: kernels[0].tiles[64]: o_in_v puts O's 128 rows in V's ring of 1 x 64 rows: they do not fit")
+
+
 def test_backward_family_has_its_own_tile_fields_and_checks():
     bwd = GOOD.replace("direction: fwd", "direction: bwd").replace("flash_fwd_*", "*")
     assert error_of(bwd) == ("kernels.yaml:6: kernels[0].tiles[64]: missing key 'atom_m_sdp'")

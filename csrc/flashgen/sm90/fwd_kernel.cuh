@@ -3,7 +3,7 @@
 //
 // A CTA computes (query block, head, batch) tiles: one, or with kPersistent (non-causal calls)
 // every gridDim.x-th of a GPU-full grid (common/tile_scheduler.cuh), the next tile's first K
-// (and with kSeparateO its Q) loading under this one's epilogue. Warpgroup 0 produces,
+// (and with kSeparateO or kOInV its Q) loading under this one's epilogue. Warpgroup 0 produces,
 // warpgroups 1..C consume, each consumer owning 64 query rows:
 // - Producer (registers lowered with setmaxnreg): one thread issues TMA loads, Q once, then K_n
 //   and V_n for the visible key blocks n, last first, through kStages-deep rings of shared-memory
@@ -15,7 +15,8 @@
 // - Ping-pong (tile option): named barriers make the consumers take turns issuing their GEMMs,
 //   so one warpgroup's softmax runs under the other's GEMMs.
 // - Epilogue: each consumer writes its normalized rows of O into its own Q rows of shared memory
-//   (its S GEMMs, their only readers, are done; with kSeparateO into O tiles of their own) and
+//   (its S GEMMs, their only readers, are done; with kSeparateO into O tiles of their own, with
+//   kOInV into V's ring once every consumer's last P V GEMM is done) and
 //   one of its threads TMA-stores them; the TMA unit clips rows past seqlen_q. LSE goes out from
 //   registers.
 // - Varlen (packed sequences, cu_seqlens): the tile order covers every sequence with the longest
@@ -68,6 +69,10 @@ struct FwdConfig {
   static constexpr bool kDynamicScheduler = Plan::kDynamicScheduler != 0;
   static constexpr bool kLazyRescale = Plan::kLazyRescale != 0;  // OnlineSoftmax's kLazy
   static constexpr bool kSeparateO = Plan::kOBuffer != 0;  // O gets its own shared-memory tiles
+  // O goes out through V's ring (where no separate O tiles fit, head dim 256): Q is free after the
+  // last S GEMM as with kSeparateO, and the next tile's V loads wait until O's store has read it.
+  static constexpr bool kOInV = Plan::kOInV != 0;
+  static constexpr bool kEarlyQRelease = kSeparateO || kOInV;  // Q's buffer never holds O
   // Q read once per tile into registers (ldmatrix) and fed to S = Q K^T from there (RS), so the
   // S wgmmas re-read only K from shared memory.
   static constexpr bool kQInRegisters = Plan::kQInRegisters != 0;
@@ -115,20 +120,23 @@ struct FwdConfig {
   static constexpr int kQElems = kConsumers * cosize_v<SmemLayoutQ>;
   static constexpr int kKVElems = cosize_v<SmemLayoutKVStages>;
   static constexpr int kTileElems = kQElems * (kSeparateO ? 2 : 1) + 2 * kKVElems;
+  static_assert(!(kSeparateO && kOInV), "O has one home: its own tiles or V's ring");
+  static_assert(!kOInV || kQElems <= kKVElems, "the consumers' O slices fit in V's ring");
   struct SharedStorage {
     alignas(1024) cute::array_aligned<Element, kTileElems> tiles;
     typename PipelineKV::SharedStorage pipeline_k, pipeline_v;
     cutlass::arch::ClusterTransactionBarrier q_full;  // Q landed
     cutlass::arch::ClusterBarrier q_empty;            // the consumers are done with Q (kQEmptyArrivals)
+    cutlass::arch::ClusterBarrier o_read;             // kOInV: every consumer's O store has read V's ring
     int tile_index;  // dynamic scheduler: the tile whose Q q_full announces (past the last: none left)
     CUTE_DEVICE Element* q() { return tiles.data(); }
     CUTE_DEVICE Element* k() { return tiles.data() + kQElems; }
     CUTE_DEVICE Element* v() { return tiles.data() + kQElems + kKVElems; }
-    CUTE_DEVICE Element* o() { return kSeparateO ? tiles.data() + kQElems + 2 * kKVElems : q(); }
+    CUTE_DEVICE Element* o() { return kSeparateO ? tiles.data() + kQElems + 2 * kKVElems : kOInV ? v() : q(); }
   };
   // Q's buffer is free for the next tile's Q once every consumer thread has waited for its last S
-  // GEMM (kSeparateO), or once each consumer's O store has read its slice (O in Q's buffer).
-  static constexpr int kQEmptyArrivals = kSeparateO ? kConsumers * 128 : kConsumers;
+  // GEMM (kSeparateO, kOInV), or once each consumer's O store has read its slice (O in Q's buffer).
+  static constexpr int kQEmptyArrivals = kEarlyQRelease ? kConsumers * 128 : kConsumers;
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes == Plan::kSmemBytes, "gen/families.py's shared-memory count disagrees with this kernel's");
 
@@ -269,6 +277,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
     cute::prefetch_tma_descriptor(args.tma_o.get_tma_descriptor());
     smem.q_full.init(1);
     smem.q_empty.init(Cfg::kQEmptyArrivals);
+    if constexpr (Cfg::kOInV) smem.o_read.init(Cfg::kConsumers);
   }
   PipelineKV pipeline_k(smem.pipeline_k, pipe_params, Shape<_1, _1, _1>{});
   PipelineKV pipeline_v(smem.pipeline_v, pipe_params, Shape<_1, _1, _1>{});
@@ -337,6 +346,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         copy(args.tma_q.with(reinterpret_cast<uint64_t&>(smem.q_full)), tQgQ(_, tile.m_block * Cfg::kConsumers + c),
              tQsQ);
       }
+      // O in V's ring: the previous tile's O stores have read it before this tile's V lands there.
+      if constexpr (Cfg::kOInV) {
+        if (iteration > 0) smem.o_read.wait((iteration - 1) & 1);
+      }
       if (last >= key_blocks.first) load_v(last);
       for (int n = last - 1; n >= key_blocks.first; --n) {
         load_k(n);
@@ -369,9 +382,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
 
   Tensor sQ = consumer_slice(smem.q(), consumer);
   Tensor sO = consumer_slice(smem.o(), consumer);
-  // With O in its own tiles, Q's buffer is free once this thread has waited for its last S GEMM.
+  // With O outside Q's buffer, Q's buffer is free once this thread has waited for its last S GEMM.
   auto release_q_if_separate_o = [&] {
-    if constexpr (Cfg::kSeparateO) smem.q_empty.arrive();
+    if constexpr (Cfg::kEarlyQRelease) smem.q_empty.arrive();
   };
   Tensor sK = make_tensor(make_smem_ptr(smem.k()), typename Cfg::SmemLayoutKVStages{});
   Tensor sVt = make_tensor(make_smem_ptr(smem.v()), typename Cfg::SmemLayoutVtStages{});
@@ -501,6 +514,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       if (!Cfg::kVarlen && tidx == 0) tma_store_wait<0>();  // the previous tile's store has read sO
       named_barrier_sync(kEpilogueBarrier0 + consumer, 128);
     }
+    if constexpr (Cfg::kOInV) {
+      // Every consumer's last P V GEMM has read V's ring (a slice spans other consumers' stages);
+      // the next tile's V waits for o_read, so nothing else writes there now.
+      named_barrier_sync(kVFreeBarrier, Cfg::kConsumers * 128);
+    }
     Tensor o = convert_fragment<Element>(acc_o);
     cute::copy(smem_copy_o, thr_copy_o.retile_S(o), thr_copy_o.partition_D(sO));
     if constexpr (Cfg::kVarlen) {
@@ -529,9 +547,13 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         if (row < mask.seqlen_q) lse_rows[row] = lse[mi];
       }
     }
-    if (!Cfg::kSeparateO && tidx == 0) {
+    if (!Cfg::kEarlyQRelease && tidx == 0) {
       if constexpr (!Cfg::kVarlen) tma_store_wait<0>();  // the store has read this consumer's rows of Q's buffer
       smem.q_empty.arrive();
+    }
+    if (Cfg::kOInV && tidx == 0) {
+      if constexpr (!Cfg::kVarlen) tma_store_wait<0>();  // the store has read this consumer's O rows of V's ring
+      smem.o_read.arrive();
     }
   };
   if constexpr (kDynamic) {

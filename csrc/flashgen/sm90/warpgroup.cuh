@@ -82,6 +82,7 @@ constexpr int kDqFullBarrier = 9;      // ... the consumers staged a dQ tile for
 constexpr int kDqEmptyBarrier = 10;    // ... the dQ writer has read the staged tile
 constexpr int kBwdEpilogueBarrier0 = 11;  // ... one per consumer's dK, dV epilogue (11..12)
 constexpr int kPdsFreeBarrier = 13;    // ... one P/dS buffer: both consumers' GEMMs of the last step read it
+constexpr int kVFreeBarrier = 14;      // sm90 forward with O in V's ring: every consumer's last P V GEMM is done
 
 __device__ __forceinline__ void named_barrier_sync(int id, int num_threads) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(num_threads) : "memory");
