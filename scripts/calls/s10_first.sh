@@ -21,7 +21,8 @@ per_family bwd_sm90_ws_head_groups tests/gpu/test_backward.py
 bench base bwd 64,128,256
 bench bwd_sm90_ws_dq_before_dk bwd 64,128
 bench bwd_sm90_ws_head_groups bwd 64,128
-FLASHGEN_BUILD_DIR=build_base step times 120 bash -c 'for d in 64 128; do python3 scripts/profile_bwd.py --kernel-times --impl flashgen,fa4 --batch 32 --seqlen 512 --hdim $d; done'; save
+FLASHGEN_BUILD_DIR=build_base step times 60 bash -c 'for d in 64 128; do python3 scripts/profile_bwd.py --kernel-times --impl flashgen --batch 32 --seqlen 512 --hdim $d; done'; save
+FLASHGEN_BUILD_DIR=build_base step times-fa4 90 bash -c 'for d in 64 128; do python3 scripts/profile_bwd.py --kernel-times --impl fa4 --batch 32 --seqlen 512 --hdim $d; done'; save
 for c in fwd_sm90_dynamic_o_buffer fwd_sm90_dynamic fwd_sm90_short_causal; do per_family $c tests/gpu/test_forward.py; done
 bench base fwd 64,128,256
 bench fwd_sm90_dynamic_o_buffer fwd 64,128
