@@ -334,8 +334,18 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         ++state;
       };
       const int last = key_blocks.end - 1;
+      const bool has_keys = last >= key_blocks.first;
+      // O in V's ring: the previous tile's O stores must have read it before this tile's V lands
+      // there. A tile without keys loads no V, and its consumers then reach their epilogue (and
+      // o_read) on Q alone: wait before its Q, so o_read's phases never run two ahead of this.
+      auto wait_for_o_read = [&] {
+        if constexpr (Cfg::kOInV) {
+          if (iteration > 0) smem.o_read.wait((iteration - 1) & 1);
+        }
+      };
       // The first K goes out before Q: persistent, it loads under the previous tile's epilogue.
-      if (last >= key_blocks.first) load_k(last);
+      if (has_keys) load_k(last);
+      if (!has_keys) wait_for_o_read();
       // Q: its buffer holds the previous tile's O until the consumers' stores have read it.
       if (iteration > 0) smem.q_empty.wait((iteration - 1) & 1);
       if constexpr (kDynamic) store_shared_int(&smem.tile_index, t);
@@ -346,11 +356,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         copy(args.tma_q.with(reinterpret_cast<uint64_t&>(smem.q_full)), tQgQ(_, tile.m_block * Cfg::kConsumers + c),
              tQsQ);
       }
-      // O in V's ring: the previous tile's O stores have read it before this tile's V lands there.
-      if constexpr (Cfg::kOInV) {
-        if (iteration > 0) smem.o_read.wait((iteration - 1) & 1);
+      if (has_keys) {
+        wait_for_o_read();
+        load_v(last);
       }
-      if (last >= key_blocks.first) load_v(last);
       for (int n = last - 1; n >= key_blocks.first; --n) {
         load_k(n);
         load_v(n);
@@ -526,6 +535,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       Tensor gO = head_row_tiles_at<Element, kMmaRows, kHeadDim>(params.out, seqlens.q_row_base(params.out),
                                                                  tile.head, seqlens.seqlen_q, block);
       store_rows_from_smem<Cfg>(sO, gO, seqlens.seqlen_q - row0, tidx, kEpilogueBarrier0 + consumer);
+      if constexpr (Cfg::kOInV) {
+        // The next tile's V lands here by TMA (the async proxy) after these generic accesses:
+        // every thread fences its own, and the barrier puts them all before thread 0's o_read.
+        cutlass::arch::fence_view_async_shared();
+        named_barrier_sync(kEpilogueBarrier0 + consumer, 128);
+      }
     } else {
       cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by the TMA unit
       named_barrier_sync(kEpilogueBarrier0 + consumer, 128);
