@@ -29,3 +29,6 @@ bench fwd_sm90_dynamic_o_buffer fwd 64,128
 bench fwd_sm90_dynamic fwd 64,128,256
 bench fwd_sm90_short_causal fwd 64
 FLASHGEN_BUILD_DIR=build_bwd_sm90_ws_dq_before_dk step r-dqf 90 compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py bwd_hdim128; save
+# The A/Bs side by side (also in the output's tail).
+step cmp-bwd 30 python3 -m bench.compare $R/*-base-bwd.json $R/*-bwd_sm90_ws_dq_before_dk-bwd.json $R/*-bwd_sm90_ws_head_groups-bwd.json; cat $STEP_LOGS/cmp-bwd.log
+step cmp-fwd 30 python3 -m bench.compare $R/*-base-fwd.json $R/*-fwd_sm90_dynamic_o_buffer-fwd.json $R/*-fwd_sm90_dynamic-fwd.json $R/*-fwd_sm90_short_causal-fwd.json; cat $STEP_LOGS/cmp-fwd.log; save
