@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from bench.cases import Case
+from bench.report import result_stem
 
 
 def _flashgen_tflops(rows: list[dict]) -> dict[Case, float]:
@@ -48,8 +49,12 @@ def main(argv=None) -> int:
     if len(paths) < 2:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    # Result files are DATE-GPU-TAG.json (bench/run.py): the tag names the column.
-    named = [(p.stem.split("-NVIDIA_")[-1].split("-", 1)[-1], json.loads(p.read_text())["rows"]) for p in paths]
+    named = []
+    for path in paths:
+        data = json.loads(path.read_text())
+        # The run's tag (its file name past DATE-GPU, bench.report.result_stem) names its column.
+        tag = path.stem.removeprefix(result_stem(data["meta"])).lstrip("-")
+        named.append((tag or path.stem, data["rows"]))
     print(compare(named), end="")
     return 0
 

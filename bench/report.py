@@ -7,6 +7,11 @@ from bench.cases import Case
 from gen.axes import DIRECTIONS
 
 
+def result_stem(meta: dict, tag: str = "") -> str:
+    """A run's result file name without suffix: DATE-GPU[-TAG] (spaces in the GPU name as _)."""
+    return f"{meta['date']}-{meta['gpu'].replace(' ', '_')}{'-' + tag if tag else ''}"
+
+
 def _key(row):
     """A table line's case: rows of every impl for it share the key. Rows from before the
     feature fields (window, softcap, varlen, padded) read as plain cases."""

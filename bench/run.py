@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     meta = {"gpu": gpu, "date": datetime.date.today().isoformat(), "torch": torch.__version__,
             "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
             "ceilings": roofs, "complete": False}
-    stem = f"{meta['date']}-{gpu.replace(' ', '_')}{'-' + args.tag if args.tag else ''}"
+    stem = report.result_stem(meta, args.tag)
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / f"{stem}.json"
     rows = []

@@ -22,7 +22,8 @@ def test_compare_gives_each_runs_ratio_to_the_base_and_ignores_peers():
 
 def test_main_names_columns_by_tag(tmp_path, capsys):
     for tag, tflops in (("base", 400.0), ("ds_exchange", 474.0)):
-        (tmp_path / f"2026-12-03-NVIDIA_H200-{tag}.json").write_text(json.dumps({"meta": {}, "rows": [_row(tflops)]}))
+        meta = {"date": "2026-12-03", "gpu": "NVIDIA H200"}
+        (tmp_path / f"2026-12-03-NVIDIA_H200-{tag}.json").write_text(json.dumps({"meta": meta, "rows": [_row(tflops)]}))
     assert main([str(tmp_path / "2026-12-03-NVIDIA_H200-base.json"),
                  str(tmp_path / "2026-12-03-NVIDIA_H200-ds_exchange.json")]) == 0
     out = capsys.readouterr().out

@@ -155,6 +155,15 @@ struct FwdKernelArgs {
   typename Cfg::TmaLoadQ tma_q;
   typename Cfg::TmaLoadKV tma_k, tma_v;
   typename Cfg::TmaStoreO tma_o;
+
+  // Fetches the descriptors into the descriptor cache while the barriers are set up: a CTA's
+  // first TMA of each kind would otherwise wait for its fetch (one CTA per tile on causal calls).
+  __device__ void prefetch_descriptors() const {
+    cute::prefetch_tma_descriptor(tma_q.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(tma_k.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(tma_v.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(tma_o.get_tma_descriptor());
+  }
 };
 
 
@@ -269,12 +278,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   pipe_params.is_leader = threadIdx.x == 0;
   pipe_params.num_consumers = Cfg::kConsumers * 128;
   if (threadIdx.x == 0) {
-    // The descriptors into the descriptor cache while the barriers are set up: a CTA's first
-    // TMA of each kind would otherwise wait for its fetch (one CTA per tile on causal calls).
-    cute::prefetch_tma_descriptor(args.tma_q.get_tma_descriptor());
-    cute::prefetch_tma_descriptor(args.tma_k.get_tma_descriptor());
-    cute::prefetch_tma_descriptor(args.tma_v.get_tma_descriptor());
-    cute::prefetch_tma_descriptor(args.tma_o.get_tma_descriptor());
+    args.prefetch_descriptors();
     smem.q_full.init(1);
     smem.q_empty.init(Cfg::kQEmptyArrivals);
     if constexpr (Cfg::kOInV) smem.o_read.init(Cfg::kConsumers);
@@ -345,7 +349,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       };
       // The first K goes out before Q: persistent, it loads under the previous tile's epilogue.
       if (has_keys) load_k(last);
-      if (!has_keys) wait_for_o_read();
+      else wait_for_o_read();
       // Q: its buffer holds the previous tile's O until the consumers' stores have read it.
       if (iteration > 0) smem.q_empty.wait((iteration - 1) & 1);
       if constexpr (kDynamic) store_shared_int(&smem.tile_index, t);
@@ -392,7 +396,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   Tensor sQ = consumer_slice(smem.q(), consumer);
   Tensor sO = consumer_slice(smem.o(), consumer);
   // With O outside Q's buffer, Q's buffer is free once this thread has waited for its last S GEMM.
-  auto release_q_if_separate_o = [&] {
+  auto release_q_if_o_elsewhere = [&] {
     if constexpr (Cfg::kEarlyQRelease) smem.q_empty.arrive();
   };
   Tensor sK = make_tensor(make_smem_ptr(smem.k()), typename Cfg::SmemLayoutKVStages{});
@@ -463,7 +467,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         warpgroup_wait<0>();
         pipeline_k.consumer_release(k_read);
         ++k_read;
-        if (n == key_blocks.first) release_q_if_separate_o();
+        if (n == key_blocks.first) release_q_if_o_elsewhere();
         scores_to_probabilities(acc_s, n, cute::true_type{});
         convert_fragment_into(acc_s, p);
       }
@@ -482,7 +486,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         warpgroup_wait<1>();  // S done
         pipeline_k.consumer_release(k_read);
         ++k_read;
-        if (n - 1 == key_blocks.first) release_q_if_separate_o();
+        if (n - 1 == key_blocks.first) release_q_if_o_elsewhere();
         scores_to_probabilities(acc_s, n - 1, cute::false_type{});
         warpgroup_wait<0>();  // P V done: p and acc_o are free
         pipeline_v.consumer_release(v_read);
@@ -505,7 +509,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       pipeline_v.consumer_release(v_read);
       ++v_read;
     } else {
-      release_q_if_separate_o();
+      release_q_if_o_elsewhere();
       clear(acc_o);  // rows that see no key: O = 0, lse = +inf (finish() with an empty sum)
       CUTE_UNROLL
       for (int mi = 0; mi < kRows; ++mi) softmax.row_max[mi] = -INFINITY, softmax.row_sum[mi] = 0.f;
