@@ -42,9 +42,12 @@ def parse_args(argv):
     p.add_argument("--preset", help="a preset of kernels.yaml (default: `default` when no filter is given)")
     for axis in AXES:  # one filter flag per axis of the catalog: --direction, --hdim, --dtype, ...
         p.add_argument(axis.flag, dest=axis.name, type=axis.flag_values, action="extend", help=_axis_help(axis))
-    p.add_argument("--kernels", type=_csv, help="comma-separated globs over kernel names ('bwd*hdim256*')")
-    p.add_argument("--add", type=_csv, help="kernel-name globs to add to the build dir's current selection "
-                                             "(the filter flags narrow what is added)")
+    # extend: a repeated flag adds globs (it used to keep only the last one, silently).
+    p.add_argument("--kernels", type=_csv, action="extend",
+                   help="comma-separated globs over kernel names ('bwd*hdim256*'); repeat the flag for more")
+    p.add_argument("--add", type=_csv, action="extend",
+                   help="kernel-name globs to add to the build dir's current selection "
+                        "(the filter flags narrow what is added)")
     p.add_argument("--list", action="store_true", help="print the catalog, marking selected kernels with *")
     p.add_argument("--dry-run", action="store_true", help="print what would be compiled; compile nothing")
     p.add_argument("--report", action="store_true",
@@ -65,10 +68,12 @@ def main(argv=None) -> int:
     try:
         catalog = load_catalog(args.catalog)
         if args.add:
-            selection = Selection(preset=args.preset, filters=filters, kernel_globs=(args.kernels or ()) + args.add)
+            selection = Selection(preset=args.preset, filters=filters,
+                                  kernel_globs=tuple(args.kernels or ()) + tuple(args.add))
             selected = add_to(catalog, build.previous_selection(args.build_dir), selection)
         else:
-            selection = Selection(preset=args.preset, filters=filters, kernel_globs=args.kernels)
+            selection = Selection(preset=args.preset, filters=filters,
+                                  kernel_globs=None if args.kernels is None else tuple(args.kernels))
             if selection.is_empty() and not args.report:
                 selection, why = machine_selection(visible_gpus(), frozenset(k.key.arch for k in catalog.kernels))
                 print(why)

@@ -83,6 +83,13 @@ def test_dry_run_compiles_nothing(tmp_path):
     assert not list(tmp_path.glob("obj/*.o")) and not list(tmp_path.glob("_C*"))
 
 
+def test_a_repeated_kernels_flag_adds_its_globs():
+    out = run_build_py("--list", "--kernels", "flash_fwd_hdim64_fp16_sm80", "--kernels",
+                       "flash_bwd_hdim128_bf16_sm80,flash_fwd_hdim96_bf16_sm80").stdout.splitlines()
+    assert {"* flash_fwd_hdim64_fp16_sm80", "* flash_bwd_hdim128_bf16_sm80", "* flash_fwd_hdim96_bf16_sm80"} <= set(out)
+    assert out[-1] == f"(3 of {len(load_catalog().kernels)} selected)"
+
+
 def test_cli_errors_exit_2_with_a_message():
     result = run_build_py("--dtype", "fp32")
     assert result.returncode == 2 and "error: unknown dtype 'fp32' (allowed: fp16, bf16)" in result.stderr
