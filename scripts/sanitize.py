@@ -51,16 +51,15 @@ def call(key: KernelKey, causal: bool, with_backward: bool) -> list[torch.Tensor
 def main() -> int:
     only = sys.argv[1:]  # optional substrings: run only kernels whose name contains one
     built = {n for n in flashgen.available_kernels() if not only or any(o in n for o in only)}
-    if not any(KernelKey.parse(n).direction == "fwd" for n in built):
+    forwards = sorted(n for n in built if KernelKey.parse(n).direction == "fwd")
+    if not forwards:
         # Kernels run forward first (a backward with its forward): a selection without a forward
         # name ran nothing, which the sanitizer reports only as an early exit.
         print(f"sanitize.py: no built forward kernel matches {only or 'any name'}; select forward "
               f"names (e.g. hdim128_bf16_sm90), whose backward runs with them", file=sys.stderr)
         return 2
-    for name in sorted(built):
+    for name in forwards:
         key = KernelKey.parse(name)
-        if key.direction != "fwd":
-            continue
         with_backward = name.replace("flash_fwd_", "flash_bwd_") in built
         for causal in (False, True):
             results = call(key, causal, with_backward)

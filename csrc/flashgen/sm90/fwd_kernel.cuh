@@ -566,13 +566,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         if (row < mask.seqlen_q) lse_rows[row] = lse[mi];
       }
     }
-    if (!Cfg::kEarlyQRelease && tidx == 0) {
-      if constexpr (!Cfg::kVarlen) tma_store_wait<0>();  // the store has read this consumer's rows of Q's buffer
-      smem.q_empty.arrive();
-    }
-    if (Cfg::kOInV && tidx == 0) {
-      if constexpr (!Cfg::kVarlen) tma_store_wait<0>();  // the store has read this consumer's O rows of V's ring
-      smem.o_read.arrive();
+    // O sat in Q's buffer (q_empty) or V's ring (o_read): free it once the store has read this
+    // consumer's rows. (O in tiles of its own needs no release.)
+    if (!Cfg::kSeparateO && tidx == 0) {
+      if constexpr (!Cfg::kVarlen) tma_store_wait<0>();
+      (Cfg::kOInV ? smem.o_read : smem.q_empty).arrive();
     }
   };
   if constexpr (kDynamic) {
