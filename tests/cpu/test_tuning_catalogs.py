@@ -53,3 +53,14 @@ def test_verification_and_feature_benchmark_catalogs_build_kernels_yaml_plans(ca
         where = (kernel.key.direction, kernel.key.hdim, kernel.key.dtype, kernel.key.arch)
         assert kernel.tile == default[where], f"{kernel.name}: {kernel.tile} differs from {default[where]}"
     assert len(built) == kernels
+
+
+def test_gpu_suites_parametrize_every_head_dim_kernels_yaml_lists():
+    """tests/gpu's CATALOG_HDIMS (the head dims the numerics and feature suites run) is
+    kernels.yaml's set: a head dim added to the catalog must not go untested on the GPU."""
+    import ast
+    source = (paths.REPO_ROOT / "tests" / "gpu" / "test_forward.py").read_text()
+    assignment = next(node for node in ast.parse(source).body if isinstance(node, ast.Assign)
+                      and getattr(node.targets[0], "id", None) == "CATALOG_HDIMS")
+    catalog_hdims = {k.key.hdim for k in load_catalog(paths.CATALOG).kernels}
+    assert set(ast.literal_eval(assignment.value)) == catalog_hdims

@@ -25,12 +25,12 @@ import flashgen
 from flashgen import dispatch, ops
 from flashgen.inputs import mask_args
 from flashgen.reference import attention_reference, attention_reference_grads, check_against_reference
-from tests.gpu.test_forward import random_qkv
+from tests.gpu.test_forward import CATALOG_HDIMS, random_qkv
 from tests.gpu.test_varlen import cu_seqlens, packed_qkv
 
 pytestmark = pytest.mark.gpu
 
-HEAD_DIMS = (64, 128, 256)
+HEAD_DIMS = CATALOG_HDIMS   # every one: a tuning catalog's feature variants at 96 / 192 must run too
 DTYPES = (torch.float16, torch.bfloat16)
 DTYPE_IDS = ["fp16", "bf16"]
 LOGIT_SCALE = 25.0   # q is scaled by this in softcap cases: logits (q.k / sqrt(d), std 25) reach ~100

@@ -14,7 +14,7 @@ from flashgen.reference import attention_reference, check_against_reference
 
 pytestmark = pytest.mark.gpu
 
-CATALOG_HDIMS = (64, 96, 128, 192, 256)
+CATALOG_HDIMS = (64, 96, 128, 192, 256)   # kernels.yaml's head dims (tests/cpu/test_catalog.py checks)
 ROUNDED_HDIMS = (72, 200)   # padded to 96 and 256
 DTYPES = (torch.float16, torch.bfloat16)
 SEQLENS = ((1, 1), (17, 113), (113, 17), (1000, 1000), (2049, 1023), (1, 2049))

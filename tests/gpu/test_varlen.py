@@ -9,7 +9,7 @@ import flashgen
 from flashgen.varlen import cu_seqlens_of
 from flashgen.reference import (attention_reference, attention_reference_grads, check_against_reference,
                                 same_dtype_error)
-from tests.gpu.test_forward import random_qkv, run_or_skip
+from tests.gpu.test_forward import CATALOG_HDIMS, random_qkv, run_or_skip
 
 pytestmark = pytest.mark.gpu
 
@@ -132,7 +132,7 @@ def test_varlen_of_equal_lengths_matches_the_batched_call():
 # row the kernel leaves unwritten fails, and so does one overwritten by the next sequence's tile
 # (the sm90 O store stops at each sequence's end). Windows and softcap need kernels built with
 # those features too; a family without the kernel skips.
-@pytest.mark.parametrize("head_dim", [64, 128, 256])
+@pytest.mark.parametrize("head_dim", CATALOG_HDIMS)
 @pytest.mark.parametrize("nheads,nheads_kv", [(4, 4), (6, 2)], ids=["mha", "gqa"])
 @pytest.mark.parametrize("causal,window_size,softcap", [(False, (-1, -1), 0.0), (True, (-1, -1), 0.0),
                                                        (False, (96, 32), 0.0), (True, (-1, -1), 30.0)],
@@ -171,7 +171,7 @@ def test_varlen_forward_of_each_family_matches_each_sequences_reference(keys, ca
 # forward's out and lse. dq, dk and dv start as NaN: a row the kernel leaves unwritten fails,
 # and so does one overwritten by the next sequence's tile (the sm90 dK/dV store stops at each
 # sequence's end). Deterministic mode launches the key blocks a few at a time (n_block_offset).
-@pytest.mark.parametrize("head_dim", [64, 128, 256])
+@pytest.mark.parametrize("head_dim", CATALOG_HDIMS)
 @pytest.mark.parametrize("nheads,nheads_kv", [(4, 4), (6, 2)], ids=["mha", "gqa"])
 @pytest.mark.parametrize("causal,deterministic", [(False, False), (True, False), (True, True)],
                          ids=["full", "causal", "causal-deterministic"])
