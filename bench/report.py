@@ -24,6 +24,20 @@ def _variant(row) -> str:
     return Case.from_row(row).variant
 
 
+UNSTEADY = 0.10    # rounds' spread above which a cell is marked `~`
+HOST_BOUND = 0.8   # host time per call over GPU time at which a cell is marked `h`
+
+
+def _marks(row) -> str:
+    """A cell's flags from the timing fields (absent in rows from before them: none)."""
+    marks = ""
+    if (row.get("spread") or 0.0) > UNSTEADY:
+        marks += "~"
+    if row.get("host_ms") is not None and row.get("ms") and row["host_ms"] >= HOST_BOUND * row["ms"]:
+        marks += "h"
+    return f" {marks}" if marks else ""
+
+
 def markdown(meta: dict, rows: list[dict]) -> str:
     impls = list(dict.fromkeys(r["impl"] for r in rows))
     matmul = meta["ceilings"]["matmul_bf16_tflops"]
@@ -58,7 +72,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             cells = []
             for impl in impls:
                 r = by_impl.get(impl)
-                cells.append(f"{r['tflops']:.0f} ({r['tflops'] / matmul:.0%})" if r and r["tflops"] else "n/a")
+                cells.append(f"{r['tflops']:.0f} ({r['tflops'] / matmul:.0%}){_marks(r)}" if r and r["tflops"] else "n/a")
             best = max((r for i, r in by_impl.items() if i.startswith("flashgen") and r["tflops"]),
                        key=lambda r: r["tflops"], default=None)
             ours = best["tflops"] if best else None
@@ -69,6 +83,10 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             lines.append(f"| {direction} | {hdim} | {dtype} | {'yes' if causal else 'no'} | {batch} x {seqlen} | "
                          + variant + " | ".join(cells) + f" | {ratio} |" + ms)
         lines.append("")
+    if any(_marks(r) for r in rows):
+        lines += [f"`~`: the timed rounds spread more than {UNSTEADY:.0%} (slowest minus fastest over the median); "
+                  f"`h`: host-bound, enqueuing a call took the host at least {HOST_BOUND:.0%} of its GPU time, so "
+                  "the cell may time Python and launches rather than the kernels.", ""]
     notes = sorted({f"{r['impl']}: {r['error']}" for r in rows if r["error"]})
     if notes:
         lines += ["Not measured (n/a):", ""] + [f"- {n}" for n in notes] + [""]

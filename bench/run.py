@@ -22,7 +22,7 @@ import torch
 from bench import report
 from bench.cases import GRIDS, TOTAL_HIDDEN, Case, case_flops, default_grid, features_grid  # noqa: F401
 from bench.impls import IMPLS, Unavailable
-from bench.timing import ceilings, median_ms
+from bench.timing import ceilings, time_side_by_side
 from flashgen.dispatch import TORCH_DTYPES
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -75,29 +75,40 @@ def select_cases(args) -> list[Case]:
     return [c for c in cases if keep(c)]
 
 
-def run_case(case: Case, impl: str, rounds: int) -> dict:
-    row = asdict(case) | {"impl": impl, "nheads": case.nheads, "ms": None, "tflops": None, "error": None,
-                          "kernel": None}
-    gen = torch.Generator(device="cuda").manual_seed(hash((case, impl)) % 2**31)
-    rows = (sum(case.varlen),) if case.packed else (case.batch, case.seqlen)   # packed: (total, h, d)
-    shape = (*rows, case.nheads, case.head_dim)
-    q, k, v = (torch.randn(shape, generator=gen, device="cuda", dtype=TORCH_DTYPES[case.dtype]) for _ in range(3))
-    try:
-        fn = IMPLS[impl](q, k, v, case.causal, case.direction, window=case.window, softcap=case.softcap,
-                         seqlens=case.varlen if case.packed else None)
-        row["kernel"] = getattr(fn, "kernel", None)
-        ms = median_ms(fn, rounds=rounds)
-    except Unavailable as exc:
-        row["error"] = str(exc)
-        return row
-    except torch.OutOfMemoryError:
-        row["error"] = "out of memory"
-        return row
-    except Exception as exc:  # noqa: BLE001 - a peer that breaks on one case must not end the run
-        row["error"] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
-        return row
-    row.update(ms=ms, tflops=case_flops(case) / ms / 1e9)
-    return row
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, Unavailable):
+        return str(exc)
+    if isinstance(exc, torch.OutOfMemoryError):
+        return "out of memory"
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+
+
+def run_case(case: Case, impls: list[str], rounds: int) -> list[dict]:
+    """One row per implementation, timed side by side (bench.timing.time_side_by_side), each on
+    its own random inputs. A peer that breaks on the case gets its error in its row; the run goes on."""
+    rows, fns = {}, {}
+    for impl in impls:
+        row = asdict(case) | {"impl": impl, "nheads": case.nheads, "ms": None, "tflops": None, "error": None,
+                              "kernel": None, "spread": None, "host_ms": None}
+        rows[impl] = row
+        gen = torch.Generator(device="cuda").manual_seed(hash((case, impl)) % 2**31)
+        lead = (sum(case.varlen),) if case.packed else (case.batch, case.seqlen)   # packed: (total, h, d)
+        shape = (*lead, case.nheads, case.head_dim)
+        try:
+            q, k, v = (torch.randn(shape, generator=gen, device="cuda", dtype=TORCH_DTYPES[case.dtype])
+                       for _ in range(3))
+            fns[impl] = IMPLS[impl](q, k, v, case.causal, case.direction, window=case.window, softcap=case.softcap,
+                                    seqlens=case.varlen if case.packed else None)
+            row["kernel"] = getattr(fns[impl], "kernel", None)
+        except Exception as exc:  # noqa: BLE001 - a peer that breaks on one case must not end the run
+            row["error"] = _error_text(exc)
+    for impl, timing in time_side_by_side(fns, rounds=rounds).items():
+        if isinstance(timing, BaseException):
+            rows[impl]["error"] = _error_text(timing)
+        else:
+            rows[impl].update(ms=timing.ms, tflops=case_flops(case) / timing.ms / 1e9, spread=timing.spread,
+                              host_ms=timing.host_ms)
+    return [rows[impl] for impl in impls]
 
 
 def main(argv=None) -> int:
@@ -123,15 +134,14 @@ def main(argv=None) -> int:
     rows = []
     total = len(cases) * len(args.impl)
     for case in cases:
-        for impl in args.impl:
-            row = run_case(case, impl, args.rounds)
+        for row in run_case(case, args.impl, args.rounds):
             rows.append(row)
             result = f"{row['tflops']:7.1f} TFLOPS  {row['ms']:.3f} ms" if row["ms"] else f"-- {row['error']}"
             print(f"[{len(rows)}/{total}] {case.direction} d{case.head_dim} {case.dtype} "
                   f"{'causal' if case.causal else 'full'} b{case.batch} s{case.seqlen}"
-                  f"{' [' + case.variant + ']' if case.variant else ''} {impl:15s} {result}",
+                  f"{' [' + case.variant + ']' if case.variant else ''} {row['impl']:15s} {result}",
                   flush=True)
-            torch.cuda.empty_cache()
+        torch.cuda.empty_cache()
         # Rows so far, so a run stopped by a time limit still leaves what it measured.
         json_path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     meta["complete"] = True

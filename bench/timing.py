@@ -1,36 +1,101 @@
-"""Timing with CUDA events: warm up, then the median of many timed calls."""
+"""Timing with CUDA events: warm up, then the median of many timed batches of calls.
+
+Implementations compared in one row are timed side by side: each round times a batch of every
+one in turn, so a slow stretch of the GPU (clocks, a neighbour on the machine) falls on all of
+them alike instead of on whichever happened to be timed then. Session 11 saw why: the same
+build's backward at 32 x 512 read 0.43 and 0.60 ms in two runs a minute apart.
+"""
 from __future__ import annotations
 
 import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 
-def median_ms(fn, warmup: int = 5, rounds: int = 15, round_ms: float = 20.0) -> float:
-    """Median over `rounds` of the mean time per call of a batch of back-to-back calls.
+class CudaClock:
+    """GPU time of what is enqueued between start() and stop(), by CUDA events."""
+
+    def __init__(self):
+        self._start = torch.cuda.Event(enable_timing=True)
+        self._end = torch.cuda.Event(enable_timing=True)
+
+    def start(self) -> None:
+        self._start.record()
+
+    def stop(self) -> float:
+        self._end.record()
+        self._end.synchronize()
+        return self._start.elapsed_time(self._end)
+
+    @staticmethod
+    def sync() -> None:
+        torch.cuda.synchronize()
+
+
+@dataclass
+class Timing:
+    ms: float       # median over the rounds of the mean GPU time per call in a batch
+    spread: float   # (slowest round - fastest round) / ms: how steady the rounds were
+    host_ms: float  # median host time to enqueue one call: near ms, the host, not the GPU, set the pace
+
+
+def time_side_by_side(fns: dict[str, Callable], warmup: int = 5, rounds: int = 15, round_ms: float = 20.0,
+                      clock=None) -> dict[str, Timing | Exception]:
+    """Each fn's Timing (or the exception it raised; it then leaves the later rounds).
 
     Calls are enqueued without synchronizing in between, so the GPU runs ahead of the host as
     in real use: host-side overhead (argument checks, dispatch) stays out of kernel timings as
-    long as it is shorter than the kernel. Each batch lasts about `round_ms`.
+    long as it is shorter than the kernel, and host_ms says when it is not. Each fn's batch lasts
+    about `round_ms`; round r starts with the (r mod n)-th fn, so no fn always follows the sync.
     """
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    end.record()
-    end.synchronize()
-    batch = max(1, min(200, int(round_ms / max(start.elapsed_time(end), 1e-3))))
-    per_call = []
-    for _ in range(rounds):
-        start.record()
-        for _ in range(batch):
+    clock = clock or CudaClock()
+    batches, failed = {}, {}
+    for name, fn in fns.items():
+        try:
+            for _ in range(warmup):
+                fn()
+            clock.sync()
+            clock.start()
             fn()
-        end.record()
-        end.synchronize()
-        per_call.append(start.elapsed_time(end) / batch)
-    return statistics.median(per_call)
+            batches[name] = max(1, min(200, int(round_ms / max(clock.stop(), 1e-3))))
+        except Exception as exc:  # noqa: BLE001 - one implementation failing must not end the row
+            failed[name] = exc
+    names = list(batches)
+    per_call = {name: [] for name in names}
+    host = {name: [] for name in names}
+    for r in range(rounds if names else 0):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            if name in failed:
+                continue
+            fn, batch = fns[name], batches[name]
+            try:
+                clock.start()
+                began = time.perf_counter()
+                for _ in range(batch):
+                    fn()
+                enqueued = time.perf_counter() - began
+                per_call[name].append(clock.stop() / batch)
+                host[name].append(enqueued * 1e3 / batch)
+            except Exception as exc:  # noqa: BLE001
+                failed[name] = exc
+    result: dict[str, Timing | Exception] = dict(failed)
+    for name in names:
+        if name not in failed:
+            ms = statistics.median(per_call[name])
+            result[name] = Timing(ms=ms, spread=(max(per_call[name]) - min(per_call[name])) / ms,
+                                  host_ms=statistics.median(host[name]))
+    return result
+
+
+def median_ms(fn, warmup: int = 5, rounds: int = 15, round_ms: float = 20.0) -> float:
+    """One fn's median time per call (time_side_by_side of it alone); raises what fn raises."""
+    timing = time_side_by_side({"fn": fn}, warmup, rounds, round_ms)["fn"]
+    if isinstance(timing, Exception):
+        raise timing
+    return timing.ms
 
 
 def attention_flops(batch, seqlen_q, seqlen_k, nheads, head_dim, causal, direction) -> float:

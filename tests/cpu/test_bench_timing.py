@@ -1,0 +1,78 @@
+"""bench.timing's side-by-side rounds, on a fake clock (no GPU): each implementation is timed in
+every round, in rotating order, and one that raises leaves without ending the others."""
+import pytest
+
+from bench import report
+from bench.timing import Timing, time_side_by_side
+
+
+class FakeClock:
+    """GPU time = the calls' costs since start(); the host's time is not modelled."""
+
+    def __init__(self):
+        self.elapsed, self.order = 0.0, []
+
+    def start(self):
+        self.elapsed = 0.0
+
+    def stop(self):
+        return self.elapsed
+
+    def sync(self):
+        pass
+
+
+def fake_fn(clock, name, costs):
+    """A call that costs the next of `costs` ms (the last one repeating) and logs its name."""
+    calls = iter(costs)
+    last = [costs[-1]]
+
+    def fn():
+        last[0] = next(calls, last[0])
+        clock.elapsed += last[0]
+        clock.order.append(name)
+    return fn
+
+
+def test_each_fn_is_timed_every_round_in_rotating_order():
+    clock = FakeClock()
+    fns = {"a": fake_fn(clock, "a", [1.0]), "b": fake_fn(clock, "b", [4.0])}
+    timings = time_side_by_side(fns, warmup=1, rounds=4, round_ms=8.0, clock=clock)
+    assert timings["a"].ms == pytest.approx(1.0) and timings["b"].ms == pytest.approx(4.0)
+    assert timings["a"].spread == 0.0
+    # Batches: 8 calls of a, 2 of b; rounds start with a, b, a, b.
+    timed = clock.order[4:]   # after the warmup and calibration calls (1 + 1 each)
+    firsts = [timed[0], timed[10], timed[20], timed[30]]
+    assert firsts == ["a", "b", "a", "b"]
+
+
+def test_unsteady_rounds_show_in_the_spread():
+    clock = FakeClock()
+    costs = [1.0, 1.0] + [1.0] * 5 + [2.0] * 5 + [1.0] * 5   # warmup, calibration, then rounds of 5 calls
+    timings = time_side_by_side({"a": fake_fn(clock, "a", costs)}, warmup=1, rounds=3, round_ms=5.0, clock=clock)
+    assert timings["a"].ms == pytest.approx(1.0)
+    assert timings["a"].spread == pytest.approx(1.0)
+
+
+def test_a_fn_that_raises_is_reported_and_the_others_still_timed():
+    clock = FakeClock()
+
+    def broken():
+        raise RuntimeError("peer refuses the case")
+    timings = time_side_by_side({"bad": broken, "good": fake_fn(clock, "good", [2.0])}, warmup=1, rounds=3,
+                                clock=clock)
+    assert isinstance(timings["bad"], RuntimeError)
+    assert isinstance(timings["good"], Timing) and timings["good"].ms == pytest.approx(2.0)
+
+
+def test_report_marks_unsteady_and_host_bound_cells():
+    meta = {"gpu": "GPU", "date": "2026-12-03", "torch": "x", "command": "python -m bench",
+            "ceilings": {"matmul_bf16_tflops": 800.0, "copy_gb_per_s": 3000.0}}
+    case = {"direction": "bwd", "head_dim": 128, "dtype": "bf16", "causal": True, "batch": 32, "seqlen": 512,
+            "sweep": False, "nheads": 16, "error": None, "kernel": None}
+    rows = [dict(case, impl="flashgen", ms=0.5, tflops=160.0, spread=0.3, host_ms=0.45),
+            dict(case, impl="fa4", ms=0.36, tflops=240.0, spread=0.02, host_ms=0.1),
+            dict(case, impl="sdpa_cudnn", ms=0.4, tflops=210.0)]   # a row from before the fields
+    table = report.markdown(meta, rows)
+    assert "| 160 (20%) ~h | 240 (30%) | 210 (26%) |" in table
+    assert "`h`: host-bound" in table
