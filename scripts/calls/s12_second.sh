@@ -14,12 +14,15 @@ step build 240 python3 build.py -j 16 --kernels 'flash_*_hdim64_bf16_sm90,flash_
   && mark_build build || exit 1
 step record 200 python3 -m bench --out $R --no-sweep --dtype bf16 --hdim 64,128,256 --impl flashgen,fa4,sdpa_cudnn --tag s12; save
 step train 120 python3 -m bench.train_step --out $R --impl none,flashgen,sdpa,sdpa_cudnn,fa4; save
-for impl in flashgen fa4; do
-  step ncu-$impl 90 ncu --clock-control none -k regex:'fwd_kernel|FlashAttentionForwardSm90' --launch-skip 1 -c 1 \
+mkdir -p /tmp/reps
+for impl in flashgen fa4; do   # the warm-up call is skipped; FA4's kernel names hold "flash" (CuTe DSL)
+  step ncu-$impl 100 ncu --clock-control none -k regex:'fwd_kernel|[Ff]lash' --launch-skip 1 -c 1 \
     --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section SourceCounters \
-    --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+    --section ComputeWorkloadAnalysis -f -o /tmp/reps/fwd256-$impl \
     python3 scripts/profile_bwd.py --impl $impl --direction fwd --hdim 256 --batch 2 --seqlen 8192 --calls 1
-  cp $STEP_LOGS/ncu-$impl.log $R/ncu-fwd256-$impl.txt; save
+  step sass-$impl 60 bash -c "ncu --import /tmp/reps/fwd256-$impl.ncu-rep --page details > $R/ncu-fwd256-$impl.txt &&
+    ncu --import /tmp/reps/fwd256-$impl.ncu-rep --page source --csv --print-source sass > $R/sass-fwd256-$impl.csv"
+  save
 done
 FLASHGEN_BUILD_DIR=build_v96 step m-v96 120 compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/sanitize.py; save
 FLASHGEN_BUILD_DIR=build_oinv step r-oinv 90 compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py; save
