@@ -84,9 +84,10 @@ def markdown(meta: dict, rows: list[dict]) -> str:
                          + variant + " | ".join(cells) + f" | {ratio} |" + ms)
         lines.append("")
     if any(_marks(r) for r in rows):
-        lines += [f"`~`: the timed rounds spread more than {UNSTEADY:.0%} (slowest minus fastest over the median); "
-                  f"`h`: host-bound, enqueuing a call took the host at least {HOST_BOUND:.0%} of its GPU time, so "
-                  "the cell may time Python and launches rather than the kernels.", ""]
+        lines += [f"`~`: the timed rounds spread more than {UNSTEADY:.0%} (interquartile range over the median); "
+                  f"`h`: host-bound, the host spent at least {HOST_BOUND:.0%} of the GPU time per call (enqueuing, "
+                  "and any wait inside the call), so the cell may time Python, launches or a sync rather than "
+                  "the kernels.", ""]
     notes = sorted({f"{r['impl']}: {r['error']}" for r in rows if r["error"]})
     if notes:
         lines += ["Not measured (n/a):", ""] + [f"- {n}" for n in notes] + [""]

@@ -27,7 +27,7 @@ class CudaClock:
 
     def stop(self) -> float:
         self._end.record()
-        self._end.synchronize()
+        torch.cuda.synchronize()   # also work a call left on other streams: the next batch starts on an idle GPU
         return self._start.elapsed_time(self._end)
 
     @staticmethod
@@ -38,8 +38,23 @@ class CudaClock:
 @dataclass
 class Timing:
     ms: float       # median over the rounds of the mean GPU time per call in a batch
-    spread: float   # (slowest round - fastest round) / ms: how steady the rounds were
-    host_ms: float  # median host time to enqueue one call: near ms, the host, not the GPU, set the pace
+    spread: float   # interquartile range of the rounds over ms: how steady they were (one odd round does not count)
+    host_ms: float  # median host time per call, waits inside the call included: near ms, the host set the pace
+
+
+def _spread(values: list[float], median: float) -> float:
+    if len(values) < 2:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return (q3 - q1) / median
+
+
+def _is_sticky_cuda_error(exc: BaseException) -> bool:
+    """An error after which this process's CUDA context is unusable (an illegal address, a trap):
+    every later call fails with it, whichever implementation makes the call."""
+    return isinstance(exc, RuntimeError) and any(s in str(exc) for s in (
+        "illegal memory access", "illegal instruction", "unspecified launch failure", "device-side assert",
+        "misaligned address", "an illegal", "context is destroyed"))
 
 
 def time_side_by_side(fns: dict[str, Callable], warmup: int = 5, rounds: int = 15, round_ms: float = 20.0,
@@ -49,8 +64,12 @@ def time_side_by_side(fns: dict[str, Callable], warmup: int = 5, rounds: int = 1
     Calls are enqueued without synchronizing in between, so the GPU runs ahead of the host as
     in real use: host-side overhead (argument checks, dispatch) stays out of kernel timings as
     long as it is shorter than the kernel, and host_ms says when it is not. Each fn's batch lasts
-    about `round_ms`; round r starts with the (r mod n)-th fn, so no fn always follows the sync.
+    about `round_ms` and starts on an idle GPU (the clock synchronizes); round r starts with the
+    (r mod n)-th fn, so which fn ran just before another rotates (a hot or throttled GPU after a
+    heavy fn falls on each in turn). A CUDA error that leaves the context unusable ends the
+    timing with a RuntimeError naming the fn that raised it (the others' calls would fail too).
     """
+    rounds = max(1, rounds)
     clock = clock or CudaClock()
     batches, failed = {}, {}
     for name, fn in fns.items():
@@ -62,6 +81,7 @@ def time_side_by_side(fns: dict[str, Callable], warmup: int = 5, rounds: int = 1
             fn()
             batches[name] = max(1, min(200, int(round_ms / max(clock.stop(), 1e-3))))
         except Exception as exc:  # noqa: BLE001 - one implementation failing must not end the row
+            _raise_if_sticky(name, exc)
             failed[name] = exc
     names = list(batches)
     per_call = {name: [] for name in names}
@@ -80,14 +100,20 @@ def time_side_by_side(fns: dict[str, Callable], warmup: int = 5, rounds: int = 1
                 per_call[name].append(clock.stop() / batch)
                 host[name].append(enqueued * 1e3 / batch)
             except Exception as exc:  # noqa: BLE001
+                _raise_if_sticky(name, exc)
                 failed[name] = exc
     result: dict[str, Timing | Exception] = dict(failed)
     for name in names:
         if name not in failed:
             ms = statistics.median(per_call[name])
-            result[name] = Timing(ms=ms, spread=(max(per_call[name]) - min(per_call[name])) / ms,
-                                  host_ms=statistics.median(host[name]))
+            result[name] = Timing(ms=ms, spread=_spread(per_call[name], ms), host_ms=statistics.median(host[name]))
     return result
+
+
+def _raise_if_sticky(name: str, exc: BaseException) -> None:
+    if _is_sticky_cuda_error(exc):
+        raise RuntimeError(f"{name}: {exc} (a CUDA error that ends this process's use of the GPU: "
+                           "nothing more can be timed in it)") from exc
 
 
 def median_ms(fn, warmup: int = 5, rounds: int = 15, round_ms: float = 20.0) -> float:

@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from bench.impls import Unavailable
 from bench.report import result_stem
+from bench.run import error_text
 from bench.timing import time_side_by_side
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -189,9 +189,8 @@ def prepare(impls, shape: Shape, batch: int, seqlen: int, device="cuda", dtype=t
         try:
             step()
             steps[impl] = step
-        except (ImportError, RuntimeError, TypeError, ValueError, NotImplementedError, AssertionError,
-                Unavailable) as exc:   # an implementation that cannot run this step: its row says why
-            errors[impl] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+        except Exception as exc:  # noqa: BLE001 - an implementation that cannot run the step: its row says why
+            errors[impl] = error_text(exc)
     return steps, errors
 
 
@@ -228,7 +227,7 @@ def main(argv=None) -> int:
     for impl in args.impl:
         t = timings.get(impl)
         row = {"impl": impl, "ms": None, "attention_ms": None, "spread": None, "host_ms": None,
-               "error": errors.get(impl) or (f"{type(t).__name__}: {t}" if isinstance(t, BaseException) else None)}
+               "error": errors.get(impl) or (error_text(t) if isinstance(t, BaseException) else None)}
         if t is not None and not isinstance(t, BaseException):
             row.update(ms=t.ms, spread=t.spread, host_ms=t.host_ms)
             if impl != "none" and baseline is not None and not isinstance(baseline, BaseException):

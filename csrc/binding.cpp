@@ -177,6 +177,15 @@ void set_varlen_args(Params& p, const Varlen& varlen) {
   p.cu_seqlens_k = varlen.cu_k.data_ptr<int>();
 }
 
+// What to do about a launch error the user can fix: a build compiled for another GPU (build.py
+// compiles for the visible GPUs only unless --all-targets) has no machine code for this one.
+static const char* launch_hint(cudaError_t err) {
+  return err == cudaErrorNoKernelImageForDevice
+             ? " (this extension was built for another GPU: rebuild it on this machine with `python build.py`, "
+               "or with `python build.py --all-targets` for every GPU the kernel families run on)"
+             : "";
+}
+
 // Deterministic mode's dQ splits: floor(multiprocessors / (batch * nheads)) CTAs per head fill
 // the GPU once without a second, nearly empty wave per launch (FlashAttention-2's ceil gave 144
 // CTAs on 132 SMs at 2 x 8 heads), and more than one per key block has no work.
@@ -210,7 +219,7 @@ void fwd(const std::string& name, const at::Tensor& q_in, const at::Tensor& k_in
   at::Tensor tile_counter = at::empty({1}, q.options().dtype(at::kInt));  // zeroed by the launchers that use it
   p.tile_counter = tile_counter.data_ptr<int>();
   const cudaError_t err = entry.fwd(p, c10::cuda::getCurrentCUDAStream().stream());
-  TORCH_CHECK(err == cudaSuccess, "flashgen: ", name, " failed to launch: ", cudaGetErrorString(err));
+  TORCH_CHECK(err == cudaSuccess, "flashgen: ", name, " failed to launch: ", cudaGetErrorString(err), launch_hint(err));
 }
 
 // Writes dq (q's dtype and shape) and dk, dv: in k's dtype and shape without GQA; with GQA
@@ -273,7 +282,7 @@ void bwd(const std::string& name, const at::Tensor& q_in, const at::Tensor& k_in
   p.dq_accum = dq_accum.data_ptr<float>();
   p.dq_split_stride = deterministic ? split_elems : 0;
   const cudaError_t err = entry.bwd(p, c10::cuda::getCurrentCUDAStream().stream());
-  TORCH_CHECK(err == cudaSuccess, "flashgen: ", name, " failed to launch: ", cudaGetErrorString(err));
+  TORCH_CHECK(err == cudaSuccess, "flashgen: ", name, " failed to launch: ", cudaGetErrorString(err), launch_hint(err));
 }
 
 

@@ -56,6 +56,15 @@ class Arch:
     def gencode(self) -> tuple[str, ...]:
         return tuple(t.gencode for t in self.targets)
 
+    def gencode_for(self, capabilities) -> tuple[str, ...]:
+        """The targets whose machine code runs on one of `capabilities` (same major, minor not
+        above it): an sm80 kernel built on an H100 needs its sm_90 code only, half the compile.
+        With no capabilities (no GPU visible, or a build meant for other machines), or none that
+        a target runs on, every target."""
+        here = [t for t in self.targets
+                if any(t.capability[0] == c[0] and t.capability[1] <= c[1] for c in capabilities)]
+        return tuple(t.gencode for t in here or self.targets)
+
     def runs_on(self, capability) -> bool:
         capability = tuple(capability)
         return self.min_capability <= capability and (self.max_capability is None or capability <= self.max_capability)

@@ -52,11 +52,12 @@ class BuildResult:
 
 
 def prepare(catalog: Catalog, selected: list[KernelSpec], build_dir: Path, toolchain: Toolchain,
-            generated_dir: Path = paths.GENERATED) -> BuildPlan:
-    """Write everything ninja needs; unchanged files keep their timestamps."""
+            generated_dir: Path = paths.GENERATED, capabilities: tuple[tuple[int, int], ...] = ()) -> BuildPlan:
+    """Write everything ninja needs; unchanged files keep their timestamps. capabilities: the
+    GPUs to compile machine code for (BuildPlan.capabilities; empty: every target)."""
     emit.sync(catalog, generated_dir)
     plan = BuildPlan(kernels=tuple(selected), build_dir=build_dir, generated_dir=generated_dir,
-                     extension=extension_path(build_dir))
+                     extension=extension_path(build_dir), capabilities=tuple(capabilities))
     emit.write_if_changed(plan.dispatch_source, render_dispatch_table(selected, list(catalog.kernels)))
     emit.write_if_changed(build_dir / "build.ninja", ninja_text(plan, toolchain))
     emit.write_if_changed(build_dir / SELECTION_FILE, "".join(f"{k.name}\n" for k in selected))

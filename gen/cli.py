@@ -52,6 +52,9 @@ def parse_args(argv):
     p.add_argument("--dry-run", action="store_true", help="print what would be compiled; compile nothing")
     p.add_argument("--report", action="store_true",
                    help="print the build dir's last build report (compile seconds, registers, spills, shared memory)")
+    p.add_argument("--all-targets", action="store_true",
+                   help="compile machine code for every GPU each family runs on (default with a GPU visible: "
+                        "for the visible GPUs only, e.g. an sm80 kernel's sm_90 code alone on an H100)")
     p.add_argument("-j", "--jobs", type=int, default=None, help="parallel compiles (default: by cores and memory)")
     p.add_argument("--build-dir", type=Path, default=None,
                    help="where to build (default: $FLASHGEN_BUILD_DIR, else build/ in a checkout, "
@@ -99,7 +102,11 @@ def main(argv=None) -> int:
         return 0
     try:
         generated_dir = paths.generated_dir(args.catalog, build_dir)
-        plan = build.prepare(catalog, selected, build_dir, Toolchain(), generated_dir)
+        capabilities = () if args.all_targets else tuple(dict.fromkeys(cap for _, cap in visible_gpus()))
+        if capabilities:
+            print(f"machine code for compute capability {', '.join(f'{c[0]}.{c[1]}' for c in capabilities)} "
+                  "only, the visible GPUs' (--all-targets: for every GPU the kernel families run on)")
+        plan = build.prepare(catalog, selected, build_dir, Toolchain(), generated_dir, capabilities)
     except ToolchainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -32,13 +32,9 @@ _PLACEHOLDER = Path("/@folder@")  # stands for the folder while its name is bein
 
 
 def targets(arch: str, capability: tuple[int, int] | None) -> tuple[str, ...]:
-    """The arch's nvcc targets whose machine code runs on `capability` (same major, minor not
-    above it): a first call compiles for its own GPU only, half the work for an sm80 kernel on an
-    H100. Without a capability (or a GPU none of them runs on), all of them, as build.py does."""
-    arch_targets = ARCHS[arch].targets
-    here = [t for t in arch_targets if capability is not None
-            and t.capability[0] == capability[0] and t.capability[1] <= capability[1]]
-    return tuple(t.gencode for t in here or arch_targets)
+    """The arch's nvcc targets for a first call on `capability` (gen.axes.Arch.gencode_for): its
+    own GPU's only; without a capability, all of them."""
+    return ARCHS[arch].gencode_for([capability] if capability is not None else [])
 
 
 def fingerprint(*texts: str) -> str:

@@ -22,6 +22,9 @@ class BuildPlan:
     build_dir: Path
     generated_dir: Path
     extension: Path        # the linked Python extension module
+    # Compute capabilities to compile machine code for (gen.axes.Arch.gencode_for); empty: every
+    # target of each family, for a build meant to run on any GPU the families support.
+    capabilities: tuple[tuple[int, int], ...] = ()
 
     def kernel_source(self, spec: KernelSpec) -> Path:
         return self.generated_dir / f"{spec.name}.cu"
@@ -123,7 +126,7 @@ def ninja_text(plan: BuildPlan, toolchain) -> str:
         o = plan.kernel_object(spec)
         objects.append(o)
         lines += [f"build {_escape(o)}: nvcc {_escape(plan.kernel_source(spec))}",
-                  f"  gencode = {' '.join(ARCHS[spec.key.arch].gencode)}",
+                  f"  gencode = {' '.join(ARCHS[spec.key.arch].gencode_for(plan.capabilities))}",
                   f"  kernel = {spec.name}"]
     for source, flags in ((paths.BINDING_SOURCE, "$binding_flags"), (plan.dispatch_source, "$host_flags")):
         o = obj / (source.stem + ".o")

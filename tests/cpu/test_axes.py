@@ -89,3 +89,13 @@ def test_no_second_copy_of_a_vocabulary():
              for hit in _second_copies(path)]
     assert found == []
     assert _second_copies(ROOT / "gen" / "axes.py")  # the check finds the declarations themselves
+
+
+def test_gencode_for_keeps_the_targets_the_gpus_run():
+    sm80, sm90 = ARCHS["sm80"], ARCHS["sm90"]
+    assert sm80.gencode_for([(9, 0)]) == ("-gencode=arch=compute_90,code=sm_90",)     # an H100: half the compile
+    assert sm80.gencode_for([(8, 6)]) == ("-gencode=arch=compute_80,code=sm_80",)     # an RTX 30: sm_80 code runs
+    assert sm80.gencode_for([(8, 0), (9, 0)]) == sm80.gencode                          # an A100 and an H100
+    assert sm80.gencode_for([]) == sm80.gencode                                        # no GPU: every target
+    assert sm80.gencode_for([(7, 5)]) == sm80.gencode                                  # none runs there: every target
+    assert sm90.gencode_for([(9, 0)]) == sm90.gencode

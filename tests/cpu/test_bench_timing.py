@@ -46,12 +46,24 @@ def test_each_fn_is_timed_every_round_in_rotating_order():
     assert firsts == ["a", "b", "a", "b"]
 
 
-def test_unsteady_rounds_show_in_the_spread():
-    clock = FakeClock()
-    costs = [1.0, 1.0] + [1.0] * 5 + [2.0] * 5 + [1.0] * 5   # warmup, calibration, then rounds of 5 calls
-    timings = time_side_by_side({"a": fake_fn(clock, "a", costs)}, warmup=1, rounds=3, round_ms=5.0, clock=clock)
-    assert timings["a"].ms == pytest.approx(1.0)
-    assert timings["a"].spread == pytest.approx(1.0)
+def test_the_spread_is_of_the_middle_rounds_so_one_odd_round_does_not_count():
+    def timed(round_costs):   # warm-up and calibration at 1 ms (batches of 5), then 5 calls per round
+        clock = FakeClock()
+        costs = [1.0, 1.0] + [c for r in round_costs for c in [r] * 5]
+        return time_side_by_side({"a": fake_fn(clock, "a", costs)}, warmup=1, rounds=len(round_costs), round_ms=5.0,
+                                 clock=clock)["a"]
+    one_odd = timed([1.0, 1.0, 1.0, 1.0, 3.0])
+    assert one_odd.ms == pytest.approx(1.0) and one_odd.spread == 0.0
+    bimodal = timed([1.0, 2.0, 1.0, 2.0])
+    assert bimodal.ms == pytest.approx(1.5) and bimodal.spread == pytest.approx(1.0 / 1.5)
+
+
+def test_a_cuda_error_that_poisons_the_process_ends_the_timing_naming_the_fn():
+    def crashes():
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+    with pytest.raises(RuntimeError, match="^bad: CUDA error: an illegal memory access"):
+        time_side_by_side({"bad": crashes, "good": fake_fn(FakeClock(), "good", [1.0])}, warmup=1, rounds=2,
+                          clock=FakeClock())
 
 
 def test_a_fn_that_raises_is_reported_and_the_others_still_timed():

@@ -116,6 +116,11 @@ def test_ninja_text_uses_each_kernels_arch_flags(tmp_path):
     assert text.count("gencode = " + " ".join(ARCHS["sm90"].gencode)) == 1
     assert "compute_90,code=sm_90" in text  # sm80-family kernels also carry H100 machine code
     assert f"build {tmp_path}/_C.so: link" in text and "-MD -MF $out.d" in text
+    # Built on an H100 (build.py's default with a GPU visible): the sm80 kernels' sm_90 code only.
+    on_h100 = ninja_text(BuildPlan(kernels=kernels, build_dir=tmp_path, generated_dir=paths.GENERATED,
+                                   extension=tmp_path / "_C.so", capabilities=((9, 0),)), FakeToolchain())
+    assert on_h100.count("gencode = -gencode=arch=compute_90,code=sm_90\n") == 2
+    assert "code=sm_80" not in on_h100 and on_h100.count("code=sm_90a") == 1
 
 
 # A catalog with feature variants of its own (kernels.yaml's are sm90 only).
