@@ -11,6 +11,7 @@ a FlashAttention argument whose feature the kernels do not have yet (dropout, AL
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 
@@ -180,10 +181,31 @@ def _checked_offsets(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_
     for name, max_seqlen in (("max_seqlen_q", max_seqlen_q), ("max_seqlen_k", max_seqlen_k)):
         if isinstance(max_seqlen, bool) or not isinstance(max_seqlen, int):
             raise TypeError(f"{name} must be an int, got {type(max_seqlen).__name__}")
-    offsets_q, offsets_k = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()
+    offsets_q, offsets_k = offsets_on_host(cu_seqlens_q), offsets_on_host(cu_seqlens_k)
     check_offsets("cu_seqlens_q", offsets_q, "q", q.shape[0], "max_seqlen_q", max_seqlen_q)
     check_offsets("cu_seqlens_k", offsets_k, "k", k.shape[0], "max_seqlen_k", max_seqlen_k)
     return offsets_q, offsets_k
+
+
+# cu_seqlens tensor id -> (a weak reference to it, its version, its values): each tensor is copied
+# to the host once per version, not on every call (see offsets_on_host).
+_HOST_OFFSETS: dict[int, tuple[weakref.ref, int, list[int]]] = {}
+
+
+def offsets_on_host(cu_seqlens: torch.Tensor) -> list[int]:
+    """cu_seqlens's values as a list (read only). Copying them from the GPU waits for the GPU to
+    finish everything queued before (the host then cannot run ahead, and CUDA-graph capture
+    fails), so a tensor is copied once and its values kept while it lives and is not modified in
+    place (torch bumps a tensor's version on every in-place write): a model that passes the same
+    cu_seqlens to every layer, forward and backward, waits once."""
+    entry = _HOST_OFFSETS.get(id(cu_seqlens))
+    if entry is not None and entry[0]() is cu_seqlens and entry[1] == cu_seqlens._version:
+        return entry[2]
+    offsets = cu_seqlens.tolist()
+    key = id(cu_seqlens)
+    _HOST_OFFSETS[key] = (weakref.ref(cu_seqlens, lambda _ref, key=key: _HOST_OFFSETS.pop(key, None)),
+                          cu_seqlens._version, offsets)
+    return offsets
 
 
 def _check_cu_seqlens_tensor(name: str, cu_seqlens: torch.Tensor, device: torch.device) -> None:

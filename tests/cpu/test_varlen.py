@@ -243,3 +243,17 @@ def test_public_varlen_refuses_dropout(on_cpu):
     positional = [args[name] for name in ("q", "k", "v", "cu_seqlens_q", "cu_seqlens_k")] + [100, 100]
     with pytest.raises(NotImplementedError, match=r"dropout_p=0.5 is not supported yet"):
         flash_attn_varlen_func(*positional, 0.5)
+
+
+def test_offsets_are_copied_to_the_host_once_per_tensor_and_version():
+    cu = torch.tensor([0, 5, 9], dtype=torch.int32)
+    first = inputs.offsets_on_host(cu)
+    assert first == [0, 5, 9]
+    assert inputs.offsets_on_host(cu) is first            # the same tensor again: no second copy
+    cu[2] = 11                                            # an in-place write bumps its version
+    assert inputs.offsets_on_host(cu) == [0, 5, 11]
+    other = torch.tensor([0, 5, 9], dtype=torch.int32)    # equal values, another tensor: its own copy
+    assert inputs.offsets_on_host(other) == [0, 5, 9] and inputs.offsets_on_host(other) is not first
+    key = id(other)
+    del other                                             # a freed tensor's entry goes with it
+    assert key not in inputs._HOST_OFFSETS
