@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 import sysconfig
 from dataclasses import dataclass
@@ -69,9 +70,12 @@ class Toolchain:
         # CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED: wgmma N of every multiple of 8 (the sm90 forward's
         # 80- and 112-key blocks), not only multiples of 32. -Xptxas=-v: registers, spills and
         # shared memory per kernel, for the build report.
+        # FLASHGEN_NVCC_FLAGS: more flags for an experiment (an A/B build of a -D switch or a ptxas
+        # option); they land in the ninja file, so a build dir rebuilds when they change.
         return ["-std=c++17", "-O3", "--use_fast_math", "--expt-relaxed-constexpr", "-DNDEBUG",
                 "-DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED",
-                "-Xcompiler=-fPIC", "-Xptxas=-v", f"-I{paths.CSRC}", f"-I{cutlass_include()}"]
+                "-Xcompiler=-fPIC", "-Xptxas=-v", f"-I{paths.CSRC}", f"-I{cutlass_include()}",
+                *shlex.split(os.environ.get("FLASHGEN_NVCC_FLAGS", ""))]
 
     @cached_property
     def _torch(self):

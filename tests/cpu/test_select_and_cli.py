@@ -209,3 +209,12 @@ def test_the_not_built_errors_command_adds_exactly_that_kernel(variants, tmp_pat
     assert command == "python build.py --add flash_fwd_hdim64_bf16_sm80 --features none"
     assert selected_after(*command.split()[2:]) == [
         "flash_fwd_hdim64_bf16_sm80", "flash_fwd_hdim64_bf16_sm80_softcap", "flash_fwd_hdim128_bf16_sm80"]
+
+
+def test_experiment_flags_from_the_environment_reach_nvcc(monkeypatch):
+    from gen.toolchain import Toolchain
+    monkeypatch.setenv("FLASHGEN_NVCC_FLAGS", "-DFLASHGEN_SERIAL_ROW_REDUCTIONS -Xptxas='--register-usage-level=10'")
+    flags = Toolchain().nvcc_flags
+    assert flags[-2:] == ["-DFLASHGEN_SERIAL_ROW_REDUCTIONS", "-Xptxas=--register-usage-level=10"]
+    monkeypatch.delenv("FLASHGEN_NVCC_FLAGS")
+    assert not any("SERIAL" in f for f in Toolchain().nvcc_flags)

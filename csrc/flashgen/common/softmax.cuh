@@ -9,6 +9,35 @@
 namespace flashgen {
 using namespace cute;
 
+// A row's max or sum over this thread's columns in kRowChains independent chains, combined at
+// the end: one serial chain of FMNMX or FADD waits out each instruction's latency per column (32
+// in a row at block_n 128), and the softmax sits on the critical path (ptxas issues the wait for
+// the P V GEMM before it; docs/perf.md, session 11). FLASHGEN_SERIAL_ROW_REDUCTIONS keeps one
+// chain, for an A/B against the serial order (FLASHGEN_NVCC_FLAGS=-DFLASHGEN_SERIAL_ROW_REDUCTIONS).
+#ifdef FLASHGEN_SERIAL_ROW_REDUCTIONS
+constexpr int kRowChains = 1;
+#else
+constexpr int kRowChains = 4;
+#endif
+
+template <class Scores, class Op>
+__device__ __forceinline__ float reduce_row(Scores const& scores, int mi, Op op) {
+  constexpr int kCols = decltype(size<1>(scores))::value;
+  constexpr int kChains = kCols < kRowChains ? kCols : kRowChains;
+  float chain[kChains];
+  CUTE_UNROLL
+  for (int c = 0; c < kChains; ++c) chain[c] = scores(mi, c);
+  CUTE_UNROLL
+  for (int ni = kChains; ni < kCols; ++ni) chain[ni % kChains] = op(chain[ni % kChains], scores(mi, ni));
+  CUTE_UNROLL
+  for (int width = kChains / 2; width > 0; width /= 2) {
+    CUTE_UNROLL
+    for (int c = 0; c < width; ++c) chain[c] = op(chain[c], chain[c + width]);
+  }
+  if constexpr (kChains % 2 == 1 && kChains > 1) chain[0] = op(chain[0], chain[kChains - 1]);
+  return chain[0];
+}
+
 template <int kRows>
 struct OnlineSoftmax {
   float row_max[kRows];
@@ -74,20 +103,15 @@ struct OnlineSoftmax {
   // sum; returns the factor that moves values relative to the old max to the new one.
   template <bool kFirst, bool kLazy = false, class Scores>
   __device__ __forceinline__ float update_row(Scores& scores, int mi, float scale_log2) {
-    float new_max = kFirst ? -INFINITY : row_max[mi];
-    CUTE_UNROLL
-    for (int ni = 0; ni < size<1>(scores); ++ni) new_max = fmaxf(new_max, scores(mi, ni));
-    new_max = quad_max(new_max);
+    const float block_max = reduce_row(scores, mi, [](float a, float b) { return fmaxf(a, b); });
+    float new_max = quad_max(kFirst ? block_max : fmaxf(row_max[mi], block_max));
     // (A -inf running max always moves: its difference is +inf or NaN, never <= the threshold.)
     if (!kFirst && kLazy && (new_max - row_max[mi]) * scale_log2 <= kLazyRescaleLog2) new_max = row_max[mi];
     // A row that has seen only masked keys keeps max -inf; subtract 0 so exp2 gives 0, not NaN.
     const float max_scaled = new_max == -INFINITY ? 0.f : new_max * scale_log2;
-    float block_sum = 0.f;
     CUTE_UNROLL
-    for (int ni = 0; ni < size<1>(scores); ++ni) {
-      scores(mi, ni) = exp2f(scores(mi, ni) * scale_log2 - max_scaled);
-      block_sum += scores(mi, ni);
-    }
+    for (int ni = 0; ni < size<1>(scores); ++ni) scores(mi, ni) = exp2f(scores(mi, ni) * scale_log2 - max_scaled);
+    const float block_sum = reduce_row(scores, mi, [](float a, float b) { return a + b; });
     float correction = 1.f;
     if (kFirst) {
       row_sum[mi] = block_sum;
