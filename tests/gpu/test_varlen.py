@@ -67,7 +67,7 @@ def check_sequence(i, q, k, v, dout, out, lse, grads, causal, checks):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
-@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("head_dim", CATALOG_HDIMS)
 @pytest.mark.parametrize("nheads,nheads_kv", [(4, 4), (6, 2)], ids=["mha", "gqa"])
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 @pytest.mark.parametrize("keys", LENGTHS_K)
