@@ -15,5 +15,6 @@ for impl in flashgen fa4; do   # the warm-up call is skipped; FA4's kernel names
     ncu --import /tmp/reps/fwd256-$impl.ncu-rep --page source --csv --print-source sass > $R/sass-fwd256-$impl.csv"
   save
 done
+step sass-compare 30 bash -c "python3 scripts/sass_stalls.py $R/sass-fwd256-flashgen.csv $R/sass-fwd256-fa4.csv > $R/sass-compare.txt"; save
 FLASHGEN_BUILD_DIR=build_oinv step r-oinv 70 compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py; save
 FLASHGEN_BUILD_DIR=build_oinv step m-oinv 50 compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/sanitize.py; save
