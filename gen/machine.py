@@ -3,18 +3,22 @@ preset's kernels of the families the visible GPUs run (sm90 and sm80 on compute 
 sm80 on 8.x), and the whole default preset when no GPU is visible."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from gen.axes import ARCH_PREFERENCE, ARCHS, OLDEST_CAPABILITY
 from gen.select import Selection
 
 
-def visible_gpus() -> list[tuple[str, tuple[int, int]]]:
-    """(name, compute capability) of each GPU torch sees; empty without one."""
+@lru_cache(maxsize=1)
+def visible_gpus() -> tuple[tuple[str, tuple[int, int]], ...]:
+    """(name, compute capability) of each GPU torch sees; empty without one. Asked once per
+    process: build.py reads it for the default selection and again for the targets to compile."""
     import torch
 
     if not torch.cuda.is_available():
-        return []
-    return [(torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i))
-            for i in range(torch.cuda.device_count())]
+        return ()
+    return tuple((torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i))
+                 for i in range(torch.cuda.device_count()))
 
 
 def machine_selection(gpus: list[tuple[str, tuple[int, int]]],

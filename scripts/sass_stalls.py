@@ -86,9 +86,8 @@ def event_stream(rows: list[dict], window: int = 600) -> str:
             else:
                 runs.append(["other", 1])
             continue
-        label = op if name == "WARPGROUP.DEPBAR" else name
-        if name == "WARPGROUP.DEPBAR":   # the wait's depth: 0x0 (all GEMMs done) or 0x1 (all but the last)
-            label = f"{label} {r['sass'].rstrip(' ;').split()[-1]}"
+        # A wait keeps its depth: 0x0 (every GEMM done) or 0x1 (all but the last).
+        label = f"{op} {r['sass'].rstrip(' ;').split()[-1]}" if name == "WARPGROUP.DEPBAR" else name
         if runs and runs[-1][0] == label:
             runs[-1][1] += 1
         else:
