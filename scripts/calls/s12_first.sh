@@ -8,7 +8,8 @@
 #   (FLASHGEN_NVCC_FLAGS=-DFLASHGEN_SERIAL_ROW_REDUCTIONS), the A/B of session 11's 4-chain rows;
 # - build_base256 / build_oinv: the head-dim-256 forward on kernels.yaml's plan and on
 #   bench/tuning/fwd_sm90_o_in_v.yaml (dynamic scheduler, O out through V's ring; never run).
-# Then: the 96 / 192 suites and memcheck (closes issue 12 if green), o_in_v's forward suite.
+# Then: the 96 / 192 suites and memcheck (closes issue 12 if green), o_in_v's forward suite, and
+# build's forward suite (the 4-chain row reductions, first run; build_serial is the old order).
 . scripts/carried_wheels.sh || exit 1; . scripts/steps.sh
 export CUDA_HOME=/usr/local/cuda PYTHONUNBUFFERED=1
 R=/tmp/res; mkdir -p $R
@@ -29,5 +30,5 @@ wait; save
 FLASHGEN_BUILD_DIR=build_v96 step t-v96 150 python3 -m pytest tests/gpu/test_features.py tests/gpu/test_varlen.py \
   tests/gpu/test_backward.py -q -m per_family -rf; save
 FLASHGEN_BUILD_DIR=build_oinv step t-oinv 60 python3 -m pytest tests/gpu/test_forward.py -q -m per_family -x; save
-FLASHGEN_BUILD_DIR=build_serial step t-serial 60 python3 -m pytest tests/gpu/test_forward.py -q -m per_family -x; save
+FLASHGEN_BUILD_DIR=build step t-build 60 python3 -m pytest tests/gpu/test_forward.py -q -m per_family -x; save  # the 4-chain row reductions' first run
 FLASHGEN_BUILD_DIR=build_v96 step m-v96 100 compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/sanitize.py; save
