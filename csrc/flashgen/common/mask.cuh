@@ -84,6 +84,15 @@ struct AttentionMask {
   }
 };
 
+// How a mainloop step masks its score tile: tests the tile at run time, or is one of a loop's
+// steps that knows (the forward's masked and unmasked loops).
+enum class MaskStep { kMaskIfNeeded, kMasked, kUnmasked };
+template <MaskStep kStep>
+using MaskStepConstant = std::integral_constant<MaskStep, kStep>;
+inline constexpr MaskStepConstant<MaskStep::kMaskIfNeeded> kMaskIfNeededStep{};
+inline constexpr MaskStepConstant<MaskStep::kMasked> kMaskedStep{};
+inline constexpr MaskStepConstant<MaskStep::kUnmasked> kUnmaskedStep{};
+
 // Whether a kernel's plan (its generated tile struct) is built with sliding windows: the
 // `window` feature of kernels.yaml renders kWindow = 1. Plans without the constant have none.
 template <class Plan, class = void>

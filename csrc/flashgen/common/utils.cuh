@@ -10,6 +10,10 @@
 namespace flashgen {
 using namespace cute;
 
+// Placed after a lambda's parameter list: inline it at every call site even when it has several
+// (ptxas otherwise may outline a large mainloop step into a call with a stack frame).
+#define FLASHGEN_LAMBDA_INLINE __attribute__((always_inline))
+
 __host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 // The K/V head that query head `head` reads (GQA/MQA: nheads / nheads_kv query heads share one).

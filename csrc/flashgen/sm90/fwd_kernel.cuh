@@ -256,7 +256,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       return true;
     }
   };
-  auto for_each_tile = [&](auto&& body) {
+  auto for_each_tile = [&](auto&& body) FLASHGEN_LAMBDA_INLINE {
     if constexpr (persistent_grid<Cfg, kCausal>()) {
       int iteration = 0;
       for (int t = blockIdx.x; t < order.num_tiles(); t += gridDim.x) {
@@ -435,7 +435,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   Tensor tOrP = make_tensor(p.data(), accumulator_as_operand_a(p.layout()));
   cutlass::PipelineState<Cfg::kStages> k_read, v_read;  // continue from tile to tile, as the producer's
 
-  auto consume = [&](int t, int iteration) {
+  auto consume = [&](int t, int iteration) FLASHGEN_LAMBDA_INLINE {  // (one call site, but large: keep it inline)
     const ForwardTile tile = order.at(t);
     const SequenceLengthsFor<Cfg> seqlens = seqlens_of(tile);
     const AttentionMask mask = mask_of(seqlens);
@@ -443,13 +443,19 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
     const int row0 = tile.m_block * kBlockM + consumer * kMmaRows;
     OnlineSoftmax<kRows> softmax;
     float correction[kRows];
+    auto needs_mask = [&](int n) { return mask.tile_needs_mask(row0, kMmaRows, n * kBlockN, kBlockN); };
 
     // S = Q K_n^T, masked where the tile crosses the diagonal or the end of the keys, turned into
     // probabilities: the softmax of one block, after the caller waited for its GEMM.
-    auto scores_to_probabilities = [&](AccS& acc_s, int n, auto is_first) {
+    // kMasking: kMaskIfNeeded tests the tile at run time; kMasked / kUnmasked are steps of the
+    // split loops below, which know.
+    auto scores_to_probabilities = [&](AccS& acc_s, int n, auto is_first, auto masking) {
+      constexpr MaskStep kMasking = decltype(masking)::value;
       Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
       softcap_scores<Cfg::kSoftcap>(acc_s, params.softcap_scale);
-      if (mask.tile_needs_mask(row0, kMmaRows, n * kBlockN, kBlockN)) mask.apply(scores, coords, row0, n * kBlockN);
+      if (kMasking == MaskStep::kMasked ||
+          (kMasking == MaskStep::kMaskIfNeeded && needs_mask(n)))
+        mask.apply(scores, coords, row0, n * kBlockN);
       softmax.template exponentiate<decltype(is_first)::value, Cfg::kLazyRescale>(scores, params.softmax_scale_log2,
                                                                             correction);
     };
@@ -468,12 +474,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         pipeline_k.consumer_release(k_read);
         ++k_read;
         if (n == key_blocks.first) release_q_if_o_elsewhere();
-        scores_to_probabilities(acc_s, n, cute::true_type{});
+        scores_to_probabilities(acc_s, n, cute::true_type{}, kMaskIfNeededStep);
         convert_fragment_into(acc_s, p);
       }
       // Then S of the next block and P V of this one go out together, the softmax of the next
       // under the P V GEMM.
-      auto step = [&](auto is_first_pv) {
+      // (Forced inline: with two or three copies of it, ptxas outlined it at d256 with softcap and
+      // a window, a call with a 1,120-byte stack frame.)
+      auto step = [&](auto is_first_pv, auto masking) FLASHGEN_LAMBDA_INLINE {
         constexpr bool kFirstPv = decltype(is_first_pv)::value;
         AccS acc_s;
         pipeline_k.consumer_wait(k_read);
@@ -487,7 +495,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         pipeline_k.consumer_release(k_read);
         ++k_read;
         if (n - 1 == key_blocks.first) release_q_if_o_elsewhere();
-        scores_to_probabilities(acc_s, n - 1, cute::false_type{});
+        scores_to_probabilities(acc_s, n - 1, cute::false_type{}, masking);
         warpgroup_wait<0>();  // P V done: p and acc_o are free
         pipeline_v.consumer_release(v_read);
         ++v_read;
@@ -496,8 +504,20 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       };
       const bool single_block = n == key_blocks.first;
       if (!single_block) {
-        step(cute::true_type{});
-        while (n > key_blocks.first) step(cute::false_type{});
+        step(cute::true_type{}, kMaskIfNeededStep);
+#ifdef FLASHGEN_FWD_SPLIT_MASKED_STEPS
+        // The blocks that need a mask (the diagonal and the ragged end first, a window's start
+        // last) and those that do not, each in a loop of their own, so the common step has no
+        // masking branch between its two waits (the branch kept ptxas from moving the P V wait
+        // past the softmax; docs/perf.md, session 11). The outer loop comes back for a window's
+        // start.
+        while (n > key_blocks.first) {
+          while (n > key_blocks.first && needs_mask(n - 1)) step(cute::false_type{}, kMaskedStep);
+          while (n > key_blocks.first && !needs_mask(n - 1)) step(cute::false_type{}, kUnmaskedStep);
+        }
+#else
+        while (n > key_blocks.first) step(cute::false_type{}, kMaskIfNeededStep);
+#endif
         softmax.template rescale<Cfg::kLazyRescale>(acc_o_rows, correction);
       }
       // P V of the last block alone.
