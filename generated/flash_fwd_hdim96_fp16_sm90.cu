@@ -17,6 +17,7 @@ struct flash_fwd_hdim96_fp16_sm90_tile {
   static constexpr int kLazyRescale = 0;
   static constexpr int kOBuffer = 0;
   static constexpr int kOInV = 0;
+  static constexpr int kSplitMaskedSteps = 0;
   static constexpr int kQInRegisters = 0;
   static constexpr int kCausalBlockM = 0;
   static constexpr int kCausalBlockMSeqlen = 0;

@@ -213,8 +213,8 @@ def test_the_not_built_errors_command_adds_exactly_that_kernel(variants, tmp_pat
 
 def test_experiment_flags_from_the_environment_reach_nvcc(monkeypatch):
     from gen.toolchain import Toolchain
-    monkeypatch.setenv("FLASHGEN_NVCC_FLAGS", "-DFLASHGEN_SERIAL_ROW_REDUCTIONS -Xptxas='--register-usage-level=10'")
+    monkeypatch.setenv("FLASHGEN_NVCC_FLAGS", "-DFLASHGEN_ROW_CHAINS=4 -Xptxas='--register-usage-level=10'")
     flags = Toolchain().nvcc_flags
-    assert flags[-2:] == ["-DFLASHGEN_SERIAL_ROW_REDUCTIONS", "-Xptxas=--register-usage-level=10"]
+    assert flags[-2:] == ["-DFLASHGEN_ROW_CHAINS=4", "-Xptxas=--register-usage-level=10"]
     monkeypatch.delenv("FLASHGEN_NVCC_FLAGS")
     assert not any("SERIAL" in f for f in Toolchain().nvcc_flags)

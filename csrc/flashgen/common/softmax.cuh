@@ -9,16 +9,17 @@
 namespace flashgen {
 using namespace cute;
 
-// A row's max or sum over this thread's columns in kRowChains independent chains, combined at
-// the end: one serial chain of FMNMX or FADD waits out each instruction's latency per column (32
-// in a row at block_n 128), and the softmax sits on the critical path (ptxas issues the wait for
-// the P V GEMM before it; docs/perf.md, session 11). FLASHGEN_SERIAL_ROW_REDUCTIONS keeps one
-// chain, for an A/B against the serial order (FLASHGEN_NVCC_FLAGS=-DFLASHGEN_SERIAL_ROW_REDUCTIONS).
-#ifdef FLASHGEN_SERIAL_ROW_REDUCTIONS
-constexpr int kRowChains = 1;
+// A row's max or sum over this thread's columns in FLASHGEN_ROW_CHAINS independent chains,
+// combined at the end. One serial chain (the default) measured faster than four on the sm90
+// forward (H200, session 12: four lost 2-5% at head dim 64 and 256 non-causal, even at 128),
+// though each FMNMX / FADD of one chain waits out the last one's latency. Kept for A/Bs:
+// FLASHGEN_NVCC_FLAGS=-DFLASHGEN_ROW_CHAINS=4.
+#ifdef FLASHGEN_ROW_CHAINS
+constexpr int kRowChains = FLASHGEN_ROW_CHAINS;
 #else
-constexpr int kRowChains = 4;
+constexpr int kRowChains = 1;
 #endif
+static_assert(kRowChains >= 1, "FLASHGEN_ROW_CHAINS: at least one chain");
 
 template <class Scores, class Op>
 __device__ __forceinline__ float reduce_row(Scores const& scores, int mi, Op op) {

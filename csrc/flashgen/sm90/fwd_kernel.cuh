@@ -76,6 +76,7 @@ struct FwdConfig {
   // Q read once per tile into registers (ldmatrix) and fed to S = Q K^T from there (RS), so the
   // S wgmmas re-read only K from shared memory.
   static constexpr bool kQInRegisters = Plan::kQInRegisters != 0;
+  static constexpr bool kSplitMaskedSteps = Plan::kSplitMaskedSteps != 0;  // masked and unmasked blocks in loops of their own
 
   static constexpr int kMmaRows = 64;  // query rows of one consumer warpgroup (one wgmma M)
   static constexpr int kConsumers = kBlockM / kMmaRows;
@@ -505,19 +506,19 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       const bool single_block = n == key_blocks.first;
       if (!single_block) {
         step(cute::true_type{}, kMaskIfNeededStep);
-#ifdef FLASHGEN_FWD_SPLIT_MASKED_STEPS
-        // The blocks that need a mask (the diagonal and the ragged end first, a window's start
-        // last) and those that do not, each in a loop of their own, so the common step has no
-        // masking branch between its two waits (the branch kept ptxas from moving the P V wait
-        // past the softmax; docs/perf.md, session 11). The outer loop comes back for a window's
-        // start.
-        while (n > key_blocks.first) {
-          while (n > key_blocks.first && needs_mask(n - 1)) step(cute::false_type{}, kMaskedStep);
-          while (n > key_blocks.first && !needs_mask(n - 1)) step(cute::false_type{}, kUnmaskedStep);
+        if constexpr (Cfg::kSplitMaskedSteps) {
+          // The blocks that need a mask (the diagonal and the ragged end first, a window's start
+          // last) and those that do not, each in a loop of their own, so the common step has no
+          // masking branch between its two waits (the branch kept ptxas from starting the
+          // softmax before the P V wait; docs/perf.md, sessions 11 and 12). The outer loop comes
+          // back for a window's start.
+          while (n > key_blocks.first) {
+            while (n > key_blocks.first && needs_mask(n - 1)) step(cute::false_type{}, kMaskedStep);
+            while (n > key_blocks.first && !needs_mask(n - 1)) step(cute::false_type{}, kUnmaskedStep);
+          }
+        } else {
+          while (n > key_blocks.first) step(cute::false_type{}, kMaskIfNeededStep);
         }
-#else
-        while (n > key_blocks.first) step(cute::false_type{}, kMaskIfNeededStep);
-#endif
         softmax.template rescale<Cfg::kLazyRescale>(acc_o_rows, correction);
       }
       // P V of the last block alone.
