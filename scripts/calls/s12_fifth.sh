@@ -14,7 +14,7 @@ BWD='flash_bwd_hdim64_bf16_sm90,flash_bwd_hdim128_bf16_sm90,flash_bwd_hdim256_bf
 FEAT='flash_fwd_hdim64_bf16_sm90_softcap_window,flash_fwd_hdim128_bf16_sm90_softcap_window'
 FEAT="$FEAT,flash_fwd_hdim64_bf16_sm90_softcap_window_varlen,flash_fwd_hdim128_bf16_sm90_softcap_window_varlen"
 FEAT="$FEAT,flash_fwd_hdim256_bf16_sm90_softcap_window_varlen"
-step b-cand 330 python3 build.py --build-dir build --kernels "flash_fwd_*_sm90*,$BWD" -j 10 &
+step b-cand 330 python3 build.py --build-dir build --kernels "flash_fwd_*_sm90*,$BWD" -j 12 &
 step b-ref 330 python3 build.py --build-dir build_ref --catalog bench/tuning/fwd_sm90_s11_plans.yaml -j 3 &
 step b-feat 330 python3 build.py --build-dir build_feat --catalog bench/tuning/verify_features.yaml --kernels "$FEAT" -j 5 &
 wait; save
