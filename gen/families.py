@@ -185,11 +185,12 @@ class FwdSm90Tile(_NoFallbackPlan):
     # head dim 256): Q is free after the last S GEMM as with o_buffer, and the next tile's V
     # loads wait until this tile's O stores have read the ring. Needs block_m <= stages * block_n.
     o_in_v: int = 0
-    # 1: the mainloop runs the key blocks that need a mask (the diagonal, the ragged end, a
-    # window's start) and those that do not in loops of their own, so the common step has no
-    # masking branch between its S wait and its P V wait and ptxas starts part of the softmax
-    # before the P V wait. H200, bf16 (session 12): +3-6% non-causal at 64, +3% at 128 2 x 8192;
-    # at 256 -9% at 32 x 512 (more spills), so off there.
+    # 1: non-causal calls run the key blocks that need a mask (the ragged end, a window's start)
+    # and those that do not in loops of their own, so the common step has no masking branch
+    # between its S wait and its P V wait and ptxas starts part of the softmax before the P V
+    # wait. H200, bf16 (session 12, against the same plan without it): +4-6% non-causal at 128
+    # (the causal instantiation lost 1-3%, so it keeps one loop); at 64 within +-1%; at 256 -9%
+    # at 32 x 512 (more spills).
     split_masked_steps: int = 0
     # 1: each consumer reads its Q rows into registers once per tile and S = Q K^T takes them from
     # there, so the S wgmmas re-read only K from shared memory (64 x hdim / 128 / 2 registers).

@@ -17,7 +17,7 @@ struct flash_fwd_hdim64_fp16_sm90_tile {
   static constexpr int kLazyRescale = 0;
   static constexpr int kOBuffer = 1;
   static constexpr int kOInV = 0;
-  static constexpr int kSplitMaskedSteps = 1;
+  static constexpr int kSplitMaskedSteps = 0;
   static constexpr int kQInRegisters = 0;
   static constexpr int kCausalBlockM = 128;
   static constexpr int kCausalBlockMSeqlen = 1024;
@@ -40,7 +40,7 @@ struct flash_fwd_hdim64_fp16_sm90_causal_tile {
   static constexpr int kLazyRescale = 0;
   static constexpr int kOBuffer = 1;
   static constexpr int kOInV = 0;
-  static constexpr int kSplitMaskedSteps = 1;
+  static constexpr int kSplitMaskedSteps = 0;
   static constexpr int kQInRegisters = 0;
   static constexpr int kCausalBlockM = 0;
   static constexpr int kCausalBlockMSeqlen = 0;

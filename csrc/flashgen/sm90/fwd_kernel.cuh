@@ -506,12 +506,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
       const bool single_block = n == key_blocks.first;
       if (!single_block) {
         step(cute::true_type{}, kMaskIfNeededStep);
-        if constexpr (Cfg::kSplitMaskedSteps) {
-          // The blocks that need a mask (the diagonal and the ragged end first, a window's start
-          // last) and those that do not, each in a loop of their own, so the common step has no
-          // masking branch between its two waits (the branch kept ptxas from starting the
-          // softmax before the P V wait; docs/perf.md, sessions 11 and 12). The outer loop comes
-          // back for a window's start.
+        if constexpr (Cfg::kSplitMaskedSteps && !kCausal) {
+          // The blocks that need a mask (the ragged end first, a window's start last) and those
+          // that do not, each in a loop of their own, so the common step has no masking branch
+          // between its two waits (the branch kept ptxas from starting the softmax before the
+          // P V wait; docs/perf.md, sessions 11 and 12). The outer loop comes back for a
+          // window's start. Causal instantiations keep one loop: the split lost 1-3% there.
           while (n > key_blocks.first) {
             while (n > key_blocks.first && needs_mask(n - 1)) step(cute::false_type{}, kMaskedStep);
             while (n > key_blocks.first && !needs_mask(n - 1)) step(cute::false_type{}, kUnmaskedStep);
