@@ -273,13 +273,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   auto mask_of = [&](SequenceLengthsFor<Cfg> const& seqlens) { return make_mask<Cfg::kWindow>(seqlens, kCausal, params); };
   // Warp-uniform to ptxas (a shuffle of lane 0's value): the consumers' shared-memory addresses
   // and GMMA descriptors derived from it then live in uniform registers, not in ~16 of the
-  // consumer's (session 12: with threadIdx.x / 128 the d256 step had no free register left
-  // for the softmax but P's, so ptxas waited for the P V GEMM before it).
-#ifdef FLASHGEN_PLAIN_WARPGROUP_INDEX  // (the A/B's reference)
-  const int warpgroup = threadIdx.x / 128;
-#else
+  // consumer's own (with threadIdx.x / 128 the d256 step had no register free for the softmax
+  // but P's; docs/perf.md, session 12).
   const int warpgroup = cutlass::canonical_warp_group_idx();
-#endif
 
   typename PipelineKV::Params pipe_params;
   pipe_params.transaction_bytes = Cfg::kKVStageBytes;
