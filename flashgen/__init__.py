@@ -27,5 +27,9 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name):
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        # Kept as a module attribute, so `flashgen.flash_attn_func(...)` in a loop skips this
+        # lookup (an import_module call, a few us) after the first.
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'flashgen' has no attribute {name!r}")

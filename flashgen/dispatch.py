@@ -81,9 +81,35 @@ def choose_kernel(direction: str, head_dim: int, dtype: torch.dtype, capability:
                   arch: str | None = None, features: frozenset[str] = frozenset()) -> KernelKey:
     """The kernel to run (see the module doc); `features` are those the call needs (gen.axes
     FEATURES). Cached: called on every attention call."""
-    features = frozenset(AXIS["features"].canonical(features))  # unknown names: ValueError, allowed ones listed
+    # Unknown names: ValueError, allowed ones listed. A frozenset (what the ops pass) is checked
+    # once, not on every call.
+    features = _checked_features(features) if isinstance(features, frozenset) else _canonical_features(features)
     return _choose(direction, head_dim, dtype, tuple(capability), arch or os.environ.get("FLASHGEN_ARCH") or None,
                    features)
+
+
+def _canonical_features(features) -> frozenset[str]:
+    return frozenset(AXIS["features"].canonical(features))
+
+
+# The check depends on the names alone; an unknown name raises, and errors are not cached.
+_checked_features = lru_cache(maxsize=None)(_canonical_features)
+
+
+# Device -> compute capability of the CUDA GPUs seen so far: a GPU's never changes, and asking
+# torch costs a device-index lookup on every call. Other devices (CPU and meta stand-ins in
+# tests, which patch torch.cuda.get_device_capability) are asked each time.
+_CUDA_CAPABILITIES: dict[torch.device, tuple[int, int]] = {}
+
+
+def device_capability(device: torch.device) -> tuple[int, int]:
+    """torch.cuda.get_device_capability(device), remembered per CUDA device."""
+    capability = _CUDA_CAPABILITIES.get(device)
+    if capability is None:
+        capability = torch.cuda.get_device_capability(device)
+        if device.type == "cuda" and device.index is not None:
+            _CUDA_CAPABILITIES[device] = capability
+    return capability
 
 
 @lru_cache(maxsize=None)

@@ -11,6 +11,7 @@ a FlashAttention argument whose feature the kernels do not have yet (dropout, AL
 from __future__ import annotations
 
 import math
+import operator
 import weakref
 
 import torch
@@ -40,10 +41,13 @@ def check_attention_inputs(q, k, v, causal, softmax_scale) -> None:
         raise ValueError(f"q has batch {batch} but k and v have batch {k.shape[0]}")
     if k.shape[3] != head_dim:
         raise ValueError(f"q has head_dim {head_dim} but k and v have head_dim {k.shape[3]}")
-    for label, value in (("batch", batch), ("seqlen_q", seqlen_q), ("seqlen_k", seqlen_k),
-                         ("nheads", nheads), ("nheads_kv", nheads_kv), ("head_dim", head_dim)):
-        if value < 1:
-            raise ValueError(f"{label} must be at least 1, got {value} (q {tuple(q.shape)}, k {tuple(k.shape)})")
+    # Plain comparisons first (under torch.compile the same guards as the loop's); the loop, which
+    # builds its pairs on every call, only names the first size that is wrong.
+    if batch < 1 or seqlen_q < 1 or seqlen_k < 1 or nheads < 1 or nheads_kv < 1 or head_dim < 1:
+        for label, value in (("batch", batch), ("seqlen_q", seqlen_q), ("seqlen_k", seqlen_k),
+                             ("nheads", nheads), ("nheads_kv", nheads_kv), ("head_dim", head_dim)):
+            if value < 1:
+                raise ValueError(f"{label} must be at least 1, got {value} (q {tuple(q.shape)}, k {tuple(k.shape)})")
     _check_heads(nheads, nheads_kv, head_dim)
     if batch > MAX_GRID_DIM or nheads > MAX_GRID_DIM:
         raise ValueError(f"batch ({batch}) and nheads ({nheads}) must each be at most {MAX_GRID_DIM}")
@@ -226,19 +230,26 @@ def check_offsets(name: str, offsets: list[int], tensor: str, total: int, max_na
         raise ValueError(f"{name} must hold batch + 1 >= 2 offsets, got {offsets}")
     if offsets[0] != 0:
         raise ValueError(f"{name} must start at 0, got {name}[0] = {offsets[0]}")
-    for i in range(1, len(offsets)):
-        if offsets[i] < offsets[i - 1]:
-            raise ValueError(f"{name} must be non-decreasing (sequence i is rows {name}[i]:{name}[i+1]), but "
-                             f"{name}[{i}] = {offsets[i]} < {name}[{i - 1}] = {offsets[i - 1]}")
+    lengths = sequence_lengths(offsets)
+    if min(lengths) < 0:  # the loop, in Python, only finds the first decrease for the message
+        for i in range(1, len(offsets)):
+            if offsets[i] < offsets[i - 1]:
+                raise ValueError(f"{name} must be non-decreasing (sequence i is rows {name}[i]:{name}[i+1]), but "
+                                 f"{name}[{i}] = {offsets[i]} < {name}[{i - 1}] = {offsets[i - 1]}")
     if offsets[-1] != total:
         raise ValueError(f"{name} ends at {offsets[-1]} but {tensor} has {total} rows: its last entry must be "
                          f"the total length {tensor}.shape[0]")
-    lengths = [end - start for start, end in zip(offsets, offsets[1:])]
     longest = max(lengths)
     if max_seqlen < longest:
         i = lengths.index(longest)
         raise ValueError(f"{max_name} = {max_seqlen} is smaller than sequence {i}'s length {longest} "
                          f"({name}[{i}:{i + 2}] = {offsets[i:i + 2]}): pass at least the longest length")
+
+
+def sequence_lengths(offsets: list[int]) -> list[int]:
+    """offsets[i + 1] - offsets[i] for each sequence, computed in C (map), not a Python loop: a
+    varlen call reads them for batch-long lists on every call."""
+    return list(map(operator.sub, offsets[1:], offsets[:-1]))
 
 
 # --- shared by both layouts --------------------------------------------------------------------
@@ -276,6 +287,12 @@ def _check_heads(nheads: int, nheads_kv: int, head_dim: int) -> None:
 
 
 def _check_dtypes_devices_strides(q, k, v) -> None:
+    # Valid inputs pass this one test; the loops below, which name the first thing wrong, run
+    # only when it fails.
+    device = q.device
+    if (q.dtype in TORCH_DTYPE_NAMES and q.dtype == k.dtype == v.dtype and device.type == "cuda"
+            and device == k.device == v.device and q.stride(-1) == 1 and k.stride(-1) == 1 and v.stride(-1) == 1):
+        return
     for name, t in (("q", q), ("k", k), ("v", v)):
         if t.dtype not in TORCH_DTYPE_NAMES:
             raise TypeError(f"{name} has dtype {t.dtype}; flashgen supports torch.float16 and torch.bfloat16: "

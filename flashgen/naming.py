@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from gen.axes import AXES, AXIS
 
@@ -40,7 +41,10 @@ class KernelKey:
         for axis in _ONE_VALUE_AXES:
             axis.check(getattr(self, axis.name))
 
-    @property
+    # Spelled once per key: dispatch hands the same cached key to the extension on every call.
+    # (cached_property writes the instance's __dict__, which a frozen dataclass allows; the
+    # fields alone still make equality, order and hash.)
+    @cached_property
     def name(self) -> str:
         tokens = [token for axis in AXES for token in axis.name_tokens(getattr(self, axis.name))]
         return "_".join([PREFIX, *tokens])

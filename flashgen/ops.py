@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from flashgen._ext import extension
-from flashgen.dispatch import choose_kernel
+from flashgen.dispatch import choose_kernel, device_capability
 from flashgen.inputs import check_attention_inputs, check_flash_attn_options, mask_args, window_feature
 
 _ALIGN_ELEMENTS = 8  # kernels load 16 bytes per access: pointers and strides must allow it
@@ -19,8 +20,9 @@ def _kernel_ready(t: torch.Tensor, head_dim: int) -> torch.Tensor:
     16-byte loads are aligned (autograd may hand in gradients with stride 0, e.g. from sum())."""
     if t.shape[-1] != head_dim:
         t = F.pad(t, (0, head_dim - t.shape[-1]))
-    aligned = (t.stride(-1) == 1 and t.data_ptr() % 16 == 0
-               and all(s % _ALIGN_ELEMENTS == 0 for s in t.stride()[:-1]))
+    strides = t.stride()
+    # Every leading stride is a multiple of 8 iff their gcd is (one C call, not a Python loop).
+    aligned = strides[-1] == 1 and t.data_ptr() % 16 == 0 and math.gcd(*strides[:-1]) % _ALIGN_ELEMENTS == 0
     return t if aligned else t.contiguous()
 
 
@@ -36,12 +38,14 @@ def required_features(window_left: int, window_right: int, softcap: float, varle
     (normalized by flashgen.inputs.mask_args), softcap when softcap > 0, varlen for packed
     sequences (flashgen/varlen.py). A kernel built with more features runs the call with the
     others off (but varlen: a layout, flashgen.dispatch.LAYOUT_FEATURE)."""
-    features = {"varlen"} if varlen else set()
-    if window_feature(window_left, window_right):
-        features.add("window")
-    if softcap > 0.0:
-        features.add("softcap")
-    return frozenset(features)
+    return _feature_set(bool(varlen), window_feature(window_left, window_right), softcap > 0.0)
+
+
+@lru_cache(maxsize=None)
+def _feature_set(varlen: bool, window: bool, softcap: bool) -> frozenset[str]:
+    # One of eight sets, built once: the same object each call, whose hash choose_kernel's
+    # caches then find stored, instead of a new set built and hashed on every call.
+    return frozenset(name for name, needed in (("varlen", varlen), ("window", window), ("softcap", softcap)) if needed)
 
 
 def _forward(q, k, v, causal, softmax_scale, arch, nan_outputs=False, *, window_left=-1, window_right=-1,
@@ -51,7 +55,7 @@ def _forward(q, k, v, causal, softmax_scale, arch, nan_outputs=False, *, window_
     window_right: the sliding window's bounds (-1 unbounded; causal forces right to 0);
     softcap > 0 caps the scores (0 off). lse is the log-sum-exp of the capped scores."""
     head_dim = q.shape[-1]
-    key = choose_kernel("fwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch,
+    key = choose_kernel("fwd", head_dim, q.dtype, device_capability(q.device), arch,
                         required_features(window_left, window_right, softcap))
     q_k, k_k, v_k = (_kernel_ready(t, key.hdim) for t in (q, k, v))
     batch, seqlen_q, nheads, _ = q.shape
@@ -75,7 +79,7 @@ def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministi
     nan_outputs (tests only): the buffers the kernels must fill start as NaN. window_left,
     window_right, softcap: the forward's (lse is of the capped scores)."""
     head_dim = q.shape[-1]
-    key = choose_kernel("bwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch,
+    key = choose_kernel("bwd", head_dim, q.dtype, device_capability(q.device), arch,
                         required_features(window_left, window_right, softcap))
     q_k, k_k, v_k, out_k, dout_k = (_kernel_ready(t, key.hdim) for t in (q, k, v, out, dout))
     batch, seqlen_q, nheads, _ = q.shape
@@ -88,7 +92,9 @@ def _backward(q, k, v, out, lse, dout, causal, softmax_scale, arch, deterministi
                     window_left, window_right, softcap)
     if groups > 1:
         dk, dv = (t.view(batch, seqlen_k, nheads_kv, groups, key.hdim).sum(3).to(q.dtype) for t in (dk, dv))
-    return dq[..., :head_dim], dk[..., :head_dim], dv[..., :head_dim]
+    if key.hdim != head_dim:  # sliced only when padded: three view ops a call otherwise
+        dq, dk, dv = (t[..., :head_dim] for t in (dq, dk, dv))
+    return dq, dk, dv
 
 
 # The kernels as torch.library ops, so torch.compile(fullgraph=True) records one opaque call per
@@ -151,7 +157,7 @@ def _setup_context(ctx, inputs, output):
 def _fwd_op_backward(ctx, grad_out, grad_lse):
     q, k, v, out, lse = ctx.saved_tensors
     dq, dk, dv = _bwd_op(q, k, v, out, lse, grad_out, *ctx.options)
-    return dq, dk, dv, *(None for _ in ctx.options)
+    return dq, dk, dv, *(None,) * len(ctx.options)
 
 
 _fwd_op.register_autograd(_fwd_op_backward, setup_context=_setup_context)
@@ -166,7 +172,7 @@ _fwd_op.register_autograd(_fwd_op_backward, setup_context=_setup_context)
 def _varlen_forward(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal, softmax_scale, arch,
                     nan_outputs=False, *, window_left=-1, window_right=-1, softcap=0.0):
     head_dim = q.shape[-1]
-    key = choose_kernel("fwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch,
+    key = choose_kernel("fwd", head_dim, q.dtype, device_capability(q.device), arch,
                         required_features(window_left, window_right, softcap, varlen=True))
     q_k, k_k, v_k = (_kernel_ready(t, key.hdim) for t in (q, k, v))
     total_q, nheads, _ = q.shape
@@ -174,7 +180,9 @@ def _varlen_forward(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqle
     lse = _output_buffer((nheads, total_q), torch.float32, q.device, nan_outputs)
     extension().fwd(key.name, q_k, k_k, v_k, out, lse, softmax_scale, causal, window_left, window_right, softcap,
                     cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
-    return out[..., :head_dim], lse
+    if key.hdim != head_dim:
+        out = out[..., :head_dim]
+    return out, lse
 
 
 def _varlen_backward(q, k, v, out, lse, dout, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
@@ -182,7 +190,7 @@ def _varlen_backward(q, k, v, out, lse, dout, cu_seqlens_q, cu_seqlens_k, max_se
                      softcap=0.0):
     """As _backward, packed: with GQA the kernels write dk, dv as fp32 (total_k, nheads, head_dim)."""
     head_dim = q.shape[-1]
-    key = choose_kernel("bwd", head_dim, q.dtype, torch.cuda.get_device_capability(q.device), arch,
+    key = choose_kernel("bwd", head_dim, q.dtype, device_capability(q.device), arch,
                         required_features(window_left, window_right, softcap, varlen=True))
     q_k, k_k, v_k, out_k, dout_k = (_kernel_ready(t, key.hdim) for t in (q, k, v, out, dout))
     total_k, nheads_kv, _ = k.shape
@@ -194,7 +202,9 @@ def _varlen_backward(q, k, v, out, lse, dout, cu_seqlens_q, cu_seqlens_k, max_se
                     window_left, window_right, softcap, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
     if groups > 1:
         dk, dv = (t.view(total_k, nheads_kv, groups, key.hdim).sum(2).to(q.dtype) for t in (dk, dv))
-    return dq[..., :head_dim], dk[..., :head_dim], dv[..., :head_dim]
+    if key.hdim != head_dim:  # sliced only when padded: three view ops a call otherwise
+        dq, dk, dv = (t[..., :head_dim] for t in (dq, dk, dv))
+    return dq, dk, dv
 
 
 @torch.library.custom_op("flashgen::varlen_fwd", mutates_args=(), device_types="cuda")
@@ -256,7 +266,7 @@ def _varlen_setup_context(ctx, inputs, output):
 def _varlen_fwd_op_backward(ctx, grad_out, grad_lse):
     q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k = ctx.saved_tensors
     dq, dk, dv = _varlen_bwd_op(q, k, v, out, lse, grad_out, cu_seqlens_q, cu_seqlens_k, *ctx.options)
-    return dq, dk, dv, None, None, *(None for _ in ctx.options)
+    return dq, dk, dv, None, None, *(None,) * len(ctx.options)
 
 
 _varlen_fwd_op.register_autograd(_varlen_fwd_op_backward, setup_context=_varlen_setup_context)

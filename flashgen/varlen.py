@@ -19,7 +19,7 @@ import torch
 
 from flashgen import ops
 from flashgen.errors import KernelNotBuiltError
-from flashgen.inputs import check_flash_attn_options, check_varlen_inputs, mask_args
+from flashgen.inputs import check_flash_attn_options, check_varlen_inputs, mask_args, sequence_lengths
 from flashgen.ops import default_scale
 
 _warned_loop = False  # the looping fallback warns once per process
@@ -47,7 +47,7 @@ def sequence_rows(cu_seqlens_q: list[int], cu_seqlens_k: list[int]) -> list[Sequ
 
 
 def longest(offsets: list[int]) -> int:
-    return max(end - start for start, end in zip(offsets, offsets[1:]))
+    return max(sequence_lengths(offsets))
 
 
 def rows_without_keys(q_seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -188,3 +188,48 @@ def test_bad_flags():
     q, k, v = qkv()
     with pytest.raises(TypeError, match="causal must be a bool"):
         check_attention_inputs(q.to("meta"), k.to("meta"), v.to("meta"), causal=1, softmax_scale=None)
+
+
+def test_a_frozenset_of_features_is_checked_once_but_an_unknown_name_raises_every_time(variants_built):
+    variants_built(SM90_128, f"{SM90_128}_softcap")
+    for _ in range(2):   # the check's cache keeps results, never errors
+        assert choose(frozenset({"softcap"})) == f"{SM90_128}_softcap"
+        assert choose(frozenset()) == SM90_128
+        with pytest.raises(ValueError, match=r"unknown feature 'alibi'"):
+            choose(frozenset({"alibi"}))
+
+
+def test_capability_is_remembered_per_cuda_device_only(monkeypatch):
+    asked = []
+
+    def get_device_capability(device=None):
+        asked.append(device)
+        return {0: (9, 0), 1: (8, 0)}.get(device.index, (7, 5))
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", get_device_capability)
+    monkeypatch.setattr(dispatch, "_CUDA_CAPABILITIES", {})
+    cuda0, cuda1, cpu = torch.device("cuda", 0), torch.device("cuda", 1), torch.device("cpu")
+    for _ in range(2):
+        assert dispatch.device_capability(cuda0) == (9, 0)
+        assert dispatch.device_capability(cuda1) == (8, 0)   # each GPU its own
+        assert dispatch.device_capability(cpu) == (7, 5)
+    assert asked == [cuda0, cuda1, cpu, cpu]   # a GPU asked once; a CPU stand-in every time
+
+
+def test_valid_cuda_inputs_pass_and_what_is_wrong_is_named():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    def cuda(*shape, dtype=torch.bfloat16, device="cuda:0"):
+        return torch.empty(shape, dtype=dtype, device=device)
+
+    with FakeTensorMode():
+        q, k, v = cuda(2, 16, 4, 64), cuda(2, 16, 2, 64), cuda(2, 16, 2, 64)
+        check_attention_inputs(q, k, v, causal=False, softmax_scale=None)
+        wrong = [((q, k, cuda(2, 16, 2, 64, dtype=torch.float16)), TypeError, "q, k and v must share one dtype"),
+                 ((q, k, cuda(2, 16, 2, 64, device="cuda:1")), ValueError, "q, k and v must be on one device"),
+                 ((q, cuda(2, 16, 64, 2).transpose(2, 3), v), ValueError,
+                  "k must have a contiguous last dimension (stride 1), got strides (2048, 128, 1, 2)")]
+        for args, error, message in wrong:
+            with pytest.raises(error) as info:
+                check_attention_inputs(*args, causal=False, softmax_scale=None)
+            assert message in str(info.value)
