@@ -192,4 +192,13 @@ def features_grid(quick: bool = False) -> list[Case]:
     return cases
 
 
-GRIDS = {"default": default_grid, "features": features_grid}
+def head_dims_grid(quick: bool = False) -> list[Case]:
+    """The catalog's head dims outside the record (96 and 192), bf16, the record's shapes, causal
+    and not, both directions (2048 // head_dim heads: 21 and 10). `quick`: 2 x 8192 only."""
+    shapes = [(2, 8192)] if quick else [(2, 8192), (8, 2048), (32, 512)]
+    return [Case(direction, head_dim, causal, "bf16", batch, seqlen)
+            for direction in DIRECTIONS for head_dim in (96, 192) for causal in (False, True)
+            for batch, seqlen in shapes]
+
+
+GRIDS = {"default": default_grid, "features": features_grid, "head_dims": head_dims_grid}

@@ -349,17 +349,17 @@ class BwdSm90Tile(_NoFallbackPlan):
                             "dim's varlen backward on sm80")
 
     def _check_warp_specialized(self, hdim: int) -> None:
-        if hdim not in (64, 128):
+        if hdim not in (64, 96, 128):
             raise TileError(f"the warp-specialized sm90 backward keeps dK and dV of its 64 keys per warpgroup "
-                            f"in registers, which fits head dim 64 or 128, got {hdim} (use warp_specialized: 0)")
+                            f"in registers, which fits head dim 64, 96 or 128, got {hdim} (use warp_specialized: 0)")
         if self.block_n != 128:
             raise TileError(f"block_n must be 128 (two consumer warpgroups of 64 keys), got {self.block_n}")
         if self.block_m not in (64, 128):
             raise TileError(f"block_m must be 64 or 128 (the N of the S^T wgmma, whole 64-row dQ tiles), "
                             f"got {self.block_m}")
-        if self.block_m == 64 and hdim // 2 % 64:
+        if self.block_m == 64 and hdim // 2 % 16:
             raise TileError(f"block_m 64 splits dQ's {hdim} columns between the two consumers, which must be "
-                            f"whole 64-column swizzle atoms: use block_m 128 at head dim {hdim}")
+                            f"whole 16-column swizzle atoms: use block_m 128 at head dim {hdim}")
         if not 1 <= self.stages <= 4:
             raise TileError(f"stages must be 1 to 4, got {self.stages}")
         if self.sdp_by_warpgroup or self.dq_gemm_first:

@@ -251,6 +251,16 @@ def test_the_features_grid_rows():
     assert features_grid(True) == features_grid(False)
 
 
+def test_the_head_dims_grid_rows():
+    from bench.cases import head_dims_grid
+    rows = head_dims_grid()
+    assert len(rows) == 2 * 2 * 2 * 3 and all(c.dtype == "bf16" and not c.sweep for c in rows)
+    assert {(c.head_dim, c.nheads) for c in rows} == {(96, 21), (192, 10)}
+    assert {(c.batch, c.seqlen) for c in head_dims_grid(True)} == {(2, 8192)}
+    chosen = select_cases(parse_args(["--grid", "head_dims", "--hdim", "96", "--direction", "bwd"]))
+    assert [(c.causal, c.batch) for c in chosen] == [(False, 2), (False, 8), (False, 32), (True, 2), (True, 8), (True, 32)]
+
+
 def test_the_cli_selects_grids_and_filters_them():
     assert select_cases(parse_args(["--grid", "features"])) == features_grid()
     assert select_cases(parse_args(["--grid", "default,features", "--quick"])) == default_grid(True) + features_grid()

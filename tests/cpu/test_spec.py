@@ -147,6 +147,21 @@ def test_dq_before_dk_and_causal_head_groups_are_options_of_the_warp_specialized
         "kernels.yaml:6: kernels[0].tiles[128]: sdp_by_warpgroup and dq_gemm_first are options of warp_specialized: 0")
 
 
+def test_warp_specialized_backward_head_dims():
+    # 64, 96 and 128 (dK and dV of 64 keys in registers); at 96 only block_m 64 fits the register
+    # budget, and its dQ split gives each consumer 48 columns (whole 16-column atoms).
+    ws = _bwd_catalog("      96: {block_m: 64, block_n: 128, warp_specialized: 1, stages: 2}\n")
+    ws = ws.replace("arch: sm80", "arch: sm90")
+    spec = parse_catalog(ws).kernels[0]
+    assert spec.key.hdim == 96
+    # Q and dO rings (2 stages), K, V, two dS buffers, the dQ staging tile (fp32), row statistics.
+    assert spec.smem_bytes >= (4 * 64 * 96 + 2 * 128 * 96 + 2 * 128 * 64) * 2 + 64 * 96 * 4
+    assert "about 256 registers" in error_of(ws.replace("block_m: 64", "block_m: 128"))
+    assert error_of(ws.replace("96: {", "192: {")) == (
+        "kernels.yaml:6: kernels[0].tiles[192]: the warp-specialized sm90 backward keeps dK and dV of its 64 keys "
+        "per warpgroup in registers, which fits head dim 64, 96 or 128, got 192 (use warp_specialized: 0)")
+
+
 def test_sm90_forward_tile_checks():
     sm90 = GOOD.replace("arch: sm80", "arch: sm90").replace("flash_fwd_*", "*")
     sm90 = sm90.replace("{block_m: 128, block_n: 128, warps: 4}", "{block_m: 128, block_n: 128}")

@@ -333,6 +333,18 @@ __global__ void __launch_bounds__(kPreprocessThreads) bwd_preprocess_kernel(cons
 // dtype. One CTA per (query block, head, batch) with the main kernel's dQ GEMM thread count, so
 // thread t reads back exactly the elements thread t of each main CTA's dQ GEMM added. Splits (deterministic
 // mode) are summed in a fixed order.
+// The postprocess's shared staging tile for dQ: a Cfg's SmemLayoutDqStage where the dQ GEMM's
+// column split needs narrower swizzle atoms than Q's tile (the sm90 warp-specialized backward
+// at head dim 96: 48 columns per consumer), else its Q tile.
+template <class Cfg, class = void>
+struct DqStageLayout {
+  using type = typename Cfg::SmemLayoutQ;
+};
+template <class Cfg>
+struct DqStageLayout<Cfg, std::void_t<typename Cfg::SmemLayoutDqStage>> {
+  using type = typename Cfg::SmemLayoutDqStage;
+};
+
 template <class Cfg>
 __global__ void __launch_bounds__(Cfg::kDqThreads) bwd_dq_postprocess_kernel(const BwdParams params) {
   using Element = typename Cfg::Element;
@@ -371,7 +383,9 @@ __global__ void __launch_bounds__(Cfg::kDqThreads) bwd_dq_postprocess_kernel(con
   __shared__ __align__(128) Element stage[Cfg::kQTileBytes / sizeof(Element)];
   Tensor gdQ = head_row_tiles_at<Element, kBlockM, kHeadDim>(params.dq, seqlens.q_row_base(params.dq), head,
                                                              seqlens.seqlen_q_of(params), m_block);
-  store_fragment_via_smem<Cfg>(mma_dq, acc_dq, make_tensor(make_smem_ptr(stage), typename Cfg::SmemLayoutQ{}), gdQ,
+  using StageLayout = typename DqStageLayout<Cfg>::type;
+  static_assert(cosize_v<StageLayout> * sizeof(Element) <= Cfg::kQTileBytes, "dQ's staging tile fits `stage`");
+  store_fragment_via_smem<Cfg>(mma_dq, acc_dq, make_tensor(make_smem_ptr(stage), StageLayout{}), gdQ,
                                seqlens.seqlen_q_of(params) - m_block * kBlockM, tidx);
 }
 

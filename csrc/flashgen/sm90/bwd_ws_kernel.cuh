@@ -84,7 +84,7 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   static constexpr int kDqThreads = kMmaThreads;  // the dQ GEMM's threads (the postprocess reads back in their order)
   static_assert(kConsumers == 2, "two consumer warpgroups of 64 keys: block_n 128");
   static_assert(kBlockM == 64 || kBlockM == 128, "block_m is the N of the S^T wgmma and a whole number of 64-row dQ tiles");
-  static_assert(kHeadDim % 64 == 0 && kHeadDim <= 128, "128-byte swizzle atoms; dK and dV in registers up to 128");
+  static_assert(kHeadDim % 32 == 0 && kHeadDim <= 128, "whole 64-byte swizzle atoms; dK and dV in registers up to 128");
   static constexpr int kProducerRegisters = 24;
   static constexpr int kConsumerRegisters = 240;
   static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= 65536, "register file");
@@ -100,30 +100,37 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   // columns; A is dS read through dS^T's tile (MN-major), B is K read transposed (MN-major).
   static constexpr int kDqWarpgroupsM = kBlockM / 64;
   static constexpr int kDqWarpgroupsN = kConsumers / kDqWarpgroupsM;
-  static_assert(kDqWarpgroupsN == 1 || (kHeadDim / kDqWarpgroupsN) % 64 == 0,
-                "each consumer's dQ columns must be whole 64-column swizzle atoms");
+  static_assert((kHeadDim / kDqWarpgroupsN) % 16 == 0, "each consumer's dQ columns must be whole 32-byte swizzle atoms");
   using TiledMmadQ = decltype(make_tiled_mma(
       GMMA::ss_op_selector<Element, Element, float, Shape<_64, Int<kHeadDim / kDqWarpgroupsN>, _16>, GMMA::Major::MN,
                            GMMA::Major::MN>(),
       Layout<Shape<Int<kDqWarpgroupsM>, Int<kDqWarpgroupsN>, _1>>{}));
 
-  // Tiles are K-major (contiguous along their last mode) in the 128-byte wgmma swizzle; the
-  // transposed views are the MN-major operands.
-  using SmemAtom = GMMA::Layout_K_SW128_Atom<Element>;
+  // Tiles are K-major (contiguous along their last mode) in the widest wgmma swizzle whose atom
+  // (64, 32 or 16 columns of 16-bit elements) divides kAtomCols, their columns by default; the
+  // transposed views are the MN-major operands. K and V: the dQ GEMM reads K transposed in each
+  // consumer's share of the head dim, which must start on an atom (48 of 96 columns: 16-column atoms).
+  template <int kAtomCols>
+  using SmemAtom = std::conditional_t<
+      kAtomCols % 64 == 0, GMMA::Layout_K_SW128_Atom<Element>,
+      std::conditional_t<kAtomCols % 32 == 0, GMMA::Layout_K_SW64_Atom<Element>, GMMA::Layout_K_SW32_Atom<Element>>>;
+  template <int kRows, int kCols, int kAtomCols = kCols>
+  using Tile = decltype(tile_to_shape(SmemAtom<kAtomCols>{}, Shape<Int<kRows>, Int<kCols>>{}));
   template <int kRows, int kCols>
-  using Tile = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kRows>, Int<kCols>>{}));
-  template <int kRows, int kCols>
-  using StagedTiles = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kRows>, Int<kCols>, Int<kStages>>{}));
+  using StagedTiles = decltype(tile_to_shape(SmemAtom<kCols>{}, Shape<Int<kRows>, Int<kCols>, Int<kStages>>{}));
   // (cols, rows, stage) view of StagedTiles<kRows, kCols>.
   template <int kRows, int kCols>
   using StagedTransposed = decltype(composition(
       StagedTiles<kRows, kCols>{}, make_ordered_layout(Shape<Int<kCols>, Int<kRows>, Int<kStages>>{}, Step<_2, _1, _3>{})));
 
-  using SmemLayoutQ = Tile<kBlockM, kHeadDim>;  // one Q or dO stage; the postprocess's staging tile
+  using SmemLayoutQ = Tile<kBlockM, kHeadDim>;  // one Q or dO stage
+  // The postprocess's staging tile for dQ (common/bwd_pipeline.cuh): each consumer's columns of
+  // the dQ GEMM start on an atom, as in K's tile.
+  using SmemLayoutDqStage = Tile<kBlockM, kHeadDim, kHeadDim / kDqWarpgroupsN>;
   using SmemLayoutQStages = StagedTiles<kBlockM, kHeadDim>;
   using SmemLayoutQtStages = StagedTransposed<kBlockM, kHeadDim>;  // (head_dim, queries, stage)
   // K and V: one 64-row slice per consumer, the slices one after the other (each a TMA box).
-  using SmemLayoutKSlice = Tile<kKeyRows, kHeadDim>;
+  using SmemLayoutKSlice = Tile<kKeyRows, kHeadDim, kHeadDim / kDqWarpgroupsN>;
   using SmemLayoutK = decltype(tile_to_shape(SmemLayoutKSlice{}, Shape<Int<kBlockN>, Int<kHeadDim>>{}));
   using SmemLayoutKt = decltype(composition(SmemLayoutK{}, make_layout(Shape<Int<kHeadDim>, Int<kBlockN>>{}, GenRowMajor{})));
   // dS^T (keys, queries): one 64-key slice per consumer, two buffers (step i writes buffer i % 2,
