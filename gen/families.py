@@ -274,7 +274,7 @@ class FwdSm90Tile(_NoFallbackPlan):
 @dataclass(frozen=True)
 class BwdSm90Tile(_NoFallbackPlan):
     """Hopper backward, three designs:
-    - warp_specialized: 1 (csrc/flashgen/sm90/bwd_ws_kernel.cuh, head dims 64 and 128): a producer
+    - warp_specialized: 1 (csrc/flashgen/sm90/bwd_ws_kernel.cuh, head dims 64, 96 and 128): a producer
       warpgroup TMA-loads K and V once and Q, dO (with their row statistics) through `stages`-deep
       rings; two consumer warpgroups of 64 keys each compute S^T and dP^T, take P^T and dS^T
       from registers into the dV and dK GEMMs, and share dQ = dS K through shared memory.
@@ -357,9 +357,6 @@ class BwdSm90Tile(_NoFallbackPlan):
         if self.block_m not in (64, 128):
             raise TileError(f"block_m must be 64 or 128 (the N of the S^T wgmma, whole 64-row dQ tiles), "
                             f"got {self.block_m}")
-        if self.block_m == 64 and hdim // 2 % 16:
-            raise TileError(f"block_m 64 splits dQ's {hdim} columns between the two consumers, which must be "
-                            f"whole 16-column swizzle atoms: use block_m 128 at head dim {hdim}")
         if not 1 <= self.stages <= 4:
             raise TileError(f"stages must be 1 to 4, got {self.stages}")
         if self.sdp_by_warpgroup or self.dq_gemm_first:

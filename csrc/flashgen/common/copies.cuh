@@ -67,7 +67,9 @@ template <class Element, int kHeadDim, int kNThreads>
 struct GmemCopies {
   static constexpr int kElemsPerAccess = sizeof(cute::uint128_t) / sizeof(Element);
   // A row of 64 columns (32 where the head dim is no multiple of 64): the width of the sm80
-  // shared-memory atom (sm80/tile_atoms.cuh SmemTile) and of the sm90 swizzle atoms.
+  // shared-memory atom (sm80/tile_atoms.cuh SmemTile) and of most sm90 swizzle atoms (the sm90
+  // warp-specialized backward's at head dim 96 are 16 columns wide for K, V and the dQ staging
+  // tile: a 64-byte row read then spans two atoms, a 2-way bank conflict, correct all the same).
   static constexpr int kAtomCols = kHeadDim % 64 == 0 ? 64 : 32;
   static constexpr int kThreadsPerRow = kAtomCols / kElemsPerAccess;
   static constexpr int kRowsPerPass = kNThreads / kThreadsPerRow;
