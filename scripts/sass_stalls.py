@@ -4,6 +4,8 @@
 side-by-side of two kernels needs (scripts/calls/s12_third.sh writes flashgen's and FA4's):
 
 - the stall samples by opcode (HGMMA, MUFU.EX2, WARPGROUP.DEPBAR, SYNCS, ...), as shares;
+- the stall samples by reason (ncu's `stall_*` columns, where the export has them: barrier,
+  wait, long_sb, math, ...), with the instruction that holds most of each;
 - the hottest instructions, with their address and sample counts;
 - the order of the events that decide overlap inside the kernel's hottest loop: HGMMA issues,
   WARPGROUP.DEPBAR waits and MUFU.EX2, compressed into runs (session 11 found ptxas placing the
@@ -50,13 +52,31 @@ def read_rows(path: Path) -> list[dict]:
     samples = _column(header, "Warp Stall Sampling (All", "Stall Sampling", "Samples")
     if samples is None:
         raise SystemExit(f"{path}: no stall-sampling column in {header}")
+    # Per-reason samples (all samples, not the "(Not Issued)" repeats), where exported.
+    reasons = {name: i for i, name in enumerate(header)
+               if name.startswith("stall_") and "not issued" not in name.lower()}
     rows = []
     for row in lines[start + 1:]:
         if len(row) <= max(source, samples) or not row[source].strip():
             continue
         rows.append({"address": row[address] if address is not None else str(len(rows)),
-                     "sass": row[source].strip(), "samples": _number(row[samples])})
+                     "sass": row[source].strip(), "samples": _number(row[samples]),
+                     "reasons": {name[len("stall_"):]: _number(row[i]) for name, i in reasons.items() if i < len(row)}})
     return rows
+
+
+def reason_lines(rows: list[dict], total: float, top: int = 10) -> list[str]:
+    """Samples by stall reason, each with its hottest instruction (empty when not exported)."""
+    by_reason = Counter()
+    for r in rows:
+        by_reason.update(r["reasons"])
+    lines = []
+    for name, n in by_reason.most_common(top):
+        if n <= 0:
+            break
+        hottest = max(rows, key=lambda r: r["reasons"].get(name, 0.0))
+        lines.append(f"  {name:18s} {n:9.0f} {n / total:6.1%}   most at {hottest['address']}: {hottest['sass'][:60]}")
+    return ["by reason:", *lines] if lines else []
 
 
 def opcode(sass: str) -> str:
@@ -103,6 +123,7 @@ def report(path: Path, top: int = 25) -> str:
         by_family[family(opcode(r["sass"]))] += r["samples"]
     lines = [f"== {path.name}: {len(rows)} instructions, {total:.0f} stall samples", "by opcode:"]
     lines += [f"  {name:24s} {n / total:6.1%}" for name, n in by_family.most_common(12)]
+    lines += reason_lines(rows, total)
     lines.append(f"hottest {top}:")
     for r in sorted(rows, key=lambda r: -r["samples"])[:top]:
         lines.append(f"  {r['address']:>8s} {r['samples'] / total:6.1%}  {r['sass'][:90]}")

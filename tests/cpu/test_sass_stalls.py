@@ -30,3 +30,20 @@ def test_report_shares_hot_instructions_and_the_event_order(tmp_path):
     assert "0x140" in hottest and "75.0%" in hottest
     assert ("HGMMA x2, WARPGROUP.DEPBAR.LE 0x1, other, WARPGROUP.DEPBAR.LE 0x0, MUFU.EX2 x2"
             in sass_stalls.event_stream(rows))
+
+
+def test_report_sums_stall_reasons_when_exported(tmp_path):
+    header = '"Address","Source","Warp Stall Sampling (All Samples)","stall_barrier","stall_wait","stall_barrier (Not Issued)"'
+    rows = ['"0x100","WARPGROUP.DEPBAR.LE gsb0, 0x0 ;","90","80","10","70"',
+            '"0x110","MUFU.EX2 R4, R4 ;","30","0","30","0"',
+            '"0x120","FMNMX.FTZ R1, R2, R3, !PT ;","10","5","5","0"']
+    path = tmp_path / "k.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    text = sass_stalls.report(path)
+    reasons = text.split("by reason:")[1].split("hottest")[0].splitlines()[1:]
+    assert reasons[0].split()[:3] == ["barrier", "85", "65.4%"] and "0x100" in reasons[0]
+    assert reasons[1].split()[:3] == ["wait", "45", "34.6%"] and "0x110" in reasons[1]
+    # Without per-reason columns (the first test's csv) the section is left out.
+    plain = tmp_path / "plain.csv"
+    plain.write_text(CSV)
+    assert "by reason:" not in sass_stalls.report(plain)
