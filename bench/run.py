@@ -90,7 +90,7 @@ def run_case(case: Case, impls: list[str], rounds: int) -> list[dict]:
     rows, fns = {}, {}
     for impl in impls:
         row = asdict(case) | {"impl": impl, "nheads": case.nheads, "ms": None, "tflops": None, "error": None,
-                              "kernel": None, "spread": None, "host_ms": None}
+                              "kernel": None, "spread": None, "host_ms": None, "host_idle_ms": None}
         rows[impl] = row
         # The same inputs in every run (hash() of a str changes per process).
         gen = torch.Generator(device="cuda").manual_seed(zlib.crc32(repr((case, impl)).encode()) % 2**31)
@@ -109,7 +109,7 @@ def run_case(case: Case, impls: list[str], rounds: int) -> list[dict]:
             rows[impl]["error"] = error_text(timing)
         else:
             rows[impl].update(ms=timing.ms, tflops=case_flops(case) / timing.ms / 1e9, spread=timing.spread,
-                              host_ms=timing.host_ms)
+                              host_ms=timing.host_ms, host_idle_ms=timing.host_idle_ms)
     return [rows[impl] for impl in impls]
 
 

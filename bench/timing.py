@@ -40,6 +40,13 @@ class Timing:
     ms: float       # median over the rounds of the mean GPU time per call in a batch
     spread: float   # interquartile range of the rounds over ms: how steady they were (one odd round does not count)
     host_ms: float  # median host time per call, waits inside the call included: near ms, the host set the pace
+    # Median host time per call over each round's first IDLE_CALLS calls, enqueued on an idle GPU
+    # with an empty launch queue: the calls' own host cost, without any wait for queue room.
+    host_idle_ms: float | None = None
+
+
+# Calls per round whose enqueueing host_idle_ms times (few enough that the launch queue never fills).
+IDLE_CALLS = 8
 
 
 def _spread(values: list[float], median: float) -> float:
@@ -86,6 +93,7 @@ def time_side_by_side(fns: dict[str, Callable], warmup: int = 5, rounds: int = 1
     names = list(batches)
     per_call = {name: [] for name in names}
     host = {name: [] for name in names}
+    host_idle = {name: [] for name in names}
     for r in range(rounds if names else 0):
         for name in names[r % len(names):] + names[:r % len(names)]:
             if name in failed:
@@ -93,12 +101,16 @@ def time_side_by_side(fns: dict[str, Callable], warmup: int = 5, rounds: int = 1
             fn, batch = fns[name], batches[name]
             try:
                 clock.start()
+                idle_calls = min(batch, IDLE_CALLS)
                 began = time.perf_counter()
-                for _ in range(batch):
+                for i in range(batch):
                     fn()
+                    if i == idle_calls - 1:
+                        idle_enqueued = time.perf_counter() - began
                 enqueued = time.perf_counter() - began
                 per_call[name].append(clock.stop() / batch)
                 host[name].append(enqueued * 1e3 / batch)
+                host_idle[name].append(idle_enqueued * 1e3 / idle_calls)
             except Exception as exc:  # noqa: BLE001
                 _raise_if_sticky(name, exc)
                 failed[name] = exc
@@ -106,7 +118,8 @@ def time_side_by_side(fns: dict[str, Callable], warmup: int = 5, rounds: int = 1
     for name in names:
         if name not in failed:
             ms = statistics.median(per_call[name])
-            result[name] = Timing(ms=ms, spread=_spread(per_call[name], ms), host_ms=statistics.median(host[name]))
+            result[name] = Timing(ms=ms, spread=_spread(per_call[name], ms), host_ms=statistics.median(host[name]),
+                                  host_idle_ms=statistics.median(host_idle[name]))
     return result
 
 

@@ -88,3 +88,27 @@ def test_report_marks_unsteady_and_host_bound_cells():
     table = report.markdown(meta, rows)
     assert "| 160 (20%) ~h | 240 (30%) | 210 (26%) |" in table
     assert "`h`: host-bound" in table
+
+
+def test_host_idle_ms_times_only_each_rounds_first_calls(monkeypatch):
+    # A host clock the calls advance: 0.5 ms per call while the (modelled) launch queue has room,
+    # 2 ms per call once it is full after 8 calls of a round, as a blocked enqueue would.
+    from bench import timing
+    now = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: now[0] / 1e3)
+    clock = FakeClock()
+    in_round = [0]
+    start = clock.start
+
+    def start_round():
+        in_round[0] = 0
+        start()
+    clock.start = start_round
+
+    def fn():
+        clock.elapsed += 1.0
+        now[0] += 0.5 if in_round[0] < timing.IDLE_CALLS else 2.0
+        in_round[0] += 1
+    result = time_side_by_side({"a": fn}, warmup=1, rounds=3, round_ms=20.0, clock=clock)["a"]
+    assert result.host_idle_ms == pytest.approx(0.5)
+    assert result.host_ms == pytest.approx((8 * 0.5 + 12 * 2.0) / 20)
