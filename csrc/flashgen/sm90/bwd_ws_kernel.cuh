@@ -215,11 +215,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   const int64_t stats_offset = seqlens.template padded_rows_offset<kBlockM>(params, head);
   float* const dq_tiles = params.dq_accum + cta.n_block_local * params.dq_split_stride +
                           seqlens.template dq_tiles_offset<kBlockM, Cfg::kDqTileElems>(params, head, order.m_blocks);
-#ifdef FLASHGEN_BWD_UNIFORM_WARPGROUP  // for an A/B: the forward's warp-uniform index (fwd_kernel.cuh)
-  const int warpgroup = cutlass::canonical_warp_group_idx();
-#else
-  const int warpgroup = threadIdx.x / 128;
-#endif
+  const int warpgroup = warpgroup_index<kBwdUniformWarpgroup>();
   // Named barriers between the consumers (and the dQ writer), counting their threads.
   constexpr int kDqHandoffThreads = Cfg::kMmaThreads + 32;
 

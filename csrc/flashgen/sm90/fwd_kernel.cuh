@@ -271,11 +271,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   // A tile's mask, from its sequence's lengths; its key_blocks() are the key blocks the tile
   // visits (none for causal rows above the diagonal's start, seqlen_q > seqlen_k).
   auto mask_of = [&](SequenceLengthsFor<Cfg> const& seqlens) { return make_mask<Cfg::kWindow>(seqlens, kCausal, params); };
-  // Warp-uniform to ptxas (a shuffle of lane 0's value): the consumers' shared-memory addresses
-  // and GMMA descriptors derived from it then live in uniform registers, not in ~16 of the
-  // consumer's own (with threadIdx.x / 128 the d256 step had no register free for the softmax
-  // but P's; docs/perf.md, session 12).
-  const int warpgroup = cutlass::canonical_warp_group_idx();
+  const int warpgroup = warpgroup_index</*kUniform=*/true>();
 
   typename PipelineKV::Params pipe_params;
   pipe_params.transaction_bytes = Cfg::kKVStageBytes;

@@ -3,9 +3,31 @@
 #pragma once
 #include <cute/tensor.hpp>
 #include <cutlass/arch/barrier.h>
+#include <cutlass/cutlass.h>
 
 namespace flashgen::sm90 {
 using namespace cute;
+
+// This thread's warpgroup. kUniform: through cutlass::canonical_warp_group_idx (lane 0's value by
+// a shuffle), which ptxas knows is warp-uniform, so shared-memory addresses and GMMA descriptors
+// derived from it live in uniform registers instead of the thread's own (docs/perf.md, session
+// 12: with threadIdx.x / 128 the d256 forward's step had no register free for the softmax but P's).
+template <bool kUniform>
+__device__ __forceinline__ int warpgroup_index() {
+  if constexpr (kUniform) {
+    return cutlass::canonical_warp_group_idx();
+  } else {
+    return threadIdx.x / 128;
+  }
+}
+
+// The backward kernels take the warp-uniform index only for an A/B
+// (FLASHGEN_NVCC_FLAGS=-DFLASHGEN_BWD_UNIFORM_WARPGROUP); the forward always does.
+#ifdef FLASHGEN_BWD_UNIFORM_WARPGROUP
+inline constexpr bool kBwdUniformWarpgroup = true;
+#else
+inline constexpr bool kBwdUniformWarpgroup = false;
+#endif
 
 // A wgmma accumulator fragment ((2, 2, N/8), MMA_M, MMA_N) viewed as this thread's
 // (rows, cols): ((2, MMA_M), (2, N/8, MMA_N)). Lane l of a warp holds rows l/4 and l/4 + 8 of
