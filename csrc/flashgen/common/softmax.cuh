@@ -30,12 +30,12 @@ __device__ __forceinline__ float reduce_row(Scores const& scores, int mi, Op op)
   for (int c = 0; c < kChains; ++c) chain[c] = scores(mi, c);
   CUTE_UNROLL
   for (int ni = kChains; ni < kCols; ++ni) chain[ni % kChains] = op(chain[ni % kChains], scores(mi, ni));
+  // Pairwise: each pass folds the upper half (rounded up) onto the lower, for any count.
   CUTE_UNROLL
-  for (int width = kChains / 2; width > 0; width /= 2) {
+  for (int live = kChains; live > 1; live = (live + 1) / 2) {
     CUTE_UNROLL
-    for (int c = 0; c < width; ++c) chain[c] = op(chain[c], chain[c + width]);
+    for (int c = 0; c < live / 2; ++c) chain[c] = op(chain[c], chain[c + (live + 1) / 2]);
   }
-  if constexpr (kChains % 2 == 1 && kChains > 1) chain[0] = op(chain[0], chain[kChains - 1]);
   return chain[0];
 }
 
