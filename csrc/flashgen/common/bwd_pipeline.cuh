@@ -329,10 +329,6 @@ __global__ void __launch_bounds__(kPreprocessThreads) bwd_preprocess_kernel(cons
   }
 }
 
-// dQ = softmax_scale * (the sum over splits of the thread-ordered accumulator), in the input
-// dtype. One CTA per (query block, head, batch) with the main kernel's dQ GEMM thread count, so
-// thread t reads back exactly the elements thread t of each main CTA's dQ GEMM added. Splits (deterministic
-// mode) are summed in a fixed order.
 // The postprocess's shared staging tile for dQ: a Cfg's SmemLayoutDqStage where the dQ GEMM's
 // column split needs narrower swizzle atoms than Q's tile (the sm90 warp-specialized backward
 // at head dim 96: 48 columns per consumer), else its Q tile.
@@ -345,6 +341,10 @@ struct DqStageLayout<Cfg, std::void_t<typename Cfg::SmemLayoutDqStage>> {
   using type = typename Cfg::SmemLayoutDqStage;
 };
 
+// dQ = softmax_scale * (the sum over splits of the thread-ordered accumulator), in the input
+// dtype. One CTA per (query block, head, batch) with the main kernel's dQ GEMM thread count, so
+// thread t reads back exactly the elements thread t of each main CTA's dQ GEMM added. Splits (deterministic
+// mode) are summed in a fixed order.
 template <class Cfg>
 __global__ void __launch_bounds__(Cfg::kDqThreads) bwd_dq_postprocess_kernel(const BwdParams params) {
   using Element = typename Cfg::Element;
