@@ -231,11 +231,10 @@ def check_offsets(name: str, offsets: list[int], tensor: str, total: int, max_na
     if offsets[0] != 0:
         raise ValueError(f"{name} must start at 0, got {name}[0] = {offsets[0]}")
     lengths = sequence_lengths(offsets)
-    if min(lengths) < 0:  # the loop, in Python, only finds the first decrease for the message
-        for i in range(1, len(offsets)):
-            if offsets[i] < offsets[i - 1]:
-                raise ValueError(f"{name} must be non-decreasing (sequence i is rows {name}[i]:{name}[i+1]), but "
-                                 f"{name}[{i}] = {offsets[i]} < {name}[{i - 1}] = {offsets[i - 1]}")
+    if min(lengths) < 0:
+        i = next(j for j, n in enumerate(lengths) if n < 0) + 1  # the first decrease, for the message
+        raise ValueError(f"{name} must be non-decreasing (sequence i is rows {name}[i]:{name}[i+1]), but "
+                         f"{name}[{i}] = {offsets[i]} < {name}[{i - 1}] = {offsets[i - 1]}")
     if offsets[-1] != total:
         raise ValueError(f"{name} ends at {offsets[-1]} but {tensor} has {total} rows: its last entry must be "
                          f"the total length {tensor}.shape[0]")
