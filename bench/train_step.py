@@ -27,10 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from bench.report import result_stem
-from bench.run import error_text
+from bench.run import RESULTS_DIR, error_text
 from bench.timing import time_side_by_side
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 IMPL_NAMES = ("none", "flashgen", "sdpa", "sdpa_cudnn", "sdpa_flash", "fa4")
 
 
