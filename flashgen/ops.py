@@ -7,6 +7,8 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from torch.autograd import forward_ad
+from torch.utils._device import DeviceContext
 
 from flashgen._ext import extension
 from flashgen.dispatch import choose_kernel, device_capability
@@ -272,6 +274,133 @@ def _varlen_fwd_op_backward(ctx, grad_out, grad_lse):
 _varlen_fwd_op.register_autograd(_varlen_fwd_op_backward, setup_context=_varlen_setup_context)
 
 
+# In plain eager mode the ops' implementations run without the ops: torch.library's dispatch costs
+# about 9 us an op, and register_autograd's wrapper 19 us more a forward with grad (measured with
+# scripts/host_probe.py), on calls whose kernels may take less. fwd (what flash_attn_func calls)
+# and varlen_fwd give what torch.ops.flashgen.fwd / varlen_fwd give (the same implementations, and
+# autograd through an autograd.Function with the ops' own formula: the same saved tensors and
+# options), and call the ops whenever something must see them as ops: torch.compile, export and
+# other tracers, functorch transforms, forward AD, Python dispatch and function modes
+# (FakeTensorMode, selective checkpointing), tensor subclasses. tests/cpu/test_eager_path.py
+# holds the two paths to each other. A direct torch.ops.flashgen call still goes through the op.
+
+# The device whose implementation (the ops' device_types) runs directly; tensors elsewhere dispatch
+# to the kernels registered for their device. Tests and scripts/host_probe.py set "cpu".
+_DIRECT_DEVICE = "cuda"
+
+
+def _plain_eager(*tensors) -> bool:
+    """Whether a call on these tensors may skip the op: eager mode with nothing watching the ops.
+    is_compiling() comes first: Dynamo folds it to True while tracing, so it traces nothing else."""
+    if torch.compiler.is_compiling():
+        return False
+    for t in tensors:
+        if type(t) is not torch.Tensor:   # FakeTensor, FunctionalTensor, DTensor, other subclasses
+            return False
+    return (tensors[0].device.type == _DIRECT_DEVICE
+            and not torch._C._len_torch_dispatch_stack()   # fake, proxy, functional and Python modes
+            and torch._C._functorch.peek_interpreter_stack() is None   # vmap, grad, functionalize
+            and forward_ad._current_level < 0
+            and not _function_modes_on())
+
+
+def _function_modes_on() -> bool:
+    """Whether a torch function mode would see the call, other than torch.device's (also
+    set_default_device's): that one only picks the device of factory calls that name none, and
+    the implementations name theirs."""
+    if not torch._C._is_torch_function_mode_enabled():
+        return False
+    return not (torch._C._len_torch_function_stack() == 1
+                and isinstance(torch._C._get_function_stack_at(0), DeviceContext))
+
+
+def _grad_needed(q, k, v) -> bool:
+    return torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+
+
+def _profiled(label, impl, *args):
+    # Under torch.profiler the direct call shows as a range named as the op it stands for.
+    if torch.autograd._profiler_enabled():
+        with torch.autograd.profiler.record_function(label):
+            return impl(*args)
+    return impl(*args)
+
+
+def _materialized(grad_out, out):
+    # The Functions leave undefined gradients undefined (lse's is never read: no zeros built for
+    # it each backward). out's is undefined only when no gradient reached it (a later node gave
+    # None): zeros then, as autograd builds for the ops.
+    return torch.zeros_like(out) if grad_out is None else grad_out
+
+
+class _FlashAttention(torch.autograd.Function):
+    """flashgen::fwd's autograd formula (_setup_context, _fwd_op_backward) over its implementation.
+    The backward calls the bwd op where the op's formula would matter: with create_graph (the op
+    has no derivative of its own, and says so on a double backward) or when not plain eager."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        output = _profiled("flashgen::fwd", _fwd_op_impl, *inputs)
+        _setup_context(ctx, inputs, output)
+        ctx.set_materialize_grads(False)   # _materialized says why
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_lse):
+        q, k, v, out, lse = ctx.saved_tensors
+        grad_out = _materialized(grad_out, out)
+        if torch.is_grad_enabled() or not _plain_eager(grad_out, q, k, v, out, lse):
+            return _fwd_op_backward(ctx, grad_out, grad_lse)
+        dq, dk, dv = _profiled("flashgen::bwd", _bwd_op_impl, q, k, v, out, lse, grad_out, *ctx.options)
+        return dq, dk, dv, *(None,) * len(ctx.options)
+
+
+class _FlashVarlenAttention(torch.autograd.Function):
+    """As _FlashAttention, for flashgen::varlen_fwd (_varlen_setup_context, _varlen_fwd_op_backward)."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        output = _profiled("flashgen::varlen_fwd", _varlen_fwd_op_impl, *inputs)
+        _varlen_setup_context(ctx, inputs, output)
+        ctx.set_materialize_grads(False)   # _materialized says why
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_lse):
+        q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k = ctx.saved_tensors
+        grad_out = _materialized(grad_out, out)
+        if torch.is_grad_enabled() or not _plain_eager(grad_out, q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k):
+            return _varlen_fwd_op_backward(ctx, grad_out, grad_lse)
+        dq, dk, dv = _profiled("flashgen::varlen_bwd", _varlen_bwd_op_impl, q, k, v, out, lse, grad_out,
+                               cu_seqlens_q, cu_seqlens_k, *ctx.options)
+        return dq, dk, dv, None, None, *(None,) * len(ctx.options)
+
+
+def fwd(q, k, v, causal, softmax_scale, arch, deterministic, window_left=-1, window_right=-1, softcap=0.0):
+    """torch.ops.flashgen.fwd with the same arguments: out, lse, differentiable in q, k, v; in
+    plain eager mode without the op. Every argument goes on, defaults included, as the op's
+    autograd formula gets them."""
+    options = (causal, softmax_scale, arch, deterministic, window_left, window_right, softcap)
+    if not _plain_eager(q, k, v):
+        return torch.ops.flashgen.fwd(q, k, v, *options)
+    if _grad_needed(q, k, v):
+        return _FlashAttention.apply(q, k, v, *options)
+    return _profiled("flashgen::fwd", _fwd_op_impl, q, k, v, *options)
+
+
+def varlen_fwd(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal, softmax_scale, arch,
+               deterministic, window_left=-1, window_right=-1, softcap=0.0):
+    """torch.ops.flashgen.varlen_fwd with the same arguments, as fwd is flashgen::fwd."""
+    tensors = (q, k, v, cu_seqlens_q, cu_seqlens_k)
+    options = (max_seqlen_q, max_seqlen_k, causal, softmax_scale, arch, deterministic, window_left, window_right,
+               softcap)
+    if not _plain_eager(*tensors):
+        return torch.ops.flashgen.varlen_fwd(*tensors, *options)
+    if _grad_needed(q, k, v):
+        return _FlashVarlenAttention.apply(*tensors, *options)
+    return _profiled("flashgen::varlen_fwd", _varlen_fwd_op_impl, *tensors, *options)
+
+
 def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False, window_size=(-1, -1),
                     softcap=0.0, alibi_slopes=None, deterministic=False, return_attn_probs=False, *,
                     arch=None, return_lse=False):
@@ -307,8 +436,7 @@ def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False, wi
     check_attention_inputs(q, k, v, causal, softmax_scale)
     causal, window_left, window_right = mask_args(causal, window_size, seqlen_q=q.shape[1], seqlen_k=k.shape[1])
     scale = default_scale(softmax_scale, q.shape[-1])
-    out, lse = torch.ops.flashgen.fwd(q, k, v, causal, scale, arch, deterministic, window_left, window_right,
-                                      float(softcap))
+    out, lse = fwd(q, k, v, causal, scale, arch, deterministic, window_left, window_right, float(softcap))
     if return_attn_probs:
         return out, lse, None
     return (out, lse) if return_lse else out

@@ -5,9 +5,11 @@ catalog's), tensors are small CPU tensors (so CPU allocation stays out of the fi
 CUDA implementations are registered for CPU too, and the device check accepts "cpu" in place of
 "cuda" (a copy of the package's own check with that one word changed, so its cost is kept).
 torch.cuda.get_device_capability is replaced by a stand-in doing the same Python work as the real
-one (device-index lookup) minus the C++ property read.
+one (device-index lookup) minus the C++ property read. The eager path that calls the ops'
+implementations without the ops (flashgen.ops.fwd) takes CPU tensors as it takes CUDA ones;
+--via-ops sends every call through the torch.library ops instead, as before that path.
 
-    FLASHGEN_JIT=0 python scripts/host_probe.py [--gqa] [--profile MODE] [--calls N]
+    FLASHGEN_JIT=0 python scripts/host_probe.py [--gqa] [--via-ops] [--profile MODE] [--calls N]
     (FLASHGEN_ROOT=/tmp/base: another checkout, e.g. `git archive HEAD flashgen gen kernels.yaml templates`)
 """
 import argparse
@@ -77,6 +79,7 @@ lib = torch.library.Library("flashgen", "FRAGMENT")
 for op, impl in (("fwd", ops._fwd_op_impl), ("bwd", ops._bwd_op_impl), ("varlen_fwd", ops._varlen_fwd_op_impl),
                  ("varlen_bwd", ops._varlen_bwd_op_impl)):
     torch.library.register_kernel(f"flashgen::{op}", "cpu", impl, lib=lib)
+ops._DIRECT_DEVICE = "cpu"   # the eager path's device (--via-ops sets it back)
 
 
 def make_inputs(batch=2, seqlen=16, nheads=4, nheads_kv=4, head_dim=128, grad=False):
@@ -133,7 +136,10 @@ def main():
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--profile", help="mode to profile (fwd, bwd, fwd+bwd, varlen fwd+bwd)")
     parser.add_argument("--gqa", action="store_true")
+    parser.add_argument("--via-ops", action="store_true", help="every call through the torch.library ops")
     args = parser.parse_args()
+    if args.via_ops:
+        ops._DIRECT_DEVICE = "cuda"   # CPU tensors dispatch to the ops' CPU registrations
     torch.set_num_threads(1)
     table = modes(args.gqa)
     if args.profile:
