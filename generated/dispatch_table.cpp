@@ -9,7 +9,9 @@ cudaError_t run_flash_bwd_hdim64_bf16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim64_fp16_sm80(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim64_fp16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim96_bf16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim96_bf16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim96_fp16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim96_fp16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim128_bf16_sm80(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim128_bf16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim128_fp16_sm80(const BwdParams&, cudaStream_t);
@@ -51,7 +53,9 @@ const KernelEntry kBuiltKernels[] = {
     {"flash_bwd_hdim64_fp16_sm80", nullptr, &run_flash_bwd_hdim64_fp16_sm80, 128, 128},
     {"flash_bwd_hdim64_fp16_sm90", nullptr, &run_flash_bwd_hdim64_fp16_sm90, 128, 128},
     {"flash_bwd_hdim96_bf16_sm80", nullptr, &run_flash_bwd_hdim96_bf16_sm80, 64, 128},
+    {"flash_bwd_hdim96_bf16_sm90", nullptr, &run_flash_bwd_hdim96_bf16_sm90, 64, 128},
     {"flash_bwd_hdim96_fp16_sm80", nullptr, &run_flash_bwd_hdim96_fp16_sm80, 64, 128},
+    {"flash_bwd_hdim96_fp16_sm90", nullptr, &run_flash_bwd_hdim96_fp16_sm90, 64, 128},
     {"flash_bwd_hdim128_bf16_sm80", nullptr, &run_flash_bwd_hdim128_bf16_sm80, 64, 128},
     {"flash_bwd_hdim128_bf16_sm90", nullptr, &run_flash_bwd_hdim128_bf16_sm90, 64, 128},
     {"flash_bwd_hdim128_fp16_sm80", nullptr, &run_flash_bwd_hdim128_fp16_sm80, 64, 128},
@@ -88,7 +92,7 @@ const KernelEntry kBuiltKernels[] = {
     {"flash_fwd_hdim256_fp16_sm90_softcap_window", &run_flash_fwd_hdim256_fp16_sm90_softcap_window, nullptr, 128, 80},
     {nullptr, nullptr, nullptr, 0, 0},  // keeps the array non-empty
 };
-const int kNumBuiltKernels = 40;
+const int kNumBuiltKernels = 42;
 
 const char* const kCatalogKernels[] = {
     "flash_bwd_hdim64_bf16_sm80",
@@ -96,7 +100,9 @@ const char* const kCatalogKernels[] = {
     "flash_bwd_hdim64_fp16_sm80",
     "flash_bwd_hdim64_fp16_sm90",
     "flash_bwd_hdim96_bf16_sm80",
+    "flash_bwd_hdim96_bf16_sm90",
     "flash_bwd_hdim96_fp16_sm80",
+    "flash_bwd_hdim96_fp16_sm90",
     "flash_bwd_hdim128_bf16_sm80",
     "flash_bwd_hdim128_bf16_sm90",
     "flash_bwd_hdim128_fp16_sm80",
@@ -133,6 +139,6 @@ const char* const kCatalogKernels[] = {
     "flash_fwd_hdim256_fp16_sm90_softcap_window",
     nullptr,
 };
-const int kNumCatalogKernels = 40;
+const int kNumCatalogKernels = 42;
 
 }  // namespace flashgen
