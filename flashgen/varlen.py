@@ -74,7 +74,7 @@ def attention_per_sequence(q, k, v, rows: list[SequenceRows], causal: bool, soft
             # no rows, queries with no key get the kernels' result for such rows.
             out, lse = rows_without_keys(q_seq)
         else:
-            out, lse = torch.ops.flashgen.fwd(q_seq[None], k_seq[None], v_seq[None], causal, softmax_scale,
+            out, lse = ops.fwd(q_seq[None], k_seq[None], v_seq[None], causal, softmax_scale,
                                               arch, deterministic, window_left, window_right, softcap)
             out, lse = out[0], lse[0]
         outs.append(out)
@@ -120,7 +120,7 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
         out, lse = attention_per_sequence(q, k, v, sequence_rows(offsets_q, offsets_k), causal, scale, arch,
                                           deterministic, window_left, window_right, float(softcap))
     elif varlen_kernels_built(q, k, v, arch, window_left, window_right, float(softcap)):
-        out, lse = torch.ops.flashgen.varlen_fwd(q, k, v, cu_seqlens_q, cu_seqlens_k, int(max_seqlen_q),
+        out, lse = ops.varlen_fwd(q, k, v, cu_seqlens_q, cu_seqlens_k, int(max_seqlen_q),
                                                  int(max_seqlen_k), causal, scale, arch, deterministic, window_left,
                                                  window_right, float(softcap))
     else:
