@@ -322,16 +322,23 @@ class BwdSm90Tile(_NoFallbackPlan):
     # heaviest key block first across groups of heads whose dQ accumulators fit 32 MB of L2
     # (BackwardCta, common/mask.cuh); 0: in launch order.
     causal_head_groups: int = 0
+    # warp_specialized: 1 without head_dim_split, head dim 128. 1: dQ^T = K^T dS^T instead of
+    # dQ = dS K (FlashAttention-3's swapped dQ GEMM): each consumer computes 64 head dims (the
+    # wgmma's M) of all block_m queries (its N), so block_m may be any multiple of 16 from 64 to
+    # 128 (80: a quarter more work per step than 64 in the same registers) instead of whole
+    # 64-row wgmma tiles.
+    dq_transposed: int = 0
 
     template = "flash_bwd_sm90.cu.j2"
     features = _SM90_BWD_FEATURES
 
     def check(self, hdim: int) -> None:
         _check_choices(self, (0, 1), "warp_specialized", "dq_writer", "sdp_by_warpgroup", "dq_gemm_first",
-                       "head_dim_split", "ds_exchange", "dq_before_dk", "causal_head_groups")
-        if (self.dq_before_dk or self.causal_head_groups) and (not self.warp_specialized or self.head_dim_split):
-            raise TileError("dq_before_dk and causal_head_groups are options of warp_specialized: 1 without "
-                            "head_dim_split")
+                       "head_dim_split", "ds_exchange", "dq_before_dk", "causal_head_groups", "dq_transposed")
+        if ((self.dq_before_dk or self.causal_head_groups or self.dq_transposed)
+                and (not self.warp_specialized or self.head_dim_split)):
+            raise TileError("dq_before_dk, causal_head_groups and dq_transposed are options of warp_specialized: 1 "
+                            "without head_dim_split")
         _check_choices(self, (1, 2), "pds_buffers")
         if not self.head_dim_split and (self.ds_exchange or self.pds_buffers != 2):
             raise TileError("ds_exchange and pds_buffers are options of head_dim_split: 1")
@@ -354,9 +361,16 @@ class BwdSm90Tile(_NoFallbackPlan):
                             f"in registers, which fits head dim 64, 96 or 128, got {hdim} (use warp_specialized: 0)")
         if self.block_n != 128:
             raise TileError(f"block_n must be 128 (two consumer warpgroups of 64 keys), got {self.block_n}")
-        if self.block_m not in (64, 128):
-            raise TileError(f"block_m must be 64 or 128 (the N of the S^T wgmma, whole 64-row dQ tiles), "
-                            f"got {self.block_m}")
+        if self.dq_transposed:
+            if hdim != 128:
+                raise TileError(f"dq_transposed gives each of the two consumers 64 head dims of dQ^T (one wgmma M): "
+                                f"head dim 128, got {hdim}")
+            if self.block_m % 16 or not 64 <= self.block_m <= 128:
+                raise TileError(f"block_m must be a multiple of 16 from 64 to 128 with dq_transposed (the N of the "
+                                f"S^T and dQ^T wgmmas, whole k steps of the dV and dK GEMMs), got {self.block_m}")
+        elif self.block_m not in (64, 128):
+            raise TileError(f"block_m must be 64 or 128 (the N of the S^T wgmma, whole 64-row dQ tiles; "
+                            f"dq_transposed: 1 takes other multiples of 16 at head dim 128), got {self.block_m}")
         if not 1 <= self.stages <= 4:
             raise TileError(f"stages must be 1 to 4, got {self.stages}")
         if self.sdp_by_warpgroup or self.dq_gemm_first:

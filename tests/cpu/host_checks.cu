@@ -212,8 +212,10 @@ void check_bwd_sm90_ws(const char* what) {
   typename Cfg::TiledMmadQ mma_dq;
   check_rows_cols(what, mma_sdp, ShapeSt{}, 128, sm90_rows_cols, true);
   check_rows_cols(what, mma_dkv, Shape<Int<Cfg::kKeyRows>, Int<Cfg::kHeadDim>>{}, 128, sm90_rows_cols, true);
-  check_rows_cols(what, mma_dq, Shape<Int<Cfg::kBlockM>, Int<Cfg::kHeadDim>>{}, Cfg::kDqThreads, sm90_rows_cols,
-                  false);
+  // dQ's C: (queries, head_dim), or (head_dim, queries) for dQ^T (kDqTransposed).
+  using DqShape = typename Cfg::DqTileShape;
+  CHECK((Cfg::kDqTransposed ? size<1>(DqShape{}) : size<0>(DqShape{})) == Cfg::kBlockM, "%s: dQ tile's query mode", what);
+  check_rows_cols(what, mma_dq, DqShape{}, Cfg::kDqThreads, sm90_rows_cols, false);
   check_p_as_operand_a(what, mma_sdp, mma_dkv, ShapeSt{}, 128, sm90_operand_a);
   check_transposed(what, typename Cfg::SmemLayoutK{}, typename Cfg::SmemLayoutKt{});
   check_transposed(what, typename Cfg::SmemLayoutQ{}, typename Cfg::SmemLayoutQt{});
@@ -250,7 +252,7 @@ void check_bwd_sm90_ws(const char* what) {
   // dQ: thread t's fragment element i at dq_offset(i, t) of the tile, every offset once.
   std::vector<int> taken(Cfg::kDqTileElems, 0);
   for (int t = 0; t < Cfg::kDqThreads; ++t) {
-    Tensor frag = partition_fragment_C(mma_dq, Shape<Int<Cfg::kBlockM>, Int<Cfg::kHeadDim>>{});
+    Tensor frag = partition_fragment_C(mma_dq, DqShape{});
     CHECK(int(size(frag)) == Cfg::kDqFragElems, "%s: dQ fragment size", what);
     for (int i = 0; i < Cfg::kDqFragElems; ++i) {
       const int offset = (i / 4) * (Cfg::kDqThreads * 4) + t * 4 + i % 4;  // dq_offset on sm90

@@ -141,10 +141,27 @@ def test_dq_before_dk_and_causal_head_groups_are_options_of_the_warp_specialized
     assert "kCausalHeadGroups = 1;" in render_kernel(groups)
     split = ws.replace("128: {block_m: 64, block_n: 128", "256: {block_m: 64, block_n: 80").replace(
         "stages: 2,", "head_dim_split: 1, stages: 2,")
-    assert error_of(split) == ("kernels.yaml:6: kernels[0].tiles[256]: dq_before_dk and causal_head_groups are "
-                               "options of warp_specialized: 1 without head_dim_split")
+    assert error_of(split) == ("kernels.yaml:6: kernels[0].tiles[256]: dq_before_dk, causal_head_groups and "
+                               "dq_transposed are options of warp_specialized: 1 without head_dim_split")
     assert error_of(ws.replace("dq_before_dk: 1", "dq_gemm_first: 1")) == (
         "kernels.yaml:6: kernels[0].tiles[128]: sdp_by_warpgroup and dq_gemm_first are options of warp_specialized: 0")
+
+
+def test_dq_transposed_takes_block_m_80_at_head_dim_128_only():
+    ws = _bwd_catalog("      128: {block_m: 80, block_n: 128, warp_specialized: 1, stages: 2, dq_transposed: 1}\n")
+    ws = ws.replace("arch: sm80", "arch: sm90")
+    spec = parse_catalog(ws).kernels[0]
+    assert (spec.tile.block_m, spec.tile.dq_transposed) == (80, 1)
+    assert "kDqTransposed = 1;" in render_kernel(spec)
+    # Q and dO rings, K, V, two dS^T buffers, the fp32 dQ staging tile: 225 KB of the 227.
+    assert 229376 <= spec.smem_bytes <= 232448
+    assert "block_m must be 64 or 128" in error_of(ws.replace(", dq_transposed: 1", ""))
+    assert error_of(ws.replace("block_m: 80", "block_m: 72")) == (
+        "kernels.yaml:6: kernels[0].tiles[128]: block_m must be a multiple of 16 from 64 to 128 with dq_transposed "
+        "(the N of the S^T and dQ^T wgmmas, whole k steps of the dV and dK GEMMs), got 72")
+    assert error_of(ws.replace("128: {block_m: 80", "64: {block_m: 80")) == (
+        "kernels.yaml:6: kernels[0].tiles[64]: dq_transposed gives each of the two consumers 64 head dims of dQ^T "
+        "(one wgmma M): head dim 128, got 64")
 
 
 def test_warp_specialized_backward_head_dims():

@@ -140,8 +140,13 @@ void probe_bwd_sm90_ws(const char* name) {
   probe<SdP, SdP, typename Cfg::SmemLayoutKSlice, typename Cfg::SmemLayoutQ, R, M, D>(what);
   std::snprintf(what, sizeof what, "%s dV = P^T dO (RS, P^T from S^T regs, dO^T view)", name);
   probe<dKV, SdP, typename Cfg::SmemLayoutKSlice /*unused*/, typename Cfg::SmemLayoutQt, R, D, M, true>(what);
-  std::snprintf(what, sizeof what, "%s dQ = dS K (SS, both MN-major, two WGs)", name);
-  probe<dQ, dQ, typename Cfg::SmemLayoutDsOneTransposed, typename Cfg::SmemLayoutKt, M, D, N>(what);
+  if constexpr (Cfg::kDqTransposed) {
+    std::snprintf(what, sizeof what, "%s dQ^T = K^T dS^T (SS, both MN-major, two WGs along M)", name);
+    probe<dQ, dQ, typename Cfg::SmemLayoutKt, typename Cfg::SmemLayoutDsOneTransposed, D, M, N>(what);
+  } else {
+    std::snprintf(what, sizeof what, "%s dQ = dS K (SS, both MN-major, two WGs)", name);
+    probe<dQ, dQ, typename Cfg::SmemLayoutDsOneTransposed, typename Cfg::SmemLayoutKt, M, D, N>(what);
+  }
 }
 
 int main() {

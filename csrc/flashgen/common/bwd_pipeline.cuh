@@ -64,14 +64,15 @@ struct DqAccumulatorOrder {
 
 // An accumulator fragment of `mma`, converted to the input dtype, out to the (rows, head_dim)
 // global tile `out` through the shared tile `stage` (free when called): 16-byte row stores,
-// rows at or past rows_left skipped.
-template <class Cfg, class Mma, class Frag, class Stage, class Out>
-__device__ __forceinline__ void store_fragment_via_smem(Mma const& mma, Frag const& frag, Stage&& stage, Out&& out,
-                                                        int rows_left, int tidx) {
+// rows at or past rows_left skipped. `stage_as_c`: the same tile as `mma`'s C sees it (`stage`
+// itself, or its transposed view for a GEMM that computes the transposed tile).
+template <class Cfg, class Mma, class Frag, class StageAsC, class Stage, class Out>
+__device__ __forceinline__ void store_fragment_via_smem(Mma const& mma, Frag const& frag, StageAsC&& stage_as_c,
+                                                        Stage&& stage, Out&& out, int rows_left, int tidx) {
   using Element = typename Cfg::Element;
   auto smem_copy = make_tiled_copy_C(Copy_Atom<AutoVectorizingCopyWithAssumedAlignment<32>, Element>{}, mma);
   auto thr_copy = smem_copy.get_thread_slice(tidx);
-  cute::copy(smem_copy, thr_copy.retile_S(convert_fragment<Element>(frag)), thr_copy.partition_D(stage));
+  cute::copy(smem_copy, thr_copy.retile_S(convert_fragment<Element>(frag)), thr_copy.partition_D(stage_as_c));
   __syncthreads();
   typename Cfg::Gmem::Store gmem_store;
   auto thr_store = gmem_store.get_thread_slice(tidx);
@@ -79,6 +80,11 @@ __device__ __forceinline__ void store_fragment_via_smem(Mma const& mma, Frag con
   Tensor tr = make_fragment_like(tg);
   cute::copy(gmem_store, thr_store.partition_S(stage), tr);
   store_rows(gmem_store, tr, tg, thr_store.partition_D(make_identity_tensor(shape(out))), rows_left);
+}
+template <class Cfg, class Mma, class Frag, class Stage, class Out>
+__device__ __forceinline__ void store_fragment_via_smem(Mma const& mma, Frag const& frag, Stage&& stage, Out&& out,
+                                                        int rows_left, int tidx) {
+  store_fragment_via_smem<Cfg>(mma, frag, stage, stage, out, rows_left, tidx);
 }
 
 // Key block n_block of head `head`, batch `batch`, as a backward CTA sees it: every query block
@@ -341,6 +347,13 @@ struct DqStageLayout<Cfg, std::void_t<typename Cfg::SmemLayoutDqStage>> {
   using type = typename Cfg::SmemLayoutDqStage;
 };
 
+// Whether a Cfg's dQ GEMM computes dQ^T (head_dim, queries): its kDqTransposed
+// (sm90/bwd_ws_kernel.cuh), else false.
+template <class Cfg, class = void>
+struct DqIsTransposed : std::false_type {};
+template <class Cfg>
+struct DqIsTransposed<Cfg, std::void_t<decltype(Cfg::kDqTransposed)>> : std::bool_constant<Cfg::kDqTransposed> {};
+
 // dQ = softmax_scale * (the sum over splits of the thread-ordered accumulator), in the input
 // dtype. One CTA per (query block, head, batch) with the main kernel's dQ GEMM thread count, so
 // thread t reads back exactly the elements thread t of each main CTA's dQ GEMM added. Splits (deterministic
@@ -356,7 +369,9 @@ __global__ void __launch_bounds__(Cfg::kDqThreads) bwd_dq_postprocess_kernel(con
   }
   const float* tile = params.dq_accum + seqlens.template dq_tile_offset<kBlockM, Cfg::kDqTileElems>(params, head, m_block);
   typename Cfg::TiledMmadQ mma_dq;
-  Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});  // the main kernel's order
+  constexpr bool kTransposed = DqIsTransposed<Cfg>::value;
+  using TileShape = std::conditional_t<kTransposed, Shape<Int<kHeadDim>, Int<kBlockM>>, Shape<Int<kBlockM>, Int<kHeadDim>>>;
+  Tensor acc_dq = partition_fragment_C(mma_dq, TileShape{});  // the main kernel's order
   static_assert(decltype(size(acc_dq))::value == Cfg::kDqFragElems);
   // All of one split's loads before any add: they are independent, so they overlap in flight
   // (a loop over a runtime split count around each element had kept one load in flight).
@@ -385,8 +400,17 @@ __global__ void __launch_bounds__(Cfg::kDqThreads) bwd_dq_postprocess_kernel(con
                                                              seqlens.seqlen_q_of(params), m_block);
   using StageLayout = typename DqStageLayout<Cfg>::type;
   static_assert(cosize_v<StageLayout> * sizeof(Element) <= Cfg::kQTileBytes, "dQ's staging tile fits `stage`");
-  store_fragment_via_smem<Cfg>(mma_dq, acc_dq, make_tensor(make_smem_ptr(stage), StageLayout{}), gdQ,
-                               seqlens.seqlen_q_of(params) - m_block * kBlockM, tidx);
+  Tensor sdQ = make_tensor(make_smem_ptr(stage), StageLayout{});  // (queries, head_dim)
+  // The dQ GEMM's view of it: sdQ itself, or (head_dim, queries) for a dQ^T GEMM.
+  auto sdQ_as_c = [&] {
+    if constexpr (!kTransposed) {
+      return sdQ;
+    } else {
+      return make_tensor(sdQ.data(), composition(StageLayout{}, make_layout(TileShape{}, GenRowMajor{})));
+    }
+  }();
+  store_fragment_via_smem<Cfg>(mma_dq, acc_dq, sdQ_as_c, sdQ, gdQ, seqlens.seqlen_q_of(params) - m_block * kBlockM,
+                               tidx);
 }
 
 // Key blocks whose CTAs share one dQ split in deterministic mode, and whose count a launch's grid

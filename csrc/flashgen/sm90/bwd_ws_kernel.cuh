@@ -76,6 +76,10 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
   static constexpr bool kSoftcap = has_softcap_feature<Plan>();  // tanh-capped scores (common/softcap.cuh)
   static constexpr bool kVarlen = has_varlen_feature<Plan>();  // packed sequences (common/seqlen.cuh)
+  // dQ^T = K^T dS^T instead of dQ = dS K (FlashAttention-3's swapped dQ GEMM): each consumer
+  // computes 64 head dims (the wgmma's M) of every query of the step (its N), so block_m need
+  // only be a multiple of 16 (80 at head dim 128) instead of whole 64-row wgmma tiles.
+  static constexpr bool kDqTransposed = Plan::kDqTransposed != 0;
 
   static constexpr int kKeyRows = 64;  // keys of one consumer warpgroup (one wgmma M)
   static constexpr int kConsumers = kBlockN / kKeyRows;
@@ -83,7 +87,10 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   static constexpr int kNThreads = 128 + kMmaThreads;
   static constexpr int kDqThreads = kMmaThreads;  // the dQ GEMM's threads (the postprocess reads back in their order)
   static_assert(kConsumers == 2, "two consumer warpgroups of 64 keys: block_n 128");
-  static_assert(kBlockM == 64 || kBlockM == 128, "block_m is the N of the S^T wgmma and a whole number of 64-row dQ tiles");
+  static_assert(kDqTransposed ? kBlockM % 16 == 0 && kBlockM >= 64 && kBlockM <= 128 : kBlockM == 64 || kBlockM == 128,
+                "block_m is the N of the S^T wgmma and a whole number of 64-row dQ tiles (of 16-row k steps with "
+                "dQ^T)");
+  static_assert(!kDqTransposed || kHeadDim == 64 * kConsumers, "dQ^T: 64 head dims (one wgmma M) per consumer");
   static_assert(kHeadDim % 32 == 0 && kHeadDim <= 128, "whole 64-byte swizzle atoms; dK and dV in registers up to 128");
   static constexpr int kProducerRegisters = 24;
   static constexpr int kConsumerRegisters = 240;
@@ -98,12 +105,18 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
                            GMMA::Major::MN>()));
   // dQ = dS K: block_m x head_dim over both consumers, by rows when block_m is 128, else by
   // columns; A is dS read through dS^T's tile (MN-major), B is K read transposed (MN-major).
-  static constexpr int kDqWarpgroupsM = kBlockM / 64;
+  // With kDqTransposed, dQ^T = K^T dS^T: head_dim x block_m by rows (64 head dims per consumer);
+  // A is K^T, B is dS, the same two views.
+  static constexpr int kDqWarpgroupsM = kDqTransposed ? kConsumers : kBlockM / 64;
   static constexpr int kDqWarpgroupsN = kConsumers / kDqWarpgroupsM;
-  static_assert((kHeadDim / kDqWarpgroupsN) % 16 == 0, "each consumer's dQ columns must be whole 32-byte swizzle atoms");
+  // The head dims (K's columns) one consumer's dQ GEMM reads: its share must start on a swizzle atom.
+  static constexpr int kDqHeadCols = kDqTransposed ? kHeadDim / kConsumers : kHeadDim / kDqWarpgroupsN;
+  static_assert(kDqHeadCols % 16 == 0, "each consumer's dQ head dims must be whole 32-byte swizzle atoms");
+  static constexpr int kDqRows = kDqTransposed ? kHeadDim : kBlockM, kDqCols = kDqTransposed ? kBlockM : kHeadDim;
+  using DqTileShape = Shape<Int<kDqRows>, Int<kDqCols>>;  // the dQ GEMM's C (the postprocess: DqIsTransposed)
   using TiledMmadQ = decltype(make_tiled_mma(
-      GMMA::ss_op_selector<Element, Element, float, Shape<_64, Int<kHeadDim / kDqWarpgroupsN>, _16>, GMMA::Major::MN,
-                           GMMA::Major::MN>(),
+      GMMA::ss_op_selector<Element, Element, float, Shape<_64, Int<kDqCols / kDqWarpgroupsN>, _16>,
+                           GMMA::Major::MN, GMMA::Major::MN>(),
       Layout<Shape<Int<kDqWarpgroupsM>, Int<kDqWarpgroupsN>, _1>>{}));
 
   // Tiles are K-major (contiguous along their last mode) in the widest wgmma swizzle whose atom
@@ -125,12 +138,13 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
 
   using SmemLayoutQ = Tile<kBlockM, kHeadDim>;  // one Q or dO stage
   // The postprocess's staging tile for dQ (common/bwd_pipeline.cuh): each consumer's columns of
-  // the dQ GEMM start on an atom, as in K's tile.
-  using SmemLayoutDqStage = Tile<kBlockM, kHeadDim, kHeadDim / kDqWarpgroupsN>;
+  // the dQ GEMM start on an atom, as in K's tile (with dQ^T the postprocess writes it through a
+  // transposed view, element by element, and any atom serves).
+  using SmemLayoutDqStage = Tile<kBlockM, kHeadDim, kDqHeadCols>;
   using SmemLayoutQStages = StagedTiles<kBlockM, kHeadDim>;
   using SmemLayoutQtStages = StagedTransposed<kBlockM, kHeadDim>;  // (head_dim, queries, stage)
   // K and V: one 64-row slice per consumer, the slices one after the other (each a TMA box).
-  using SmemLayoutKSlice = Tile<kKeyRows, kHeadDim, kHeadDim / kDqWarpgroupsN>;
+  using SmemLayoutKSlice = Tile<kKeyRows, kHeadDim, kDqHeadCols>;
   using SmemLayoutK = decltype(tile_to_shape(SmemLayoutKSlice{}, Shape<Int<kBlockN>, Int<kHeadDim>>{}));
   using SmemLayoutKt = decltype(composition(SmemLayoutK{}, make_layout(Shape<Int<kHeadDim>, Int<kBlockN>>{}, GenRowMajor{})));
   // dS^T (keys, queries): one 64-key slice per consumer, two buffers (step i writes buffer i % 2,
@@ -316,9 +330,19 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
       thr_dkv.make_fragment_B(thr_dkv.partition_B(smem_tensor(smem.q.data(), typename Cfg::SmemLayoutQtStages{})));
   Tensor tdVrdOt =
       thr_dkv.make_fragment_B(thr_dkv.partition_B(smem_tensor(smem.dout.data(), typename Cfg::SmemLayoutQtStages{})));
-  Tensor tdQrdS =
-      thr_dq.make_fragment_A(thr_dq.partition_A(smem_tensor(smem.ds.data(), typename Cfg::SmemLayoutDsTransposed{})));
-  Tensor tdQrKt = thr_dq.make_fragment_B(thr_dq.partition_B(smem_tensor(smem.k.data(), typename Cfg::SmemLayoutKt{})));
+  // dQ's operands: dS (queries, keys, buffer) through the dS^T buffers, and K^T (head_dim, keys);
+  // dS is A and K^T is B for dQ = dS K, the other way round for dQ^T = K^T dS^T.
+  Tensor sDs = smem_tensor(smem.ds.data(), typename Cfg::SmemLayoutDsTransposed{});
+  Tensor sKt = smem_tensor(smem.k.data(), typename Cfg::SmemLayoutKt{});
+  auto dq_operands = [&] {
+    if constexpr (Cfg::kDqTransposed) {
+      return cute::make_tuple(thr_dq.make_fragment_B(thr_dq.partition_B(sDs)), thr_dq.make_fragment_A(thr_dq.partition_A(sKt)));
+    } else {
+      return cute::make_tuple(thr_dq.make_fragment_A(thr_dq.partition_A(sDs)), thr_dq.make_fragment_B(thr_dq.partition_B(sKt)));
+    }
+  }();
+  Tensor tdQrdS = get<0>(dq_operands);
+  Tensor tdQrKt = get<1>(dq_operands);
 
   // Each S^T element's (key, query) inside this consumer's 64 x block_m tile.
   Tensor tScS = thr_sdp.partition_C(make_identity_tensor(Shape<Int<kKeyRows>, Int<kBlockM>>{}));
@@ -409,13 +433,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     // dS^T to shared memory for the dQ GEMM (buffer it % 2; see SmemLayoutDs), under the dV GEMM.
     const int buffer = it & 1;
     cute::copy(smem_copy_ds, thr_copy_ds.retile_S(ds), thr_copy_ds.partition_D(ds_slice(buffer)));
-    Tensor acc_dq = partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<kHeadDim>>{});
+    Tensor acc_dq = partition_fragment_C(mma_dq, typename Cfg::DqTileShape{});
     Tensor tdQrdS_buffer = tdQrdS(_, _, _, buffer);
     auto issue_dk = [&] { issue_gemm_batch(mma_dkv, tdKrdS, tdKrQt(_, _, _, stage), acc_dk, /*zero_init=*/false); };
     if constexpr (!Cfg::kDqBeforeDk) issue_dk();
     cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by wgmma
     named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // both consumers' dS^T are in place
-    issue_gemm_batch(mma_dq, tdQrdS_buffer, tdQrKt, acc_dq, /*zero_init=*/true);
+    if constexpr (Cfg::kDqTransposed) issue_gemm_batch(mma_dq, tdQrKt, tdQrdS_buffer, acc_dq, /*zero_init=*/true);
+    else issue_gemm_batch(mma_dq, tdQrdS_buffer, tdQrKt, acc_dq, /*zero_init=*/true);
     if constexpr (Cfg::kDqBeforeDk) {
       issue_dk();
       warpgroup_wait<1>();  // dV and dQ done: this stage's dO (and D rows) is free; dK runs on
