@@ -198,6 +198,21 @@ int deterministic_dq_splits(const BwdParams& p, int block_n, int device) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(key_blocks, sms / heads)));
 }
 
+// The sm90 kernels' TMA descriptors are built by a driver call (cuTensorMapEncodeTiled), which
+// needs the device's context current on the calling thread. CUDAGuard sets the device lazily
+// (no runtime call when the thread's device already matches), and a thread that has made no CUDA
+// runtime call has no current context: torch's autograd worker thread, running the backward
+// straight from flashgen's autograd.Function, failed so with CUDA_ERROR_INVALID_CONTEXT (session
+// 13). cudaFree(nullptr) makes the primary context current and does nothing else; once per thread
+// (a later device switch by cudaSetDevice keeps a context current).
+void make_context_current() {
+  thread_local bool current = false;
+  if (current) return;
+  const cudaError_t err = cudaFree(nullptr);
+  TORCH_CHECK(err == cudaSuccess, "flashgen: could not make the CUDA context current: ", cudaGetErrorString(err));
+  current = true;
+}
+
 void fwd(const std::string& name, const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
          at::Tensor& out_in, at::Tensor& lse, double softmax_scale, bool causal, int64_t window_left,
          int64_t window_right, double softcap, const c10::optional<at::Tensor>& cu_seqlens_q,
@@ -205,6 +220,7 @@ void fwd(const std::string& name, const at::Tensor& q_in, const at::Tensor& k_in
   const KernelEntry& entry = find_kernel(name);
   TORCH_CHECK(entry.fwd != nullptr, "flashgen: ", name, " is not a forward kernel");
   const c10::cuda::CUDAGuard guard(q_in.device());
+  make_context_current();
   const Varlen varlen = varlen_args(name, q_in, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k);
   const at::Tensor q = as_4d(q_in, varlen), k = as_4d(k_in, varlen), v = as_4d(v_in, varlen);
   at::Tensor out = as_4d(out_in, varlen);
@@ -233,6 +249,7 @@ void bwd(const std::string& name, const at::Tensor& q_in, const at::Tensor& k_in
   const KernelEntry& entry = find_kernel(name);
   TORCH_CHECK(entry.bwd != nullptr, "flashgen: ", name, " is not a backward kernel");
   const c10::cuda::CUDAGuard guard(q_in.device());
+  make_context_current();
   const Varlen varlen = varlen_args(name, q_in, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k);
   const at::Tensor q = as_4d(q_in, varlen), k = as_4d(k_in, varlen), v = as_4d(v_in, varlen);
   const at::Tensor out = as_4d(out_in, varlen), dout = as_4d(dout_in, varlen);
