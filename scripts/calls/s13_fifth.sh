@@ -24,7 +24,7 @@ FLASHGEN_BUILD_DIR=build_dqt step rc-dqt 40 compute-sanitizer --tool racecheck -
   python3 scripts/sanitize.py hdim128_bf16_sm90; save
 FLASHGEN_BUILD_DIR=build_dqt step mc-dqt 40 compute-sanitizer --tool memcheck --error-exitcode 1 \
   python3 scripts/sanitize.py hdim128_bf16_sm90; save
-step rc-build 60 compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py _sm90; save
+step rc-build 100 compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py _sm90; save
 for i in 1 2; do
   for c in build_dqt build; do
     FLASHGEN_BUILD_DIR=$c step x-$c-$i 25 python3 -m bench --out $R --no-sweep --dtype bf16 --direction bwd \
