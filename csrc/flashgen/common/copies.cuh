@@ -63,14 +63,16 @@ __device__ __forceinline__ void store_rows(TiledCopy const& tiled_copy, Src cons
 
 // Global <-> shared copies move 16 bytes per thread; a row of one smem atom is read by
 // kThreadsPerRow consecutive threads, so each warp's accesses are coalesced.
-template <class Element, int kHeadDim, int kNThreads>
+// kRowCols: the columns one pass covers per row, 0 for the atom width below; a tile whose rows
+// are no multiple of the rows per pass that gives (block_m 80 at 256 threads) takes kHeadDim.
+template <class Element, int kHeadDim, int kNThreads, int kRowCols = 0>
 struct GmemCopies {
   static constexpr int kElemsPerAccess = sizeof(cute::uint128_t) / sizeof(Element);
   // A row of 64 columns (32 where the head dim is no multiple of 64): the width of the sm80
   // shared-memory atom (sm80/tile_atoms.cuh SmemTile) and of most sm90 swizzle atoms (the sm90
   // warp-specialized backward's at head dim 96 are 16 columns wide for K, V and the dQ staging
   // tile: a 64-byte row read then spans two atoms, a 2-way bank conflict, correct all the same).
-  static constexpr int kAtomCols = kHeadDim % 64 == 0 ? 64 : 32;
+  static constexpr int kAtomCols = kRowCols != 0 ? kRowCols : kHeadDim % 64 == 0 ? 64 : 32;
   static constexpr int kThreadsPerRow = kAtomCols / kElemsPerAccess;
   static constexpr int kRowsPerPass = kNThreads / kThreadsPerRow;
   using ThreadLayout = Layout<Shape<Int<kRowsPerPass>, Int<kThreadsPerRow>>,

@@ -185,8 +185,12 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   static constexpr uint32_t kQStageBytes = kBlockM * kHeadDim * sizeof(Element) + kRowStatsBytes;
   static constexpr uint32_t kKVBytes = 2 * kBlockN * kHeadDim * sizeof(Element);
 
-  // The postprocess's copies (store_fragment_via_smem): the dQ GEMM's threads.
-  using Gmem = GmemCopies<Element, kHeadDim, kDqThreads>;
+  // The postprocess's copies (store_fragment_via_smem): the dQ GEMM's threads, in passes of
+  // whole rows where 64-column ones would not divide block_m (80: 32 rows a pass).
+  static constexpr int kGmemRowCols = kBlockM % (kDqThreads / 8) == 0 ? 0 : kHeadDim;
+  using Gmem = GmemCopies<Element, kHeadDim, kDqThreads, kGmemRowCols>;
+  static_assert(kBlockM % GmemCopies<Element, kHeadDim, kDqThreads, kGmemRowCols>::kRowsPerPass == 0,
+                "the postprocess's dQ store covers block_m in whole passes");
   static constexpr int kQTileBytes = int(cosize(SmemLayoutQ{}) * sizeof(Element));
 };
 
