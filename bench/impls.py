@@ -7,6 +7,7 @@ of the packed sequences (one varlen call). flashgen's callable also names the ke
 (`.kernel`)."""
 from __future__ import annotations
 
+import contextlib
 import inspect
 import traceback
 
@@ -76,6 +77,34 @@ def _flashgen(arch=None):
         except (flashgen.KernelNotBuiltError, ValueError, TypeError):   # the call ran: only the label is lost
             fn.kernel = None
         return fn
+    return make
+
+
+@contextlib.contextmanager
+def _through_the_ops():
+    """Every flashgen call inside goes through its torch.library ops (as under torch.compile)
+    instead of the eager autograd.Function (flashgen/ops.py _plain_eager: the direct path serves
+    tensors on ops._DIRECT_DEVICE only)."""
+    from flashgen import ops
+    saved, ops._DIRECT_DEVICE = ops._DIRECT_DEVICE, "no device: through the ops"
+    try:
+        yield
+    finally:
+        ops._DIRECT_DEVICE = saved
+
+
+def _flashgen_through_the_ops(make_flashgen):
+    """flashgen timed through its torch.library ops, forward (and, for the backward rows, the
+    forward that builds the graph) included: beside `flashgen`, the host time the eager path saves."""
+    def make(*args, **kwargs):
+        with _through_the_ops():
+            fn = make_flashgen(*args, **kwargs)
+
+        def call():
+            with _through_the_ops():
+                return fn()
+        call.kernel = fn.kernel
+        return call
     return make
 
 
@@ -170,9 +199,12 @@ def fa4_impl(q, k, v, causal, direction, window=None, softcap=0.0, seqlens=None)
 
 IMPLS = {
     "flashgen": _flashgen(),
+    "flashgen_ops": _flashgen_through_the_ops(_flashgen()),
     **{f"flashgen@{arch}": _flashgen(arch) for arch in ARCHS},   # flashgen@sm80, flashgen@sm90
     "sdpa_flash": _sdpa("FLASH_ATTENTION"),
     "sdpa_cudnn": _sdpa("CUDNN_ATTENTION"),
     "sdpa_efficient": _sdpa("EFFICIENT_ATTENTION"),
     "fa4": fa4_impl,
 }
+# Timed only when --impl names them: variants of flashgen, not peers.
+OPT_IN_IMPLS = frozenset(name for name in IMPLS if "@" in name or name == "flashgen_ops")

@@ -22,7 +22,7 @@ import torch
 
 from bench import report
 from bench.cases import GRIDS, TOTAL_HIDDEN, Case, case_flops, default_grid, features_grid  # noqa: F401
-from bench.impls import IMPLS, Unavailable
+from bench.impls import IMPLS, OPT_IN_IMPLS, Unavailable
 from bench.timing import ceilings, time_side_by_side
 from flashgen.dispatch import TORCH_DTYPES
 
@@ -48,9 +48,10 @@ def parse_args(argv):
     p.add_argument("--causal", type=lambda s: [_bool(x) for x in s.split(",")])
     p.add_argument("--direction", type=lambda s: s.split(","))
     p.add_argument("--dtype", type=lambda s: s.split(","))
-    p.add_argument("--impl", type=lambda s: s.split(","), default=[i for i in IMPLS if "@" not in i],
-                   help="comma-separated; flashgen@sm80, flashgen@sm90 force a kernel family "
-                        f"(known: {', '.join(IMPLS)})")
+    p.add_argument("--impl", type=lambda s: s.split(","), default=[i for i in IMPLS if i not in OPT_IN_IMPLS],
+                   help="comma-separated; flashgen@sm80, flashgen@sm90 force a kernel family, flashgen_ops "
+                        "calls through the torch.library ops instead of the eager path (opt-in, as the "
+                        f"@ ones) (known: {', '.join(IMPLS)})")
     p.add_argument("--grid", type=_grids, default=["default"],
                    help=f"comma-separated grids to run, in order (known: {', '.join(GRIDS)}; default: default). "
                         "features: a 32k causal sequence with a (4096, 0) window, softcap 30 at 2 x 8192 "

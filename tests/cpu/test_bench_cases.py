@@ -351,6 +351,25 @@ def test_flashgen_gets_the_rows_features(fake_flashgen, direction):
     fn()
 
 
+@pytest.mark.parametrize("direction", ["fwd", "bwd"])
+def test_flashgen_ops_times_the_op_path_and_restores_the_eager_one(monkeypatch, fake_flashgen, direction):
+    import flashgen
+    from flashgen import ops
+    seen = []
+    plain = flashgen.flash_attn_func
+
+    def recording(q, k, v, **options):
+        seen.append(ops._DIRECT_DEVICE)   # what _plain_eager compares the tensors' device with
+        return plain(q, k, v, **options)
+    monkeypatch.setattr(flashgen, "flash_attn_func", recording, raising=False)
+    fn = impls.IMPLS["flashgen_ops"](*_qkv(), True, direction)
+    fn()
+    assert seen and all(device not in ("cuda", "cpu") for device in seen)   # setup and timed call: no direct path
+    assert ops._DIRECT_DEVICE == "cuda" and fn.kernel == "kernel_"
+    from bench.run import parse_args
+    assert "flashgen_ops" not in parse_args([]).impl and "flashgen" in parse_args([]).impl
+
+
 def test_flashgen_refusals_are_unavailable(monkeypatch, fake_flashgen):
     import flashgen
 
