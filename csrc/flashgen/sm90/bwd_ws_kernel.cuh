@@ -208,6 +208,32 @@ __device__ __forceinline__ void bulk_reduce_add(float* gmem, const float* smem, 
 // shared memory): the dQ writer's last adds are done before the CTA exits.
 __device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 
+// One step's row statistic (lse_log2 or D) for each query a thread's S^T elements span (coords:
+// the (key, query) of each element, as rows and columns): read from the stage's shared rows,
+// either into registers by prefetch() (kInRegisters: while a GEMM runs) or at each use.
+template <int kCols, bool kInRegisters>
+struct RowStatistics {
+  const float* rows;
+  float value[kInRegisters ? kCols : 1];
+  int query[kCols];
+
+  template <class Coords>
+  __device__ __forceinline__ RowStatistics(const float* stage_rows, Coords const& coords) : rows(stage_rows) {
+    CUTE_UNROLL
+    for (int ni = 0; ni < kCols; ++ni) query[ni] = get<1>(coords(0, ni));
+  }
+  __device__ __forceinline__ void prefetch() {
+    if constexpr (kInRegisters) {
+      CUTE_UNROLL
+      for (int ni = 0; ni < kCols; ++ni) value[ni] = rows[query[ni]];
+    }
+  }
+  __device__ __forceinline__ float operator()(int ni) const {
+    if constexpr (kInRegisters) return value[ni];
+    else return rows[query[ni]];
+  }
+};
+
 template <class Cfg, bool kCausal>
 __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_constant__ BwdWsKernelArgs<Cfg> args) {
   using Element = typename Cfg::Element;
@@ -233,7 +259,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   const int64_t stats_offset = seqlens.template padded_rows_offset<kBlockM>(params, head);
   float* const dq_tiles = params.dq_accum + cta.n_block_local * params.dq_split_stride +
                           seqlens.template dq_tiles_offset<kBlockM, Cfg::kDqTileElems>(params, head, order.m_blocks);
-  const int warpgroup = warpgroup_index<kBwdUniformWarpgroup>();
+  // Warp-uniform (shuffled), so the consumers' shared-memory operand descriptors are built in
+  // uniform registers (with the dQ operands sliced by warpgroup below: no R2UR per wgmma k step).
+  const int warpgroup = warpgroup_index</*kUniform=*/true>();
   // Named barriers between the consumers (and the dQ writer), counting their threads.
   constexpr int kDqHandoffThreads = Cfg::kMmaThreads + 32;
 
@@ -338,11 +366,16 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   // dS is A and K^T is B for dQ = dS K, the other way round for dQ^T = K^T dS^T.
   Tensor sDs = smem_tensor(smem.ds.data(), typename Cfg::SmemLayoutDsTransposed{});
   Tensor sKt = smem_tensor(smem.k.data(), typename Cfg::SmemLayoutKt{});
+  // Operand descriptors are one per warpgroup: sliced by this warpgroup's first thread (uniform),
+  // not by tidx, so they stay in uniform registers; tidx slices the accumulator.
+  auto thr_dq_operands = mma_dq.get_thread_slice(consumer * 128);
   auto dq_operands = [&] {
     if constexpr (Cfg::kDqTransposed) {
-      return cute::make_tuple(thr_dq.make_fragment_B(thr_dq.partition_B(sDs)), thr_dq.make_fragment_A(thr_dq.partition_A(sKt)));
+      return cute::make_tuple(thr_dq_operands.make_fragment_B(thr_dq_operands.partition_B(sDs)),
+                              thr_dq_operands.make_fragment_A(thr_dq_operands.partition_A(sKt)));
     } else {
-      return cute::make_tuple(thr_dq.make_fragment_A(thr_dq.partition_A(sDs)), thr_dq.make_fragment_B(thr_dq.partition_B(sKt)));
+      return cute::make_tuple(thr_dq_operands.make_fragment_A(thr_dq_operands.partition_A(sDs)),
+                              thr_dq_operands.make_fragment_B(thr_dq_operands.partition_B(sKt)));
     }
   }();
   Tensor tdQrdS = get<0>(dq_operands);
@@ -358,6 +391,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     return smem_tensor(smem.ds.data() + (buffer * Cfg::kConsumers + consumer) * cosize_v<typename Cfg::SmemLayoutDsSlice>,
                        typename Cfg::SmemLayoutDsSlice{});
   };
+  // dS^T's stmatrix destinations as 32-bit shared addresses, swizzled once for buffer 0; buffer 1
+  // lies a whole number of swizzle periods further, where the swizzled addresses move by the same
+  // offset. (cute::copy into ds_slice(buffer) re-swizzled 64-bit pointers every step: 33
+  // instructions a step at head dim 128.)
+  constexpr uint32_t kDsBufferBytes = Cfg::kConsumers * cosize_v<typename Cfg::SmemLayoutDsSlice> * sizeof(Element);
+  static_assert(kDsBufferBytes % 1024 == 0, "dS^T buffers a whole number of (at most 1 KB) swizzle periods apart");
+  const StsmDestinations<stsm_calls<decltype(thr_copy_ds.partition_D(ds_slice(0)))>()> ds_stsm(
+      thr_copy_ds.partition_D(ds_slice(0)), kDsBufferBytes);
 
   Tensor acc_dk = partition_fragment_C(mma_dkv, Shape<Int<kKeyRows>, Int<kHeadDim>>{});
   Tensor acc_dv = partition_fragment_C(mma_dkv, Shape<Int<kKeyRows>, Int<kHeadDim>>{});
@@ -374,10 +415,20 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
 
     // S^T and dP^T as two wgmma batches; the softmax of S^T runs while dP^T's GEMM does.
     AccS acc_s, acc_dp;
+    // Each GEMM's row statistics (lse_log2 with Q, D with dO) go to registers while it runs: read
+    // after the wait below, their shared-memory latency sat on the softmax's critical path. Only
+    // where a thread's S^T spans at most 16 queries (block_m 64): at 128 the 64 more registers
+    // spilled (32 -> 312 B at head dim 64), at 80 the 40 more (92 -> 260 B); those read after.
+    constexpr int kQueryCols = decltype(size<1>(coords))::value;  // the queries a thread's S^T elements span
+    constexpr bool kStatsInRegisters = kQueryCols <= 16;
+    RowStatistics<kQueryCols, kStatsInRegisters> row_lse(smem.lse_log2.data() + stage * kBlockM, coords);
+    RowStatistics<kQueryCols, kStatsInRegisters> row_d(smem.d.data() + stage * kBlockM, coords);
     pipeline_q.consumer_wait(read);
     issue_gemm_batch(mma_sdp, tSrK, tSrQ(_, _, _, stage), acc_s, /*zero_init=*/true);
+    row_lse.prefetch();
     pipeline_do.consumer_wait(read);
     issue_gemm_batch(mma_sdp, tdPrV, tdPrdO(_, _, _, stage), acc_dp, /*zero_init=*/true);
+    row_d.prefetch();
     warpgroup_wait<1>();
     warpgroup_fence_operand(acc_s);
     // P^T = exp2(S^T * scale * log2(e) - lse_log2[query]) (padding queries have lse_log2 = +inf),
@@ -387,25 +438,21 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
     softcap_scores<Cfg::kSoftcap>(acc_s, params.softcap_scale);
     if (mask.tile_needs_mask(row0, kBlockM, key0, kKeyRows)) mask.apply_transposed(scores, coords, key0, row0);
-    const float* lse_log2 = smem.lse_log2.data() + stage * kBlockM;
-    const float* d_rows = smem.d.data() + stage * kBlockM;
     if constexpr (!Cfg::kSoftcap) {
       // P^T under the dP^T GEMM, then dS^T.
       CUTE_UNROLL
       for (int ni = 0; ni < size<1>(scores); ++ni) {
-        const float row_lse = lse_log2[get<1>(coords(0, ni))];
         CUTE_UNROLL
         for (int mi = 0; mi < size<0>(scores); ++mi) {
-          scores(mi, ni) = exp2f(scores(mi, ni) * params.softmax_scale_log2 - row_lse);
+          scores(mi, ni) = exp2f(scores(mi, ni) * params.softmax_scale_log2 - row_lse(ni));
         }
       }
       warpgroup_wait<0>();
       warpgroup_fence_operand(acc_dp);
       CUTE_UNROLL
       for (int ni = 0; ni < size<1>(dp); ++ni) {
-        const float row_d = d_rows[get<1>(coords(0, ni))];
         CUTE_UNROLL
-        for (int mi = 0; mi < size<0>(dp); ++mi) dp(mi, ni) = scores(mi, ni) * (dp(mi, ni) - row_d);
+        for (int mi = 0; mi < size<0>(dp); ++mi) dp(mi, ni) = scores(mi, ni) * (dp(mi, ni) - row_d(ni));
       }
     } else {
       // Both in one pass once dP^T is done: dS^T needs t, which P^T overwrites (keeping 1 - t^2
@@ -415,13 +462,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
       const bool capped = params.softcap_scale != 0.f;
       CUTE_UNROLL
       for (int ni = 0; ni < size<1>(scores); ++ni) {
-        const float row_lse = lse_log2[get<1>(coords(0, ni))];
-        const float row_d = d_rows[get<1>(coords(0, ni))];
         CUTE_UNROLL
         for (int mi = 0; mi < size<0>(scores); ++mi) {
           const float t = scores(mi, ni);
-          const float p = exp2f(t * params.softmax_scale_log2 - row_lse);
-          const float ds = p * (dp(mi, ni) - row_d);
+          const float p = exp2f(t * params.softmax_scale_log2 - row_lse(ni));
+          const float ds = p * (dp(mi, ni) - row_d(ni));
           dp(mi, ni) = capped ? ds * softcap_derivative(t) : ds;
           scores(mi, ni) = p;
         }
@@ -433,10 +478,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     Tensor ds = convert_fragment<Element>(acc_dp);
     Tensor tdVrP = make_tensor(p.data(), accumulator_as_operand_a(p.layout()));
     Tensor tdKrdS = make_tensor(ds.data(), accumulator_as_operand_a(ds.layout()));
-    issue_gemm_batch(mma_dkv, tdVrP, tdVrdOt(_, _, _, stage), acc_dv, /*zero_init=*/false);
-    // dS^T to shared memory for the dQ GEMM (buffer it % 2; see SmemLayoutDs), under the dV GEMM.
+    // dS^T to shared memory for the dQ GEMM (buffer it % 2; see SmemLayoutDs), then the dV GEMM:
+    // its issue sits between the stmatrix writes and the fence that waits for them (FA4's order).
     const int buffer = it & 1;
-    cute::copy(smem_copy_ds, thr_copy_ds.retile_S(ds), thr_copy_ds.partition_D(ds_slice(buffer)));
+    ds_stsm.store(thr_copy_ds.retile_S(ds), buffer);
+    issue_gemm_batch(mma_dkv, tdVrP, tdVrdOt(_, _, _, stage), acc_dv, /*zero_init=*/false);
     Tensor acc_dq = partition_fragment_C(mma_dq, typename Cfg::DqTileShape{});
     Tensor tdQrdS_buffer = tdQrdS(_, _, _, buffer);
     auto issue_dk = [&] { issue_gemm_batch(mma_dkv, tdKrdS, tdKrQt(_, _, _, stage), acc_dk, /*zero_init=*/false); };

@@ -86,6 +86,48 @@ __device__ __forceinline__ void warpgroup_gemm(TiledMma& mma, FragA& a, FragB co
   if constexpr (!is_same_v<typename FragA::engine_type::iterator, GMMA::DescriptorIterator>) warpgroup_fence_operand(a);
 }
 
+// One thread's stmatrix (x4, 16-bit) writes into a swizzled shared-memory tile of several
+// buffers, as 32-bit shared addresses computed once for buffer 0. Buffer b lies b * buffer_bytes
+// further, a whole number of swizzle periods, so each swizzled address moves by that offset.
+// (cute::copy through the tile's layout re-swizzled 64-bit pointers on every call: 33
+// instructions a step in the 128 backward's loop.) Dst: the thread's partition of buffer 0 by the
+// stmatrix tiled copy, ((8 values, kCalls), 1, 1); store's src: its retile_S of the registers.
+template <class Dst>
+__host__ __device__ constexpr int stsm_calls() {
+  using Shape0 = decltype(shape<0>(std::declval<Dst>()));
+  static_assert(is_tuple<Shape0>::value && decltype(size<0>(Shape0{}))::value == 8 &&
+                    decltype(size<1>(std::declval<Dst>()) * size<2>(std::declval<Dst>()))::value == 1,
+                "a thread's stmatrix destinations as ((8 values, calls), 1, 1)");
+  return decltype(size<1>(Shape0{}))::value;
+}
+
+template <int kCalls>
+struct StsmDestinations {
+  uint32_t address[kCalls];
+  uint32_t buffer_bytes;
+
+  template <class Dst>
+  __device__ __forceinline__ StsmDestinations(Dst const& buffer0, uint32_t bytes_per_buffer)
+      : buffer_bytes(bytes_per_buffer) {
+    CUTE_UNROLL
+    for (int j = 0; j < kCalls; ++j) {
+      address[j] = cast_smem_ptr_to_uint(&buffer0(make_coord(0, j), 0, 0));
+      asm volatile("" : "+r"(address[j]));  // computed here: NVVM would sink it back into the loop
+    }
+  }
+
+  template <class Src>
+  __device__ __forceinline__ void store(Src const& src, int buffer) const {
+    const uint32_t offset = uint32_t(buffer) * buffer_bytes;
+    CUTE_UNROLL
+    for (int j = 0; j < kCalls; ++j) {
+      Tensor r = recast<uint32_t>(src(make_coord(_, j), 0, 0));
+      asm volatile("stmatrix.sync.aligned.x4.m8n8.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(address[j] + offset),
+                   "r"(r(0)), "r"(r(1)), "r"(r(2)), "r"(r(3)));
+    }
+  }
+};
+
 // Shared memory written by threads (cp.async, st.shared) is read by wgmma through the async
 // proxy: each writer fences, then a barrier publishes the data to every warpgroup.
 __device__ __forceinline__ void publish_smem_writes_to_wgmma() {
