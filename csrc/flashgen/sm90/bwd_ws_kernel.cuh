@@ -211,26 +211,23 @@ __device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wa
 // One step's row statistic (lse_log2 or D) for each query a thread's S^T elements span (coords:
 // the (key, query) of each element, as rows and columns): read from the stage's shared rows,
 // either into registers by prefetch() (kInRegisters: while a GEMM runs) or at each use.
-template <int kCols, bool kInRegisters>
+template <int kCols, bool kInRegisters, class Coords>
 struct RowStatistics {
   const float* rows;
+  Coords const& coords;
   float value[kInRegisters ? kCols : 1];
-  int query[kCols];
 
-  template <class Coords>
-  __device__ __forceinline__ RowStatistics(const float* stage_rows, Coords const& coords) : rows(stage_rows) {
-    CUTE_UNROLL
-    for (int ni = 0; ni < kCols; ++ni) query[ni] = get<1>(coords(0, ni));
-  }
+  __device__ __forceinline__ RowStatistics(const float* stage_rows, Coords const& coords_)
+      : rows(stage_rows), coords(coords_) {}
   __device__ __forceinline__ void prefetch() {
     if constexpr (kInRegisters) {
       CUTE_UNROLL
-      for (int ni = 0; ni < kCols; ++ni) value[ni] = rows[query[ni]];
+      for (int ni = 0; ni < kCols; ++ni) value[ni] = rows[get<1>(coords(0, ni))];
     }
   }
   __device__ __forceinline__ float operator()(int ni) const {
     if constexpr (kInRegisters) return value[ni];
-    else return rows[query[ni]];
+    else return rows[get<1>(coords(0, ni))];
   }
 };
 
@@ -259,9 +256,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   const int64_t stats_offset = seqlens.template padded_rows_offset<kBlockM>(params, head);
   float* const dq_tiles = params.dq_accum + cta.n_block_local * params.dq_split_stride +
                           seqlens.template dq_tiles_offset<kBlockM, Cfg::kDqTileElems>(params, head, order.m_blocks);
-  // Warp-uniform (shuffled), so the consumers' shared-memory operand descriptors are built in
-  // uniform registers (with the dQ operands sliced by warpgroup below: no R2UR per wgmma k step).
-  const int warpgroup = warpgroup_index</*kUniform=*/true>();
+  // kBwdStepV2: warp-uniform (shuffled), so the consumers' shared-memory operand descriptors are
+  // built in uniform registers (with the dQ operands sliced by warpgroup below: no R2UR per k step).
+  const int warpgroup = warpgroup_index<kBwdUniformWarpgroup || kBwdStepV2>();
   // Named barriers between the consumers (and the dQ writer), counting their threads.
   constexpr int kDqHandoffThreads = Cfg::kMmaThreads + 32;
 
@@ -366,9 +363,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   // dS is A and K^T is B for dQ = dS K, the other way round for dQ^T = K^T dS^T.
   Tensor sDs = smem_tensor(smem.ds.data(), typename Cfg::SmemLayoutDsTransposed{});
   Tensor sKt = smem_tensor(smem.k.data(), typename Cfg::SmemLayoutKt{});
-  // Operand descriptors are one per warpgroup: sliced by this warpgroup's first thread (uniform),
-  // not by tidx, so they stay in uniform registers; tidx slices the accumulator.
-  auto thr_dq_operands = mma_dq.get_thread_slice(consumer * 128);
+  // Operand descriptors are one per warpgroup: with kBwdStepV2 sliced by this warpgroup's first
+  // thread (uniform), not by tidx, so they stay in uniform registers; tidx slices the accumulator.
+  auto thr_dq_operands = mma_dq.get_thread_slice(kBwdStepV2 ? consumer * 128 : tidx);
   auto dq_operands = [&] {
     if constexpr (Cfg::kDqTransposed) {
       return cute::make_tuple(thr_dq_operands.make_fragment_B(thr_dq_operands.partition_B(sDs)),
@@ -395,10 +392,17 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   // lies a whole number of swizzle periods further, where the swizzled addresses move by the same
   // offset. (cute::copy into ds_slice(buffer) re-swizzled 64-bit pointers every step: 33
   // instructions a step at head dim 128.)
+  // (kBwdStepV2 only.)
   constexpr uint32_t kDsBufferBytes = Cfg::kConsumers * cosize_v<typename Cfg::SmemLayoutDsSlice> * sizeof(Element);
   static_assert(kDsBufferBytes % 1024 == 0, "dS^T buffers a whole number of (at most 1 KB) swizzle periods apart");
-  const StsmDestinations<stsm_calls<decltype(thr_copy_ds.partition_D(ds_slice(0)))>()> ds_stsm(
-      thr_copy_ds.partition_D(ds_slice(0)), kDsBufferBytes);
+  const auto ds_stsm = [&] {
+    if constexpr (kBwdStepV2) {
+      return StsmDestinations<stsm_calls<decltype(thr_copy_ds.partition_D(ds_slice(0)))>()>(
+          thr_copy_ds.partition_D(ds_slice(0)), kDsBufferBytes);
+    } else {
+      return cute::Underscore{};
+    }
+  }();
 
   Tensor acc_dk = partition_fragment_C(mma_dkv, Shape<Int<kKeyRows>, Int<kHeadDim>>{});
   Tensor acc_dv = partition_fragment_C(mma_dkv, Shape<Int<kKeyRows>, Int<kHeadDim>>{});
@@ -416,13 +420,15 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     // S^T and dP^T as two wgmma batches; the softmax of S^T runs while dP^T's GEMM does.
     AccS acc_s, acc_dp;
     // Each GEMM's row statistics (lse_log2 with Q, D with dO) go to registers while it runs: read
-    // after the wait below, their shared-memory latency sat on the softmax's critical path. Only
-    // where a thread's S^T spans at most 16 queries (block_m 64): at 128 the 64 more registers
-    // spilled (32 -> 312 B at head dim 64), at 80 the 40 more (92 -> 260 B); those read after.
+    // after the wait below, their shared-memory latency sat on the softmax's critical path
+    // (kBwdStepV2). Only where a thread's S^T spans at most 16 queries (block_m 64): at 128 the 64
+    // more registers spilled (32 -> 312 B at head dim 64), at 80 the 40 more (92 -> 260 B); those
+    // read at each use, as without kBwdStepV2.
     constexpr int kQueryCols = decltype(size<1>(coords))::value;  // the queries a thread's S^T elements span
-    constexpr bool kStatsInRegisters = kQueryCols <= 16;
-    RowStatistics<kQueryCols, kStatsInRegisters> row_lse(smem.lse_log2.data() + stage * kBlockM, coords);
-    RowStatistics<kQueryCols, kStatsInRegisters> row_d(smem.d.data() + stage * kBlockM, coords);
+    constexpr bool kStatsInRegisters = kBwdStepV2 && kQueryCols <= 16;
+    using Stats = RowStatistics<kQueryCols, kStatsInRegisters, decltype(coords)>;
+    Stats row_lse(smem.lse_log2.data() + stage * kBlockM, coords);
+    Stats row_d(smem.d.data() + stage * kBlockM, coords);
     pipeline_q.consumer_wait(read);
     issue_gemm_batch(mma_sdp, tSrK, tSrQ(_, _, _, stage), acc_s, /*zero_init=*/true);
     row_lse.prefetch();
@@ -478,11 +484,17 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     Tensor ds = convert_fragment<Element>(acc_dp);
     Tensor tdVrP = make_tensor(p.data(), accumulator_as_operand_a(p.layout()));
     Tensor tdKrdS = make_tensor(ds.data(), accumulator_as_operand_a(ds.layout()));
-    // dS^T to shared memory for the dQ GEMM (buffer it % 2; see SmemLayoutDs), then the dV GEMM:
-    // its issue sits between the stmatrix writes and the fence that waits for them (FA4's order).
+    // dS^T to shared memory for the dQ GEMM (buffer it % 2; see SmemLayoutDs). kBwdStepV2: the
+    // writes, then the dV GEMM's issue between them and the fence that waits for them (FA4's
+    // order); else the dV GEMM first and the writes under it.
     const int buffer = it & 1;
-    ds_stsm.store(thr_copy_ds.retile_S(ds), buffer);
-    issue_gemm_batch(mma_dkv, tdVrP, tdVrdOt(_, _, _, stage), acc_dv, /*zero_init=*/false);
+    if constexpr (kBwdStepV2) {
+      ds_stsm.store(thr_copy_ds.retile_S(ds), buffer);
+      issue_gemm_batch(mma_dkv, tdVrP, tdVrdOt(_, _, _, stage), acc_dv, /*zero_init=*/false);
+    } else {
+      issue_gemm_batch(mma_dkv, tdVrP, tdVrdOt(_, _, _, stage), acc_dv, /*zero_init=*/false);
+      cute::copy(smem_copy_ds, thr_copy_ds.retile_S(ds), thr_copy_ds.partition_D(ds_slice(buffer)));
+    }
     Tensor acc_dq = partition_fragment_C(mma_dq, typename Cfg::DqTileShape{});
     Tensor tdQrdS_buffer = tdQrdS(_, _, _, buffer);
     auto issue_dk = [&] { issue_gemm_batch(mma_dkv, tdKrdS, tdKrQt(_, _, _, stage), acc_dk, /*zero_init=*/false); };

@@ -29,6 +29,17 @@ inline constexpr bool kBwdUniformWarpgroup = true;
 inline constexpr bool kBwdUniformWarpgroup = false;
 #endif
 
+// Session 13's changes to the warp-specialized backward's step (sm90/bwd_ws_kernel.cuh: the row
+// statistics in registers, dS^T's stmatrix addresses computed once, stmatrix before the dV GEMM,
+// descriptors in uniform registers), off until they have passed their suites and an A/B on a GPU
+// (FLASHGEN_NVCC_FLAGS=-DFLASHGEN_BWD_STEP_V2; compiled and host-checked only). Off, the kernel
+// compiles to the step before them.
+#ifdef FLASHGEN_BWD_STEP_V2
+inline constexpr bool kBwdStepV2 = true;
+#else
+inline constexpr bool kBwdStepV2 = false;
+#endif
+
 // A wgmma accumulator fragment ((2, 2, N/8), MMA_M, MMA_N) viewed as this thread's
 // (rows, cols): ((2, MMA_M), (2, N/8, MMA_N)). Lane l of a warp holds rows l/4 and l/4 + 8 of
 // its warp's 16, columns 2(l%4) + {0, 1} of each 8, like sm80's m16n8: the same quad reductions
