@@ -1,10 +1,11 @@
-# Session 14, second GPU call (~300 s, carry .whl/nvidia_cutlass-4.2.0.0-py3-none-any.whl;
+# Session 14, second GPU call (~420 s, carry .whl/nvidia_cutlass-4.2.0.0-py3-none-any.whl;
 # self-contained). Session 13's changes to the warp-specialized backward's step, behind
-# -DFLASHGEN_BWD_STEP_V2 (bench/tuning/bwd_sm90_ws_step_v2.yaml says what; compiled, never run;
-# off, the kernel compiles to the step before, SASS compared at 64 and 128): their backward,
+# -DFLASHGEN_BWD_STEP_V2 (bench/tuning/bwd_sm90_ws_step_v2.yaml says what), and the dQ hand-off
+# per consumer behind -DFLASHGEN_BWD_DQ_PER_CONSUMER (sm90/warpgroup.cuh); compiled, never run;
+# off, the kernel compiles to the step before (SASS compared at 64 and 128). Their backward,
 # feature and varlen suites (64 / 96 / 128, 128's softcap, window and varlen variants), memcheck
-# and racecheck, then the A/B against the same kernels without the flag (build_ref), each build
-# twice, and Nsight Compute of the new 128 backward (against session 13's, bench/results/s13/ncu/).
+# and racecheck, then the A/B of build_v2 (step), build_e5 (step + hand-off) and build_ref (no
+# flag), each twice, and Nsight Compute of the new 128 backward (against bench/results/s13/ncu/).
 . scripts/carried_wheels.sh || exit 1; . scripts/steps.sh
 export CUDA_HOME=/usr/local/cuda PYTHONUNBUFFERED=1
 R=/tmp/res2; mkdir -p $R /tmp/reps
@@ -13,6 +14,8 @@ KERNELS='flash_fwd_hdim64_bf16_sm90,flash_fwd_hdim96_bf16_sm90,flash_fwd_hdim128
 KERNELS="$KERNELS,flash_bwd_hdim64_bf16_sm90,flash_bwd_hdim96_bf16_sm90,flash_bwd_hdim128_bf16_sm90"
 FLASHGEN_NVCC_FLAGS=-DFLASHGEN_BWD_STEP_V2 step b-v2 220 python3 build.py --build-dir build_v2 \
   --catalog bench/tuning/bwd_sm90_ws_step_v2.yaml -j 10 &
+FLASHGEN_NVCC_FLAGS="-DFLASHGEN_BWD_STEP_V2 -DFLASHGEN_BWD_DQ_PER_CONSUMER" step b-e5 220 python3 build.py \
+  --build-dir build_e5 --kernels "$KERNELS" --features none -j 6 &
 step b-ref 220 python3 build.py --build-dir build_ref --kernels "$KERNELS" --features none -j 6 &
 wait; save
 export FLASHGEN_BUILD_DIR=build_v2
@@ -21,12 +24,17 @@ step t-v2 90 python3 -m pytest tests/gpu/test_backward.py tests/gpu/test_feature
 step mc-v2 60 compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/sanitize.py _sm90; save
 step rc-v2 60 compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py \
   hdim64_bf16_sm90 hdim96_bf16_sm90 hdim128_bf16_sm90_softcap_window; save
+FLASHGEN_BUILD_DIR=build_e5 step t-e5 60 python3 -m pytest tests/gpu/test_backward.py -q -m per_family -rf; save
+FLASHGEN_BUILD_DIR=build_e5 step rc-e5 60 compute-sanitizer --tool racecheck --error-exitcode 1 \
+  python3 scripts/sanitize.py _sm90; save
+FLASHGEN_BUILD_DIR=build_e5 step mc-e5 60 compute-sanitizer --tool memcheck --error-exitcode 1 \
+  python3 scripts/sanitize.py _sm90; save
 ab() {  # ab NAME BUILD: the backward rows at 64, 128 (default grid) and 96 (head_dims grid)
   FLASHGEN_BUILD_DIR=$2 step x-$1 40 bash -c "python3 -m bench --out $R --no-sweep --dtype bf16 --direction bwd \
     --hdim 64,128 --impl flashgen --tag bwd-$1 && python3 -m bench --out $R --no-sweep --dtype bf16 \
     --direction bwd --grid head_dims --hdim 96 --impl flashgen --tag bwd96-$1"
 }
-for i in 1 2; do ab v2-$i build_v2; ab ref-$i build_ref; save; done
+for i in 1 2; do ab v2-$i build_v2; ab e5-$i build_e5; ab ref-$i build_ref; save; done
 export PYTHONPATH=$PWD:$PYTHONPATH
 step ncu-v2 45 ncu --clock-control none -k regex:'bwd_ws_kernel' --launch-skip 1 -c 1 --section SpeedOfLight \
   --section WarpStateStats --section SourceCounters -f -o /tmp/reps/bwd128-v2 python3 scripts/profile_bwd.py \

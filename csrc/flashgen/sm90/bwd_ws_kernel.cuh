@@ -185,6 +185,19 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   static constexpr uint32_t kQStageBytes = kBlockM * kHeadDim * sizeof(Element) + kRowStatsBytes;
   static constexpr uint32_t kKVBytes = 2 * kBlockN * kHeadDim * sizeof(Element);
 
+  // kBwdDqPerConsumer (with the dQ writer): consumer-major thread order, each consumer's half of
+  // the staged tile (and of the accumulator tile, which the postprocess reads in this order)
+  // contiguous, so the writer adds a half as soon as its consumer has staged it.
+  static constexpr bool kDqPerConsumer = kBwdDqPerConsumer && kDqWriter;
+  static constexpr int kDqHalfElems = DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>::kDqTileElems / 2;
+  __device__ static constexpr int dq_offset(int i, int tidx) {
+    if constexpr (kDqPerConsumer) {
+      return (tidx / 128) * kDqHalfElems + (i / 4) * (128 * 4) + (tidx % 128) * 4 + i % 4;
+    } else {
+      return DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>::dq_offset(i, tidx);
+    }
+  }
+
   // The postprocess's copies (store_fragment_via_smem): the dQ GEMM's threads, in passes of
   // whole rows where 64-column ones would not divide block_m (80: 32 rows a pass).
   static constexpr int kGmemRowCols = kBlockM % (kDqThreads / 8) == 0 ? 0 : kHeadDim;
@@ -318,14 +331,29 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
       }
     } else if (Cfg::kDqWriter && warp == 1) {  // the dQ writer
       for (int it = 0; it < order.steps; ++it) {
-        named_barrier_sync(kDqFullBarrier, kDqHandoffThreads);  // the consumers staged step it's dQ
-        if (lane == 0) {
-          bulk_reduce_add(dq_tiles + order.at(it) * Cfg::kDqTileElems, smem.dq.data(), Cfg::kDqTileElems * 4);
-          tma_store_arrive();
-          tma_store_wait<0>();  // the staging tile has been read
+        if constexpr (Cfg::kDqPerConsumer) {
+          CUTE_UNROLL
+          for (int c = 0; c < Cfg::kConsumers; ++c) {
+            named_barrier_sync(kDqHalfFullBarrier0 + c, 128 + 32);  // consumer c staged its half of step it's dQ
+            if (lane == 0) {
+              bulk_reduce_add(dq_tiles + order.at(it) * Cfg::kDqTileElems + c * Cfg::kDqHalfElems,
+                              smem.dq.data() + c * Cfg::kDqHalfElems, Cfg::kDqHalfElems * 4);
+              tma_store_arrive();
+              tma_store_wait<0>();  // the half has been read
+            }
+            __syncwarp();
+            if (it + 1 < order.steps) named_barrier_arrive(kDqHalfEmptyBarrier0 + c, 128 + 32);
+          }
+        } else {
+          named_barrier_sync(kDqFullBarrier, kDqHandoffThreads);  // the consumers staged step it's dQ
+          if (lane == 0) {
+            bulk_reduce_add(dq_tiles + order.at(it) * Cfg::kDqTileElems, smem.dq.data(), Cfg::kDqTileElems * 4);
+            tma_store_arrive();
+            tma_store_wait<0>();  // the staging tile has been read
+          }
+          __syncwarp();
+          if (it + 1 < order.steps) named_barrier_arrive(kDqEmptyBarrier, kDqHandoffThreads);
         }
-        __syncwarp();
-        if (it + 1 < order.steps) named_barrier_arrive(kDqEmptyBarrier, kDqHandoffThreads);
       }
       if (lane == 0) bulk_wait_all();
     }
@@ -522,7 +550,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
 
     // dQ of this step into the fp32 accumulator of query block m_block.
     if constexpr (Cfg::kDqWriter) {
-      if (it > 0) named_barrier_sync(kDqEmptyBarrier, kDqHandoffThreads);  // the writer read the last tile
+      // The writer read the last tile (with kDqPerConsumer: this consumer's half of it).
+      const int empty_barrier = Cfg::kDqPerConsumer ? kDqHalfEmptyBarrier0 + consumer : kDqEmptyBarrier;
+      const int full_barrier = Cfg::kDqPerConsumer ? kDqHalfFullBarrier0 + consumer : kDqFullBarrier;
+      constexpr int kHandoffThreads = Cfg::kDqPerConsumer ? 128 + 32 : kDqHandoffThreads;
+      if (it > 0) named_barrier_sync(empty_barrier, kHandoffThreads);
       float* staged = smem.dq.data();
       CUTE_UNROLL
       for (int i = 0; i < Cfg::kDqFragElems; i += 4) {
@@ -530,7 +562,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
             make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3));
       }
       cutlass::arch::fence_view_async_shared();  // read next by the bulk reduce (async proxy)
-      named_barrier_arrive(kDqFullBarrier, kDqHandoffThreads);
+      named_barrier_arrive(full_barrier, kHandoffThreads);
     } else {
       Cfg::add_fragment(dq_tiles + m_block * Cfg::kDqTileElems, acc_dq, tidx);
     }

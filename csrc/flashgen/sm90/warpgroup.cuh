@@ -40,6 +40,17 @@ inline constexpr bool kBwdStepV2 = true;
 inline constexpr bool kBwdStepV2 = false;
 #endif
 
+// The warp-specialized backward's dQ hand-off per consumer (FA4's pattern: each consumer's half
+// of the staged tile contiguous, added by the writer warp behind a barrier of that consumer and
+// the writer alone), off until run (FLASHGEN_NVCC_FLAGS=-DFLASHGEN_BWD_DQ_PER_CONSUMER; compiled
+// only). Session 13's ncu: 24k mio stall samples on the 128 backward's dQ staging stores, released
+// together by one 288-thread barrier, against FA4's 1.1k.
+#ifdef FLASHGEN_BWD_DQ_PER_CONSUMER
+inline constexpr bool kBwdDqPerConsumer = true;
+#else
+inline constexpr bool kBwdDqPerConsumer = false;
+#endif
+
 // A wgmma accumulator fragment ((2, 2, N/8), MMA_M, MMA_N) viewed as this thread's
 // (rows, cols): ((2, MMA_M), (2, N/8, MMA_N)). Lane l of a warp holds rows l/4 and l/4 + 8 of
 // its warp's 16, columns 2(l%4) + {0, 1} of each 8, like sm80's m16n8: the same quad reductions
@@ -157,6 +168,9 @@ constexpr int kDqFullBarrier = 9;      // ... the consumers staged a dQ tile for
 constexpr int kDqEmptyBarrier = 10;    // ... the dQ writer has read the staged tile
 constexpr int kBwdEpilogueBarrier0 = 11;  // ... one per consumer's dK, dV epilogue (11..12)
 constexpr int kPdsFreeBarrier = 13;    // ... one P/dS buffer: both consumers' GEMMs of the last step read it
+// The warp-specialized backward with kBwdDqPerConsumer, in place of kDqFullBarrier / kDqEmptyBarrier:
+constexpr int kDqHalfEmptyBarrier0 = 9;   // ... the writer has read consumer c's half (9..10)
+constexpr int kDqHalfFullBarrier0 = 13;   // ... consumer c staged its half (13..14; the kernel uses neither 13 nor 14 else)
 constexpr int kVFreeBarrier = 14;      // sm90 forward with O in V's ring: every consumer's last P V GEMM is done
 
 __device__ __forceinline__ void named_barrier_sync(int id, int num_threads) {
