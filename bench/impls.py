@@ -94,8 +94,9 @@ def _through_the_ops():
 
 
 def _flashgen_through_the_ops(make_flashgen):
-    """flashgen timed through its torch.library ops, forward (and, for the backward rows, the
-    forward that builds the graph) included: beside `flashgen`, the host time the eager path saves."""
+    """flashgen timed through its torch.library ops: a forward row times the op's forward, a
+    backward row autograd.grad through the op's backward (its graph built, untimed, by a forward
+    through the op). Beside `flashgen`: the host time the eager path saves."""
     def make(*args, **kwargs):
         with _through_the_ops():
             fn = make_flashgen(*args, **kwargs)

@@ -199,18 +199,35 @@ int deterministic_dq_splits(const BwdParams& p, int block_n, int device) {
 }
 
 // The sm90 kernels' TMA descriptors are built by a driver call (cuTensorMapEncodeTiled), which
-// needs the device's context current on the calling thread. CUDAGuard sets the device lazily
-// (no runtime call when the thread's device already matches), and a thread that has made no CUDA
-// runtime call has no current context: torch's autograd worker thread, running the backward
-// straight from flashgen's autograd.Function, failed so with CUDA_ERROR_INVALID_CONTEXT (session
-// 13). cudaFree(nullptr) makes the primary context current and does nothing else; once per thread
-// (a later device switch by cudaSetDevice keeps a context current).
+// needs a context current on the calling thread. CUDAGuard sets the device lazily (no runtime
+// call when the thread's device already matches), and a thread that has made no CUDA runtime call
+// has no current context: torch's autograd worker thread, running the backward straight from
+// flashgen's autograd.Function, failed so with CUDA_ERROR_INVALID_CONTEXT (session 13). So: ask
+// the driver (cuCtxGetCurrent, through the runtime's entry point: the extension links no libcuda)
+// on every call, tens of nanoseconds, and only without a context call cudaFree(nullptr), which
+// makes the device's primary context current and does nothing else (never inside a stream
+// capture: a capturing thread has a context).
+using CtxGetCurrentFn = int (*)(void**);  // CUresult cuCtxGetCurrent(CUcontext*)
+
+CtxGetCurrentFn ctx_get_current() {
+  static const CtxGetCurrentFn fn = [] {
+    void* entry = nullptr;
+    cudaDriverEntryPointQueryResult status;
+    const bool found = cudaGetDriverEntryPointByVersion("cuCtxGetCurrent", &entry, 12000, cudaEnableDefault,
+                                                        &status) == cudaSuccess &&
+                       status == cudaDriverEntryPointSuccess;
+    return found ? reinterpret_cast<CtxGetCurrentFn>(entry) : nullptr;
+  }();
+  return fn;
+}
+
 void make_context_current() {
-  thread_local bool current = false;
-  if (current) return;
+  void* context = nullptr;
+  const CtxGetCurrentFn get = ctx_get_current();
+  if (get != nullptr && get(&context) == 0 && context != nullptr) return;
   const cudaError_t err = cudaFree(nullptr);
-  TORCH_CHECK(err == cudaSuccess, "flashgen: could not make the CUDA context current: ", cudaGetErrorString(err));
-  current = true;
+  TORCH_CHECK(err == cudaSuccess, "flashgen: CUDA error while making the device's context current: ",
+              cudaGetErrorString(err));
 }
 
 void fwd(const std::string& name, const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,

@@ -292,7 +292,9 @@ _DIRECT_DEVICE = "cuda"
 def _plain_eager(*tensors) -> bool:
     """Whether a call on these tensors may skip the op: eager mode with nothing watching the ops.
     is_compiling() comes first: Dynamo folds it to True while tracing, so it traces nothing else."""
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch._C._get_tracing_state():
+        # (torch.jit.trace is no dispatch or function mode: without this its graph recorded the
+        # output buffer's allocation but not the kernel, which it cannot see.)
         return False
     for t in tensors:
         if type(t) is not torch.Tensor:   # FakeTensor, FunctionalTensor, DTensor, other subclasses

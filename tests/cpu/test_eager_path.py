@@ -442,3 +442,18 @@ def test_export_records_the_op(kernels, strict):
 
     exported = torch.export.export(Attention(), tuple(qkv(requires_grad=False)), strict=strict)
     assert torch.ops.flashgen.fwd.default in [n.target for n in exported.graph.nodes]
+
+
+@pytest.mark.parametrize("requires_grad", [False, True], ids=["no-grad", "grad"])
+def test_jit_trace_records_the_op_not_the_eager_path(kernels, monkeypatch, requires_grad):
+    # torch.jit.trace is neither a dispatch nor a function mode: the eager path would leave the
+    # kernel out of the traced graph (its launch is invisible to the tracer), or record a Python
+    # op no saved or exported module can hold.
+    import warnings
+    use_path(monkeypatch, "eager")
+    q, k, v = qkv(requires_grad=requires_grad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(lambda q, k, v: ops.flash_attn_func(q, k, v, causal=True), (q, k, v),
+                                 check_trace=False)
+    assert "flashgen::fwd" in str(traced.graph)

@@ -372,7 +372,6 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   typename Cfg::TiledMmadQ mma_dq;
   auto thr_sdp = mma_sdp.get_thread_slice(wg_tidx);
   auto thr_dkv = mma_dkv.get_thread_slice(wg_tidx);
-  auto thr_dq = mma_dq.get_thread_slice(tidx);
 
   Tensor sK = key_slice(smem.k.data(), consumer);
   Tensor sV = key_slice(smem.v.data(), consumer);
