@@ -204,6 +204,65 @@ void check_bwd_sm90(const char* what) {
 // and dS (per buffer), the consumers' K slices and dS slices where the kernel's pointer
 // arithmetic puts them, and the dQ fragments covering the accumulator tile once in
 // DqAccumulatorOrder (the staged tile the writer warp adds in one piece).
+// -DFLASHGEN_BWD_STEP_V2's index algebra (sm90/bwd_ws_kernel.cuh): dS^T's stmatrix destinations
+// computed once for buffer 0 (StsmDestinations) must be buffer b's minus b * (the buffer's
+// bytes) for every thread, consumer and call (the swizzle commutes with the offset), each call's
+// 8 values contiguous and 16-byte aligned; and the dQ operands sliced by a warpgroup's first
+// thread must be every thread's own slice. Addresses are taken in a 1 KB-aligned host buffer
+// standing in for shared memory (the swizzle reads the address bits, as on the GPU).
+template <class Cfg>
+void check_bwd_ws_step_v2(const char* what) {
+  using Element = typename Cfg::Element;
+  alignas(1024) static char smem_raw[sizeof(typename Cfg::SharedStorage) + 1024];
+  auto& smem = *reinterpret_cast<typename Cfg::SharedStorage*>(smem_raw);
+  auto smem_tensor = [](Element* ptr, auto layout) { return make_tensor(make_smem_ptr(ptr), layout); };
+  typename Cfg::TiledMmaSdP mma_sdp;
+  auto copy_ds = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, mma_sdp);
+  constexpr int kSliceElems = cosize_v<typename Cfg::SmemLayoutDsSlice>;
+  constexpr intptr_t kBufferBytes = Cfg::kConsumers * kSliceElems * sizeof(Element);
+  for (int consumer = 0; consumer < Cfg::kConsumers; ++consumer) {
+    auto ds_slice = [&](int buffer) {
+      return smem_tensor(smem.ds.data() + (buffer * Cfg::kConsumers + consumer) * kSliceElems,
+                         typename Cfg::SmemLayoutDsSlice{});
+    };
+    for (int t = 0; t < 128; ++t) {
+      auto thr = copy_ds.get_thread_slice(t);
+      auto buffer0 = thr.partition_D(ds_slice(0));
+      constexpr int kCalls = flashgen::sm90::stsm_calls<decltype(buffer0)>();
+      for (int b = 0; b < 2; ++b) {
+        auto dst = thr.partition_D(ds_slice(b));
+        for (int j = 0; j < kCalls; ++j) {
+          const intptr_t first = reinterpret_cast<char*>(&dst(make_coord(0, j), 0, 0)) - smem_raw;
+          const intptr_t from0 = reinterpret_cast<char*>(&buffer0(make_coord(0, j), 0, 0)) - smem_raw;
+          CHECK(first == from0 + b * kBufferBytes, "%s: stmatrix address, consumer %d thread %d buffer %d call %d",
+                what, consumer, t, b, j);
+          CHECK(first % 16 == 0, "%s: stmatrix address alignment", what);
+          for (int v = 1; v < 8; ++v)
+            CHECK(reinterpret_cast<char*>(&dst(make_coord(v, j), 0, 0)) - smem_raw == first + 2 * v,
+                  "%s: stmatrix call %d's values not contiguous", what, j);
+        }
+      }
+    }
+  }
+  typename Cfg::TiledMmadQ mma_dq;
+  Tensor sDs = smem_tensor(smem.ds.data(), typename Cfg::SmemLayoutDsTransposed{});
+  Tensor sKt = smem_tensor(smem.k.data(), typename Cfg::SmemLayoutKt{});
+  auto same = [&](auto const& x, auto const& y, int tidx) {
+    CHECK(size(x) == size(y), "%s: dQ operand slice size", what);
+    for (int i = 0; i < size(x); ++i) CHECK(&x(i) == &y(i), "%s: dQ operand slice of thread %d, element %d", what, tidx, i);
+  };
+  for (int tidx = 0; tidx < Cfg::kDqThreads; ++tidx) {
+    auto own = mma_dq.get_thread_slice(tidx), first = mma_dq.get_thread_slice(tidx / 128 * 128);
+    if constexpr (Cfg::kDqTransposed) {  // dQ^T = K^T dS^T
+      same(own.partition_A(sKt), first.partition_A(sKt), tidx);
+      same(own.partition_B(sDs), first.partition_B(sDs), tidx);
+    } else {  // dQ = dS K
+      same(own.partition_A(sDs), first.partition_A(sDs), tidx);
+      same(own.partition_B(sKt), first.partition_B(sKt), tidx);
+    }
+  }
+}
+
 template <class Cfg>
 void check_bwd_sm90_ws(const char* what) {
   using ShapeSt = Shape<Int<Cfg::kKeyRows>, Int<Cfg::kBlockM>>;
@@ -263,6 +322,7 @@ void check_bwd_sm90_ws(const char* what) {
   // Varlen's dK/dV store: a consumer's 128 threads, its 64-key slice of K's (V's) tile.
   check_smem_row_store<typename Cfg::Element, Cfg::kHeadDim, 128, Cfg::kKeyRows>(what, "dK/dV store",
                                                                                    typename Cfg::SmemLayoutKSlice{});
+  check_bwd_ws_step_v2<Cfg>(what);
 }
 
 // The head-dim-split backward: each consumer's S_c accumulator as rows and columns, the
