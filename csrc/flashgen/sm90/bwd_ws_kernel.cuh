@@ -189,10 +189,12 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   // the staged tile (and of the accumulator tile, which the postprocess reads in this order)
   // contiguous, so the writer adds a half as soon as its consumer has staged it.
   static constexpr bool kDqPerConsumer = kBwdDqPerConsumer && kDqWriter;
-  static constexpr int kDqHalfElems = DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>::kDqTileElems / 2;
+  // The hand-off's parts: the whole tile, or one half per consumer.
+  static constexpr int kDqHandoffParts = kDqPerConsumer ? kConsumers : 1;
+  static constexpr int kDqPartElems = DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>::kDqTileElems / kDqHandoffParts;
   __device__ static constexpr int dq_offset(int i, int tidx) {
     if constexpr (kDqPerConsumer) {
-      return (tidx / 128) * kDqHalfElems + (i / 4) * (128 * 4) + (tidx % 128) * 4 + i % 4;
+      return (tidx / 128) * kDqPartElems + (i / 4) * (128 * 4) + (tidx % 128) * 4 + i % 4;
     } else {
       return DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>::dq_offset(i, tidx);
     }
@@ -272,8 +274,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   // kBwdStepV2: warp-uniform (shuffled), so the consumers' shared-memory operand descriptors are
   // built in uniform registers (with the dQ operands sliced by warpgroup below: no R2UR per k step).
   const int warpgroup = warpgroup_index<kBwdUniformWarpgroup || kBwdStepV2>();
-  // Named barriers between the consumers (and the dQ writer), counting their threads.
-  constexpr int kDqHandoffThreads = Cfg::kMmaThreads + 32;
+  // The dQ hand-off's named barriers for part `part` (Cfg::kDqHandoffParts): staged by its
+  // consumers, read by the writer; each counts the part's consumers and the writer warp.
+  constexpr int kDqHandoffThreads = Cfg::kMmaThreads / Cfg::kDqHandoffParts + 32;
+  auto dq_full_barrier = [](int part) { return Cfg::kDqPerConsumer ? kDqHalfFullBarrier0 + part : kDqFullBarrier; };
+  auto dq_empty_barrier = [](int part) { return Cfg::kDqPerConsumer ? kDqHalfEmptyBarrier0 + part : kDqEmptyBarrier; };
 
   const auto pipe_params = query_pipeline_params<PipelineQ>(Cfg::kQStageBytes, Cfg::kMmaThreads);
   if (threadIdx.x == 0) {
@@ -331,28 +336,18 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
       }
     } else if (Cfg::kDqWriter && warp == 1) {  // the dQ writer
       for (int it = 0; it < order.steps; ++it) {
-        if constexpr (Cfg::kDqPerConsumer) {
-          CUTE_UNROLL
-          for (int c = 0; c < Cfg::kConsumers; ++c) {
-            named_barrier_sync(kDqHalfFullBarrier0 + c, 128 + 32);  // consumer c staged its half of step it's dQ
-            if (lane == 0) {
-              bulk_reduce_add(dq_tiles + order.at(it) * Cfg::kDqTileElems + c * Cfg::kDqHalfElems,
-                              smem.dq.data() + c * Cfg::kDqHalfElems, Cfg::kDqHalfElems * 4);
-              tma_store_arrive();
-              tma_store_wait<0>();  // the half has been read
-            }
-            __syncwarp();
-            if (it + 1 < order.steps) named_barrier_arrive(kDqHalfEmptyBarrier0 + c, 128 + 32);
-          }
-        } else {
-          named_barrier_sync(kDqFullBarrier, kDqHandoffThreads);  // the consumers staged step it's dQ
+        CUTE_UNROLL
+        for (int part = 0; part < Cfg::kDqHandoffParts; ++part) {
+          named_barrier_sync(dq_full_barrier(part), kDqHandoffThreads);  // the part of step it's dQ is staged
           if (lane == 0) {
-            bulk_reduce_add(dq_tiles + order.at(it) * Cfg::kDqTileElems, smem.dq.data(), Cfg::kDqTileElems * 4);
+            const int offset = part * Cfg::kDqPartElems;
+            bulk_reduce_add(dq_tiles + order.at(it) * Cfg::kDqTileElems + offset, smem.dq.data() + offset,
+                            Cfg::kDqPartElems * 4);
             tma_store_arrive();
-            tma_store_wait<0>();  // the staging tile has been read
+            tma_store_wait<0>();  // the staged part has been read
           }
           __syncwarp();
-          if (it + 1 < order.steps) named_barrier_arrive(kDqEmptyBarrier, kDqHandoffThreads);
+          if (it + 1 < order.steps) named_barrier_arrive(dq_empty_barrier(part), kDqHandoffThreads);
         }
       }
       if (lane == 0) bulk_wait_all();
@@ -549,11 +544,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
 
     // dQ of this step into the fp32 accumulator of query block m_block.
     if constexpr (Cfg::kDqWriter) {
-      // The writer read the last tile (with kDqPerConsumer: this consumer's half of it).
-      const int empty_barrier = Cfg::kDqPerConsumer ? kDqHalfEmptyBarrier0 + consumer : kDqEmptyBarrier;
-      const int full_barrier = Cfg::kDqPerConsumer ? kDqHalfFullBarrier0 + consumer : kDqFullBarrier;
-      constexpr int kHandoffThreads = Cfg::kDqPerConsumer ? 128 + 32 : kDqHandoffThreads;
-      if (it > 0) named_barrier_sync(empty_barrier, kHandoffThreads);
+      const int part = Cfg::kDqPerConsumer ? consumer : 0;  // this consumer's part of the hand-off
+      if (it > 0) named_barrier_sync(dq_empty_barrier(part), kDqHandoffThreads);  // the writer read the last one
       float* staged = smem.dq.data();
       CUTE_UNROLL
       for (int i = 0; i < Cfg::kDqFragElems; i += 4) {
@@ -561,7 +553,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
             make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3));
       }
       cutlass::arch::fence_view_async_shared();  // read next by the bulk reduce (async proxy)
-      named_barrier_arrive(full_barrier, kHandoffThreads);
+      named_barrier_arrive(dq_full_barrier(part), kDqHandoffThreads);
     } else {
       Cfg::add_fragment(dq_tiles + m_block * Cfg::kDqTileElems, acc_dq, tidx);
     }
