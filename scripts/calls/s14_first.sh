@@ -10,8 +10,10 @@ export CUDA_HOME=/usr/local/cuda PYTHONUNBUFFERED=1
 R=/tmp/res1; mkdir -p $R
 save() { cp $OUT/steps.log $R/ 2>/dev/null; tar czf $OUT/res1.tgz -C $R .; }
 case "${STEP:-all}" in all | suite1 | suite2) ;; *) echo "STEP must be all, suite1 or suite2"; exit 2 ;; esac
+# A warm machine keeps build/ from the call before (steps.sh: reuse_build); a cold one rebuilds.
+reuse_build build
 step build 360 python3 build.py -j "$(nproc)" || { save; exit 1; }
-save
+mark_build build; save
 case "${STEP:-all}" in
   all) step suite 330 python3 -m pytest tests/gpu -q -rf ;;
   suite1) step suite1 200 python3 -m pytest tests/gpu/test_forward.py tests/gpu/test_features.py -q -rf ;;
