@@ -203,15 +203,15 @@ void check_bwd_sm90(const char* what) {
 // columns, P^T's registers as the dV GEMM's A operand, the transposed views of K, Q (per stage)
 // and dS (per buffer), the consumers' K slices and dS slices where the kernel's pointer
 // arithmetic puts them, and the dQ fragments covering the accumulator tile once in
-// DqAccumulatorOrder (the staged tile the writer warp adds in one piece).
-// -DFLASHGEN_BWD_STEP_V2's index algebra (sm90/bwd_ws_kernel.cuh): dS^T's stmatrix destinations
+// Cfg::dq_offset's order (consumer-major with the writer warp, which adds each consumer's half).
+// The step's index algebra (sm90/bwd_ws_kernel.cuh): dS^T's stmatrix destinations
 // computed once for buffer 0 (StsmDestinations) must be buffer b's minus b * (the buffer's
 // bytes) for every thread, consumer and call (the swizzle commutes with the offset), each call's
 // 8 values contiguous and 16-byte aligned; and the dQ operands sliced by a warpgroup's first
 // thread must be every thread's own slice. Addresses are taken in a 1 KB-aligned host buffer
 // standing in for shared memory (the swizzle reads the address bits, as on the GPU).
 template <class Cfg>
-void check_bwd_ws_step_v2(const char* what) {
+void check_bwd_ws_step_addresses(const char* what) {
   using Element = typename Cfg::Element;
   alignas(1024) static char smem_raw[sizeof(typename Cfg::SharedStorage) + 1024];
   auto& smem = *reinterpret_cast<typename Cfg::SharedStorage*>(smem_raw);
@@ -314,7 +314,7 @@ void check_bwd_sm90_ws(const char* what) {
     Tensor frag = partition_fragment_C(mma_dq, DqShape{});
     CHECK(int(size(frag)) == Cfg::kDqFragElems, "%s: dQ fragment size", what);
     for (int i = 0; i < Cfg::kDqFragElems; ++i) {
-      const int offset = (i / 4) * (Cfg::kDqThreads * 4) + t * 4 + i % 4;  // dq_offset on sm90
+      const int offset = Cfg::dq_offset(i, t);
       if (offset >= 0 && offset < Cfg::kDqTileElems) ++taken[offset];
     }
   }
@@ -322,7 +322,7 @@ void check_bwd_sm90_ws(const char* what) {
   // Varlen's dK/dV store: a consumer's 128 threads, its 64-key slice of K's (V's) tile.
   check_smem_row_store<typename Cfg::Element, Cfg::kHeadDim, 128, Cfg::kKeyRows>(what, "dK/dV store",
                                                                                    typename Cfg::SmemLayoutKSlice{});
-  check_bwd_ws_step_v2<Cfg>(what);
+  check_bwd_ws_step_addresses<Cfg>(what);
 }
 
 // The head-dim-split backward: each consumer's S_c accumulator as rows and columns, the

@@ -185,15 +185,14 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   static constexpr uint32_t kQStageBytes = kBlockM * kHeadDim * sizeof(Element) + kRowStatsBytes;
   static constexpr uint32_t kKVBytes = 2 * kBlockN * kHeadDim * sizeof(Element);
 
-  // kBwdDqPerConsumer (with the dQ writer): consumer-major thread order, each consumer's half of
-  // the staged tile (and of the accumulator tile, which the postprocess reads in this order)
-  // contiguous, so the writer adds a half as soon as its consumer has staged it.
-  static constexpr bool kDqPerConsumer = kBwdDqPerConsumer && kDqWriter;
-  // The hand-off's parts: the whole tile, or one half per consumer.
-  static constexpr int kDqHandoffParts = kDqPerConsumer ? kConsumers : 1;
-  static constexpr int kDqPartElems = DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>::kDqTileElems / kDqHandoffParts;
+  // With the dQ writer, the hand-off is per consumer (FA4's pattern): consumer-major thread order,
+  // each consumer's half of the staged tile (and of the accumulator tile, which the postprocess
+  // reads in this order) contiguous, so the writer adds a half as soon as its consumer has staged
+  // it, behind barriers of that consumer and the writer alone (session 13's ncu: 24k mio stall
+  // samples on the dQ staging stores when one 288-thread barrier released both; +2-5% at 128).
+  static constexpr int kDqPartElems = DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>::kDqTileElems / kConsumers;
   __device__ static constexpr int dq_offset(int i, int tidx) {
-    if constexpr (kDqPerConsumer) {
+    if constexpr (kDqWriter) {
       return (tidx / 128) * kDqPartElems + (i / 4) * (128 * 4) + (tidx % 128) * 4 + i % 4;
     } else {
       return DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>::dq_offset(i, tidx);
@@ -271,14 +270,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   const int64_t stats_offset = seqlens.template padded_rows_offset<kBlockM>(params, head);
   float* const dq_tiles = params.dq_accum + cta.n_block_local * params.dq_split_stride +
                           seqlens.template dq_tiles_offset<kBlockM, Cfg::kDqTileElems>(params, head, order.m_blocks);
-  // kBwdStepV2: warp-uniform (shuffled), so the consumers' shared-memory operand descriptors are
-  // built in uniform registers (with the dQ operands sliced by warpgroup below: no R2UR per k step).
-  const int warpgroup = warpgroup_index<kBwdUniformWarpgroup || kBwdStepV2>();
-  // The dQ hand-off's named barriers for part `part` (Cfg::kDqHandoffParts): staged by its
-  // consumers, read by the writer; each counts the part's consumers and the writer warp.
-  constexpr int kDqHandoffThreads = Cfg::kMmaThreads / Cfg::kDqHandoffParts + 32;
-  auto dq_full_barrier = [](int part) { return Cfg::kDqPerConsumer ? kDqHalfFullBarrier0 + part : kDqFullBarrier; };
-  auto dq_empty_barrier = [](int part) { return Cfg::kDqPerConsumer ? kDqHalfEmptyBarrier0 + part : kDqEmptyBarrier; };
+  // Warp-uniform, so the consumers' shared-memory operand descriptors are built in uniform
+  // registers (with the dQ operands sliced by warpgroup below: no R2UR per k step).
+  const int warpgroup = warpgroup_index();
+  // The dQ hand-off's named barriers (kDqFullBarrier0 + c: consumer c staged its half; kDqEmptyBarrier0
+  // + c: the writer read it) each count one consumer warpgroup and the writer warp.
+  constexpr int kDqHandoffThreads = 128 + 32;
 
   const auto pipe_params = query_pipeline_params<PipelineQ>(Cfg::kQStageBytes, Cfg::kMmaThreads);
   if (threadIdx.x == 0) {
@@ -337,8 +334,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     } else if (Cfg::kDqWriter && warp == 1) {  // the dQ writer
       for (int it = 0; it < order.steps; ++it) {
         CUTE_UNROLL
-        for (int part = 0; part < Cfg::kDqHandoffParts; ++part) {
-          named_barrier_sync(dq_full_barrier(part), kDqHandoffThreads);  // the part of step it's dQ is staged
+        for (int part = 0; part < Cfg::kConsumers; ++part) {
+          named_barrier_sync(kDqFullBarrier0 + part, kDqHandoffThreads);  // consumer part's half of step it's dQ is staged
           if (lane == 0) {
             const int offset = part * Cfg::kDqPartElems;
             bulk_reduce_add(dq_tiles + order.at(it) * Cfg::kDqTileElems + offset, smem.dq.data() + offset,
@@ -347,7 +344,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
             tma_store_wait<0>();  // the staged part has been read
           }
           __syncwarp();
-          if (it + 1 < order.steps) named_barrier_arrive(dq_empty_barrier(part), kDqHandoffThreads);
+          if (it + 1 < order.steps) named_barrier_arrive(kDqEmptyBarrier0 + part, kDqHandoffThreads);
         }
       }
       if (lane == 0) bulk_wait_all();
@@ -385,9 +382,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   // dS is A and K^T is B for dQ = dS K, the other way round for dQ^T = K^T dS^T.
   Tensor sDs = smem_tensor(smem.ds.data(), typename Cfg::SmemLayoutDsTransposed{});
   Tensor sKt = smem_tensor(smem.k.data(), typename Cfg::SmemLayoutKt{});
-  // Operand descriptors are one per warpgroup: with kBwdStepV2 sliced by this warpgroup's first
-  // thread (uniform), not by tidx, so they stay in uniform registers; tidx slices the accumulator.
-  auto thr_dq_operands = mma_dq.get_thread_slice(kBwdStepV2 ? consumer * 128 : tidx);
+  // Operand descriptors are one per warpgroup: sliced by this warpgroup's first thread (uniform),
+  // not by tidx, so they stay in uniform registers; tidx slices the accumulator.
+  auto thr_dq_operands = mma_dq.get_thread_slice(consumer * 128);
   auto dq_operands = [&] {
     if constexpr (Cfg::kDqTransposed) {
       return cute::make_tuple(thr_dq_operands.make_fragment_B(thr_dq_operands.partition_B(sDs)),
@@ -414,17 +411,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   // lies a whole number of swizzle periods further, where the swizzled addresses move by the same
   // offset. (cute::copy into ds_slice(buffer) re-swizzled 64-bit pointers every step: 33
   // instructions a step at head dim 128.)
-  // (kBwdStepV2 only.)
   constexpr uint32_t kDsBufferBytes = Cfg::kConsumers * cosize_v<typename Cfg::SmemLayoutDsSlice> * sizeof(Element);
   static_assert(kDsBufferBytes % 1024 == 0, "dS^T buffers a whole number of (at most 1 KB) swizzle periods apart");
-  const auto ds_stsm = [&] {
-    if constexpr (kBwdStepV2) {
-      return StsmDestinations<stsm_calls<decltype(thr_copy_ds.partition_D(ds_slice(0)))>()>(
-          thr_copy_ds.partition_D(ds_slice(0)), kDsBufferBytes);
-    } else {
-      return cute::Underscore{};
-    }
-  }();
+  const StsmDestinations<stsm_calls<decltype(thr_copy_ds.partition_D(ds_slice(0)))>()> ds_stsm(
+      thr_copy_ds.partition_D(ds_slice(0)), kDsBufferBytes);
 
   Tensor acc_dk = partition_fragment_C(mma_dkv, Shape<Int<kKeyRows>, Int<kHeadDim>>{});
   Tensor acc_dv = partition_fragment_C(mma_dkv, Shape<Int<kKeyRows>, Int<kHeadDim>>{});
@@ -443,11 +433,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     AccS acc_s, acc_dp;
     // Each GEMM's row statistics (lse_log2 with Q, D with dO) go to registers while it runs: read
     // after the wait below, their shared-memory latency sat on the softmax's critical path
-    // (kBwdStepV2). Only where a thread's S^T spans at most 16 queries (block_m 64): at 128 the 64
+    // (session 13). Only where a thread's S^T spans at most 16 queries (block_m 64): at 128 the 64
     // more registers spilled (32 -> 312 B at head dim 64), at 80 the 40 more (92 -> 260 B); those
-    // read at each use, as without kBwdStepV2.
+    // read at each use.
     constexpr int kQueryCols = decltype(size<1>(coords))::value;  // the queries a thread's S^T elements span
-    constexpr bool kStatsInRegisters = kBwdStepV2 && kQueryCols <= 16;
+    constexpr bool kStatsInRegisters = kQueryCols <= 16;
     using Stats = RowStatistics<kQueryCols, kStatsInRegisters, decltype(coords)>;
     Stats row_lse(smem.lse_log2.data() + stage * kBlockM, coords);
     Stats row_d(smem.d.data() + stage * kBlockM, coords);
@@ -506,17 +496,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     Tensor ds = convert_fragment<Element>(acc_dp);
     Tensor tdVrP = make_tensor(p.data(), accumulator_as_operand_a(p.layout()));
     Tensor tdKrdS = make_tensor(ds.data(), accumulator_as_operand_a(ds.layout()));
-    // dS^T to shared memory for the dQ GEMM (buffer it % 2; see SmemLayoutDs). kBwdStepV2: the
-    // writes, then the dV GEMM's issue between them and the fence that waits for them (FA4's
-    // order); else the dV GEMM first and the writes under it.
+    // dS^T to shared memory for the dQ GEMM (buffer it % 2; see SmemLayoutDs): the writes, then
+    // the dV GEMM's issue between them and the fence that waits for them (FA4's order).
     const int buffer = it & 1;
-    if constexpr (kBwdStepV2) {
-      ds_stsm.store(thr_copy_ds.retile_S(ds), buffer);
-      issue_gemm_batch(mma_dkv, tdVrP, tdVrdOt(_, _, _, stage), acc_dv, /*zero_init=*/false);
-    } else {
-      issue_gemm_batch(mma_dkv, tdVrP, tdVrdOt(_, _, _, stage), acc_dv, /*zero_init=*/false);
-      cute::copy(smem_copy_ds, thr_copy_ds.retile_S(ds), thr_copy_ds.partition_D(ds_slice(buffer)));
-    }
+    ds_stsm.store(thr_copy_ds.retile_S(ds), buffer);
+    issue_gemm_batch(mma_dkv, tdVrP, tdVrdOt(_, _, _, stage), acc_dv, /*zero_init=*/false);
     Tensor acc_dq = partition_fragment_C(mma_dq, typename Cfg::DqTileShape{});
     Tensor tdQrdS_buffer = tdQrdS(_, _, _, buffer);
     auto issue_dk = [&] { issue_gemm_batch(mma_dkv, tdKrdS, tdKrQt(_, _, _, stage), acc_dk, /*zero_init=*/false); };
@@ -544,8 +528,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
 
     // dQ of this step into the fp32 accumulator of query block m_block.
     if constexpr (Cfg::kDqWriter) {
-      const int part = Cfg::kDqPerConsumer ? consumer : 0;  // this consumer's part of the hand-off
-      if (it > 0) named_barrier_sync(dq_empty_barrier(part), kDqHandoffThreads);  // the writer read the last one
+      if (it > 0) named_barrier_sync(kDqEmptyBarrier0 + consumer, kDqHandoffThreads);  // the writer read our last half
       float* staged = smem.dq.data();
       CUTE_UNROLL
       for (int i = 0; i < Cfg::kDqFragElems; i += 4) {
@@ -553,7 +536,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
             make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3));
       }
       cutlass::arch::fence_view_async_shared();  // read next by the bulk reduce (async proxy)
-      named_barrier_arrive(dq_full_barrier(part), kDqHandoffThreads);
+      named_barrier_arrive(kDqFullBarrier0 + consumer, kDqHandoffThreads);
     } else {
       Cfg::add_fragment(dq_tiles + m_block * Cfg::kDqTileElems, acc_dq, tidx);
     }

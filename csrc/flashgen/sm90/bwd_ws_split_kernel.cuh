@@ -232,7 +232,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
   const int64_t stats_offset = seqlens.template padded_rows_offset<kBlockM>(params, head);
   float* const dq_tiles = params.dq_accum + cta.n_block_local / Cfg::kClusterKeyBlocks * params.dq_split_stride +
                           seqlens.template dq_tiles_offset<kBlockM, Cfg::kDqTileElems>(params, head, order.m_blocks);
-  const int warpgroup = warpgroup_index<kBwdUniformWarpgroup>();
+  const int warpgroup = warpgroup_index();
 
   if (threadIdx.x == 0) {
     args.prefetch_descriptors();

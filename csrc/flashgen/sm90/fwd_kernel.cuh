@@ -271,7 +271,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   // A tile's mask, from its sequence's lengths; its key_blocks() are the key blocks the tile
   // visits (none for causal rows above the diagonal's start, seqlen_q > seqlen_k).
   auto mask_of = [&](SequenceLengthsFor<Cfg> const& seqlens) { return make_mask<Cfg::kWindow>(seqlens, kCausal, params); };
-  const int warpgroup = warpgroup_index</*kUniform=*/true>();
+  const int warpgroup = warpgroup_index();
 
   typename PipelineKV::Params pipe_params;
   pipe_params.transaction_bytes = Cfg::kKVStageBytes;

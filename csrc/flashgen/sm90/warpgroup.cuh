@@ -8,48 +8,12 @@
 namespace flashgen::sm90 {
 using namespace cute;
 
-// This thread's warpgroup. kUniform: through cutlass::canonical_warp_group_idx (lane 0's value by
-// a shuffle), which ptxas knows is warp-uniform, so shared-memory addresses and GMMA descriptors
-// derived from it live in uniform registers instead of the thread's own (docs/perf.md, session
-// 12: with threadIdx.x / 128 the d256 forward's step had no register free for the softmax but P's).
-template <bool kUniform>
-__device__ __forceinline__ int warpgroup_index() {
-  if constexpr (kUniform) {
-    return cutlass::canonical_warp_group_idx();
-  } else {
-    return threadIdx.x / 128;
-  }
-}
-
-// The backward kernels take the warp-uniform index only for an A/B
-// (FLASHGEN_NVCC_FLAGS=-DFLASHGEN_BWD_UNIFORM_WARPGROUP); the forward always does.
-#ifdef FLASHGEN_BWD_UNIFORM_WARPGROUP
-inline constexpr bool kBwdUniformWarpgroup = true;
-#else
-inline constexpr bool kBwdUniformWarpgroup = false;
-#endif
-
-// Session 13's changes to the warp-specialized backward's step (sm90/bwd_ws_kernel.cuh: the row
-// statistics in registers, dS^T's stmatrix addresses computed once, stmatrix before the dV GEMM,
-// descriptors in uniform registers), off until they have passed their suites and an A/B on a GPU
-// (FLASHGEN_NVCC_FLAGS=-DFLASHGEN_BWD_STEP_V2; compiled and host-checked only). Off, the kernel
-// compiles to the step before them.
-#ifdef FLASHGEN_BWD_STEP_V2
-inline constexpr bool kBwdStepV2 = true;
-#else
-inline constexpr bool kBwdStepV2 = false;
-#endif
-
-// The warp-specialized backward's dQ hand-off per consumer (FA4's pattern: each consumer's half
-// of the staged tile contiguous, added by the writer warp behind a barrier of that consumer and
-// the writer alone), off until run (FLASHGEN_NVCC_FLAGS=-DFLASHGEN_BWD_DQ_PER_CONSUMER; compiled
-// only). Session 13's ncu: 24k mio stall samples on the 128 backward's dQ staging stores, released
-// together by one 288-thread barrier, against FA4's 1.1k.
-#ifdef FLASHGEN_BWD_DQ_PER_CONSUMER
-inline constexpr bool kBwdDqPerConsumer = true;
-#else
-inline constexpr bool kBwdDqPerConsumer = false;
-#endif
+// This thread's warpgroup, through cutlass::canonical_warp_group_idx (lane 0's value by a
+// shuffle), which ptxas knows is warp-uniform, so shared-memory addresses and GMMA descriptors
+// derived from it live in uniform registers instead of the thread's own (docs/perf.md: with
+// threadIdx.x / 128 the d256 forward's step had no register free for the softmax but P's (session
+// 12), and the backward moved every wgmma descriptor by R2UR (session 13)).
+__device__ __forceinline__ int warpgroup_index() { return cutlass::canonical_warp_group_idx(); }
 
 // A wgmma accumulator fragment ((2, 2, N/8), MMA_M, MMA_N) viewed as this thread's
 // (rows, cols): ((2, MMA_M), (2, N/8, MMA_N)). Lane l of a warp holds rows l/4 and l/4 + 8 of
@@ -164,13 +128,10 @@ constexpr int kExchangeBarrier = 1;  // sm90 backward: warpgroup 1's dP - D for 
 constexpr int kSchedulerBarrier0 = 2;  // sm90 forward ping-pong: one per consumer warpgroup (2..4)
 constexpr int kEpilogueBarrier0 = 5;   // sm90 forward: one per consumer warpgroup's epilogue (5..7)
 constexpr int kDsReadyBarrier = 8;     // sm90 warp-specialized backward: both consumers' dS^T written
-constexpr int kDqFullBarrier = 9;      // ... the consumers staged a dQ tile for the dQ writer
-constexpr int kDqEmptyBarrier = 10;    // ... the dQ writer has read the staged tile
+constexpr int kDqEmptyBarrier0 = 9;    // ... the dQ writer has read consumer c's half of the staged tile (9..10)
 constexpr int kBwdEpilogueBarrier0 = 11;  // ... one per consumer's dK, dV epilogue (11..12)
 constexpr int kPdsFreeBarrier = 13;    // ... one P/dS buffer: both consumers' GEMMs of the last step read it
-// The warp-specialized backward with kBwdDqPerConsumer, in place of kDqFullBarrier / kDqEmptyBarrier:
-constexpr int kDqHalfEmptyBarrier0 = 9;   // ... the writer has read consumer c's half (9..10)
-constexpr int kDqHalfFullBarrier0 = 13;   // ... consumer c staged its half (13..14; the kernel uses neither 13 nor 14 else)
+constexpr int kDqFullBarrier0 = 13;    // ... consumer c staged its half of a dQ tile (13..14; that kernel uses neither else)
 constexpr int kVFreeBarrier = 14;      // sm90 forward with O in V's ring: every consumer's last P V GEMM is done
 
 __device__ __forceinline__ void named_barrier_sync(int id, int num_threads) {
