@@ -328,17 +328,23 @@ class BwdSm90Tile(_NoFallbackPlan):
     # 128 (80: a quarter more work per step than 64 in the same registers) instead of whole
     # 64-row wgmma tiles.
     dq_transposed: int = 0
+    # warp_specialized: 1 without head_dim_split. 1: each step knows before its loads and GEMMs
+    # whether its tile needs a mask, and runs masked or unmasked code of its own; 0: it tests
+    # after the S^T wait, where the branch held the step until its lse / D reads had landed
+    # (~450 cycles a step at head dim 128, session 14's samples).
+    split_masked_steps: int = 0
 
     template = "flash_bwd_sm90.cu.j2"
     features = _SM90_BWD_FEATURES
 
     def check(self, hdim: int) -> None:
         _check_choices(self, (0, 1), "warp_specialized", "dq_writer", "sdp_by_warpgroup", "dq_gemm_first",
-                       "head_dim_split", "ds_exchange", "dq_before_dk", "causal_head_groups", "dq_transposed")
-        if ((self.dq_before_dk or self.causal_head_groups or self.dq_transposed)
+                       "head_dim_split", "ds_exchange", "dq_before_dk", "causal_head_groups", "dq_transposed",
+                       "split_masked_steps")
+        if ((self.dq_before_dk or self.causal_head_groups or self.dq_transposed or self.split_masked_steps)
                 and (not self.warp_specialized or self.head_dim_split)):
-            raise TileError("dq_before_dk, causal_head_groups and dq_transposed are options of warp_specialized: 1 "
-                            "without head_dim_split")
+            raise TileError("dq_before_dk, causal_head_groups, dq_transposed and split_masked_steps are options of "
+                            "warp_specialized: 1 without head_dim_split")
         _check_choices(self, (1, 2), "pds_buffers")
         if not self.head_dim_split and (self.ds_exchange or self.pds_buffers != 2):
             raise TileError("ds_exchange and pds_buffers are options of head_dim_split: 1")

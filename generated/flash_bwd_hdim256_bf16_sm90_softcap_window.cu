@@ -21,6 +21,7 @@ struct flash_bwd_hdim256_bf16_sm90_softcap_window_tile {
   static constexpr int kDqBeforeDk = 0;
   static constexpr int kCausalHeadGroups = 0;
   static constexpr int kDqTransposed = 0;
+  static constexpr int kSplitMaskedSteps = 0;
   static constexpr int kSoftcap = 1;  // feature
   static constexpr int kWindow = 1;  // feature
   static constexpr int kSmemBytes = 232448;  // gen/families.py's count; the kernel checks it

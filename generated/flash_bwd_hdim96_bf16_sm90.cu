@@ -21,6 +21,7 @@ struct flash_bwd_hdim96_bf16_sm90_tile {
   static constexpr int kDqBeforeDk = 0;
   static constexpr int kCausalHeadGroups = 0;
   static constexpr int kDqTransposed = 0;
+  static constexpr int kSplitMaskedSteps = 0;
   static constexpr int kSmemBytes = 157696;  // gen/families.py's count; the kernel checks it
 };
 using flash_bwd_hdim96_bf16_sm90_config = sm90::BwdWsConfig<flash_bwd_hdim96_bf16_sm90_tile>;

@@ -71,6 +71,8 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   // dQ's GEMM goes out before dK's (FlashAttention-3's order), so dQ's hand-off (the staging for
   // the writer, or the atomics) runs under the dK GEMM instead of after every GEMM has drained.
   static constexpr bool kDqBeforeDk = Plan::kDqBeforeDk != 0;
+  // Masked and unmasked steps as code of their own, chosen before the step (split_masked_steps).
+  static constexpr bool kSplitMaskedSteps = Plan::kSplitMaskedSteps != 0;
   // Causal CTAs heaviest key block first across groups of heads (BackwardCta, common/mask.cuh).
   static constexpr bool kCausalHeadGroups = Plan::kCausalHeadGroups != 0;
   static constexpr bool kWindow = has_window_feature<Plan>();  // sliding-window masks (params' bounds)
@@ -424,7 +426,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
 
   if (order.steps > 0) smem.kv_full.wait(0);
   cutlass::PipelineState<Cfg::kStages> read;
-  for (int it = 0; it < order.steps; ++it) {
+  // One step: query block order.at(it) against this consumer's keys. masking (MaskStep): test the
+  // tile for a mask after the S^T wait, or know it (Cfg::kSplitMaskedSteps).
+  auto step = [&](int it, auto masking) FLASHGEN_LAMBDA_INLINE {
     const int m_block = order.at(it);
     const int row0 = m_block * kBlockM;
     const int stage = read.index();
@@ -455,7 +459,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     Tensor scores = make_tensor(acc_s.data(), accumulator_as_rows_cols(acc_s.layout()));
     Tensor dp = make_tensor(acc_dp.data(), accumulator_as_rows_cols(acc_dp.layout()));
     softcap_scores<Cfg::kSoftcap>(acc_s, params.softcap_scale);
-    if (mask.tile_needs_mask(row0, kBlockM, key0, kKeyRows)) mask.apply_transposed(scores, coords, key0, row0);
+    if constexpr (decltype(masking)::value == MaskStep::kMasked) {
+      mask.apply_transposed(scores, coords, key0, row0);
+    } else if constexpr (decltype(masking)::value == MaskStep::kMaskIfNeeded) {
+      if (mask.tile_needs_mask(row0, kBlockM, key0, kKeyRows)) mask.apply_transposed(scores, coords, key0, row0);
+    }
     if constexpr (!Cfg::kSoftcap) {
       // P^T under the dP^T GEMM, then dS^T.
       CUTE_UNROLL
@@ -545,6 +553,16 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
       warpgroup_fence_operand(acc_dk);
       pipeline_q.consumer_release(read);
       ++read;
+    }
+  };
+  for (int it = 0; it < order.steps; ++it) {
+    if constexpr (Cfg::kSplitMaskedSteps) {
+      // Decided before the step's loads and GEMMs: a mask test after the S^T wait held every
+      // step at a branch until its lse / D reads had landed (docs/perf.md, session 14).
+      if (mask.tile_needs_mask(order.at(it) * kBlockM, kBlockM, key0, kKeyRows)) step(it, kMaskedStep);
+      else step(it, kUnmaskedStep);
+    } else {
+      step(it, kMaskIfNeededStep);
     }
   }
 
