@@ -155,6 +155,12 @@ class BwdSm80Tile(_Plan):
 _SM90_CONSUMER_REGISTERS = {1: 256, 2: 240, 3: 160}
 
 
+def head_dim_split_consumers(hdim: int) -> int:
+    """The head-dim-split sm90 backward's consumer warpgroups (bwd_ws_split_kernel.cuh
+    head_dim_split_consumers): one per 64 head dims up to three, two of 128 at 256."""
+    return hdim // 64 if hdim <= 192 else 2
+
+
 @dataclass(frozen=True)
 class FwdSm90Tile(_NoFallbackPlan):
     """Hopper forward, warp-specialized: csrc/flashgen/sm90/fwd_kernel.cuh. A producer warpgroup
@@ -279,10 +285,10 @@ class BwdSm90Tile(_NoFallbackPlan):
       rings; two consumer warpgroups of 64 keys each compute S^T and dP^T, take P^T and dS^T
       from registers into the dV and dK GEMMs, and share dQ = dS K through shared memory.
     - warp_specialized: 1, head_dim_split: 1 (csrc/flashgen/sm90/bwd_ws_split_kernel.cuh, head
-      dims 128 and 256): the same producer (Q through a `stages`-deep ring, dO through one
-      buffer); the consumers split the keys for S and dP and the head dim for dK^T, dV^T and dQ
-      (keys on every GEMM's N, so block_n 80 fits), P and dS through shared memory, dQ added by
-      float4 atomics in 64-column pieces.
+      dims 128, 192 and 256): the same producer (Q through a `stages`-deep ring, dO through one
+      buffer); the consumers (two; three at 192) split the keys for S and dP and the head dim for
+      dK^T, dV^T and dQ (keys on every GEMM's N, so block_n 80 fits), P and dS through shared
+      memory, dQ added by float4 atomics in 64-column pieces.
     - warp_specialized: 0 (csrc/flashgen/sm90/bwd_kernel.cuh, head dims 64, 128, 256): the sm80
       schedule on wgmma; two warpgroups split the columns of every GEMM; 64 x 64 tiles only."""
 
@@ -393,14 +399,17 @@ class BwdSm90Tile(_NoFallbackPlan):
     def _check_head_dim_split(self, hdim: int) -> None:
         if not self.warp_specialized:
             raise TileError("head_dim_split is an option of warp_specialized: 1")
-        if hdim not in (128, 256):
-            raise TileError(f"head_dim_split gives each consumer half the head dim in 64-column dQ pieces: "
-                            f"head dim 128 or 256, got {hdim}")
+        if hdim not in (128, 192, 256):
+            raise TileError(f"head_dim_split gives each consumer whole 64-column dQ pieces of the head dim "
+                            f"(two consumers, three at 192): head dim 128, 192 or 256, got {hdim}")
         if self.block_m != 64:
             raise TileError(f"block_m must be 64 with head_dim_split (one wgmma M of queries), got {self.block_m}")
-        if self.block_n % 16 or not 32 <= self.block_n <= 128:
-            raise TileError(f"block_n must be a multiple of 16 from 32 to 128 with head_dim_split (each "
-                            f"consumer's S columns a multiple of 8, whole k steps of the dQ GEMM), got {self.block_n}")
+        consumers = head_dim_split_consumers(hdim)
+        key_multiple = 16 if consumers == 2 else 48  # whole k steps of the dQ GEMM, 8 keys per consumer's S
+        if self.block_n % key_multiple or not 32 <= self.block_n <= 128:
+            raise TileError(f"block_n must be a multiple of {key_multiple} from 32 to 128 with head_dim_split at "
+                            f"head dim {hdim} ({consumers} consumers' S columns each a multiple of 8, whole k "
+                            f"steps of the dQ GEMM), got {self.block_n}")
         if not 1 <= self.stages <= 4:
             raise TileError(f"stages must be 1 to 4, got {self.stages}")
         if not self.dq_writer or self.sdp_by_warpgroup or self.dq_gemm_first:
@@ -409,13 +418,14 @@ class BwdSm90Tile(_NoFallbackPlan):
         if self.ds_exchange and hdim != 256:
             raise TileError(f"ds_exchange gives each consumer of a pair one 64-column dQ piece of its CTA's "
                             f"head-dim half: head dim 256, got {hdim}")
-        # Registers per consumer thread: dK^T and dV^T (hdim/2 x block_n fp32 each over 128
-        # threads), then S and dP (64 x block_n/2 each) or a dQ piece (32: never both live), and
-        # about 24 more for addresses and loop state.
-        live = hdim * self.block_n // 128 + max(self.block_n // 2, 32) + 24
-        if live > _SM90_CONSUMER_REGISTERS[2]:
-            raise TileError(f"about {live} registers per consumer thread, over the {_SM90_CONSUMER_REGISTERS[2]} "
-                            f"two consumer warpgroups get: lower block_n")
+        # Registers per consumer thread: dK^T and dV^T (hdim/consumers x block_n fp32 each over
+        # 128 threads), then S and dP (64 x block_n/consumers each) or a dQ piece (32: never both
+        # live), and about 24 more for addresses and loop state.
+        live = 2 * (hdim // consumers) * self.block_n // 128 + max(self.block_n // consumers, 32) + 24
+        budget = _SM90_CONSUMER_REGISTERS[consumers]
+        if live > budget:
+            raise TileError(f"about {live} registers per consumer thread, over the {budget} {consumers} consumer "
+                            f"warpgroups get: lower block_n")
 
     def _check_wgmma_v1(self, hdim: int) -> None:
         if hdim not in (64, 128, 256):

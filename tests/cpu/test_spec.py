@@ -110,6 +110,24 @@ def test_sm90_backward_takes_64_by_64_tiles():
         "kernels.yaml:6: kernels[0].tiles[192]: the sm90 backward kernel takes head dim 64, 128 or 256, got 192")
 
 
+def test_head_dim_split_backward_takes_192_with_three_consumers():
+    # 192: three consumers of 64 head dims each, so block_n splits three ways into multiples of 8
+    # and whole dQ k steps (a multiple of 48); FlashAttention-3's 64 x 96 there.
+    split = ("      192: {block_m: 64, block_n: 96, warp_specialized: 1, head_dim_split: 1, stages: 2}\n")
+    text = _bwd_catalog(split).replace("arch: sm80", "arch: sm90")
+    kernel = parse_catalog(text).kernels[0]
+    # Q ring (2) + dO, K, V, two P and two dS buffers; row statistics and barriers; rounded to 1 KB.
+    assert kernel.smem_bytes == -(-((3 * 64 * 192 + 2 * 96 * 192 + 4 * 64 * 96) * 2 + 3 * 64 * 4 + 56) // 1024) * 1024
+    assert "kHeadDimSplit = 1;" in render_kernel(kernel)
+    assert error_of(text.replace("block_n: 96", "block_n: 80")) == (
+        "kernels.yaml:6: kernels[0].tiles[192]: block_n must be a multiple of 48 from 32 to 128 with head_dim_split "
+        "at head dim 192 (3 consumers' S columns each a multiple of 8, whole k steps of the dQ GEMM), got 80")
+    assert "ds_exchange gives each consumer" in error_of(text.replace("stages: 2}", "stages: 2, ds_exchange: 1}"))
+    assert error_of(text.replace("192: {", "160: {")) == (
+        "kernels.yaml:6: kernels[0].tiles[160]: head_dim_split gives each consumer whole 64-column dQ pieces of the "
+        "head dim (two consumers, three at 192): head dim 128, 192 or 256, got 160")
+
+
 def test_head_dim_split_backward_buffers_and_ds_exchange():
     split = ("      256: {block_m: 64, block_n: 80, warp_specialized: 1, head_dim_split: 1, stages: 2}\n")
     text = _bwd_catalog(split).replace("arch: sm80", "arch: sm90")

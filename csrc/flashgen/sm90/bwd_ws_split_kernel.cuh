@@ -1,29 +1,31 @@
 // sm90 backward attention, warp-specialized, with the consumers splitting the head dim: the
-// structure for head dim 256 (FlashAttention-3's there), where the keys-per-consumer split of
-// bwd_ws_kernel.cuh cannot keep dK and dV in registers. Compiled for sm_90a only.
+// structure for head dims 192 and 256 (FlashAttention-3's there), where the keys-per-consumer
+// split of bwd_ws_kernel.cuh cannot keep dK and dV in registers. Compiled for sm_90a only.
 //
 // One CTA per (key block of kBlockN keys, head, batch), walking the query blocks (64 rows) that
-// see its keys. Warpgroup 0 produces, warpgroups 1 and 2 consume:
+// see its keys. Warpgroup 0 produces, warpgroups 1 to kConsumers consume (two at 256, each 128
+// head dims; three at 192, each 64):
 // - Producer warp 0, one thread: K and V once (TMA), then per query block Q with its lse_log2
 //   rows through a kStages-deep ring and dO with its D rows through a one-buffer ring (the
 //   shared memory holds no second dO at head dim 256).
 // - Consumer c, per query block (keys on the N of every GEMM, so block_n need not be a multiple
 //   of 64):
-//     S_c = Q K_c^T, dP_c = dO V_c^T       64 x block_n/2: the block's keys split in halves
-//     P_c, dS_c                             registers, then shared memory (both consumers' halves
+//     S_c = Q K_c^T, dP_c = dO V_c^T       64 x block_n/kConsumers: the block's keys split evenly
+//     P_c, dS_c                             registers, then shared memory (the consumers' slices
 //                                           form the 64 x block_n P and dS tiles)
-//     dV^T_c += dO^T_c P, dK^T_c += Q^T_c dS    head-dim half c (128 rows at 256) x block_n
+//     dV^T_c += dO^T_c P, dK^T_c += Q^T_c dS    head-dim slice c (128 rows at 256) x block_n
 //     dQ_c = dS K[:, dims of c]             dQ's head-dim columns of consumer c, in 64-column pieces
-//   dK^T and dV^T of half the head dim stay in registers (2 x 128 x block_n fp32 over 128
-//   threads: 160 registers at block_n 80); each dQ piece (32 registers) is added to the fp32
-//   accumulator by float4 atomics (red.global.add.v4.f32) as soon as its GEMM is done, while
-//   the next GEMM runs: no shared-memory staging, which has no room here.
+//   dK^T and dV^T of the consumer's head dims stay in registers (2 x dims x block_n fp32 over
+//   128 threads: 160 registers at 256, block_n 80; 96 at 192, block_n 96); each dQ piece (32
+//   registers) is added to the fp32 accumulator by float4 atomics (red.global.add.v4.f32) as
+//   soon as its GEMM is done, while the next GEMM runs: no shared-memory staging, which has no
+//   room here.
 // - Epilogue: dK (scaled) and dV transposed into K's and V's tiles, out by TMA stores that clip
 //   rows past seqlen_k; with GQA fp32 stores per query head.
 // - Varlen: as bwd_ws_kernel.cuh's (a CTA past its sequence's keys exits, the loads offset to the
 //   sequence's first rows, the row statistics' padding zeroes the next sequence's queries); dK
 //   and dV leave by 16-byte row stores that stop at seqlen_k, consumer 0 storing dK's tile and
-//   consumer 1 dV's.
+//   consumer 1 dV's (a third consumer stores none).
 // The preprocess, deterministic launches and dQ postprocess are common/bwd_pipeline.cuh's.
 #pragma once
 #include <cuda_runtime.h>
@@ -47,10 +49,16 @@
 namespace flashgen::sm90 {
 using namespace cute;
 
+// Consumer warpgroups of the head-dim-split backward: one per 64 head dims up to three (128: 2,
+// 192: 3, FlashAttention-3's split there), two of 128 dims at 256 (four of 64 would get 120
+// registers each, under dK^T + dV^T alone). gen/families.py head_dim_split_consumers says the same.
+constexpr int head_dim_split_consumers(int head_dim) { return head_dim <= 192 ? head_dim / 64 : 2; }
+
 // Compile-time plan of one head-dim-split backward kernel. Plan is the generated tile struct
 // (templates/tile_struct.j2): kBlockM (64), kBlockN (keys per CTA), kStages (Q ring depth).
 template <class Plan>
-struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
+struct BwdWsSplitConfig
+    : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 128 * head_dim_split_consumers(Plan::kHeadDim)> {
   using Element = typename Plan::Element;
   static constexpr int kHeadDim = Plan::kHeadDim;
   static constexpr int kBlockM = Plan::kBlockM;
@@ -70,7 +78,7 @@ struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>
   static constexpr int pds_buffer(int step) { return kPdsBuffers == 2 ? step & 1 : 0; }
   static constexpr int pds_buffer_use(int step) { return step / kPdsBuffers; }
 
-  static constexpr int kConsumers = 2;
+  static constexpr int kConsumers = head_dim_split_consumers(kHeadDim);
   static constexpr int kMmaThreads = 128 * kConsumers;
   static constexpr int kNThreads = 128 + kMmaThreads;
   static constexpr int kDqThreads = kMmaThreads;
@@ -79,12 +87,14 @@ struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>
   static constexpr int kDqPieceDims = 64;                         // dQ columns per GEMM (32 registers)
   static constexpr int kDqPieces = kDimsPerConsumer / kDqPieceDims;
   static_assert(kBlockM == 64, "one wgmma M of queries per step");
-  static_assert(kKeysPerConsumer % 8 == 0 && kBlockN % 16 == 0, "wgmma N of S_c; whole k steps of the dQ GEMM");
+  static_assert(kBlockN % kConsumers == 0 && kKeysPerConsumer % 8 == 0 && kBlockN % 16 == 0,
+                "wgmma N of S_c; whole k steps of the dQ GEMM");
   static_assert(kHeadDim % (kConsumers * kDqPieceDims) == 0, "whole 64-column swizzle atoms per consumer");
   static_assert(kPdsBuffers == 1 || kPdsBuffers == 2);
   static_assert(!kDsExchange || kDqPieces == 2, "with ds_exchange each consumer adds one dQ piece of its CTA's half");
-  static constexpr int kProducerRegisters = 24;
-  static constexpr int kConsumerRegisters = 240;
+  // setmaxnreg's split (sm90/fwd_kernel.cuh's for two and three consumers).
+  static constexpr int kProducerRegisters = kConsumers == 2 ? 24 : 32;
+  static constexpr int kConsumerRegisters = kConsumers == 2 ? 240 : 160;
   static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= 65536, "register file");
 
   // S_c = Q K_c^T, dP_c = dO V_c^T: 64 x block_n/2, both operands K-major.
@@ -101,9 +111,9 @@ struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>
   using TiledMmadQPiece = decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, float,
                                                                        Shape<_64, Int<kDqPieceDims>, _16>,
                                                                        GMMA::Major::K, GMMA::Major::MN>()));
-  // The postprocess's view of the same fragments over all 256 consumer threads: the consumers
-  // side by side along the columns, the pieces as the repeats. Thread 128 c + t's fragment
-  // element (piece p, i) is (row, column 128 p + 64 c + col) where piece-MMA element i of
+  // The postprocess's view of the same fragments over all consumer threads: the consumers side
+  // by side along the columns, the pieces as the repeats. Thread 128 c + t's fragment element
+  // (piece p, i) is (row, column 64 (kConsumers p + c) + col) where piece-MMA element i of
   // thread t is (row, col) (tests/cpu/host_checks.cu checks it).
   using TiledMmadQ = decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, float,
                                                                   Shape<_64, Int<kDqPieceDims>, _16>,
@@ -143,8 +153,10 @@ struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>
   // ds_exchange: the partner's K columns of this CTA's dQ half (its K tile's columns
   // [kHeadDim / 2 * rank, + kHeadDim / 2): whole swizzle atoms, contiguous there, laid out as
   // here), and its dS tiles as they arrive.
-  using SmemLayoutKPeer = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kBlockN>, Int<kHeadDim / 2>>{}));
-  using SmemLayoutKPeerT = decltype(composition(SmemLayoutKPeer{}, make_layout(Shape<Int<kHeadDim / 2>, Int<kBlockN>>{}, GenRowMajor{})));
+  // (Without ds_exchange a stand-in of one atom's columns: 192's half is no whole number of atoms.)
+  static constexpr int kPeerCols = kDsExchange ? kHeadDim / 2 : kDqPieceDims;
+  using SmemLayoutKPeer = decltype(tile_to_shape(SmemAtom{}, Shape<Int<kBlockN>, Int<kPeerCols>>{}));
+  using SmemLayoutKPeerT = decltype(composition(SmemLayoutKPeer{}, make_layout(Shape<Int<kPeerCols>, Int<kBlockN>>{}, GenRowMajor{})));
   static constexpr int kKPeerElems = kBlockN * kHeadDim / 2;
   static constexpr int kPdsElems = kBlockM * kBlockN;  // one P or dS buffer
 
@@ -197,11 +209,14 @@ struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>
   static constexpr uint32_t kKPeerBytes = kKPeerElems * sizeof(Element);
   static constexpr uint32_t kPdsBytes = kPdsElems * sizeof(Element);
   static_assert(cosize_v<SmemLayoutPdS> == kPdsBuffers * kPdsElems, "buffer b of P and dS at b * kPdsElems");
-  static_assert(SmemLayoutK{}(0, kHeadDim / 2) == kKPeerElems && cosize_v<SmemLayoutKPeer> == kKPeerElems,
+  static_assert(!kDsExchange || (SmemLayoutK{}(0, kHeadDim / 2) == kKPeerElems && cosize_v<SmemLayoutKPeer> == kKPeerElems),
                 "K's column halves are contiguous, each laid out as SmemLayoutKPeer");
 
-  // The postprocess's copies (store_fragment_via_smem): the dQ GEMM's threads.
-  using Gmem = GmemCopies<Element, kHeadDim, kDqThreads>;
+  // The postprocess's copies (store_fragment_via_smem): the dQ GEMM's threads, in passes of
+  // whole rows where 64-column ones would not divide block_m (three consumers: 48 rows a pass).
+  static constexpr int kGmemRowCols = kBlockM % (kDqThreads / 8) == 0 ? 0 : kHeadDim;
+  using Gmem = GmemCopies<Element, kHeadDim, kDqThreads, kGmemRowCols>;
+  static_assert(kBlockM % Gmem::kRowsPerPass == 0, "the postprocess's dQ store covers block_m in whole passes");
   static constexpr int kQTileBytes = int(cosize(SmemLayoutQ{}) * sizeof(Element));
 };
 
@@ -434,7 +449,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       }
     }
 
-    // P_c and dS_c (input dtype) into buffer it % kPdsBuffers for both consumers' dK^T, dV^T and
+    // P_c and dS_c (input dtype) into buffer it % kPdsBuffers for every consumer's dK^T, dV^T and
     // dQ GEMMs (and with ds_exchange the partner's), once that buffer's last readers are done.
     const int buffer = Cfg::pds_buffer(it), buffer_use = Cfg::pds_buffer_use(it);
     if constexpr (Cfg::kDsExchange) {
@@ -448,7 +463,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
     cute::copy(smem_copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)),
                thr_copy_pds.partition_D(pds_half(smem.ds.data(), buffer)));
     cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by wgmma (and the bulk copy)
-    named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // both consumers' halves are in place
+    named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // every consumer's slices are in place
     if constexpr (Cfg::kDsExchange) {
       if (tidx == 0) {  // the whole dS tile to the partner's ds_peer buffer
         smem.ds_peer_full[buffer].arrive_and_expect_tx(Cfg::kPdsBytes, peer);
@@ -545,7 +560,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       }
       return;
     }
-    // Into K's and V's tiles (transposed back to (key, head dim)) once both consumers' GEMMs are
+    // Into K's and V's tiles (transposed back to (key, head dim)) once every consumer's GEMMs are
     // done reading them; one thread TMA-stores each (rows past seqlen_k clipped), or with varlen
     // consumer 0's threads store dK's rows before the sequence's end and consumer 1's dV's.
     if constexpr (Cfg::kDsExchange) {
@@ -569,7 +584,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       tdVsV(i) = static_cast<Element>(acc_dvt(i));
     }
     if constexpr (Cfg::kVarlen) {
-      named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // both consumers' halves are in the tiles
+      named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // every consumer's rows are in the tiles
+      if (consumer >= 2) return;  // consumer 0 stores dK, consumer 1 dV
       const TensorArg& out = consumer == 0 ? params.dk : params.dv;
       Tensor g = head_row_tiles_at<Element, kBlockN, kHeadDim>(out, seqlens.k_row_base(out), head, seqlens.seqlen_k,
                                                                n_block);
