@@ -1,4 +1,6 @@
 # Session 14, second GPU call (~420 s, carry .whl/nvidia_cutlass-4.2.0.0-py3-none-any.whl;
+# ran as call 4 of session 14 (at e9425a2); since 505af63 the flags below are gone
+# and the step_v2 catalog is bench/tuning/verify_bwd_sm90_step.yaml, so it no longer runs as is;
 # self-contained). Session 13's changes to the warp-specialized backward's step, behind
 # -DFLASHGEN_BWD_STEP_V2 (bench/tuning/bwd_sm90_ws_step_v2.yaml says what), and the dQ hand-off
 # per consumer behind -DFLASHGEN_BWD_DQ_PER_CONSUMER (sm90/warpgroup.cuh); compiled, never run;

@@ -19,6 +19,8 @@ FLASHGEN_BUILD_DIR=build_split step t-split 120 python3 -m pytest tests/gpu/test
 # build_ref is kernels.yaml's code since session 14's step lambda (64 / 96: the same instructions
 # as call 5 of session 14 ran, 38-92 lines scheduled differently): its backward suite too.
 FLASHGEN_BUILD_DIR=build_ref step t-ref 60 python3 -m pytest tests/gpu/test_backward.py -q -m per_family -rf; save
+FLASHGEN_BUILD_DIR=build_ref step mc-ref 40 compute-sanitizer --tool memcheck --error-exitcode 1 \
+  python3 scripts/sanitize.py _sm90; save
 FLASHGEN_BUILD_DIR=build_split step mc-split 60 compute-sanitizer --tool memcheck --error-exitcode 1 \
   python3 scripts/sanitize.py _sm90; save
 FLASHGEN_BUILD_DIR=build_split step rc-split 60 compute-sanitizer --tool racecheck --error-exitcode 1 \

@@ -24,3 +24,10 @@ for impl in flashgen fa4; do
     ncu --import /tmp/reps/fwd64-$impl.ncu-rep --page source --csv --print-source sass | gzip > $R/sass-fwd64-$impl.csv.gz"
   save
 done
+# The 256 backward (issue 11's 550 TFLOPS bar; last profiled in session 9), flashgen alone.
+step ncu-bwd256 40 ncu --clock-control none -k regex:'bwd_ws_split_kernel' --launch-skip 1 -c 1 --section SpeedOfLight \
+  --section WarpStateStats --section SourceCounters --section MemoryWorkloadAnalysis -f -o /tmp/reps/bwd256 \
+  python3 scripts/profile_bwd.py --impl flashgen --direction bwd --hdim 256 --batch 2 --seqlen 8192 --calls 2 &&
+step sass-bwd256 20 bash -c "ncu --import /tmp/reps/bwd256.ncu-rep --page details > $R/ncu-bwd256.txt &&
+  ncu --import /tmp/reps/bwd256.ncu-rep --page source --csv --print-source sass | gzip > $R/sass-bwd256.csv.gz"
+save

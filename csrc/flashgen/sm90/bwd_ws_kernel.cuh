@@ -7,8 +7,9 @@
 //   per query block Q with its lse_log2 rows and dO with its D rows, through kStages-deep rings
 //   (CUTLASS's PipelineTmaAsync; the row statistics ride on the tile's barrier as 1-D bulk
 //   copies, which the preprocess's padded rows make whole). Warp 1 (kDqWriter): the dQ writer,
-//   which adds each step's dQ tile from shared memory to the fp32 accumulator with one bulk
-//   reduce-add while the consumers go on to the next step.
+//   which adds each consumer's half of each step's dQ tile from shared memory to the fp32
+//   accumulator with a bulk reduce-add as soon as that consumer has staged it, while the
+//   consumers go on to the next step.
 // - Consumer c owns keys [64c, 64c + 64) of the block and computes, per query block,
 //     S^T = K_c Q^T, dP^T = V_c dO^T                 (64 x block_m each, SS wgmma)
 //     P^T = exp2(S^T * scale * log2(e) - lse_log2), dS^T = P^T * (dP^T - D)   (registers)
@@ -18,11 +19,13 @@
 //   the S and dP accumulators already in the A-operand layout of the dV and dK GEMMs: no
 //   shared-memory round trip for P, and only dS^T is written (for dQ, whose M is the queries).
 //   dK_c and dV_c stay in registers for the whole walk: 2 x 64 x head_dim fp32 over 128 threads,
-//   which is why this design stops at head dim 128 (sm90/bwd_ws_split_kernel.cuh takes 256).
+//   which is why this design stops at head dim 128 (sm90/bwd_ws_split_kernel.cuh takes 192 and
+//   256).
 // - The dQ GEMM splits its tile over the two consumers (by columns for block_m 64, by rows for
-//   128); its fragments are in DqAccumulatorOrder over the 256 consumer threads, so the
-//   staged tile is one contiguous run of floats, added by a single bulk reduce-add (or, without
-//   kDqWriter, by each thread's float4 atomics as the other backward kernels do).
+//   128); with kDqWriter its fragments are staged in consumer-major order (BwdWsConfig::dq_offset),
+//   each consumer's half one contiguous run of floats, added by its own bulk reduce-add (without
+//   kDqWriter, in DqAccumulatorOrder by each thread's float4 atomics as the other backward kernels
+//   do).
 // - Epilogue: dK (scaled) and dV through each consumer's K and V slices of shared memory, out by
 //   TMA stores that clip rows past seqlen_k; with GQA fp32 stores per query head.
 // - Varlen (packed sequences, cu_seqlens; common/seqlen.cuh): the grid covers the longest

@@ -97,11 +97,11 @@ struct BwdWsSplitConfig
   static constexpr int kConsumerRegisters = kConsumers == 2 ? 240 : 160;
   static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= 65536, "register file");
 
-  // S_c = Q K_c^T, dP_c = dO V_c^T: 64 x block_n/2, both operands K-major.
+  // S_c = Q K_c^T, dP_c = dO V_c^T: 64 x block_n/kConsumers, both operands K-major.
   using TiledMmaSdP = decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, float,
                                                                    Shape<_64, Int<kKeysPerConsumer>, _16>,
                                                                    GMMA::Major::K, GMMA::Major::K>()));
-  // dV^T_c += dO^T_c P, dK^T_c += Q^T_c dS: (head-dim half) x block_n over k = 64 queries. A is
+  // dV^T_c += dO^T_c P, dK^T_c += Q^T_c dS: (head-dim slice) x block_n over k = 64 queries. A is
   // dO (Q) read transposed (MN-major); B is P (dS) stored (query, key), keys contiguous (MN-major).
   using TiledMmadKV = decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, float,
                                                                    Shape<_64, Int<kBlockN>, _16>,
@@ -143,8 +143,8 @@ struct BwdWsSplitConfig
   using SmemLayoutK = Tile<kBlockN>;  // K or V of the block (a consumer's S_c reads its rows' half)
   using SmemLayoutKt = decltype(composition(SmemLayoutK{}, make_layout(Shape<Int<kHeadDim>, Int<kBlockN>>{}, GenRowMajor{})));
   // P and dS, (query, key, buffer), keys contiguous in 8 x 8 core matrices without swizzle
-  // (block_n / 2 columns per consumer need not be whole swizzle atoms); with two buffers a
-  // consumer may write step i + 1's while the other still reads step i's, with one it waits.
+  // (block_n / kConsumers columns per consumer need not be whole swizzle atoms); with two
+  // buffers a consumer may write step i + 1's while another still reads step i's, with one it waits.
   using SmemLayoutPdS = decltype(tile_to_shape(GMMA::Layout_K_INTER_Atom<Element>{},
                                                Shape<Int<kBlockM>, Int<kBlockN>, Int<kPdsBuffers>>{}));
   using SmemLayoutPdSTransposed = decltype(composition(  // (key, query, buffer): the dK^T/dV^T GEMMs' B
@@ -345,18 +345,18 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
   Tensor sdO = smem_tensor(smem.dout.data(), typename Cfg::SmemLayoutDo{});
   Tensor tSrQ = thr_sdp.make_fragment_A(thr_sdp.partition_A(sQ));
   Tensor tdPrdO = thr_sdp.make_fragment_A(thr_sdp.partition_A(sdO));
-  auto key_half = [&](auto& tile) {
+  auto key_slice = [&](auto& tile) {
     return local_tile(tile, Shape<Int<kKeysPerConsumer>, Int<kHeadDim>>{}, make_coord(consumer, _0{}));
   };
-  Tensor tSrK = thr_sdp.make_fragment_B(thr_sdp.partition_B(key_half(sK)));
-  Tensor tdPrV = thr_sdp.make_fragment_B(thr_sdp.partition_B(key_half(sV)));
+  Tensor tSrK = thr_sdp.make_fragment_B(thr_sdp.partition_B(key_slice(sK)));
+  Tensor tdPrV = thr_sdp.make_fragment_B(thr_sdp.partition_B(key_slice(sV)));
   // This consumer's head-dim rows of Q^T and dO^T: (dims, queries, buffer).
-  auto dim_half = [&](Element* ptr, auto layout) {
+  auto dim_slice = [&](Element* ptr, auto layout) {
     return local_tile(smem_tensor(ptr, layout), Shape<Int<kDimsPerConsumer>, Int<kBlockM>>{},
                       make_coord(consumer, _0{}, _));
   };
-  Tensor tdKrQt = thr_dkv.make_fragment_A(thr_dkv.partition_A(dim_half(smem.q.data(), typename Cfg::SmemLayoutQtStages{})));
-  Tensor tdVrdOt = thr_dkv.make_fragment_A(thr_dkv.partition_A(dim_half(smem.dout.data(), typename Cfg::SmemLayoutDot{})));
+  Tensor tdKrQt = thr_dkv.make_fragment_A(thr_dkv.partition_A(dim_slice(smem.q.data(), typename Cfg::SmemLayoutQtStages{})));
+  Tensor tdVrdOt = thr_dkv.make_fragment_A(thr_dkv.partition_A(dim_slice(smem.dout.data(), typename Cfg::SmemLayoutDot{})));
   Tensor tdVrP = thr_dkv.make_fragment_B(
       thr_dkv.partition_B(smem_tensor(smem.p.data(), typename Cfg::SmemLayoutPdSTransposed{})));
   Tensor tdKrdS = thr_dkv.make_fragment_B(
@@ -369,13 +369,13 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
         make_coord(Cfg::dq_piece_dim0(consumer, piece) / Cfg::kDqPieceDims, _0{}))));
   };
 
-  // Each S_c element's (query, key) inside this consumer's 64 x block_n/2 tile.
+  // Each S_c element's (query, key) inside this consumer's 64 x block_n/kConsumers tile.
   Tensor tScS = thr_sdp.partition_C(make_identity_tensor(Shape<Int<kBlockM>, Int<kKeysPerConsumer>>{}));
   Tensor coords = make_tensor(tScS.data(), accumulator_as_rows_cols(tScS.layout()));
   // P_c and dS_c out to this consumer's columns of a P or dS buffer by stmatrix.
   auto smem_copy_pds = make_tiled_copy_C(Copy_Atom<SM90_U32x2_STSM_N, Element>{}, mma_sdp);
   auto thr_copy_pds = smem_copy_pds.get_thread_slice(wg_tidx);
-  auto pds_half = [&](Element* tile, int buffer) {
+  auto pds_slice = [&](Element* tile, int buffer) {
     Tensor t = smem_tensor(tile, typename Cfg::SmemLayoutPdS{});
     return local_tile(t(_, _, buffer), Shape<Int<kBlockM>, Int<kKeysPerConsumer>>{}, make_coord(_0{}, consumer));
   };
@@ -459,9 +459,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       if (it > 0) named_barrier_sync(kPdsFreeBarrier, Cfg::kMmaThreads);
     }
     cute::copy(smem_copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_s)),
-               thr_copy_pds.partition_D(pds_half(smem.p.data(), buffer)));
+               thr_copy_pds.partition_D(pds_slice(smem.p.data(), buffer)));
     cute::copy(smem_copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)),
-               thr_copy_pds.partition_D(pds_half(smem.ds.data(), buffer)));
+               thr_copy_pds.partition_D(pds_slice(smem.ds.data(), buffer)));
     cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by wgmma (and the bulk copy)
     named_barrier_sync(kDsReadyBarrier, Cfg::kMmaThreads);  // every consumer's slices are in place
     if constexpr (Cfg::kDsExchange) {
@@ -529,7 +529,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       }
     }
     // dK^T done: this stage's Q is free (with two or more pieces the last piece's wait already
-    // drained it; with one piece, at head dim 128, this is the wait that does).
+    // drained it; with one piece, at head dims 128 and 192, this is the wait that does).
     warpgroup_wait<0>();
     warpgroup_fence_operand(acc_dkt);
     release_stage<Cfg::kDsExchange>(pipeline_q, smem.pipeline_q, read_q);
@@ -541,7 +541,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
   auto store_dk_dv = [&]() {
     CUTE_UNROLL
     for (int i = 0; i < size(acc_dkt); ++i) acc_dkt(i) *= params.softmax_scale;
-    // Each accumulator element's (head-dim row, key) in this consumer's half.
+    // Each accumulator element's (head-dim row, key) in this consumer's slice.
     Tensor tdKVcdKV = thr_dkv.partition_C(make_identity_tensor(Shape<Int<kDimsPerConsumer>, Int<kBlockN>>{}));
     const int dim0 = consumer * kDimsPerConsumer;
     if (params.dk_accum != nullptr) {

@@ -127,10 +127,10 @@ __device__ __forceinline__ void publish_smem_writes_to_wgmma() {
 constexpr int kExchangeBarrier = 1;  // sm90 backward: warpgroup 1's dP - D for warpgroup 0
 constexpr int kSchedulerBarrier0 = 2;  // sm90 forward ping-pong: one per consumer warpgroup (2..4)
 constexpr int kEpilogueBarrier0 = 5;   // sm90 forward: one per consumer warpgroup's epilogue (5..7)
-constexpr int kDsReadyBarrier = 8;     // sm90 warp-specialized backward: both consumers' dS^T written
+constexpr int kDsReadyBarrier = 8;     // sm90 warp-specialized backwards: every consumer's dS (dS^T) written
 constexpr int kDqEmptyBarrier0 = 9;    // ... the dQ writer has read consumer c's half of the staged tile (9..10)
 constexpr int kBwdEpilogueBarrier0 = 11;  // ... one per consumer's dK, dV epilogue (11..12)
-constexpr int kPdsFreeBarrier = 13;    // ... one P/dS buffer: both consumers' GEMMs of the last step read it
+constexpr int kPdsFreeBarrier = 13;    // ... one P/dS buffer: every consumer's GEMMs of the last step read it
 constexpr int kDqFullBarrier0 = 13;    // ... consumer c staged its half of a dQ tile (13..14; that kernel uses neither else)
 constexpr int kVFreeBarrier = 14;      // sm90 forward with O in V's ring: every consumer's last P V GEMM is done
 
