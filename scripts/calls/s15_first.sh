@@ -1,4 +1,5 @@
-# Session 15, first GPU call (~450 s on a cold nvidia-h200; carry the CUTLASS wheel only). The
+# Session 15, first GPU call (~450 s on a cold nvidia-h200; carry `.whl/cutlass_include.tar.xz` only,
+# from scripts/pack_cutlass_headers.sh). The
 # warp-specialized backward with `split_masked_steps: 1` (bench/tuning/bwd_sm90_ws_split_masked.yaml;
 # compiled in session 14, never run): its backward, feature and varlen suites, memcheck and
 # racecheck, then the A/B against the same kernels on kernels.yaml's plans (build_ref: bwd 64 /

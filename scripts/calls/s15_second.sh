@@ -1,5 +1,6 @@
-# Session 15, second GPU call (~480 s on a cold nvidia-h200; carry the whole .whl: the CUTLASS
-# wheel and FlashAttention-4's set from scripts/fetch_fa4.sh). Issue 10's record in both dtypes:
+# Session 15, second GPU call (~540 s on a cold nvidia-h200; carry the whole .whl: the CUTLASS
+# headers from scripts/pack_cutlass_headers.sh and FlashAttention-4's set from scripts/fetch_fa4.sh,
+# ~58 MB, and no nvidia_cutlass wheel: with it and the tree the carry is over 64 MiB). Issue 10's record in both dtypes:
 # kernels.yaml's sm90 kernels at 64 / 128 / 256 (fp16 and bf16), FA4 and cuDNN in the same
 # process (the committed H200 records so far are bf16 only, but for session 9's fp16 one on the
 # forward before the rewrite), then Nsight Compute of the 64 forward, flashgen and FA4, with

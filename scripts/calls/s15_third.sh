@@ -1,4 +1,5 @@
-# Session 15, third GPU call (~450 s on a cold nvidia-h200; carry the CUTLASS wheel only). Head
+# Session 15, third GPU call (~450 s on a cold nvidia-h200; carry `.whl/cutlass_include.tar.xz` only,
+# from scripts/pack_cutlass_headers.sh). Head
 # dim 192 on the head-dim-split sm90 backward with three consumers (bench/tuning/bwd_sm90_192.yaml;
 # compiled in session 14, never run): its backward, feature and varlen suites in both dtypes,
 # memcheck and racecheck, then the A/B against the sm80 backward Hopper runs at 192 today
