@@ -4,7 +4,7 @@
 # compiled in session 14, never run): its backward, feature and varlen suites, memcheck and
 # racecheck, then the A/B against the same kernels on kernels.yaml's plans (build_ref: bwd 64 /
 # 96 / 128 with their forwards), rows at 64 / 128 (default grid) and 96 (head_dims grid), each
-# build twice alternating; and 64 with dq_before_dk: 1 (bench/tuning/bwd_sm90_ws_dq_before_dk.yaml)
+# build twice alternating; and 64 / 96 with dq_before_dk: 1 (bench/tuning/bwd_sm90_ws_dq_before_dk.yaml)
 # against the same reference. If one wins, kernels.yaml takes it before call 2's record.
 . scripts/carried_wheels.sh || exit 1; . scripts/steps.sh
 export CUDA_HOME=/usr/local/cuda PYTHONUNBUFFERED=1
@@ -14,9 +14,10 @@ KERNELS='flash_fwd_hdim64_bf16_sm90,flash_fwd_hdim96_bf16_sm90,flash_fwd_hdim128
 KERNELS="$KERNELS,flash_bwd_hdim64_bf16_sm90,flash_bwd_hdim96_bf16_sm90,flash_bwd_hdim128_bf16_sm90"
 step b-ref 300 python3 build.py --build-dir build_ref --kernels "$KERNELS" --features none -j 6 &
 step b-split 300 python3 build.py --catalog bench/tuning/bwd_sm90_ws_split_masked.yaml --build-dir build_split -j 10 &
-# And 64 with dQ's GEMM before dK's: 0.98-1.00x in session 10, before the per-consumer hand-off.
+# And 64 and 96 with dQ's GEMM before dK's (64: 0.98-1.00x in session 10, before the
+# per-consumer hand-off; 96 never timed with it).
 step b-dqb 300 python3 build.py --catalog bench/tuning/bwd_sm90_ws_dq_before_dk.yaml --build-dir build_dqb \
-  --kernels 'flash_*_hdim64_bf16_sm90' -j 2 &
+  --kernels 'flash_*_hdim64_bf16_sm90,flash_*_hdim96_bf16_sm90' -j 4 &
 wait; save
 ls build_split/_C*.so build_ref/_C*.so >/dev/null || { save; exit 1; }
 FLASHGEN_BUILD_DIR=build_split step t-split 120 python3 -m pytest tests/gpu/test_backward.py tests/gpu/test_features.py \
@@ -37,6 +38,7 @@ ab() {  # ab NAME BUILD: the backward rows at 64, 128 (default grid) and 96 (hea
 }
 ab split-1 build_split; ab ref-1 build_ref; ab ref-2 build_ref; ab split-2 build_split; save
 FLASHGEN_BUILD_DIR=build_dqb step t-dqb 40 python3 -m pytest tests/gpu/test_backward.py -q -m per_family -rf; save
-ab64() { FLASHGEN_BUILD_DIR=$2 step x-$1 30 python3 -m bench --out $R --no-sweep --dtype bf16 --direction bwd \
-  --hdim 64 --impl flashgen --tag bwd64-$1; }
+ab64() { FLASHGEN_BUILD_DIR=$2 step x-$1 40 bash -c "python3 -m bench --out $R --no-sweep --dtype bf16 \
+  --direction bwd --hdim 64 --impl flashgen --tag bwd64-$1 && python3 -m bench --out $R --no-sweep --dtype bf16 \
+  --direction bwd --grid head_dims --hdim 96 --impl flashgen --tag bwd96dqb-$1"; }
 ab64 dqb-1 build_dqb; ab64 ref64-1 build_ref; ab64 ref64-2 build_ref; ab64 dqb-2 build_dqb; save
