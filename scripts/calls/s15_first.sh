@@ -1,4 +1,4 @@
-# Session 15, first GPU call (~450 s on a cold nvidia-h200; carry `.whl/cutlass_include.tar.xz` only,
+# Session 15, first GPU call (~530 s on a cold nvidia-h200; carry `.whl/cutlass_include.tar.xz` only,
 # from scripts/pack_cutlass_headers.sh). The
 # warp-specialized backward with `split_masked_steps: 1` (bench/tuning/bwd_sm90_ws_split_masked.yaml;
 # compiled in session 14, never run): its backward, feature and varlen suites, memcheck and
