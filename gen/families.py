@@ -5,6 +5,7 @@ Adding a kernel family means adding one class here and one template in templates
 """
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, dataclass, fields, replace
 
 from gen.axes import FEATURES
@@ -150,8 +151,8 @@ class BwdSm80Tile(_Plan):
         return self.smem_bytes(hdim, elem_bytes) - extra_buffers * self.block_m * hdim * elem_bytes
 
 
-# setmaxnreg's split of the register file for 1, 2, 3 consumer warpgroups (sm90/fwd_kernel.cuh
-# FwdConfig::kConsumerRegisters): registers per consumer thread.
+# setmaxnreg's split of the register file for 1, 2, 3 consumer warpgroups (sm90/warpgroup.cuh
+# RegisterSplit::kConsumer): registers per consumer thread.
 _SM90_CONSUMER_REGISTERS = {1: 256, 2: 240, 3: 160}
 
 
@@ -405,7 +406,7 @@ class BwdSm90Tile(_NoFallbackPlan):
         if self.block_m != 64:
             raise TileError(f"block_m must be 64 with head_dim_split (one wgmma M of queries), got {self.block_m}")
         consumers = head_dim_split_consumers(hdim)
-        key_multiple = 16 if consumers == 2 else 48  # whole k steps of the dQ GEMM, 8 keys per consumer's S
+        key_multiple = math.lcm(16, 8 * consumers)  # whole k steps of the dQ GEMM, 8 keys per consumer's S
         if self.block_n % key_multiple or not 32 <= self.block_n <= 128:
             raise TileError(f"block_n must be a multiple of {key_multiple} from 32 to 128 with head_dim_split at "
                             f"head dim {hdim} ({consumers} consumers' S columns each a multiple of 8, whole k "

@@ -97,9 +97,8 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
                 "dQ^T)");
   static_assert(!kDqTransposed || kHeadDim == 64 * kConsumers, "dQ^T: 64 head dims (one wgmma M) per consumer");
   static_assert(kHeadDim % 32 == 0 && kHeadDim <= 128, "whole 64-byte swizzle atoms; dK and dV in registers up to 128");
-  static constexpr int kProducerRegisters = 24;
-  static constexpr int kConsumerRegisters = 240;
-  static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= 65536, "register file");
+  static constexpr int kProducerRegisters = RegisterSplit<kConsumers>::kProducer;
+  static constexpr int kConsumerRegisters = RegisterSplit<kConsumers>::kConsumer;
 
   // S^T = K_c Q^T and dP^T = V_c dO^T: 64 x block_m per consumer, K-major operands.
   using TiledMmaSdP = decltype(make_tiled_mma(

@@ -92,10 +92,8 @@ struct BwdWsSplitConfig
   static_assert(kHeadDim % (kConsumers * kDqPieceDims) == 0, "whole 64-column swizzle atoms per consumer");
   static_assert(kPdsBuffers == 1 || kPdsBuffers == 2);
   static_assert(!kDsExchange || kDqPieces == 2, "with ds_exchange each consumer adds one dQ piece of its CTA's half");
-  // setmaxnreg's split (sm90/fwd_kernel.cuh's for two and three consumers).
-  static constexpr int kProducerRegisters = kConsumers == 2 ? 24 : 32;
-  static constexpr int kConsumerRegisters = kConsumers == 2 ? 240 : 160;
-  static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= 65536, "register file");
+  static constexpr int kProducerRegisters = RegisterSplit<kConsumers>::kProducer;
+  static constexpr int kConsumerRegisters = RegisterSplit<kConsumers>::kConsumer;
 
   // S_c = Q K_c^T, dP_c = dO V_c^T: 64 x block_n/kConsumers, both operands K-major.
   using TiledMmaSdP = decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, float,

@@ -85,10 +85,8 @@ struct FwdConfig {
   static_assert(kBlockM % kMmaRows == 0 && kConsumers >= 1 && kConsumers <= 3, "1 to 3 consumer warpgroups");
   static_assert(!kPingPong || kConsumers >= 2, "ping-pong takes turns between consumer warpgroups");
   static_assert(kHeadDim % 32 == 0 && kBlockN % 16 == 0, "whole swizzle atoms and P V k-steps");
-  // setmaxnreg's split of the 64K registers (a multiple of 8 each): the producer needs few.
-  static constexpr int kProducerRegisters = kConsumers == 1 ? 56 : kConsumers == 2 ? 24 : 32;
-  static constexpr int kConsumerRegisters = kConsumers == 1 ? 256 : kConsumers == 2 ? 240 : 160;
-  static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= 65536, "register file");
+  static constexpr int kProducerRegisters = RegisterSplit<kConsumers>::kProducer;
+  static constexpr int kConsumerRegisters = RegisterSplit<kConsumers>::kConsumer;
 
   // S = Q K^T per consumer: 64 x block_n, K-major operands, Q from shared memory or registers.
   using ShapeS = Shape<Int<kMmaRows>, Int<kBlockN>, _16>;

@@ -15,6 +15,17 @@ using namespace cute;
 // 12), and the backward moved every wgmma descriptor by R2UR (session 13)).
 __device__ __forceinline__ int warpgroup_index() { return cutlass::canonical_warp_group_idx(); }
 
+// setmaxnreg's split of the 64K registers between the producer warpgroup and 1 to 3 consumer
+// warpgroups (a multiple of 8 each; the producer needs few). gen/families.py's
+// _SM90_CONSUMER_REGISTERS holds the consumers' side for its register estimates.
+template <int kConsumers>
+struct RegisterSplit {
+  static_assert(kConsumers >= 1 && kConsumers <= 3, "1 to 3 consumer warpgroups");
+  static constexpr int kProducer = kConsumers == 1 ? 56 : kConsumers == 2 ? 24 : 32;
+  static constexpr int kConsumer = kConsumers == 1 ? 256 : kConsumers == 2 ? 240 : 160;
+  static_assert(128 * (kProducer + kConsumers * kConsumer) <= 65536, "register file");
+};
+
 // A wgmma accumulator fragment ((2, 2, N/8), MMA_M, MMA_N) viewed as this thread's
 // (rows, cols): ((2, MMA_M), (2, N/8, MMA_N)). Lane l of a warp holds rows l/4 and l/4 + 8 of
 // its warp's 16, columns 2(l%4) + {0, 1} of each 8, like sm80's m16n8: the same quad reductions
