@@ -33,3 +33,14 @@ reuse_build() {
   find csrc generated templates /tmp/site -type f -exec touch -h -d '2001-01-01' {} + 2>/dev/null
   echo "reuse_build: $1 was built from this tree; its objects stay"
 }
+
+# A call script's common start: `call_start NAME` exports CUDA_HOME and unbuffered Python, makes
+# the results folder R=/tmp/NAME, and save() packs it with steps.log into $OUT/NAME.tgz (what
+# comes back; call save after each step, so a call cut short still returns what it had).
+call_start() {
+  export CUDA_HOME=/usr/local/cuda PYTHONUNBUFFERED=1
+  R=/tmp/$1
+  _CALL_NAME=$1
+  mkdir -p "$R"
+}
+save() { cp "$OUT/steps.log" "$R/" 2>/dev/null; tar czf "$OUT/$_CALL_NAME.tgz" -C "$R" .; }

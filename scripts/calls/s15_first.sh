@@ -7,9 +7,7 @@
 # build twice alternating; and 64 / 96 with dq_before_dk: 1 (bench/tuning/bwd_sm90_ws_dq_before_dk.yaml)
 # against the same reference. If one wins, kernels.yaml takes it before call 2's record.
 . scripts/carried_wheels.sh || exit 1; . scripts/steps.sh
-export CUDA_HOME=/usr/local/cuda PYTHONUNBUFFERED=1
-R=/tmp/res1; mkdir -p $R
-save() { cp $OUT/steps.log $R/ 2>/dev/null; tar czf $OUT/res1.tgz -C $R .; }
+call_start res1
 KERNELS='flash_fwd_hdim64_bf16_sm90,flash_fwd_hdim96_bf16_sm90,flash_fwd_hdim128_bf16_sm90'
 KERNELS="$KERNELS,flash_bwd_hdim64_bf16_sm90,flash_bwd_hdim96_bf16_sm90,flash_bwd_hdim128_bf16_sm90"
 step b-ref 300 python3 build.py --build-dir build_ref --kernels "$KERNELS" --features none -j 6 &

@@ -6,9 +6,8 @@
 # forward before the rewrite), then Nsight Compute of the 64 forward, flashgen and FA4, with
 # per-instruction SASS (the one forward row under 1.00 at 2 x 8192 whose limiter is unmeasured).
 . scripts/carried_wheels.sh || exit 1; . scripts/steps.sh
-export CUDA_HOME=/usr/local/cuda PYTHONUNBUFFERED=1
-R=/tmp/res2; mkdir -p $R /tmp/reps
-save() { cp $OUT/steps.log $R/ 2>/dev/null; tar czf $OUT/res2.tgz -C $R .; }
+call_start res2
+mkdir -p /tmp/reps
 python3 -c "import flash_attn.cute" 2>/dev/null || echo "FA4 does not import: carry .whl (scripts/fetch_fa4.sh)" | tee -a $OUT/steps.log
 step build 300 python3 build.py -j 16 --hdim 64,128,256 --arch sm90 --features none || { save; exit 1; }
 save

@@ -7,9 +7,7 @@
 # head_dims grid, each build twice alternating. If the suites pass and it wins, kernels.yaml
 # takes the plan (fp16 and bf16, with the 256 softcap + window variant's counterpart if wanted).
 . scripts/carried_wheels.sh || exit 1; . scripts/steps.sh
-export CUDA_HOME=/usr/local/cuda PYTHONUNBUFFERED=1
-R=/tmp/res3; mkdir -p $R
-save() { cp $OUT/steps.log $R/ 2>/dev/null; tar czf $OUT/res3.tgz -C $R .; }
+call_start res3
 step b-192 300 python3 build.py --catalog bench/tuning/bwd_sm90_192.yaml --build-dir build_192 -j 12 &
 step b-sm80 300 python3 build.py --build-dir build_192_sm80 --kernels flash_bwd_hdim192_bf16_sm80,flash_fwd_hdim192_bf16_sm90 \
   --features none -j 4 &
