@@ -8,9 +8,7 @@
 # against the same reference. If one wins, kernels.yaml takes it before call 2's record.
 . scripts/carried_wheels.sh || exit 1; . scripts/steps.sh
 call_start res1
-KERNELS='flash_fwd_hdim64_bf16_sm90,flash_fwd_hdim96_bf16_sm90,flash_fwd_hdim128_bf16_sm90'
-KERNELS="$KERNELS,flash_bwd_hdim64_bf16_sm90,flash_bwd_hdim96_bf16_sm90,flash_bwd_hdim128_bf16_sm90"
-step b-ref 300 python3 build.py --build-dir build_ref --kernels "$KERNELS" --features none -j 6 &
+step b-ref 300 python3 build.py --build-dir build_ref --hdim 64,96,128 --dtype bf16 --arch sm90 --features none -j 6 &
 step b-split 300 python3 build.py --catalog bench/tuning/bwd_sm90_ws_split_masked.yaml --build-dir build_split -j 10 &
 # And 64 and 96 with dQ's GEMM before dK's (64: 0.98-1.00x in session 10, before the
 # per-consumer hand-off; 96 never timed with it).
