@@ -17,7 +17,9 @@ cudaError_t run_flash_bwd_hdim128_bf16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim128_fp16_sm80(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim128_fp16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim192_bf16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim192_bf16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim192_fp16_sm80(const BwdParams&, cudaStream_t);
+cudaError_t run_flash_bwd_hdim192_fp16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim256_bf16_sm80(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim256_bf16_sm90(const BwdParams&, cudaStream_t);
 cudaError_t run_flash_bwd_hdim256_bf16_sm90_softcap_window(const BwdParams&, cudaStream_t);
@@ -61,7 +63,9 @@ const KernelEntry kBuiltKernels[] = {
     {"flash_bwd_hdim128_fp16_sm80", nullptr, &run_flash_bwd_hdim128_fp16_sm80, 64, 128},
     {"flash_bwd_hdim128_fp16_sm90", nullptr, &run_flash_bwd_hdim128_fp16_sm90, 64, 128},
     {"flash_bwd_hdim192_bf16_sm80", nullptr, &run_flash_bwd_hdim192_bf16_sm80, 64, 64},
+    {"flash_bwd_hdim192_bf16_sm90", nullptr, &run_flash_bwd_hdim192_bf16_sm90, 64, 96},
     {"flash_bwd_hdim192_fp16_sm80", nullptr, &run_flash_bwd_hdim192_fp16_sm80, 64, 64},
+    {"flash_bwd_hdim192_fp16_sm90", nullptr, &run_flash_bwd_hdim192_fp16_sm90, 64, 96},
     {"flash_bwd_hdim256_bf16_sm80", nullptr, &run_flash_bwd_hdim256_bf16_sm80, 64, 64},
     {"flash_bwd_hdim256_bf16_sm90", nullptr, &run_flash_bwd_hdim256_bf16_sm90, 64, 80},
     {"flash_bwd_hdim256_bf16_sm90_softcap_window", nullptr, &run_flash_bwd_hdim256_bf16_sm90_softcap_window, 64, 80},
@@ -92,7 +96,7 @@ const KernelEntry kBuiltKernels[] = {
     {"flash_fwd_hdim256_fp16_sm90_softcap_window", &run_flash_fwd_hdim256_fp16_sm90_softcap_window, nullptr, 128, 80},
     {nullptr, nullptr, nullptr, 0, 0},  // keeps the array non-empty
 };
-const int kNumBuiltKernels = 42;
+const int kNumBuiltKernels = 44;
 
 const char* const kCatalogKernels[] = {
     "flash_bwd_hdim64_bf16_sm80",
@@ -108,7 +112,9 @@ const char* const kCatalogKernels[] = {
     "flash_bwd_hdim128_fp16_sm80",
     "flash_bwd_hdim128_fp16_sm90",
     "flash_bwd_hdim192_bf16_sm80",
+    "flash_bwd_hdim192_bf16_sm90",
     "flash_bwd_hdim192_fp16_sm80",
+    "flash_bwd_hdim192_fp16_sm90",
     "flash_bwd_hdim256_bf16_sm80",
     "flash_bwd_hdim256_bf16_sm90",
     "flash_bwd_hdim256_bf16_sm90_softcap_window",
@@ -139,6 +145,6 @@ const char* const kCatalogKernels[] = {
     "flash_fwd_hdim256_fp16_sm90_softcap_window",
     nullptr,
 };
-const int kNumCatalogKernels = 42;
+const int kNumCatalogKernels = 44;
 
 }  // namespace flashgen

@@ -18,7 +18,7 @@ struct flash_bwd_hdim96_fp16_sm90_tile {
   static constexpr int kDsExchange = 0;
   static constexpr int kSdpByWarpgroup = 0;
   static constexpr int kDqGemmFirst = 0;
-  static constexpr int kDqBeforeDk = 0;
+  static constexpr int kDqBeforeDk = 1;
   static constexpr int kCausalHeadGroups = 0;
   static constexpr int kDqTransposed = 0;
   static constexpr int kSplitMaskedSteps = 0;
