@@ -201,4 +201,13 @@ def head_dims_grid(quick: bool = False) -> list[Case]:
             for batch, seqlen in shapes]
 
 
-GRIDS = {"default": default_grid, "features": features_grid, "head_dims": head_dims_grid}
+def fp16_grid(quick: bool = False) -> list[Case]:
+    """The record's rows at head dims 64 and 128 in fp16 (the default grid times fp16 at 256 only),
+    so each issue's bf16-and-fp16 bar can be checked. `quick`: 2 x 8192 only."""
+    shapes = [(2, 8192)] if quick else [(2, 8192), (8, 2048), (32, 512)]
+    return [Case(direction, head_dim, causal, "fp16", batch, seqlen)
+            for direction in DIRECTIONS for head_dim in (64, 128) for causal in (False, True)
+            for batch, seqlen in shapes]
+
+
+GRIDS = {"default": default_grid, "features": features_grid, "head_dims": head_dims_grid, "fp16": fp16_grid}
