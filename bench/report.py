@@ -1,4 +1,4 @@
-"""Markdown tables and the seqlen-sweep plot from benchmark rows."""
+"""Markdown tables and plots (the seqlen sweep, or flashgen over the best peer per row) from benchmark rows."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -38,6 +38,15 @@ def _marks(row) -> str:
     return f" {marks}" if marks else ""
 
 
+def _flashgen_and_best_peer(by_impl: dict) -> tuple[dict | None, float | None]:
+    """One case's rows by impl -> flashgen's best row (of its kernel families, where several ran)
+    and the best peer's TFLOPS; None where either did not run."""
+    best = max((r for i, r in by_impl.items() if i.startswith("flashgen") and r["tflops"]),
+               key=lambda r: r["tflops"], default=None)
+    peers = [r["tflops"] for i, r in by_impl.items() if not i.startswith("flashgen") and r["tflops"]]
+    return best, (max(peers) if peers else None)
+
+
 def markdown(meta: dict, rows: list[dict]) -> str:
     impls = list(dict.fromkeys(r["impl"] for r in rows))
     matmul = meta["ceilings"]["matmul_bf16_tflops"]
@@ -73,11 +82,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             for impl in impls:
                 r = by_impl.get(impl)
                 cells.append(f"{r['tflops']:.0f} ({r['tflops'] / matmul:.0%}){_marks(r)}" if r and r["tflops"] else "n/a")
-            best = max((r for i, r in by_impl.items() if i.startswith("flashgen") and r["tflops"]),
-                       key=lambda r: r["tflops"], default=None)
-            ours = best["tflops"] if best else None
-            peers = [r["tflops"] for i, r in by_impl.items() if not i.startswith("flashgen") and r["tflops"]]
-            ratio = f"{ours / max(peers):.2f}" if ours and peers else "n/a"
+            best, peer = _flashgen_and_best_peer(by_impl)
+            ratio = f"{best['tflops'] / peer:.2f}" if best and peer else "n/a"
             variant = f"{_variant(next(iter(by_impl.values()))) or '-'} | " if variants else ""
             ms = (f" {best['ms']:.3f} |" if best else " n/a |") if variants else ""
             lines.append(f"| {direction} | {hdim} | {dtype} | {'yes' if causal else 'no'} | {batch} x {seqlen} | "
@@ -95,6 +101,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path, gpu: str) -> bool:
+    """The seqlen sweep's TFLOPS per impl where the run has a sweep, otherwise flashgen over the
+    best peer per row (where peers ran). False: matplotlib missing or nothing to draw."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -103,7 +111,7 @@ def plot(rows: list[dict], path, gpu: str) -> bool:
         return False
     sweep = [r for r in rows if r.get("sweep", False) and r["tflops"]]
     if not sweep:
-        return False
+        return _plot_ratios(rows, path, gpu, plt)
     directions = [d for d in DIRECTIONS if any(r["direction"] == d for r in sweep)]
     fig, axes = plt.subplots(1, len(directions), figsize=(6 * len(directions), 4.5), squeeze=False)
     for ax, direction in zip(axes[0], directions):
@@ -120,6 +128,46 @@ def plot(rows: list[dict], path, gpu: str) -> bool:
     fig.suptitle(f"flashgen vs peers on {gpu}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    return True
+
+
+def _plot_ratios(rows: list[dict], path, gpu: str, plt) -> bool:
+    """A bar per main-grid row (one panel per direction): flashgen's TFLOPS over the best peer's,
+    a line at 1.0 (level), bars at or above it in one colour, below it in another."""
+    panels = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        if not r.get("sweep", False):
+            panels[r["direction"]][_key(r)][r["impl"]] = r
+    bars = {}
+    for direction, groups in panels.items():
+        for key, by_impl in groups.items():
+            best, peer = _flashgen_and_best_peer(by_impl)
+            if best and peer:
+                _, hdim, dtype, causal, batch, seqlen = key[:6]
+                variant = _variant(best)
+                label = (f"d{hdim} {dtype} {'causal' if causal else 'full'} {batch}x{seqlen}"
+                         + (f" {variant}" if variant else ""))
+                bars.setdefault(direction, []).append((label, best["tflops"] / peer))
+    if not bars:
+        return False
+    directions = [d for d in DIRECTIONS if d in bars]
+    height = max(3.0, 0.28 * max(len(v) for v in bars.values()) + 1.2)
+    fig, axes = plt.subplots(1, len(directions), figsize=(6.5 * len(directions), height), squeeze=False)
+    for ax, direction in zip(axes[0], directions):
+        labels, ratios = zip(*bars[direction])
+        ys = range(len(labels))
+        ax.barh(ys, ratios, color=["tab:green" if x >= 1.0 else "tab:orange" for x in ratios])
+        ax.axvline(1.0, color="black", linewidth=1)
+        ax.set_yticks(list(ys), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(min(0.8, min(ratios) - 0.05), max(1.2, max(ratios) + 0.05))
+        ax.set_xlabel("flashgen TFLOPS / best peer's")
+        ax.set_title(direction)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"flashgen over the best peer per row on {gpu}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
     return True
 
 

@@ -34,11 +34,13 @@ def test_hopper_candidates_keep_the_plans_they_combine():
         assert where in default, f"{kernel.name}: no plan to compare with"
         assert kernel.tile == default[where], f"{kernel.name}: {kernel.tile} differs from {default[where]}"
         checked += 1
-    assert checked == len(candidates) == 39
-    # The sm90 backward the candidates build is kernels.yaml's, head dims 64, 96, 128 and 256.
+    assert checked == len(candidates) == 40
+    # The candidates build the sm90 backward at every head dim kernels.yaml builds it (64, 96,
+    # 128, 192 and 256 since session 15).
     plain_sm90_backward = [k.key.hdim for k in candidates
                            if (k.key.direction, k.key.arch) == ("bwd", "sm90") and not k.features]
-    assert sorted(plain_sm90_backward) == [64, 96, 128, 256]
+    default_sm90_backward = {hdim for (direction, hdim, _, arch) in default if (direction, arch) == ("bwd", "sm90")}
+    assert sorted(plain_sm90_backward) == sorted(default_sm90_backward) == [64, 96, 128, 192, 256]
 
 
 @pytest.mark.parametrize("catalog,kernels", [("verify_features.yaml", 38), ("verify_sm80_features.yaml", 18),
