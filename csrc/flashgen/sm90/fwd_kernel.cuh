@@ -486,7 +486,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         pipeline_k.consumer_wait(k_read);
         turns.wait();
         issue_gemm_batch(mma_s, tSrQ, tSrK(_, _, _, k_read.index()), acc_s, /*zero_init=*/true);
+#ifndef FLASHGEN_FWD_RESCALE_AFTER_PV
         if (!kFirstPv) softmax.template rescale<Cfg::kLazyRescale>(acc_o_rows, correction);  // for the previous block's max
+#endif
         pipeline_v.consumer_wait(v_read);
         issue_gemm_batch(mma_o, tOrP, tOrVt(_, _, _, v_read.index()), acc_o, /*zero_init=*/kFirstPv);
         turns.pass();
@@ -498,6 +500,11 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         warpgroup_wait<0>();  // P V done: p and acc_o are free
         pipeline_v.consumer_release(v_read);
         ++v_read;
+#ifdef FLASHGEN_FWD_RESCALE_AFTER_PV
+        // (Experiment, session 15: O rescaled for this step's max here, outside the GEMM turn,
+        // as FA4 orders it, instead of between the S and P V issues of the next step.)
+        softmax.template rescale<Cfg::kLazyRescale>(acc_o_rows, correction);
+#endif
         convert_fragment_into(acc_s, p);
         --n;
       };
@@ -517,7 +524,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         } else {
           while (n > key_blocks.first) step(cute::false_type{}, kMaskIfNeededStep);
         }
+#ifndef FLASHGEN_FWD_RESCALE_AFTER_PV
         softmax.template rescale<Cfg::kLazyRescale>(acc_o_rows, correction);
+#endif
       }
       // P V of the last block alone.
       pipeline_v.consumer_wait(v_read);
