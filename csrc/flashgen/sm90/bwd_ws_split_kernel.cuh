@@ -487,6 +487,15 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       // this CTA's keys and, once the partner's dS is here, over the partner's, then dK^T.
       issue_gemm_batch(mma_dkv, tdVrdOt_one, tdVrP(_, _, _, buffer), acc_dvt, /*zero_init=*/false);
       issue_gemm_batch(mma_dq, tdQrdS_buffer, dq_piece_kt(rank), acc_dq, /*zero_init=*/true);
+#ifdef FLASHGEN_BWD_EARLY_DO_RELEASE
+      // (Experiment, session 15: dO's single buffer freed as soon as dV^T, its last reader, is
+      // done, before the wait for the partner's dS, so the producer's next dO load starts ~900
+      // cycles sooner; ncu at 256 showed the next step waiting ~680 cycles for dO.)
+      warpgroup_wait<1>();  // dV^T done
+      warpgroup_fence_operand(acc_dvt);
+      release_stage<Cfg::kDsExchange>(pipeline_do, smem.pipeline_do, read_do);
+      ++read_do;
+#endif
       Tensor tdQrdSpeer = thr_dq.make_fragment_A(
           thr_dq.partition_A(smem_tensor(smem.ds_peer.data(), typename Cfg::SmemLayoutPdS{})));
       Tensor tdQrKpeer = thr_dq.make_fragment_B(thr_dq.partition_B(
@@ -497,10 +506,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       Tensor tdQrdSpeer_buffer = tdQrdSpeer(_, _, _, buffer);
       issue_gemm_batch(mma_dq, tdQrdSpeer_buffer, tdQrKpeer, acc_dq, /*zero_init=*/false);
       issue_gemm_batch(mma_dkv, tdKrQt_stage, tdKrdS(_, _, _, buffer), acc_dkt, /*zero_init=*/false);
+#ifndef FLASHGEN_BWD_EARLY_DO_RELEASE
       warpgroup_wait<3>();  // dV^T done
       warpgroup_fence_operand(acc_dvt);
       release_stage<Cfg::kDsExchange>(pipeline_do, smem.pipeline_do, read_do);
       ++read_do;
+#endif
       warpgroup_wait<1>();  // the dQ piece done: the partner's dS buffer is free
       warpgroup_fence_operand(acc_dq);
       if (threadIdx.x % 32 == 0) smem.ds_sent_free[buffer].arrive(peer);

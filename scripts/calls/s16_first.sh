@@ -1,0 +1,26 @@
+# Session 16, first GPU call (~470 s on a cold nvidia-h200; carry `.whl/cutlass_include.tar.xz`
+# from scripts/pack_cutlass_headers.sh). Two experiments compiled in session 15, in one pair of
+# builds from one tree (bf16, kernels.yaml's plans):
+# - the 256 backward with dO released as soon as dV^T is done, before the wait for the partner's
+#   dS (-DFLASHGEN_BWD_EARLY_DO_RELEASE; session 15's ncu: the step waits ~680 cycles for dO);
+# - the forward with O rescaled after the P V wait, outside the GEMM turn
+#   (-DFLASHGEN_FWD_RESCALE_AFTER_PV; session 15's call 6 at 64 with split_masked_steps: causal
+#   +2%, non-causal level), here at 64 / 128 / 256 on kernels.yaml's plans.
+# Suites (forward, backward, features: the 256 softcap + window pair comes along), memcheck and
+# racecheck of the flagged build, then the A/B, each build twice alternating.
+. scripts/carried_wheels.sh || exit 1; . scripts/steps.sh
+call_start res1
+K='flash_fwd_hdim64_bf16_sm90,flash_fwd_hdim128_bf16_sm90,flash_fwd_hdim256_bf16_sm90*,flash_bwd_hdim256_bf16_sm90*'
+step b-ref 300 python3 build.py --build-dir build_ref --kernels "$K" -j 8 &
+FLASHGEN_NVCC_FLAGS="-DFLASHGEN_BWD_EARLY_DO_RELEASE -DFLASHGEN_FWD_RESCALE_AFTER_PV" step b-new 300 \
+  python3 build.py --build-dir build_new --kernels "$K" -j 8 &
+wait; save
+ls build_new/_C*.so build_ref/_C*.so >/dev/null || { save; exit 1; }
+export FLASHGEN_BUILD_DIR=build_new
+step t-new 150 python3 -m pytest tests/gpu/test_forward.py tests/gpu/test_backward.py tests/gpu/test_features.py \
+  -q -m per_family -rf; save
+step mc-new 60 compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/sanitize.py _sm90; save
+step rc-new 90 compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py _sm90; save
+ab() { FLASHGEN_BUILD_DIR=$2 step x-$1 45 python3 -m bench --out $R --no-sweep --dtype bf16 --hdim 64,128,256 \
+  --impl flashgen --tag ab-$1; save; }
+ab new-1 build_new; ab ref-1 build_ref; ab ref-2 build_ref; ab new-2 build_new
