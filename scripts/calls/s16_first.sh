@@ -1,4 +1,4 @@
-# Session 16, first GPU call (~470 s on a cold nvidia-h200; carry `.whl/cutlass_include.tar.xz`
+# Session 16, first GPU call (~520 s on a cold nvidia-h200; carry `.whl/cutlass_include.tar.xz`
 # from scripts/pack_cutlass_headers.sh). Two experiments compiled in session 15, in one pair of
 # builds from one tree (bf16, kernels.yaml's plans):
 # - the 256 backward with dO released as soon as dV^T is done, before the wait for the partner's
@@ -21,6 +21,6 @@ step t-new 150 python3 -m pytest tests/gpu/test_forward.py tests/gpu/test_backwa
   -q -m per_family -rf; save
 step mc-new 60 compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/sanitize.py _sm90; save
 step rc-new 90 compute-sanitizer --tool racecheck --error-exitcode 1 python3 scripts/sanitize.py _sm90; save
-ab() { FLASHGEN_BUILD_DIR=$2 step x-$1 45 python3 -m bench --out $R --no-sweep --dtype bf16 --hdim 64,128,256 \
+ab() { FLASHGEN_BUILD_DIR=$2 step x-$1 60 python3 -m bench --out $R --no-sweep --dtype bf16 --hdim 64,128,256 \
   --impl flashgen --tag ab-$1; save; }
 ab new-1 build_new; ab ref-1 build_ref; ab ref-2 build_ref; ab new-2 build_new
