@@ -5,7 +5,8 @@ kernels built with every feature the call needs (`features=`; a variant also run
 fewer of its features, the others off; varlen, a layout, only on both sides), the kernel with the smallest catalog head dim at least
 the input's wins, then the newest family, then the fewest features the call does not need: a
 head dim not in the catalog rounds up (the caller zero-pads), and kernels.yaml lists a head dim
-for a family only where that family's kernel is the faster one (sm90's backward: 256 only).
+for a family only where that family's kernel is the faster one on its GPUs (on Hopper both
+families list every head dim and the newest family, sm90, wins the tie).
 When no candidate is built, the best one is compiled on first use (flashgen.jit), or, with
 FLASHGEN_JIT=0, the error names it, lists what was built and gives the build command.
 """
