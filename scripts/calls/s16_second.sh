@@ -1,0 +1,38 @@
+# Session 16, second GPU call (~380 s on a cold nvidia-h200; carry the whole .whl: FA4's set from
+# scripts/fetch_fa4.sh and the CUTLASS headers, without the nvidia_cutlass wheel, as
+# s15_second.sh). The profiles issues 10 and 11 still lack (docs/perf.md, session 15, "Rows under
+# the issues' bars"), flashgen beside the row's best peer, bf16, kernels.yaml's sm90 kernels:
+# - the forward at non-causal 32 x 512, head dims 128 and 256, flashgen and cuDNN (the rows under
+#   1.00 whose limiter is not measured: session 11 profiled the causal ones only);
+# - the 256 backward at causal 2 x 8192 and causal 32 x 512 (issue 11's causal rows), and the
+#   per-kernel times of its whole backward (0.47 ms of 5.60 ran outside the main kernel);
+# - the 64 and 128 backward at 2 x 8192, flashgen and FA4 (FA4 leads 10 of 12 rows at each).
+. scripts/carried_wheels.sh || exit 1; . scripts/steps.sh
+call_start res2
+mkdir -p /tmp/reps
+export PYTHONPATH=$PWD:$PYTHONPATH
+python3 -c "import flash_attn.cute" 2>/dev/null || echo "FA4 does not import: carry .whl (scripts/fetch_fa4.sh)" | tee -a $OUT/steps.log
+step build 300 python3 build.py -j 16 --hdim 64,128,256 --dtype bf16 --arch sm90 --features none || { save; exit 1; }
+save
+# prof NAME LIMIT PROFILE_BWD_ARGS...: every kernel of the third call (two warm-up calls skipped by
+# count: --calls 3), details and per-instruction SASS into $R.
+prof() {
+  local name=$1 limit=$2; shift 2
+  step ncu-$name $limit ncu --clock-control none --launch-skip ${SKIP:-4} -c ${COUNT:-4} --section SpeedOfLight \
+    --section WarpStateStats --section SourceCounters --section MemoryWorkloadAnalysis --section LaunchStats \
+    --section Occupancy -f -o /tmp/reps/$name python3 scripts/profile_bwd.py --calls 3 "$@" &&
+  step sass-$name 30 bash -c "ncu --import /tmp/reps/$name.ncu-rep --page details > $R/ncu-$name.txt &&
+    ncu --import /tmp/reps/$name.ncu-rep --page source --csv --print-source sass | gzip > $R/sass-$name.csv.gz"
+  save
+}
+step ktimes 60 bash -c "python3 scripts/profile_bwd.py --kernel-times --impl flashgen,sdpa_cudnn --hdim 256 --batch 2 \
+  --seqlen 8192 > $R/kernel-times-bwd256.txt; python3 scripts/profile_bwd.py --kernel-times --impl flashgen,sdpa_cudnn \
+  --direction fwd --hdim 256 --batch 32 --seqlen 512 > $R/kernel-times-fwd256-32x512.txt"; save
+for impl in flashgen sdpa_cudnn; do
+  for d in 128 256; do prof fwd$d-32x512-$impl 60 --impl $impl --direction fwd --hdim $d --batch 32 --seqlen 512; done
+done
+prof bwd256-causal-2x8192 60 --impl flashgen --hdim 256 --batch 2 --seqlen 8192 --causal
+prof bwd256-causal-32x512 60 --impl flashgen --hdim 256 --batch 32 --seqlen 512 --causal
+for impl in flashgen fa4; do
+  for d in 64 128; do prof bwd$d-$impl 60 --impl $impl --hdim $d --batch 2 --seqlen 8192; done
+done
