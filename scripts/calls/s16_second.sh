@@ -14,13 +14,15 @@ export PYTHONPATH=$PWD:$PYTHONPATH
 python3 -c "import flash_attn.cute" 2>/dev/null || echo "FA4 does not import: carry .whl (scripts/fetch_fa4.sh)" | tee -a $OUT/steps.log
 step build 300 python3 build.py -j 16 --hdim 64,128,256 --dtype bf16 --arch sm90 --features none || { save; exit 1; }
 save
-# prof NAME LIMIT PROFILE_BWD_ARGS...: every kernel of the third call (two warm-up calls skipped by
-# count: --calls 3), details and per-instruction SASS into $R.
+# prof NAME LIMIT PROFILE_BWD_ARGS...: the attention kernels of two calls (torch's own elementwise,
+# random and fill kernels filtered out by name: what is left is the implementation's forward, and
+# for a backward its pre/postprocess and main kernels), details and per-instruction SASS into $R.
+NOT_TORCH="regex:^(?!.*(elementwise|distribution|fill|vectorized|reduce_kernel|CatArray|copy_kernel)).*$"
 prof() {
   local name=$1 limit=$2; shift 2
-  step ncu-$name $limit ncu --clock-control none --launch-skip ${SKIP:-4} -c ${COUNT:-4} --section SpeedOfLight \
+  step ncu-$name $limit ncu --clock-control none -k "$NOT_TORCH" -c 8 --section SpeedOfLight \
     --section WarpStateStats --section SourceCounters --section MemoryWorkloadAnalysis --section LaunchStats \
-    --section Occupancy -f -o /tmp/reps/$name python3 scripts/profile_bwd.py --calls 3 "$@" &&
+    --section Occupancy -f -o /tmp/reps/$name python3 scripts/profile_bwd.py --calls 2 "$@" &&
   step sass-$name 30 bash -c "ncu --import /tmp/reps/$name.ncu-rep --page details > $R/ncu-$name.txt &&
     ncu --import /tmp/reps/$name.ncu-rep --page source --csv --print-source sass | gzip > $R/sass-$name.csv.gz"
   save
