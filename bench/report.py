@@ -182,7 +182,7 @@ def main(argv=None) -> int:
         data = json.loads(path.read_text())
         path.with_suffix(".md").write_text(markdown(data["meta"], data["rows"]))
         plotted = plot(data["rows"], path.with_suffix(".png"), data["meta"]["gpu"])
-        print(f"rendered {path.with_suffix('.md')}" + (" and .png" if plotted else " (no plot: matplotlib missing)"))
+        print(f"rendered {path.with_suffix('.md')}" + (" and .png" if plotted else " (no plot: matplotlib missing, or no sweep and no peer to compare)"))
     return 0
 
 

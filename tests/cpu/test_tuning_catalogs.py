@@ -46,7 +46,7 @@ def test_hopper_candidates_keep_the_plans_they_combine():
 @pytest.mark.parametrize("catalog,kernels", [("verify_features.yaml", 38), ("verify_sm80_features.yaml", 18),
                                              ("verify_sm90_features.yaml", 20), ("verify_features_96_192.yaml", 18),
                                              ("verify_bwd_sm90_step.yaml", 20),
-                                             ("features_bench.yaml", 10)])
+                                             ("features_bench.yaml", 10), ("features.yaml", 24), ("varlen.yaml", 24)])
 def test_verification_and_feature_benchmark_catalogs_build_kernels_yaml_plans(catalog, kernels):
     # verify_features.yaml (every feature on both families, fp16 of the sm90 plan) verifies what
     # users build, features_bench.yaml times it: their plans must be kernels.yaml's.
