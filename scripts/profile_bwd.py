@@ -9,6 +9,7 @@ launches (memsets and the pre/postprocess kernels included), per implementation.
     ncu --clock-control none -k regex:fwd_kernel -c 1 --section SpeedOfLight \
         python3 scripts/profile_bwd.py --direction fwd --impl flashgen --hdim 256 --seqlen 8192
     python3 scripts/profile_bwd.py --kernel-times --batch 2 --seqlen 8192
+    ncu --nvtx --nvtx-include profiled/ -c 8 python3 scripts/profile_bwd.py --impl sdpa_cudnn --calls 2
 """
 import argparse
 import sys
@@ -40,9 +41,15 @@ def main() -> None:
         if args.kernel_times:
             print_kernel_times(name, run, args.calls)
             continue
-        for _ in range(args.calls):
+        # The first call warms up (compiles, allocates); the rest run inside an NVTX range named
+        # `profiled`, so `ncu --nvtx --nvtx-include profiled/` takes exactly their kernels.
+        run()
+        torch.cuda.synchronize()
+        torch.cuda.nvtx.range_push("profiled")
+        for _ in range(args.calls - 1):
             run()
         torch.cuda.synchronize()
+        torch.cuda.nvtx.range_pop()
         print(f"{name}: {args.calls} {args.direction} calls done", flush=True)
 
 

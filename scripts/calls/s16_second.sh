@@ -21,13 +21,12 @@ step b-ref 300 python3 build.py -j 4 --build-dir build_ref --direction fwd --hdi
   --features none &
 wait; save
 ls build/_C*.so >/dev/null || { save; exit 1; }
-# prof NAME LIMIT PROFILE_BWD_ARGS...: the attention kernels of two calls (torch's own elementwise,
-# random and fill kernels filtered out by name: what is left is the implementation's forward, and
-# for a backward its pre/postprocess and main kernels), details and per-instruction SASS into $R.
-NOT_TORCH="regex:^(?!.*(elementwise|distribution|fill|vectorized|reduce_kernel|CatArray|copy_kernel)).*$"
+# prof NAME LIMIT PROFILE_BWD_ARGS...: every kernel of one call after a warm-up (profile_bwd.py
+# runs it inside an NVTX range `profiled`: the implementation's kernels, for a backward its
+# pre/postprocess and main kernels), details and per-instruction SASS into $R.
 prof() {
   local name=$1 limit=$2; shift 2
-  step ncu-$name $limit ncu --clock-control none -k "$NOT_TORCH" -c 8 --section SpeedOfLight \
+  step ncu-$name $limit ncu --clock-control none --nvtx --nvtx-include profiled/ -c 8 --section SpeedOfLight \
     --section WarpStateStats --section SourceCounters --section MemoryWorkloadAnalysis --section LaunchStats \
     --section Occupancy -f -o /tmp/reps/$name python3 scripts/profile_bwd.py --calls 2 "$@" &&
   step sass-$name 30 bash -c "ncu --import /tmp/reps/$name.ncu-rep --page details > $R/ncu-$name.txt &&
