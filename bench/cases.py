@@ -139,7 +139,7 @@ def window_bounded(causal: bool, window: tuple[int, int] | None, seqlen_q: int, 
 def default_grid(quick: bool) -> list[Case]:
     """The benchmark of record's rows. Keep them (and their order) as they are: results compare
     with earlier runs row by row."""
-    shapes = [(2, 8192)] if quick else [(2, 8192), (8, 2048), (32, 512)]
+    shapes = _record_shapes(quick)
     hdims = (128, 256) if quick else (64, 128, 256)
     cases = []
     for direction in DIRECTIONS:
@@ -192,22 +192,28 @@ def features_grid(quick: bool = False) -> list[Case]:
     return cases
 
 
+def _record_shapes(quick: bool) -> list[tuple[int, int]]:
+    """The record's (batch, seqlen) shapes; `quick`: 2 x 8192 only."""
+    return [(2, 8192)] if quick else [(2, 8192), (8, 2048), (32, 512)]
+
+
+def _record_rows(head_dims: tuple[int, ...], dtype: str, quick: bool) -> list[Case]:
+    """The record's rows (both directions, causal and not, its shapes) at other head dims or dtype."""
+    return [Case(direction, head_dim, causal, dtype, batch, seqlen)
+            for direction in DIRECTIONS for head_dim in head_dims for causal in (False, True)
+            for batch, seqlen in _record_shapes(quick)]
+
+
 def head_dims_grid(quick: bool = False) -> list[Case]:
     """The catalog's head dims outside the record (96 and 192), bf16, the record's shapes, causal
     and not, both directions (2048 // head_dim heads: 21 and 10). `quick`: 2 x 8192 only."""
-    shapes = [(2, 8192)] if quick else [(2, 8192), (8, 2048), (32, 512)]
-    return [Case(direction, head_dim, causal, "bf16", batch, seqlen)
-            for direction in DIRECTIONS for head_dim in (96, 192) for causal in (False, True)
-            for batch, seqlen in shapes]
+    return _record_rows((96, 192), "bf16", quick)
 
 
 def fp16_grid(quick: bool = False) -> list[Case]:
     """The record's rows at head dims 64 and 128 in fp16 (the default grid times fp16 at 256 only),
     so each issue's bf16-and-fp16 bar can be checked. `quick`: 2 x 8192 only."""
-    shapes = [(2, 8192)] if quick else [(2, 8192), (8, 2048), (32, 512)]
-    return [Case(direction, head_dim, causal, "fp16", batch, seqlen)
-            for direction in DIRECTIONS for head_dim in (64, 128) for causal in (False, True)
-            for batch, seqlen in shapes]
+    return _record_rows((64, 128), "fp16", quick)
 
 
 GRIDS = {"default": default_grid, "features": features_grid, "head_dims": head_dims_grid, "fp16": fp16_grid}
