@@ -482,6 +482,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
                   make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3)));
       }
     };
+    // Once the caller's wait has drained dV^T, dO's last reader: its single buffer back to the producer.
+    auto release_do = [&] {
+      warpgroup_fence_operand(acc_dvt);
+      release_stage<Cfg::kDsExchange>(pipeline_do, smem.pipeline_do, read_do);
+      ++read_do;
+    };
     if constexpr (Cfg::kDsExchange) {
       // dV^T, then this consumer's one dQ piece (head-dim columns 128 rank + 64 consumer) over
       // this CTA's keys and, once the partner's dS is here, over the partner's, then dK^T.
@@ -492,9 +498,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       // done, before the wait for the partner's dS, so the producer's next dO load starts ~900
       // cycles sooner; ncu at 256 showed the next step waiting ~680 cycles for dO.)
       warpgroup_wait<1>();  // dV^T done
-      warpgroup_fence_operand(acc_dvt);
-      release_stage<Cfg::kDsExchange>(pipeline_do, smem.pipeline_do, read_do);
-      ++read_do;
+      release_do();
 #endif
       Tensor tdQrdSpeer = thr_dq.make_fragment_A(
           thr_dq.partition_A(smem_tensor(smem.ds_peer.data(), typename Cfg::SmemLayoutPdS{})));
@@ -508,9 +512,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       issue_gemm_batch(mma_dkv, tdKrQt_stage, tdKrdS(_, _, _, buffer), acc_dkt, /*zero_init=*/false);
 #ifndef FLASHGEN_BWD_EARLY_DO_RELEASE
       warpgroup_wait<3>();  // dV^T done
-      warpgroup_fence_operand(acc_dvt);
-      release_stage<Cfg::kDsExchange>(pipeline_do, smem.pipeline_do, read_do);
-      ++read_do;
+      release_do();
 #endif
       warpgroup_wait<1>();  // the dQ piece done: the partner's dS buffer is free
       warpgroup_fence_operand(acc_dq);
@@ -523,9 +525,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       issue_gemm_batch(mma_dq, tdQrdS_buffer, dq_piece_kt(0), acc_dq, /*zero_init=*/true);
       issue_gemm_batch(mma_dkv, tdKrQt_stage, tdKrdS(_, _, _, buffer), acc_dkt, /*zero_init=*/false);
       warpgroup_wait<2>();  // dV^T done
-      warpgroup_fence_operand(acc_dvt);
-      release_stage<Cfg::kDsExchange>(pipeline_do, smem.pipeline_do, read_do);
-      ++read_do;
+      release_do();
       warpgroup_wait<1>();  // dQ piece 0 done
       warpgroup_fence_operand(acc_dq);
       add_dq_piece(0);
