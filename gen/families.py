@@ -47,6 +47,12 @@ class _Plan:
         """Raise TileError if this tile's design cannot be built with `features` (each one of
         the family's `features`, gen/spec.py checks that first)."""
 
+    def derived_constants(self, hdim: int) -> dict[str, int]:
+        """Values that follow from the plan and that the kernel reads from its tile struct
+        (field name -> value, rendered like the tile fields), so that they are computed here
+        only: the sm90 kernels' consumer warpgroups and register split."""
+        return {}
+
 
 class _NoFallbackPlan(_Plan):
     """A plan whose launcher has no smaller shared-memory variant to fall back to."""
@@ -151,14 +157,25 @@ class BwdSm80Tile(_Plan):
         return self.smem_bytes(hdim, elem_bytes) - extra_buffers * self.block_m * hdim * elem_bytes
 
 
-# setmaxnreg's split of the register file for 1, 2, 3 consumer warpgroups (sm90/warpgroup.cuh
-# RegisterSplit::kConsumer): registers per consumer thread.
-_SM90_CONSUMER_REGISTERS = {1: 256, 2: 240, 3: 160}
+# setmaxnreg's split of the register file between the producer warpgroup and 1, 2 or 3 consumer
+# warpgroups: (producer, consumer) registers per thread, each a multiple of 8, within the 64K
+# registers (sm90/warpgroup.cuh check_register_split checks what the kernels receive). The one
+# source: the sm90 plans' derived_constants render it into each tile struct.
+_SM90_REGISTER_SPLIT = {1: (56, 256), 2: (24, 240), 3: (32, 160)}
+_SM90_CONSUMER_REGISTERS = {consumers: split[1] for consumers, split in _SM90_REGISTER_SPLIT.items()}
+
+
+def _sm90_warpgroup_constants(consumers: int) -> dict[str, int]:
+    """A warp-specialized sm90 kernel's consumer warpgroups and their register split, as tile
+    struct constants (kConsumers, kProducerRegisters, kConsumerRegisters)."""
+    producer, consumer = _SM90_REGISTER_SPLIT[consumers]
+    return {"consumers": consumers, "producer_registers": producer, "consumer_registers": consumer}
 
 
 def head_dim_split_consumers(hdim: int) -> int:
-    """The head-dim-split sm90 backward's consumer warpgroups (bwd_ws_split_kernel.cuh
-    head_dim_split_consumers): one per 64 head dims up to three, two of 128 at 256."""
+    """The head-dim-split sm90 backward's consumer warpgroups (its tile struct's kConsumers): one
+    per 64 head dims up to three, two of 128 at 256 (four of 64 would get 120 registers each,
+    under dK^T + dV^T alone)."""
     return hdim // 64 if hdim <= 192 else 2
 
 
@@ -217,6 +234,9 @@ class FwdSm90Tile(_NoFallbackPlan):
 
     def consumers(self) -> int:
         return self.block_m // 64
+
+    def derived_constants(self, hdim: int) -> dict[str, int]:
+        return _sm90_warpgroup_constants(self.consumers())
 
     def causal_plan(self) -> "FwdSm90Tile | None":
         """The plan causal calls run, where it differs from this one."""
@@ -343,6 +363,12 @@ class BwdSm90Tile(_NoFallbackPlan):
 
     template = "flash_bwd_sm90.cu.j2"
     features = _SM90_BWD_FEATURES
+
+    def derived_constants(self, hdim: int) -> dict[str, int]:
+        if not self.warp_specialized:
+            return {}  # sm90/bwd_kernel.cuh: two warpgroups, no producer, no setmaxnreg
+        # Two consumers of 64 keys (bwd_ws_kernel.cuh), or the head-dim split's count.
+        return _sm90_warpgroup_constants(head_dim_split_consumers(hdim) if self.head_dim_split else 2)
 
     def check(self, hdim: int) -> None:
         _check_choices(self, (0, 1), "warp_specialized", "dq_writer", "sdp_by_warpgroup", "dq_gemm_first",

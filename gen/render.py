@@ -45,8 +45,10 @@ def render_kernel(spec: KernelSpec, env: jinja2.Environment | None = None) -> st
         hdim=spec.key.hdim,
         element=DTYPES[spec.key.dtype].cpp,
         tile=asdict(spec.tile),
+        derived=spec.tile.derived_constants(spec.key.hdim),
         smem_bytes=spec.smem_bytes,
         causal_tile=asdict(causal) if causal else None,
+        causal_derived=causal.derived_constants(spec.key.hdim) if causal else None,
         causal_smem_bytes=causal.smem_bytes(spec.key.hdim, DTYPES[spec.key.dtype].bytes) if causal else None,
         # Every feature of the vocabulary, 1 where this kernel is built with it: a template turns
         # them into tile-struct constants (softcap -> kSoftcap) the way it does tile fields.

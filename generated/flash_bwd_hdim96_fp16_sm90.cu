@@ -22,6 +22,9 @@ struct flash_bwd_hdim96_fp16_sm90_tile {
   static constexpr int kCausalHeadGroups = 0;
   static constexpr int kDqTransposed = 0;
   static constexpr int kSplitMaskedSteps = 0;
+  static constexpr int kConsumers = 2;  // derived (gen/families.py)
+  static constexpr int kProducerRegisters = 24;  // derived (gen/families.py)
+  static constexpr int kConsumerRegisters = 240;  // derived (gen/families.py)
   static constexpr int kSmemBytes = 157696;  // gen/families.py's count; the kernel checks it
 };
 using flash_bwd_hdim96_fp16_sm90_config = sm90::BwdWsConfig<flash_bwd_hdim96_fp16_sm90_tile>;

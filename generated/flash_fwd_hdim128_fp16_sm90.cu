@@ -21,6 +21,9 @@ struct flash_fwd_hdim128_fp16_sm90_tile {
   static constexpr int kQInRegisters = 0;
   static constexpr int kCausalBlockM = 0;
   static constexpr int kCausalBlockMSeqlen = 0;
+  static constexpr int kConsumers = 2;  // derived (gen/families.py)
+  static constexpr int kProducerRegisters = 24;  // derived (gen/families.py)
+  static constexpr int kConsumerRegisters = 240;  // derived (gen/families.py)
   static constexpr int kSmemBytes = 197632;  // gen/families.py's count; the kernel checks it
 };
 using flash_fwd_hdim128_fp16_sm90_config = sm90::FwdConfig<flash_fwd_hdim128_fp16_sm90_tile>;

@@ -21,6 +21,9 @@ struct flash_fwd_hdim256_bf16_sm90_softcap_window_tile {
   static constexpr int kQInRegisters = 0;
   static constexpr int kCausalBlockM = 0;
   static constexpr int kCausalBlockMSeqlen = 0;
+  static constexpr int kConsumers = 2;  // derived (gen/families.py)
+  static constexpr int kProducerRegisters = 24;  // derived (gen/families.py)
+  static constexpr int kConsumerRegisters = 240;  // derived (gen/families.py)
   static constexpr int kSoftcap = 1;  // feature
   static constexpr int kWindow = 1;  // feature
   static constexpr int kSmemBytes = 230400;  // gen/families.py's count; the kernel checks it

@@ -21,6 +21,9 @@ struct flash_fwd_hdim64_fp16_sm90_tile {
   static constexpr int kQInRegisters = 0;
   static constexpr int kCausalBlockM = 128;
   static constexpr int kCausalBlockMSeqlen = 1024;
+  static constexpr int kConsumers = 3;  // derived (gen/families.py)
+  static constexpr int kProducerRegisters = 32;  // derived (gen/families.py)
+  static constexpr int kConsumerRegisters = 160;  // derived (gen/families.py)
   static constexpr int kSmemBytes = 115712;  // gen/families.py's count; the kernel checks it
 };
 using flash_fwd_hdim64_fp16_sm90_config = sm90::FwdConfig<flash_fwd_hdim64_fp16_sm90_tile>;
@@ -44,6 +47,9 @@ struct flash_fwd_hdim64_fp16_sm90_causal_tile {
   static constexpr int kQInRegisters = 0;
   static constexpr int kCausalBlockM = 0;
   static constexpr int kCausalBlockMSeqlen = 0;
+  static constexpr int kConsumers = 2;  // derived (gen/families.py)
+  static constexpr int kProducerRegisters = 24;  // derived (gen/families.py)
+  static constexpr int kConsumerRegisters = 240;  // derived (gen/families.py)
   static constexpr int kSmemBytes = 99328;  // gen/families.py's count; the kernel checks it
 };
 using flash_fwd_hdim64_fp16_sm90_causal_config = sm90::FwdConfig<flash_fwd_hdim64_fp16_sm90_causal_tile>;

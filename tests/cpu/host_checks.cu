@@ -314,9 +314,9 @@ void check_bwd_sm90_ws(const char* what) {
     Tensor frag = partition_fragment_C(mma_dq, DqShape{});
     CHECK(int(size(frag)) == Cfg::kDqFragElems, "%s: dQ fragment size", what);
     for (int i = 0; i < Cfg::kDqFragElems; ++i) {
-      // The writer's consumer-major order, or the device's float4 DqAccumulatorOrder (whose host
-      // instantiation would take the sm80 order).
-      const int offset = Cfg::kDqWriter ? Cfg::dq_offset(i, t) : (i / 4) * (Cfg::kDqThreads * 4) + t * 4 + i % 4;
+      // The writer's consumer-major order, or the float4 DqAccumulatorOrder: the device's, which
+      // the sm90 configs fix (kVec 4) so this host code computes it too.
+      const int offset = Cfg::dq_offset(i, t);
       if (offset >= 0 && offset < Cfg::kDqTileElems) ++taken[offset];
     }
   }

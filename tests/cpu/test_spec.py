@@ -473,3 +473,33 @@ def test_a_template_gets_the_kernels_features(tmp_path):
     rendered = [render_kernel(k, environment(tmp_path)) for k in catalog.kernels[:2]]
     assert rendered == ["flash_fwd_hdim64_bf16_sm80 kSoftcap=0 kWindow=0 kVarlen=0",
                         "flash_fwd_hdim64_bf16_sm80_softcap_window kSoftcap=1 kWindow=1 kVarlen=0"]
+
+
+def _tile_struct(text, name):
+    return text.split(f"struct {name} {{")[1].split("};")[0]
+
+
+@pytest.mark.parametrize("name, consumers, producer_registers, consumer_registers", [
+    ("flash_fwd_hdim64_bf16_sm90", 3, 32, 160),        # block_m 192
+    ("flash_fwd_hdim256_bf16_sm90", 2, 24, 240),       # block_m 128
+    ("flash_bwd_hdim128_bf16_sm90", 2, 24, 240),       # two consumers of 64 keys
+    ("flash_bwd_hdim192_bf16_sm90", 3, 32, 160),       # head-dim split, 64 dims each
+    ("flash_bwd_hdim256_bf16_sm90", 2, 24, 240),       # head-dim split, 128 dims each
+])
+def test_sm90_tile_structs_carry_the_warpgroup_split(name, consumers, producer_registers, consumer_registers):
+    # The kernels read their consumer count and setmaxnreg split from the tile struct (gen is the
+    # one place that computes them); every warpgroup's registers fit the 64K register file.
+    spec = load_catalog(Path(__file__).resolve().parents[2] / "kernels.yaml").by_name()[name]
+    struct = _tile_struct(render_kernel(spec), f"{name}_tile")
+    assert f"kConsumers = {consumers};" in struct
+    assert f"kProducerRegisters = {producer_registers};" in struct
+    assert f"kConsumerRegisters = {consumer_registers};" in struct
+    assert 128 * (producer_registers + consumers * consumer_registers) <= 65536
+
+
+def test_sm90_causal_plan_and_sm80_structs_carry_their_own_split():
+    spec = load_catalog(Path(__file__).resolve().parents[2] / "kernels.yaml").by_name()["flash_fwd_hdim64_bf16_sm90"]
+    causal = _tile_struct(render_kernel(spec), f"{spec.name}_causal_tile")  # block_m 128: two consumers
+    assert "kConsumers = 2;" in causal and "kConsumerRegisters = 240;" in causal
+    sm80 = load_catalog(Path(__file__).resolve().parents[2] / "kernels.yaml").by_name()["flash_bwd_hdim256_bf16_sm80"]
+    assert "kConsumers" not in render_kernel(sm80)  # no warp specialization, nothing derived

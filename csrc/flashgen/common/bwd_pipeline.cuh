@@ -27,19 +27,26 @@ using namespace cute;
 // row-major layout, whose sectors were half used), the addresses are compile-time offsets
 // from one base, and rows past seqlen_q need no predicate (they add zeros into the padding).
 // Only the main kernel (which adds) and the postprocess (which reads back with the same
-// tiled MMA) know it. sm90 adds 4 floats per atomic.
-template <int kBlockM, int kHeadDim, int kNThreads>
+// tiled MMA) know it. kVec, the floats per atomic: 4 for the sm90-only kernels (which pass it,
+// so host code sees their order too); 0 takes it from the compile target, 4 on sm90 and 1
+// before (the sm80 family is built for both).
+template <int kBlockM, int kHeadDim, int kNThreads, int kVec = 0>
 struct DqAccumulatorOrder {
+  static_assert(kVec == 0 || kVec == 1 || kVec == 4);
   static constexpr int kDqTileElems = kBlockM * kHeadDim;
   static constexpr int kDqFragElems = kDqTileElems / kNThreads;
-  __device__ static constexpr int dq_vec() {
+  CUTE_HOST_DEVICE static constexpr int dq_vec() {
+    if constexpr (kVec != 0) {
+      return kVec;
+    } else {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    return 4;
+      return 4;
 #else
-    return 1;
+      return 1;
 #endif
+    }
   }
-  __device__ static constexpr int dq_offset(int i, int tidx) {
+  CUTE_HOST_DEVICE static constexpr int dq_offset(int i, int tidx) {
     return (i / dq_vec()) * (kNThreads * dq_vec()) + tidx * dq_vec() + i % dq_vec();
   }
   static_assert(kDqFragElems % 4 == 0, "each thread's dQ fragment must split into float4s");

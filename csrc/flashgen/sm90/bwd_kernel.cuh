@@ -36,7 +36,7 @@ using namespace cute;
 // Compile-time plan of one backward kernel (numbers from kernels.yaml via the generated file).
 // Plan: the named tile struct a generated file renders from kernels.yaml (templates/tile_struct.j2).
 template <class Plan>
-struct BwdConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
+struct BwdConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256, 4> {
   using Element = typename Plan::Element;
   // The dQ GEMM: true, alone in the first wgmma batch (its atomics overlap dV's and dK's
   // GEMMs); false, batched with dV (its atomics overlap dK's GEMM only).

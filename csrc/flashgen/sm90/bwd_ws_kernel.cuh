@@ -64,7 +64,7 @@ using namespace cute;
 // generated file renders from kernels.yaml (templates/tile_struct.j2): kBlockM, kBlockN,
 // kStages, kDqWriter (gen/families.py BwdSm90Tile).
 template <class Plan>
-struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
+struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256, 4> {
   using Element = typename Plan::Element;
   static constexpr int kHeadDim = Plan::kHeadDim;
   static constexpr int kBlockM = Plan::kBlockM;  // queries per step
@@ -87,18 +87,19 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   static constexpr bool kDqTransposed = Plan::kDqTransposed != 0;
 
   static constexpr int kKeyRows = 64;  // keys of one consumer warpgroup (one wgmma M)
-  static constexpr int kConsumers = kBlockN / kKeyRows;
+  static constexpr int kConsumers = Plan::kConsumers;  // the tile struct's (gen/families.py)
   static constexpr int kMmaThreads = 128 * kConsumers;
   static constexpr int kNThreads = 128 + kMmaThreads;
   static constexpr int kDqThreads = kMmaThreads;  // the dQ GEMM's threads (the postprocess reads back in their order)
-  static_assert(kConsumers == 2, "two consumer warpgroups of 64 keys: block_n 128");
+  static_assert(kConsumers == 2 && kBlockN == kKeyRows * kConsumers, "two consumer warpgroups of 64 keys: block_n 128");
   static_assert(kDqTransposed ? kBlockM % 16 == 0 && kBlockM >= 64 && kBlockM <= 128 : kBlockM == 64 || kBlockM == 128,
                 "block_m is the N of the S^T wgmma and a whole number of 64-row dQ tiles (of 16-row k steps with "
                 "dQ^T)");
   static_assert(!kDqTransposed || kHeadDim == 64 * kConsumers, "dQ^T: 64 head dims (one wgmma M) per consumer");
   static_assert(kHeadDim % 32 == 0 && kHeadDim <= 128, "whole 64-byte swizzle atoms; dK and dV in registers up to 128");
-  static constexpr int kProducerRegisters = RegisterSplit<kConsumers>::kProducer;
-  static constexpr int kConsumerRegisters = RegisterSplit<kConsumers>::kConsumer;
+  static constexpr int kProducerRegisters = Plan::kProducerRegisters;
+  static constexpr int kConsumerRegisters = Plan::kConsumerRegisters;
+  static_assert(check_register_split<kConsumers, kProducerRegisters, kConsumerRegisters>());
 
   // S^T = K_c Q^T and dP^T = V_c dO^T: 64 x block_m per consumer, K-major operands.
   using TiledMmaSdP = decltype(make_tiled_mma(
@@ -194,12 +195,12 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256> {
   // reads in this order) contiguous, so the writer adds a half as soon as its consumer has staged
   // it, behind barriers of that consumer and the writer alone (session 13's ncu: 24k mio stall
   // samples on the dQ staging stores when one 288-thread barrier released both; +2-5% at 128).
-  static constexpr int kDqPartElems = DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>::kDqTileElems / kConsumers;
-  __device__ static constexpr int dq_offset(int i, int tidx) {
+  static constexpr int kDqPartElems = DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256, 4>::kDqTileElems / kConsumers;
+  CUTE_HOST_DEVICE static constexpr int dq_offset(int i, int tidx) {
     if constexpr (kDqWriter) {
       return (tidx / 128) * kDqPartElems + (i / 4) * (128 * 4) + (tidx % 128) * 4 + i % 4;
     } else {
-      return DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256>::dq_offset(i, tidx);
+      return DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256, 4>::dq_offset(i, tidx);
     }
   }
 

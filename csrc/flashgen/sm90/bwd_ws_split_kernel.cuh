@@ -49,16 +49,12 @@
 namespace flashgen::sm90 {
 using namespace cute;
 
-// Consumer warpgroups of the head-dim-split backward: one per 64 head dims up to three (128: 2,
-// 192: 3, FlashAttention-3's split there), two of 128 dims at 256 (four of 64 would get 120
-// registers each, under dK^T + dV^T alone). gen/families.py head_dim_split_consumers says the same.
-constexpr int head_dim_split_consumers(int head_dim) { return head_dim <= 192 ? head_dim / 64 : 2; }
-
 // Compile-time plan of one head-dim-split backward kernel. Plan is the generated tile struct
-// (templates/tile_struct.j2): kBlockM (64), kBlockN (keys per CTA), kStages (Q ring depth).
+// (templates/tile_struct.j2): kBlockM (64), kBlockN (keys per CTA), kStages (Q ring depth), and
+// kConsumers, the consumer warpgroups gen/families.py head_dim_split_consumers gives the head dim
+// (one per 64 head dims up to three; two of 128 at 256), with their register split.
 template <class Plan>
-struct BwdWsSplitConfig
-    : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 128 * head_dim_split_consumers(Plan::kHeadDim)> {
+struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 128 * Plan::kConsumers, 4> {
   using Element = typename Plan::Element;
   static constexpr int kHeadDim = Plan::kHeadDim;
   static constexpr int kBlockM = Plan::kBlockM;
@@ -78,7 +74,7 @@ struct BwdWsSplitConfig
   static constexpr int pds_buffer(int step) { return kPdsBuffers == 2 ? step & 1 : 0; }
   static constexpr int pds_buffer_use(int step) { return step / kPdsBuffers; }
 
-  static constexpr int kConsumers = head_dim_split_consumers(kHeadDim);
+  static constexpr int kConsumers = Plan::kConsumers;
   static constexpr int kMmaThreads = 128 * kConsumers;
   static constexpr int kNThreads = 128 + kMmaThreads;
   static constexpr int kDqThreads = kMmaThreads;
@@ -92,8 +88,9 @@ struct BwdWsSplitConfig
   static_assert(kHeadDim % (kConsumers * kDqPieceDims) == 0, "whole 64-column swizzle atoms per consumer");
   static_assert(kPdsBuffers == 1 || kPdsBuffers == 2);
   static_assert(!kDsExchange || kDqPieces == 2, "with ds_exchange each consumer adds one dQ piece of its CTA's half");
-  static constexpr int kProducerRegisters = RegisterSplit<kConsumers>::kProducer;
-  static constexpr int kConsumerRegisters = RegisterSplit<kConsumers>::kConsumer;
+  static constexpr int kProducerRegisters = Plan::kProducerRegisters;
+  static constexpr int kConsumerRegisters = Plan::kConsumerRegisters;
+  static_assert(check_register_split<kConsumers, kProducerRegisters, kConsumerRegisters>());
 
   // S_c = Q K_c^T, dP_c = dO V_c^T: 64 x block_n/kConsumers, both operands K-major.
   using TiledMmaSdP = decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, float,

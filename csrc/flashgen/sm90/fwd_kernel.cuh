@@ -79,14 +79,15 @@ struct FwdConfig {
   static constexpr bool kSplitMaskedSteps = Plan::kSplitMaskedSteps != 0;  // masked and unmasked blocks in loops of their own
 
   static constexpr int kMmaRows = 64;  // query rows of one consumer warpgroup (one wgmma M)
-  static constexpr int kConsumers = kBlockM / kMmaRows;
+  static constexpr int kConsumers = Plan::kConsumers;  // block_m / 64 (the tile struct's, as gen counts them)
   static constexpr int kMmaThreads = 128;  // threads of one consumer's MMAs
   static constexpr int kNThreads = 128 * (1 + kConsumers);
-  static_assert(kBlockM % kMmaRows == 0 && kConsumers >= 1 && kConsumers <= 3, "1 to 3 consumer warpgroups");
+  static_assert(kBlockM == kMmaRows * kConsumers, "one consumer warpgroup per 64 query rows");
   static_assert(!kPingPong || kConsumers >= 2, "ping-pong takes turns between consumer warpgroups");
   static_assert(kHeadDim % 32 == 0 && kBlockN % 16 == 0, "whole swizzle atoms and P V k-steps");
-  static constexpr int kProducerRegisters = RegisterSplit<kConsumers>::kProducer;
-  static constexpr int kConsumerRegisters = RegisterSplit<kConsumers>::kConsumer;
+  static constexpr int kProducerRegisters = Plan::kProducerRegisters;
+  static constexpr int kConsumerRegisters = Plan::kConsumerRegisters;
+  static_assert(check_register_split<kConsumers, kProducerRegisters, kConsumerRegisters>());
 
   // S = Q K^T per consumer: 64 x block_n, K-major operands, Q from shared memory or registers.
   using ShapeS = Shape<Int<kMmaRows>, Int<kBlockN>, _16>;

@@ -15,16 +15,18 @@ using namespace cute;
 // 12), and the backward moved every wgmma descriptor by R2UR (session 13)).
 __device__ __forceinline__ int warpgroup_index() { return cutlass::canonical_warp_group_idx(); }
 
-// setmaxnreg's split of the 64K registers between the producer warpgroup and 1 to 3 consumer
-// warpgroups (a multiple of 8 each; the producer needs few). gen/families.py's
-// _SM90_CONSUMER_REGISTERS holds the consumers' side for its register estimates.
-template <int kConsumers>
-struct RegisterSplit {
+// setmaxnreg's split of the 64K registers between the producer warpgroup and kConsumers consumer
+// warpgroups, as a kernel's tile struct gives it (Plan::kProducerRegisters, kConsumerRegisters:
+// gen/families.py _SM90_REGISTER_SPLIT, the one table): checked here against what setmaxnreg
+// takes and the register file holds.
+template <int kConsumers, int kProducer, int kConsumer>
+constexpr bool check_register_split() {
   static_assert(kConsumers >= 1 && kConsumers <= 3, "1 to 3 consumer warpgroups");
-  static constexpr int kProducer = kConsumers == 1 ? 56 : kConsumers == 2 ? 24 : 32;
-  static constexpr int kConsumer = kConsumers == 1 ? 256 : kConsumers == 2 ? 240 : 160;
+  static_assert(kProducer % 8 == 0 && kConsumer % 8 == 0 && kProducer >= 24 && kConsumer <= 256,
+                "setmaxnreg takes multiples of 8 from 24 to 256");
   static_assert(128 * (kProducer + kConsumers * kConsumer) <= 65536, "register file");
-};
+  return true;
+}
 
 // A wgmma accumulator fragment ((2, 2, N/8), MMA_M, MMA_N) viewed as this thread's
 // (rows, cols): ((2, MMA_M), (2, N/8, MMA_N)). Lane l of a warp holds rows l/4 and l/4 + 8 of
