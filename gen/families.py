@@ -334,6 +334,11 @@ class BwdSm90Tile(_NoFallbackPlan):
     # adds dQ for half the head dim over both blocks' keys (half the fp32 reduction bytes).
     # Costs the partner's K columns (block_n x 128) and its dS buffers in shared memory.
     ds_exchange: int = 0
+    # ds_exchange only. 1: a step whose query block sees none of this CTA's keys (the causal
+    # diagonal inside the pair's union of query blocks; a pair's second key block past seqlen_k,
+    # 1 in 8 CTAs at seqlen 512) runs only its dQ GEMM over the partner's keys and sends no dS;
+    # 0: it runs the whole step on P = dS = 0.
+    skip_unseen_keys: int = 0
     # warp_specialized: 0 only. 0: both warpgroups split S's and dP's columns (two 64 x 32 wgmmas
     # each); 1: warpgroup 0 computes S and warpgroup 1 dP, each one 64 x 64 wgmma (half the
     # shared-memory operand reads), handing dP - D over in a 16 KB fp32 exchange tile.
@@ -373,7 +378,10 @@ class BwdSm90Tile(_NoFallbackPlan):
     def check(self, hdim: int) -> None:
         _check_choices(self, (0, 1), "warp_specialized", "dq_writer", "sdp_by_warpgroup", "dq_gemm_first",
                        "head_dim_split", "ds_exchange", "dq_before_dk", "causal_head_groups", "dq_transposed",
-                       "split_masked_steps")
+                       "split_masked_steps", "skip_unseen_keys")
+        if self.skip_unseen_keys and not self.ds_exchange:
+            raise TileError("skip_unseen_keys skips the steps a cluster pair walks for its partner: it needs "
+                            "ds_exchange: 1")
         if ((self.dq_before_dk or self.causal_head_groups or self.dq_transposed or self.split_masked_steps)
                 and (not self.warp_specialized or self.head_dim_split)):
             raise TileError("dq_before_dk, causal_head_groups, dq_transposed and split_masked_steps are options of "

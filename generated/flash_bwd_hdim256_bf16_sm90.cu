@@ -16,6 +16,7 @@ struct flash_bwd_hdim256_bf16_sm90_tile {
   static constexpr int kHeadDimSplit = 1;
   static constexpr int kPdsBuffers = 1;
   static constexpr int kDsExchange = 1;
+  static constexpr int kSkipUnseenKeys = 0;
   static constexpr int kSdpByWarpgroup = 0;
   static constexpr int kDqGemmFirst = 0;
   static constexpr int kDqBeforeDk = 0;

@@ -16,6 +16,7 @@ struct flash_bwd_hdim64_bf16_sm90_tile {
   static constexpr int kHeadDimSplit = 0;
   static constexpr int kPdsBuffers = 2;
   static constexpr int kDsExchange = 0;
+  static constexpr int kSkipUnseenKeys = 0;
   static constexpr int kSdpByWarpgroup = 0;
   static constexpr int kDqGemmFirst = 0;
   static constexpr int kDqBeforeDk = 1;

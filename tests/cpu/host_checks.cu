@@ -472,6 +472,27 @@ void check_block_schedules() {
                       causal, n, m, visits[m]);
               if (unbounded && !causal) CHECK(order.at(0) == n % m_blocks, "order: non-causal start of key block %d", n);
             }
+            // A cluster pair (key blocks n, n + 1) walks the query blocks either block's keys are
+            // seen from, each once, and no other (a step seen by neither would have no dS at all).
+            for (int n = 0; n < n_blocks; n += 2) {
+              const flashgen::QueryBlockOrder pair(mask, block_m, block_n, n, 2);
+              std::vector<int> visits(m_blocks, 0);
+              for (int step = 0; step < pair.steps; ++step) ++visits[pair.at(step)];
+              for (int m = 0; m < m_blocks; ++m)
+                CHECK(visits[m] == ((sees(m, n) || (n + 1 < n_blocks && sees(m, n + 1))) ? 1 : 0),
+                      "pair %dx%d tile %dx%d window (%d, %d) causal=%d: key blocks %d, %d visit query block %d %d "
+                      "times", seqlen_q, seqlen_k, block_m, block_n, window[0], window[1], causal, n, n + 1, m,
+                      visits[m]);
+            }
+            // visits(m): the same answer without walking the steps, also for a key block past
+            // the keys (a cluster pair's second block at an odd block count): none.
+            for (int n = 0; n <= n_blocks; ++n) {
+              const flashgen::QueryBlockOrder order(mask, block_m, block_n, n);
+              for (int m = 0; m < m_blocks; ++m)
+                CHECK(order.visits(m) == (n < n_blocks && sees(m, n)), "visits %dx%d tile %dx%d window (%d, %d) "
+                      "causal=%d: key block %d, query block %d", seqlen_q, seqlen_k, block_m, block_n, window[0],
+                      window[1], causal, n, m);
+            }
             for (int m = 0; m < m_blocks; ++m) {
               const auto blocks = mask.key_blocks(m * block_m, block_m, block_n);
               CHECK(0 <= blocks.first && blocks.first <= blocks.end && blocks.end <= n_blocks,

@@ -148,6 +148,13 @@ def test_head_dim_split_backward_buffers_and_ds_exchange():
                                                                          "128: {block_m: 64, block_n: 128")
     assert error_of(ws.replace("stages: 2}", "stages: 2, pds_buffers: 1}")) == (
         "kernels.yaml:6: kernels[0].tiles[128]: ds_exchange and pds_buffers are options of head_dim_split: 1")
+    # skip_unseen_keys: a pair's option (the tile struct carries it; the kernel reads it).
+    skip = parse_catalog(text.replace("stages: 2}", "stages: 2, pds_buffers: 1, ds_exchange: 1, skip_unseen_keys: 1}"))
+    assert "kSkipUnseenKeys = 1;" in render_kernel(skip.kernels[0])
+    assert skip.kernels[0].smem_bytes == pair.smem_bytes
+    assert error_of(text.replace("stages: 2}", "stages: 2, skip_unseen_keys: 1}")) == (
+        "kernels.yaml:6: kernels[0].tiles[256]: skip_unseen_keys skips the steps a cluster pair walks for its "
+        "partner: it needs ds_exchange: 1")
 
 
 def test_dq_before_dk_and_causal_head_groups_are_options_of_the_warp_specialized_backward():

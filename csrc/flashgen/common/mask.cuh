@@ -142,6 +142,12 @@ struct QueryBlockOrder {
   CUTE_HOST_DEVICE int at(int step) const {
     return first + step < m_blocks ? first + step : first + step - m_blocks;
   }
+
+  // Whether query block m_block is one of the visited (some row of it sees one of the keys): all
+  // of them, or the contiguous run from `first` (a bounded mask's, which never wraps), or none.
+  CUTE_HOST_DEVICE bool visits(int m_block) const {
+    return steps == m_blocks || (m_block >= first && m_block < first + steps);
+  }
 };
 
 // Which (key block, head, batch) a backward CTA computes, from its block index (x, y, z) in a

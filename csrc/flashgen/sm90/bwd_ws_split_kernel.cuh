@@ -68,6 +68,12 @@ struct BwdWsSplitConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 128 
   // head-dim half r over both blocks' keys: half the fp32 reduction bytes per key.
   static constexpr bool kDsExchange = Plan::kDsExchange != 0;
   static constexpr int kClusterKeyBlocks = kDsExchange ? 2 : 1;
+  // skip_unseen_keys (with ds_exchange): a step whose query block sees none of this CTA's keys
+  // (a causal or window diagonal inside the pair's union of query blocks, or a second key block
+  // past seqlen_k) runs only the dQ GEMM over the partner's keys, and sends the partner no dS,
+  // only the step's arrival; the partner then skips its GEMM over this CTA's (zero) dS.
+  static constexpr bool kSkipUnseenKeys = Plan::kSkipUnseenKeys != 0;
+  static_assert(!kSkipUnseenKeys || kDsExchange, "skip_unseen_keys skips what a cluster pair's union adds");
   static constexpr int kPdsBuffers = Plan::kPdsBuffers;  // P and dS tiles (and the partner's dS)
   // The P/dS buffer of query-block step `step`, and which use of that buffer it is (the parity of
   // its barriers' phase with ds_exchange).
@@ -383,6 +389,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
   using AccDq = decltype(partition_fragment_C(mma_dq, Shape<Int<kBlockM>, Int<Cfg::kDqPieceDims>>{}));
   constexpr int kPieceElems = decltype(size(AccDq{}))::value;
 
+  // skip_unseen_keys: the query blocks that see this CTA's keys, and the partner's.
+  const QueryBlockOrder own_keys(mask, kBlockM, kBlockN, n_block);
+  const QueryBlockOrder peer_keys(mask, kBlockM, kBlockN, n_block - rank + peer);
+
   if (order.steps > 0) smem.kv_full.wait(0);
   cutlass::PipelineState<Cfg::kStages> read_q;
   cutlass::PipelineState<1> read_do;
@@ -390,6 +400,62 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
     const int m_block = order.at(it);
     const int row0 = m_block * kBlockM;
     const int stage = read_q.index();
+    const int buffer = Cfg::pds_buffer(it), buffer_use = Cfg::pds_buffer_use(it);
+    float* const dq_tile = dq_tiles + m_block * Cfg::kDqTileElems;
+    AccDq acc_dq;
+    auto add_dq_piece = [&](int piece) {
+      CUTE_UNROLL
+      for (int i = 0; i < kPieceElems; i += 4) {
+        atomicAdd(reinterpret_cast<float4*>(dq_tile + Cfg::dq_offset(piece * kPieceElems + i, tidx)),
+                  make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3)));
+      }
+    };
+    // Once the caller's wait has drained dV^T, dO's last reader: its single buffer back to the producer.
+    auto release_do = [&] {
+      warpgroup_fence_operand(acc_dvt);
+      release_stage<Cfg::kDsExchange>(pipeline_do, smem.pipeline_do, read_do);
+      ++read_do;
+    };
+    // ds_exchange: the partner's dS of this step (landed once ds_peer_full says so) and its K
+    // columns of this CTA's dQ half, as this consumer's dQ GEMM operands.
+    auto tdQrdSpeer = [&] {
+      return thr_dq.make_fragment_A(
+          thr_dq.partition_A(smem_tensor(smem.ds_peer.data(), typename Cfg::SmemLayoutPdS{})))(_, _, _, buffer);
+    };
+    auto tdQrKpeer = [&] {
+      return thr_dq.make_fragment_B(thr_dq.partition_B(
+          local_tile(smem_tensor(smem.k_peer.data(), typename Cfg::SmemLayoutKPeerT{}),
+                     Shape<Int<Cfg::kDqPieceDims>, Int<kBlockN>>{}, make_coord(consumer, _0{}))));
+    };
+
+    if constexpr (Cfg::kSkipUnseenKeys) {
+      if (!own_keys.visits(m_block)) {
+        // P = dS = 0 for this CTA's keys: no S, dP, dV^T, dK^T or own dQ GEMM. Q and dO go
+        // back unread; the exchange keeps its one arrival a step each way (the barriers'
+        // phases count steps), without data from here; this CTA's dQ half over the partner's
+        // keys (the pair's union holds only blocks one of them sees; the test is for safety).
+        pipeline_q.consumer_wait(read_q);
+        pipeline_do.consumer_wait(read_do);
+        release_do();
+        release_stage<Cfg::kDsExchange>(pipeline_q, smem.pipeline_q, read_q);
+        ++read_q;
+        if (buffer_use > 0) smem.ds_sent_free[buffer].wait((buffer_use - 1) & 1);
+        if (tidx == 0) smem.ds_peer_full[buffer].arrive(peer);
+        if (it == 0) smem.k_peer_full.wait(0);
+        smem.ds_peer_full[buffer].wait(buffer_use & 1);
+        const bool peer_seen = peer_keys.visits(m_block);
+        if (peer_seen) {
+          Tensor ds_peer = tdQrdSpeer();
+          Tensor k_peer = tdQrKpeer();
+          issue_gemm_batch(mma_dq, ds_peer, k_peer, acc_dq, /*zero_init=*/true);
+          warpgroup_wait<0>();
+          warpgroup_fence_operand(acc_dq);
+        }
+        if (threadIdx.x % 32 == 0) smem.ds_sent_free[buffer].arrive(peer);
+        if (peer_seen) add_dq_piece(rank);
+        continue;
+      }
+    }
 
     AccS acc_s, acc_dp;
     Tensor tSrQ_stage = tSrQ(_, _, _, stage);
@@ -446,7 +512,6 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
 
     // P_c and dS_c (input dtype) into buffer it % kPdsBuffers for every consumer's dK^T, dV^T and
     // dQ GEMMs (and with ds_exchange the partner's), once that buffer's last readers are done.
-    const int buffer = Cfg::pds_buffer(it), buffer_use = Cfg::pds_buffer_use(it);
     if constexpr (Cfg::kDsExchange) {
       if (buffer_use > 0) smem.ds_sent_free[buffer].wait((buffer_use - 1) & 1);
     }
@@ -470,21 +535,6 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
     Tensor tdVrdOt_one = tdVrdOt(_, _, _, 0);
     Tensor tdKrQt_stage = tdKrQt(_, _, _, stage);
     Tensor tdQrdS_buffer = tdQrdS(_, _, _, buffer);
-    float* const dq_tile = dq_tiles + m_block * Cfg::kDqTileElems;
-    AccDq acc_dq;
-    auto add_dq_piece = [&](int piece) {
-      CUTE_UNROLL
-      for (int i = 0; i < kPieceElems; i += 4) {
-        atomicAdd(reinterpret_cast<float4*>(dq_tile + Cfg::dq_offset(piece * kPieceElems + i, tidx)),
-                  make_float4(acc_dq(i), acc_dq(i + 1), acc_dq(i + 2), acc_dq(i + 3)));
-      }
-    };
-    // Once the caller's wait has drained dV^T, dO's last reader: its single buffer back to the producer.
-    auto release_do = [&] {
-      warpgroup_fence_operand(acc_dvt);
-      release_stage<Cfg::kDsExchange>(pipeline_do, smem.pipeline_do, read_do);
-      ++read_do;
-    };
     if constexpr (Cfg::kDsExchange) {
       // dV^T, then this consumer's one dQ piece (head-dim columns 128 rank + 64 consumer) over
       // this CTA's keys and, once the partner's dS is here, over the partner's, then dK^T.
@@ -497,15 +547,15 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       warpgroup_wait<1>();  // dV^T done
       release_do();
 #endif
-      Tensor tdQrdSpeer = thr_dq.make_fragment_A(
-          thr_dq.partition_A(smem_tensor(smem.ds_peer.data(), typename Cfg::SmemLayoutPdS{})));
-      Tensor tdQrKpeer = thr_dq.make_fragment_B(thr_dq.partition_B(
-          local_tile(smem_tensor(smem.k_peer.data(), typename Cfg::SmemLayoutKPeerT{}),
-                     Shape<Int<Cfg::kDqPieceDims>, Int<kBlockN>>{}, make_coord(consumer, _0{}))));
       if (it == 0) smem.k_peer_full.wait(0);
       smem.ds_peer_full[buffer].wait(buffer_use & 1);
-      Tensor tdQrdSpeer_buffer = tdQrdSpeer(_, _, _, buffer);
-      issue_gemm_batch(mma_dq, tdQrdSpeer_buffer, tdQrKpeer, acc_dq, /*zero_init=*/false);
+      if (!Cfg::kSkipUnseenKeys || peer_keys.visits(m_block)) {
+        Tensor ds_peer = tdQrdSpeer();
+        Tensor k_peer = tdQrKpeer();
+        issue_gemm_batch(mma_dq, ds_peer, k_peer, acc_dq, /*zero_init=*/false);
+      } else {
+        warpgroup_commit_batch();  // the partner sent no dS: an empty batch keeps the waits' counts
+      }
       issue_gemm_batch(mma_dkv, tdKrQt_stage, tdKrdS(_, _, _, buffer), acc_dkt, /*zero_init=*/false);
 #ifndef FLASHGEN_BWD_EARLY_DO_RELEASE
       warpgroup_wait<3>();  // dV^T done
