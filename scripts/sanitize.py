@@ -18,9 +18,10 @@ from flashgen.dispatch import TORCH_DTYPES  # noqa: E402
 from flashgen.naming import KernelKey  # noqa: E402
 from flashgen.varlen import cu_seqlens_of  # noqa: E402
 
-# (seqlen_q, seqlen_k) per call: ragged ends, then keys within one block with more queries (the
-# 256 backward's cluster pair then has a key block past seqlen_k: skip_unseen_keys' path).
-SEQLENS = [(77, 133), (200, 40)]
+# (seqlen_q, seqlen_k) per call: ragged ends; keys within one block with more queries (the 256
+# backward's cluster pair then has a key block past seqlen_k: skip_unseen_keys' path at every
+# step); 200 x 200 (causal: a pair's second block unseen on the diagonal, then seen).
+SEQLENS = [(77, 133), (200, 40), (200, 200)]
 NHEADS, NHEADS_KV = 2, 1
 # Packed lengths for a varlen variant: an empty query sequence, one with no keys, ragged ends.
 VARLEN_Q, VARLEN_K = [5, 0, 77, 40], [133, 9, 0, 70]

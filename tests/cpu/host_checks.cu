@@ -436,7 +436,7 @@ struct VisibleKeys {
 // of its query block sees; a tile the mask calls unmasked has every element visible.
 void check_block_schedules() {
   const int seqlens[] = {1, 17, 63, 64, 65, 113, 300, 1000};
-  const int tiles[][2] = {{64, 64}, {64, 128}, {128, 64}, {128, 128}, {128, 32}};
+  const int tiles[][2] = {{64, 64}, {64, 128}, {128, 64}, {128, 128}, {128, 32}, {64, 80}};
   const int windows[][2] = {{-1, -1}, {0, 0}, {5, 0}, {128, 64}, {-1, 3}, {3, -1}, {4096, 0}};
   for (int seqlen_q : seqlens)
     for (int seqlen_k : seqlens)

@@ -453,7 +453,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     row_lse.prefetch();
     pipeline_do.consumer_wait(read);
     issue_gemm_batch(mma_sdp, tdPrV, tdPrdO(_, _, _, stage), acc_dp, /*zero_init=*/true);
+#ifndef FLASHGEN_BWD_D_AFTER_EXP
     row_d.prefetch();
+#endif
     warpgroup_wait<1>();
     warpgroup_fence_operand(acc_s);
     // P^T = exp2(S^T * scale * log2(e) - lse_log2[query]) (padding queries have lse_log2 = +inf),
@@ -476,6 +478,12 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
           scores(mi, ni) = exp2f(scores(mi, ni) * params.softmax_scale_log2 - row_lse(ni));
         }
       }
+#ifdef FLASHGEN_BWD_D_AFTER_EXP
+      // (Experiment, session 16: D's rows read after the exps, under the dP^T GEMM's tail, as
+      // FA4 orders it, instead of among the dP^T wgmma issues, where session 14 saw its loads
+      // queue; the registers it takes are free by now.)
+      row_d.prefetch();
+#endif
       warpgroup_wait<0>();
       warpgroup_fence_operand(acc_dp);
       CUTE_UNROLL
@@ -486,6 +494,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     } else {
       // Both in one pass once dP^T is done: dS^T needs t, which P^T overwrites (keeping 1 - t^2
       // for every score instead spilled at head dim 64).
+#ifdef FLASHGEN_BWD_D_AFTER_EXP
+      row_d.prefetch();
+#endif
       warpgroup_wait<0>();
       warpgroup_fence_operand(acc_dp);
       const bool capped = params.softcap_scale != 0.f;

@@ -430,17 +430,27 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
 
     if constexpr (Cfg::kSkipUnseenKeys) {
       if (!own_keys.visits(m_block)) {
-        // P = dS = 0 for this CTA's keys: no S, dP, dV^T, dK^T or own dQ GEMM. Q and dO go
-        // back unread; the exchange keeps its one arrival a step each way (the barriers'
-        // phases count steps), without data from here; this CTA's dQ half over the partner's
-        // keys (the pair's union holds only blocks one of them sees; the test is for safety).
+        // P = dS = 0 for this CTA's keys: no S, dP, dV^T, dK^T or own dQ GEMM, and no write of
+        // this CTA's P / dS buffers (with two, the next step's writes to the other buffer
+        // follow every consumer's reads of it two steps back because its Q and dO waits need
+        // every consumer's releases of this step: a deeper Q or dO ring would need a barrier
+        // here). Q and dO go back unread; the exchange keeps its one arrival a step each way
+        // (the barriers' phases count steps), without data from here; this CTA's dQ half over
+        // the partner's keys (the pair's union holds only blocks one of them sees; the test is
+        // for safety).
         pipeline_q.consumer_wait(read_q);
         pipeline_do.consumer_wait(read_do);
         release_do();
         release_stage<Cfg::kDsExchange>(pipeline_q, smem.pipeline_q, read_q);
         ++read_q;
-        if (buffer_use > 0) smem.ds_sent_free[buffer].wait((buffer_use - 1) & 1);
-        if (tidx == 0) smem.ds_peer_full[buffer].arrive(peer);
+        // Only the sending thread waits for the partner to be done with the previous dS: the
+        // others write nothing here, and with no barrier between their wait and the send a slow
+        // warp could find the next phase done as well, whose parity matches (a hang; the normal
+        // path's threads all wait before kDsReadyBarrier, then one sends).
+        if (tidx == 0) {
+          if (buffer_use > 0) smem.ds_sent_free[buffer].wait((buffer_use - 1) & 1);
+          smem.ds_peer_full[buffer].arrive(peer);
+        }
         if (it == 0) smem.k_peer_full.wait(0);
         smem.ds_peer_full[buffer].wait(buffer_use & 1);
         const bool peer_seen = peer_keys.visits(m_block);
