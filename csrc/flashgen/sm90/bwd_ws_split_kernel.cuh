@@ -400,10 +400,10 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
     const int m_block = order.at(it);
     const int row0 = m_block * kBlockM;
     const int stage = read_q.index();
-    const int buffer = Cfg::pds_buffer(it), buffer_use = Cfg::pds_buffer_use(it);
-    float* const dq_tile = dq_tiles + m_block * Cfg::kDqTileElems;
-    AccDq acc_dq;
-    auto add_dq_piece = [&](int piece) {
+    // This step's dQ tile in the accumulator (the step's own variables below keep the places
+    // they had before skip_unseen_keys, so that the kernel without it compiles as before).
+    auto dq_tile_of_step = [&] { return dq_tiles + m_block * Cfg::kDqTileElems; };
+    auto add_dq_piece_to = [&](float* dq_tile, AccDq const& acc_dq, int piece) {
       CUTE_UNROLL
       for (int i = 0; i < kPieceElems; i += 4) {
         atomicAdd(reinterpret_cast<float4*>(dq_tile + Cfg::dq_offset(piece * kPieceElems + i, tidx)),
@@ -418,7 +418,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
     };
     // ds_exchange: the partner's dS of this step (landed once ds_peer_full says so) and its K
     // columns of this CTA's dQ half, as this consumer's dQ GEMM operands.
-    auto tdQrdSpeer = [&] {
+    auto tdQrdSpeer = [&](int buffer) {
       return thr_dq.make_fragment_A(
           thr_dq.partition_A(smem_tensor(smem.ds_peer.data(), typename Cfg::SmemLayoutPdS{})))(_, _, _, buffer);
     };
@@ -430,6 +430,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
 
     if constexpr (Cfg::kSkipUnseenKeys) {
       if (!own_keys.visits(m_block)) {
+        const int buffer = Cfg::pds_buffer(it), buffer_use = Cfg::pds_buffer_use(it);
         // P = dS = 0 for this CTA's keys: no S, dP, dV^T, dK^T or own dQ GEMM, and no write of
         // this CTA's P / dS buffers (with two, the next step's writes to the other buffer
         // follow every consumer's reads of it two steps back because its Q and dO waits need
@@ -454,15 +455,16 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
         if (it == 0) smem.k_peer_full.wait(0);
         smem.ds_peer_full[buffer].wait(buffer_use & 1);
         const bool peer_seen = peer_keys.visits(m_block);
+        AccDq acc_dq;
         if (peer_seen) {
-          Tensor ds_peer = tdQrdSpeer();
+          Tensor ds_peer = tdQrdSpeer(buffer);
           Tensor k_peer = tdQrKpeer();
           issue_gemm_batch(mma_dq, ds_peer, k_peer, acc_dq, /*zero_init=*/true);
           warpgroup_wait<0>();
           warpgroup_fence_operand(acc_dq);
         }
         if (threadIdx.x % 32 == 0) smem.ds_sent_free[buffer].arrive(peer);
-        if (peer_seen) add_dq_piece(rank);
+        if (peer_seen) add_dq_piece_to(dq_tile_of_step(), acc_dq, rank);
         continue;
       }
     }
@@ -522,6 +524,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
 
     // P_c and dS_c (input dtype) into buffer it % kPdsBuffers for every consumer's dK^T, dV^T and
     // dQ GEMMs (and with ds_exchange the partner's), once that buffer's last readers are done.
+    const int buffer = Cfg::pds_buffer(it), buffer_use = Cfg::pds_buffer_use(it);
     if constexpr (Cfg::kDsExchange) {
       if (buffer_use > 0) smem.ds_sent_free[buffer].wait((buffer_use - 1) & 1);
     }
@@ -545,6 +548,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
     Tensor tdVrdOt_one = tdVrdOt(_, _, _, 0);
     Tensor tdKrQt_stage = tdKrQt(_, _, _, stage);
     Tensor tdQrdS_buffer = tdQrdS(_, _, _, buffer);
+    float* const dq_tile = dq_tile_of_step();
+    AccDq acc_dq;
+    auto add_dq_piece = [&](int piece) { add_dq_piece_to(dq_tile, acc_dq, piece); };
     if constexpr (Cfg::kDsExchange) {
       // dV^T, then this consumer's one dQ piece (head-dim columns 128 rank + 64 consumer) over
       // this CTA's keys and, once the partner's dS is here, over the partner's, then dK^T.
@@ -560,7 +566,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       if (it == 0) smem.k_peer_full.wait(0);
       smem.ds_peer_full[buffer].wait(buffer_use & 1);
       if (!Cfg::kSkipUnseenKeys || peer_keys.visits(m_block)) {
-        Tensor ds_peer = tdQrdSpeer();
+        Tensor ds_peer = tdQrdSpeer(buffer);
         Tensor k_peer = tdQrKpeer();
         issue_gemm_batch(mma_dq, ds_peer, k_peer, acc_dq, /*zero_init=*/false);
       } else {
