@@ -365,6 +365,11 @@ class BwdSm90Tile(_NoFallbackPlan):
     # after the S^T wait, where the branch held the step until its lse / D reads had landed
     # (~450 cycles a step at head dim 128, session 14's samples).
     split_masked_steps: int = 0
+    # warp_specialized: 1 without head_dim_split. 1: dS is stored (queries, keys), keys contiguous,
+    # by transposed stmatrix, so each consumer's 64 keys are one 128-byte swizzle atom at any
+    # block_m (FA4's layout; block_m 80 otherwise gets 32-byte atoms) and the dQ GEMM reads it
+    # K-major; 0: dS^T (keys, queries), queries contiguous.
+    ds_keys_contiguous: int = 0
 
     template = "flash_bwd_sm90.cu.j2"
     features = _SM90_BWD_FEATURES
@@ -378,14 +383,14 @@ class BwdSm90Tile(_NoFallbackPlan):
     def check(self, hdim: int) -> None:
         _check_choices(self, (0, 1), "warp_specialized", "dq_writer", "sdp_by_warpgroup", "dq_gemm_first",
                        "head_dim_split", "ds_exchange", "dq_before_dk", "causal_head_groups", "dq_transposed",
-                       "split_masked_steps", "skip_unseen_keys")
+                       "split_masked_steps", "skip_unseen_keys", "ds_keys_contiguous")
         if self.skip_unseen_keys and not self.ds_exchange:
             raise TileError("skip_unseen_keys skips the steps a cluster pair walks for its partner: it needs "
                             "ds_exchange: 1")
-        if ((self.dq_before_dk or self.causal_head_groups or self.dq_transposed or self.split_masked_steps)
-                and (not self.warp_specialized or self.head_dim_split)):
-            raise TileError("dq_before_dk, causal_head_groups, dq_transposed and split_masked_steps are options of "
-                            "warp_specialized: 1 without head_dim_split")
+        if ((self.dq_before_dk or self.causal_head_groups or self.dq_transposed or self.split_masked_steps
+             or self.ds_keys_contiguous) and (not self.warp_specialized or self.head_dim_split)):
+            raise TileError("dq_before_dk, causal_head_groups, dq_transposed, split_masked_steps and "
+                            "ds_keys_contiguous are options of warp_specialized: 1 without head_dim_split")
         _check_choices(self, (1, 2), "pds_buffers")
         if not self.head_dim_split and (self.ds_exchange or self.pds_buffers != 2):
             raise TileError("ds_exchange and pds_buffers are options of head_dim_split: 1")

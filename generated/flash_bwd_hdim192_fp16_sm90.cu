@@ -23,6 +23,7 @@ struct flash_bwd_hdim192_fp16_sm90_tile {
   static constexpr int kCausalHeadGroups = 0;
   static constexpr int kDqTransposed = 0;
   static constexpr int kSplitMaskedSteps = 0;
+  static constexpr int kDsKeysContiguous = 0;
   static constexpr int kConsumers = 3;  // derived (gen/families.py)
   static constexpr int kProducerRegisters = 32;  // derived (gen/families.py)
   static constexpr int kConsumerRegisters = 160;  // derived (gen/families.py)

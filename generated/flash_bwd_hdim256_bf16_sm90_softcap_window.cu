@@ -23,6 +23,7 @@ struct flash_bwd_hdim256_bf16_sm90_softcap_window_tile {
   static constexpr int kCausalHeadGroups = 0;
   static constexpr int kDqTransposed = 0;
   static constexpr int kSplitMaskedSteps = 0;
+  static constexpr int kDsKeysContiguous = 0;
   static constexpr int kConsumers = 2;  // derived (gen/families.py)
   static constexpr int kProducerRegisters = 24;  // derived (gen/families.py)
   static constexpr int kConsumerRegisters = 240;  // derived (gen/families.py)

@@ -28,13 +28,16 @@ SM90_WS_96_BACKWARD_CATALOG = paths.REPO_ROOT / "bench" / "tuning" / "bwd_sm90_w
 SM90_WS_DQ_TRANSPOSED_CATALOG = paths.REPO_ROOT / "bench" / "tuning" / "bwd_sm90_ws_dq_transposed.yaml"
 # Head dim 192 on the head-dim-split backward, three consumers (not yet in kernels.yaml).
 SM90_WS_SPLIT_192_CATALOG = paths.REPO_ROOT / "bench" / "tuning" / "bwd_sm90_192.yaml"
+# dS stored keys-contiguous, at 64 (block_m 128) and 128 (block_m 80, dQ^T; not in kernels.yaml).
+SM90_WS_DS_KEYS_CATALOG = paths.REPO_ROOT / "bench" / "tuning" / "bwd_sm90_ws_ds_keys.yaml"
 _ALIAS = re.compile(r"using (\w+_config) = (.*?);", re.S)
 # A named tile struct the config takes (the sm90 forward's), copied along with the alias.
 _TILE_STRUCT = re.compile(r"struct (\w+_tile) \{.*?\n\};", re.S)
 
 
 ALL_CATALOGS = (paths.CATALOG, SM90_CATALOG, SM90_WS_BACKWARD_CATALOG, SM90_WS_SPLIT_BACKWARD_CATALOG,
-                SM90_WS_96_BACKWARD_CATALOG, SM90_WS_DQ_TRANSPOSED_CATALOG, SM90_WS_SPLIT_192_CATALOG)
+                SM90_WS_96_BACKWARD_CATALOG, SM90_WS_DQ_TRANSPOSED_CATALOG, SM90_WS_SPLIT_192_CATALOG,
+                SM90_WS_DS_KEYS_CATALOG)
 
 
 def write_config_header(path: Path, catalogs=ALL_CATALOGS, archs=tuple(ARCHS), skip_families=()) -> Path:

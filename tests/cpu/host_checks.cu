@@ -217,8 +217,8 @@ void check_bwd_ws_step_addresses(const char* what) {
   auto& smem = *reinterpret_cast<typename Cfg::SharedStorage*>(smem_raw);
   auto smem_tensor = [](Element* ptr, auto layout) { return make_tensor(make_smem_ptr(ptr), layout); };
   typename Cfg::TiledMmaSdP mma_sdp;
-  auto copy_ds = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, mma_sdp);
-  constexpr int kSliceElems = cosize_v<typename Cfg::SmemLayoutDsSlice>;
+  auto copy_ds = make_tiled_copy_C(Copy_Atom<typename Cfg::DsStoreAtom, Element>{}, mma_sdp);
+  constexpr int kSliceElems = cosize_v<typename Cfg::SmemLayoutDsSliceStored>;
   constexpr intptr_t kBufferBytes = Cfg::kConsumers * kSliceElems * sizeof(Element);
   for (int consumer = 0; consumer < Cfg::kConsumers; ++consumer) {
     auto ds_slice = [&](int buffer) {
@@ -305,7 +305,8 @@ void check_bwd_sm90_ws(const char* what) {
         CHECK(ds_t(query, key, buffer) == ds(key, query, buffer), "%s: dS buffer %d element (%d, %d)", what, buffer,
               key, query);
         CHECK(ds(key, query, buffer) == ds_slice(key % Cfg::kKeyRows, query) +
-                                            (buffer * Cfg::kConsumers + consumer) * cosize(ds_slice),
+                                            (buffer * Cfg::kConsumers + consumer) *
+                                                cosize(typename Cfg::SmemLayoutDsSliceStored{}),
               "%s: dS^T slice of consumer %d, buffer %d", what, consumer, buffer);
       }
   // dQ: thread t's fragment element i at dq_offset(i, t) of the tile, every offset once.

@@ -167,11 +167,14 @@ def test_dq_before_dk_and_causal_head_groups_are_options_of_the_warp_specialized
     split = ws.replace("128: {block_m: 64, block_n: 128", "256: {block_m: 64, block_n: 80").replace(
         "stages: 2,", "head_dim_split: 1, stages: 2,")
     assert error_of(split) == ("kernels.yaml:6: kernels[0].tiles[256]: dq_before_dk, causal_head_groups, "
-                               "dq_transposed and split_masked_steps are options of warp_specialized: 1 without "
-                               "head_dim_split")
+                               "dq_transposed, split_masked_steps and ds_keys_contiguous are options of "
+                               "warp_specialized: 1 without head_dim_split")
     masked = parse_catalog(ws.replace("dq_before_dk", "split_masked_steps")).kernels[0]
     assert "kSplitMaskedSteps = 1;" in render_kernel(masked)
-    assert "split_masked_steps are options" in error_of(split.replace("dq_before_dk", "split_masked_steps"))
+    assert "split_masked_steps and" in error_of(split.replace("dq_before_dk", "split_masked_steps"))
+    keys = parse_catalog(ws.replace("dq_before_dk", "ds_keys_contiguous")).kernels[0]
+    assert "kDsKeysContiguous = 1;" in render_kernel(keys) and keys.smem_bytes == parse_catalog(ws).kernels[0].smem_bytes
+    assert "ds_keys_contiguous are options" in error_of(split.replace("dq_before_dk", "ds_keys_contiguous"))
     assert error_of(ws.replace("dq_before_dk: 1", "dq_gemm_first: 1")) == (
         "kernels.yaml:6: kernels[0].tiles[128]: sdp_by_warpgroup and dq_gemm_first are options of warp_specialized: 0")
 

@@ -107,7 +107,7 @@ void probe_fwd_sm90(const char* name) {
   constexpr int M = Cfg::kMmaRows, N = Cfg::kBlockN, D = Cfg::kHeadDim;  // one consumer warpgroup's MMAs
   using S = typename Cfg::TiledMmaS;
   using O = typename Cfg::TiledMmaO;
-  char what[96];
+  char what[160];
   std::snprintf(what, sizeof what, "%s S = Q K^T (SS, K-major)", name);
   probe<S, S, typename Cfg::SmemLayoutQ, typename Cfg::SmemLayoutKV, M, N, D>(what);
   std::snprintf(what, sizeof what, "%s O = P V (RS, P from S regs, V^T view)", name);
@@ -120,7 +120,7 @@ void probe_bwd_sm90(const char* name) {
   using SdP = typename Cfg::TiledMmaSdP;
   using dKV = typename Cfg::TiledMmadKV;
   using dQ = typename Cfg::TiledMmadQ;
-  char what[96];
+  char what[160];
   std::snprintf(what, sizeof what, "%s S = Q K^T (SS, K-major; one or two WGs along N)", name);
   probe<SdP, SdP, typename Cfg::SmemLayoutQ, typename Cfg::SmemLayoutKV, M, N, D>(what);
   std::snprintf(what, sizeof what, "%s dV = P^T dO (SS, both transposed)", name);
@@ -135,16 +135,18 @@ void probe_bwd_sm90_ws(const char* name) {
   using SdP = typename Cfg::TiledMmaSdP;
   using dKV = typename Cfg::TiledMmadKV;
   using dQ = typename Cfg::TiledMmadQ;
-  char what[96];
+  char what[160];
   std::snprintf(what, sizeof what, "%s S^T = K Q^T (SS, K-major, one WG)", name);
   probe<SdP, SdP, typename Cfg::SmemLayoutKSlice, typename Cfg::SmemLayoutQ, R, M, D>(what);
   std::snprintf(what, sizeof what, "%s dV = P^T dO (RS, P^T from S^T regs, dO^T view)", name);
   probe<dKV, SdP, typename Cfg::SmemLayoutKSlice /*unused*/, typename Cfg::SmemLayoutQt, R, D, M, true>(what);
   if constexpr (Cfg::kDqTransposed) {
-    std::snprintf(what, sizeof what, "%s dQ^T = K^T dS^T (SS, both MN-major, two WGs along M)", name);
+    std::snprintf(what, sizeof what, "%s dQ^T = K^T dS^T (SS, dS %s, two WGs along M)", name,
+                  Cfg::kDsKeysContiguous ? "K-major" : "MN-major");
     probe<dQ, dQ, typename Cfg::SmemLayoutKt, typename Cfg::SmemLayoutDsOneTransposed, D, M, N>(what);
   } else {
-    std::snprintf(what, sizeof what, "%s dQ = dS K (SS, both MN-major, two WGs)", name);
+    std::snprintf(what, sizeof what, "%s dQ = dS K (SS, dS %s, two WGs)", name,
+                  Cfg::kDsKeysContiguous ? "K-major" : "MN-major");
     probe<dQ, dQ, typename Cfg::SmemLayoutDsOneTransposed, typename Cfg::SmemLayoutKt, M, D, N>(what);
   }
 }

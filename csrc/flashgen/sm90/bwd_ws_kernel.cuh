@@ -85,6 +85,11 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256, 4> {
   // computes 64 head dims (the wgmma's M) of every query of the step (its N), so block_m need
   // only be a multiple of 16 (80 at head dim 128) instead of whole 64-row wgmma tiles.
   static constexpr bool kDqTransposed = Plan::kDqTransposed != 0;
+  // ds_keys_contiguous: dS stored (queries, keys), keys contiguous, written from the dS^T
+  // accumulator by transposed stmatrix, so that a consumer's 64 keys are one 128-byte swizzle
+  // atom at any block_m (FA4's layout) and the dQ GEMM reads dS K-major; else dS^T (keys,
+  // queries), queries contiguous, whose atoms narrow to 32 bytes at block_m 80.
+  static constexpr bool kDsKeysContiguous = Plan::kDsKeysContiguous != 0;
 
   static constexpr int kKeyRows = 64;  // keys of one consumer warpgroup (one wgmma M)
   static constexpr int kConsumers = Plan::kConsumers;  // the tile struct's (gen/families.py)
@@ -119,9 +124,11 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256, 4> {
   static_assert(kDqHeadCols % 16 == 0, "each consumer's dQ head dims must be whole 32-byte swizzle atoms");
   static constexpr int kDqRows = kDqTransposed ? kHeadDim : kBlockM, kDqCols = kDqTransposed ? kBlockM : kHeadDim;
   using DqTileShape = Shape<Int<kDqRows>, Int<kDqCols>>;  // the dQ GEMM's C (the postprocess: DqIsTransposed)
+  // (With kDsKeysContiguous dS is K-major: dQ's A, or dQ^T's B.)
+  static constexpr GMMA::Major kDsMajor = kDsKeysContiguous ? GMMA::Major::K : GMMA::Major::MN;
   using TiledMmadQ = decltype(make_tiled_mma(
       GMMA::ss_op_selector<Element, Element, float, Shape<_64, Int<kDqCols / kDqWarpgroupsN>, _16>,
-                           GMMA::Major::MN, GMMA::Major::MN>(),
+                           kDqTransposed ? GMMA::Major::MN : kDsMajor, kDqTransposed ? kDsMajor : GMMA::Major::MN>(),
       Layout<Shape<Int<kDqWarpgroupsM>, Int<kDqWarpgroupsN>, _1>>{}));
 
   // Tiles are K-major (contiguous along their last mode) in the widest wgmma swizzle whose atom
@@ -154,16 +161,47 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256, 4> {
   using SmemLayoutKt = decltype(composition(SmemLayoutK{}, make_layout(Shape<Int<kHeadDim>, Int<kBlockN>>{}, GenRowMajor{})));
   // dS^T (keys, queries): one 64-key slice per consumer, two buffers (step i writes buffer i % 2,
   // so a consumer may write the next step's while the other still reads this one's in its dQ GEMM).
-  using SmemLayoutDsSlice = Tile<kKeyRows, kBlockM>;
-  using SmemLayoutDs = decltype(tile_to_shape(SmemLayoutDsSlice{}, Shape<Int<kBlockN>, Int<kBlockM>, _2>{}));
-  using SmemLayoutDsTransposed = decltype(composition(  // dS (queries, keys, buffer): the dQ GEMM's A
-      SmemLayoutDs{}, make_ordered_layout(Shape<Int<kBlockM>, Int<kBlockN>, _2>{}, Step<_2, _1, _3>{})));
+  // Stored as dS^T, queries contiguous; with kDsKeysContiguous as dS (queries, keys), keys
+  // contiguous, the slices and buffers in the same order, and the (keys, queries) layouts below
+  // are views of it.
+  // (std::conditional_t of lazy types: the view of the layout not chosen need not exist.)
+  template <class Stored, int kRows, int kCols>  // (cols, rows) view of a (rows, cols) tile
+  struct TransposedView {
+    using type = decltype(composition(Stored{}, make_layout(Shape<Int<kCols>, Int<kRows>>{}, GenRowMajor{})));
+  };
+  template <class Stored, int kRows, int kCols>  // (cols, rows, buffer) view of a (rows, cols, buffer) tile
+  struct TransposedBuffers {
+    using type = decltype(composition(Stored{}, make_ordered_layout(Shape<Int<kCols>, Int<kRows>, _2>{}, Step<_2, _1, _3>{})));
+  };
+  template <class Layout>
+  struct AsStored {
+    using type = Layout;
+  };
+  template <class KeysContiguous, class QueriesContiguous>
+  using DsView = typename std::conditional_t<kDsKeysContiguous, KeysContiguous, QueriesContiguous>::type;
+  using SmemLayoutDsSliceStored = std::conditional_t<kDsKeysContiguous, Tile<kBlockM, kKeyRows>, Tile<kKeyRows, kBlockM>>;
+  using SmemLayoutDsStored = decltype(tile_to_shape(
+      SmemLayoutDsSliceStored{},
+      std::conditional_t<kDsKeysContiguous, Shape<Int<kBlockM>, Int<kBlockN>, _2>, Shape<Int<kBlockN>, Int<kBlockM>, _2>>{}));
+  // dS^T (keys, queries) of one consumer's slice: what its stmatrix writes.
+  using SmemLayoutDsSlice =
+      DsView<TransposedView<SmemLayoutDsSliceStored, kBlockM, kKeyRows>, AsStored<SmemLayoutDsSliceStored>>;
+  // dS^T (keys, queries, buffer) and dS (queries, keys, buffer): the dQ GEMM's operand.
+  using SmemLayoutDs = DsView<TransposedBuffers<SmemLayoutDsStored, kBlockM, kBlockN>, AsStored<SmemLayoutDsStored>>;
+  using SmemLayoutDsTransposed =
+      DsView<AsStored<SmemLayoutDsStored>, TransposedBuffers<SmemLayoutDsStored, kBlockN, kBlockM>>;
+  // The stmatrix that writes dS^T's registers into the slice: transposed for dS stored keys-contiguous.
+  using DsStoreAtom = std::conditional_t<kDsKeysContiguous, SM90_U16x8_STSM_T, SM90_U32x4_STSM_N>;
 
   // One stage (or buffer) of the staged views, for the host checks and the wgmma probe.
   using SmemLayoutQt = decltype(composition(SmemLayoutQ{}, make_layout(Shape<Int<kHeadDim>, Int<kBlockM>>{}, GenRowMajor{})));
-  using SmemLayoutDsOne = decltype(tile_to_shape(SmemLayoutDsSlice{}, Shape<Int<kBlockN>, Int<kBlockM>>{}));
+  using SmemLayoutDsOneStored = decltype(tile_to_shape(
+      SmemLayoutDsSliceStored{},
+      std::conditional_t<kDsKeysContiguous, Shape<Int<kBlockM>, Int<kBlockN>>, Shape<Int<kBlockN>, Int<kBlockM>>>{}));
+  using SmemLayoutDsOne =  // (keys, queries)
+      DsView<TransposedView<SmemLayoutDsOneStored, kBlockM, kBlockN>, AsStored<SmemLayoutDsOneStored>>;
   using SmemLayoutDsOneTransposed =
-      decltype(composition(SmemLayoutDsOne{}, make_layout(Shape<Int<kBlockM>, Int<kBlockN>>{}, GenRowMajor{})));
+      DsView<AsStored<SmemLayoutDsOneStored>, TransposedView<SmemLayoutDsOneStored, kBlockN, kBlockM>>;
 
   using PipelineQ = cutlass::PipelineTmaAsync<kStages>;  // Q + lse_log2, and dO + D
   static constexpr int kDqStageFloats = kDqWriter ? kBlockM * kHeadDim : 4;
@@ -172,7 +210,7 @@ struct BwdWsConfig : DqAccumulatorOrder<Plan::kBlockM, Plan::kHeadDim, 256, 4> {
     alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutQStages>> dout;
     alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutK>> k;
     alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutK>> v;
-    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutDs>> ds;
+    alignas(1024) cute::array_aligned<Element, cosize_v<SmemLayoutDsStored>> ds;
     alignas(128) cute::array_aligned<float, kDqStageFloats> dq;  // the dQ writer's staging tile
     alignas(16) cute::array_aligned<float, kStages * kBlockM> lse_log2;
     alignas(16) cute::array_aligned<float, kStages * kBlockM> d;
@@ -406,19 +444,19 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   Tensor tScS = thr_sdp.partition_C(make_identity_tensor(Shape<Int<kKeyRows>, Int<kBlockM>>{}));
   Tensor coords = make_tensor(tScS.data(), accumulator_as_rows_cols(tScS.layout()));
   // dS^T out to this consumer's slice of a dS buffer by stmatrix.
-  auto smem_copy_ds = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, mma_sdp);
+  auto smem_copy_ds = make_tiled_copy_C(Copy_Atom<typename Cfg::DsStoreAtom, Element>{}, mma_sdp);
   auto thr_copy_ds = smem_copy_ds.get_thread_slice(wg_tidx);
   auto ds_slice = [&](int buffer) {
-    return smem_tensor(smem.ds.data() + (buffer * Cfg::kConsumers + consumer) * cosize_v<typename Cfg::SmemLayoutDsSlice>,
+    return smem_tensor(smem.ds.data() + (buffer * Cfg::kConsumers + consumer) * cosize_v<typename Cfg::SmemLayoutDsSliceStored>,
                        typename Cfg::SmemLayoutDsSlice{});
   };
   // dS^T's stmatrix destinations as 32-bit shared addresses, swizzled once for buffer 0; buffer 1
   // lies a whole number of swizzle periods further, where the swizzled addresses move by the same
   // offset. (cute::copy into ds_slice(buffer) re-swizzled 64-bit pointers every step: 33
   // instructions a step at head dim 128.)
-  constexpr uint32_t kDsBufferBytes = Cfg::kConsumers * cosize_v<typename Cfg::SmemLayoutDsSlice> * sizeof(Element);
+  constexpr uint32_t kDsBufferBytes = Cfg::kConsumers * cosize_v<typename Cfg::SmemLayoutDsSliceStored> * sizeof(Element);
   static_assert(kDsBufferBytes % 1024 == 0, "dS^T buffers a whole number of (at most 1 KB) swizzle periods apart");
-  const StsmDestinations<stsm_calls<decltype(thr_copy_ds.partition_D(ds_slice(0)))>()> ds_stsm(
+  const StsmDestinations<stsm_calls<decltype(thr_copy_ds.partition_D(ds_slice(0)))>(), Cfg::kDsKeysContiguous> ds_stsm(
       thr_copy_ds.partition_D(ds_slice(0)), kDsBufferBytes);
 
   Tensor acc_dk = partition_fragment_C(mma_dkv, Shape<Int<kKeyRows>, Int<kHeadDim>>{});

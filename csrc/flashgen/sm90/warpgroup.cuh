@@ -100,7 +100,7 @@ __host__ __device__ constexpr int stsm_calls() {
   return decltype(size<1>(Shape0{}))::value;
 }
 
-template <int kCalls>
+template <int kCalls, bool kTransposed = false>  // kTransposed: stmatrix .trans (SM90_U16x8_STSM_T's partition)
 struct StsmDestinations {
   uint32_t address[kCalls];
   uint32_t buffer_bytes;
@@ -121,8 +121,13 @@ struct StsmDestinations {
     CUTE_UNROLL
     for (int j = 0; j < kCalls; ++j) {
       Tensor r = recast<uint32_t>(src(make_coord(_, j), 0, 0));
-      asm volatile("stmatrix.sync.aligned.x4.m8n8.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(address[j] + offset),
-                   "r"(r(0)), "r"(r(1)), "r"(r(2)), "r"(r(3)));
+      if constexpr (kTransposed) {
+        asm volatile("stmatrix.sync.aligned.x4.trans.m8n8.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(address[j] + offset),
+                     "r"(r(0)), "r"(r(1)), "r"(r(2)), "r"(r(3)));
+      } else {
+        asm volatile("stmatrix.sync.aligned.x4.m8n8.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(address[j] + offset),
+                     "r"(r(0)), "r"(r(1)), "r"(r(2)), "r"(r(3)));
+      }
     }
   }
 };
