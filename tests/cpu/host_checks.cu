@@ -263,6 +263,65 @@ void check_bwd_ws_step_addresses(const char* what) {
   }
 }
 
+// dS^T's stmatrix in the warp-specialized backward, emulated for one consumer: each thread's dS^T
+// fragment element (its (key, query) from the S^T GEMM's C partition) goes through retile_S's
+// registers (two 16-bit values a register, the low one first) and the stmatrix rows of its warp
+// (lane 8i + r gives row r of matrix i; the value pair of lane l in register i is row l / 4,
+// columns 2 (l % 4) and + 1, which .trans stores at row address 2 (l % 4) (+ 1), column l / 4)
+// and must land at that (key, query)'s offset in the dS^T slice layout, every offset once: the
+// whole store, CuTe's register order for the atom (plain or transposed) included.
+template <class Cfg>
+void check_bwd_ws_ds_store(const char* what) {
+  using Element = typename Cfg::Element;
+  constexpr int kKeys = Cfg::kKeyRows, kQueries = Cfg::kBlockM;
+  constexpr bool kTransposed = std::is_same_v<typename Cfg::DsStoreAtom, SM90_U16x8_STSM_T>;
+  typename Cfg::TiledMmaSdP mma_sdp;
+  auto copy_ds = make_tiled_copy_C(Copy_Atom<typename Cfg::DsStoreAtom, Element>{}, mma_sdp);
+  typename Cfg::SmemLayoutDsSlice slice;  // (key, query) -> element offset
+  constexpr int kSliceElems = cosize_v<typename Cfg::SmemLayoutDsSliceStored>;
+  alignas(1024) static Element base[kSliceElems];
+  Tensor sds = make_tensor(make_smem_ptr(base), slice);
+  std::vector<int> stored(kSliceElems, -1), writes(kSliceElems, 0);
+  for (int warp = 0; warp < 4; ++warp) {
+    // Per lane and call: its row address (an element offset) and the (key, query) of its 8 values.
+    std::vector<std::vector<int>> row(32), value(32);
+    int calls = 0;
+    for (int lane = 0; lane < 32; ++lane) {
+      const int t = warp * 32 + lane;
+      Tensor coords = mma_sdp.get_thread_slice(t).partition_C(make_identity_tensor(Shape<Int<kKeys>, Int<kQueries>>{}));
+      Tensor ids = make_tensor<int>(partition_fragment_C(mma_sdp, Shape<Int<kKeys>, Int<kQueries>>{}).layout());
+      for (int i = 0; i < size(ids); ++i) ids(i) = get<0>(coords(i)) * kQueries + get<1>(coords(i));
+      auto thr = copy_ds.get_thread_slice(t);
+      Tensor src = thr.retile_S(ids);
+      Tensor dst = thr.partition_D(sds);
+      calls = flashgen::sm90::stsm_calls<decltype(dst)>();
+      for (int j = 0; j < calls; ++j) {
+        row[lane].push_back(int(&dst(make_coord(0, j), 0, 0) - base));
+        for (int v = 0; v < 8; ++v) value[lane].push_back(src(make_coord(v, j), 0, 0));
+      }
+    }
+    for (int j = 0; j < calls; ++j)
+      for (int lane = 0; lane < 32; ++lane)
+        for (int reg = 0; reg < 4; ++reg)
+          for (int half = 0; half < 2; ++half) {
+            const int r = lane / 4, c = 2 * (lane % 4) + half;  // within matrix `reg`
+            const int offset = kTransposed ? row[8 * reg + c][j] + r : row[8 * reg + r][j] + c;
+            CHECK(0 <= offset && offset < kSliceElems, "%s: dS store offset %d out of the slice", what, offset);
+            if (0 <= offset && offset < kSliceElems) {
+              stored[offset] = value[lane][8 * j + 2 * reg + half];
+              ++writes[offset];
+            }
+          }
+  }
+  for (int key = 0; key < kKeys; ++key)
+    for (int query = 0; query < kQueries; ++query) {
+      const int offset = int(&sds(key, query) - base);
+      CHECK(writes[offset] == 1 && stored[offset] == key * kQueries + query,
+            "%s: dS^T (%d, %d) at offset %d holds (%d, %d), written %d times", what, key, query, offset,
+            stored[offset] / kQueries, stored[offset] % kQueries, writes[offset]);
+    }
+}
+
 template <class Cfg>
 void check_bwd_sm90_ws(const char* what) {
   using ShapeSt = Shape<Int<Cfg::kKeyRows>, Int<Cfg::kBlockM>>;
@@ -326,6 +385,7 @@ void check_bwd_sm90_ws(const char* what) {
   check_smem_row_store<typename Cfg::Element, Cfg::kHeadDim, 128, Cfg::kKeyRows>(what, "dK/dV store",
                                                                                    typename Cfg::SmemLayoutKSlice{});
   check_bwd_ws_step_addresses<Cfg>(what);
+  check_bwd_ws_ds_store<Cfg>(what);
 }
 
 // The head-dim-split backward: each consumer's S_c accumulator as rows and columns, the
