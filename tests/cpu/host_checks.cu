@@ -274,7 +274,7 @@ template <class Cfg>
 void check_bwd_ws_ds_store(const char* what) {
   using Element = typename Cfg::Element;
   constexpr int kKeys = Cfg::kKeyRows, kQueries = Cfg::kBlockM;
-  constexpr bool kTransposed = std::is_same_v<typename Cfg::DsStoreAtom, SM90_U16x8_STSM_T>;
+  constexpr bool kTransposed = flashgen::sm90::stsm_is_transposed<typename Cfg::DsStoreAtom>();
   typename Cfg::TiledMmaSdP mma_sdp;
   auto copy_ds = make_tiled_copy_C(Copy_Atom<typename Cfg::DsStoreAtom, Element>{}, mma_sdp);
   typename Cfg::SmemLayoutDsSlice slice;  // (key, query) -> element offset

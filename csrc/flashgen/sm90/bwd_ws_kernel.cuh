@@ -456,7 +456,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   // instructions a step at head dim 128.)
   constexpr uint32_t kDsBufferBytes = Cfg::kConsumers * cosize_v<typename Cfg::SmemLayoutDsSliceStored> * sizeof(Element);
   static_assert(kDsBufferBytes % 1024 == 0, "dS^T buffers a whole number of (at most 1 KB) swizzle periods apart");
-  const StsmDestinations<stsm_calls<decltype(thr_copy_ds.partition_D(ds_slice(0)))>(), Cfg::kDsKeysContiguous> ds_stsm(
+  const StsmDestinations<stsm_calls<decltype(thr_copy_ds.partition_D(ds_slice(0)))>(), typename Cfg::DsStoreAtom> ds_stsm(
       thr_copy_ds.partition_D(ds_slice(0)), kDsBufferBytes);
 
   Tensor acc_dk = partition_fragment_C(mma_dkv, Shape<Int<kKeyRows>, Int<kHeadDim>>{});

@@ -1,6 +1,9 @@
 // Warpgroup MMA (wgmma) building blocks every sm90 kernel shares: issuing and waiting for
 // batches, the accumulator's register views, and publishing shared memory to the tensor cores.
 #pragma once
+#include <type_traits>
+
+#include <cute/arch/copy_sm90.hpp>
 #include <cute/tensor.hpp>
 #include <cutlass/arch/barrier.h>
 #include <cutlass/cutlass.h>
@@ -100,7 +103,16 @@ __host__ __device__ constexpr int stsm_calls() {
   return decltype(size<1>(Shape0{}))::value;
 }
 
-template <int kCalls, bool kTransposed = false>  // kTransposed: stmatrix .trans (SM90_U16x8_STSM_T's partition)
+// Whether a CuTe stmatrix atom (x4, 16-bit) stores its matrices transposed.
+template <class Atom>
+CUTE_HOST_DEVICE constexpr bool stsm_is_transposed() {
+  static_assert(std::is_same_v<Atom, SM90_U32x4_STSM_N> || std::is_same_v<Atom, SM90_U16x8_STSM_T>,
+                "an x4 stmatrix atom: SM90_U32x4_STSM_N or SM90_U16x8_STSM_T");
+  return std::is_same_v<Atom, SM90_U16x8_STSM_T>;
+}
+
+// Atom: the stmatrix whose tiled copy partitioned Dst (plain, or .trans for SM90_U16x8_STSM_T).
+template <int kCalls, class Atom = SM90_U32x4_STSM_N>
 struct StsmDestinations {
   uint32_t address[kCalls];
   uint32_t buffer_bytes;
@@ -121,7 +133,7 @@ struct StsmDestinations {
     CUTE_UNROLL
     for (int j = 0; j < kCalls; ++j) {
       Tensor r = recast<uint32_t>(src(make_coord(_, j), 0, 0));
-      if constexpr (kTransposed) {
+      if constexpr (stsm_is_transposed<Atom>()) {
         asm volatile("stmatrix.sync.aligned.x4.trans.m8n8.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(address[j] + offset),
                      "r"(r(0)), "r"(r(1)), "r"(r(2)), "r"(r(3)));
       } else {
