@@ -464,6 +464,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   clear(acc_dk);
   clear(acc_dv);
   using AccS = decltype(partition_fragment_C(mma_sdp, Shape<Int<kKeyRows>, Int<kBlockM>>{}));
+#ifdef FLASHGEN_BWD_DV_BEFORE_DS
+  // (Experiment, session 17: dV's GEMM issued between the exps and the dP^T wait. Without it
+  // ptxas sinks all but 2-4 of the 32 exps below that wait, so P^T does not run under dP^T's
+  // GEMM (SASS at 128). With softcap P^T needs dP^T first, so the order stays.)
+  constexpr bool kDvBeforeDs = !Cfg::kSoftcap;
+#else
+  constexpr bool kDvBeforeDs = false;
+#endif
 
   if (order.steps > 0) smem.kv_full.wait(0);
   cutlass::PipelineState<Cfg::kStages> read;
@@ -476,6 +484,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
 
     // S^T and dP^T as two wgmma batches; the softmax of S^T runs while dP^T's GEMM does.
     AccS acc_s, acc_dp;
+    // P^T and dS^T in the input type are the A operands of dV += P^T dO and dK += dS^T Q; P^T's
+    // registers stay untouched until dV's GEMM has been waited for.
+    Tensor p = make_fragment_like<Element>(acc_s);
+    auto issue_dv = [&] {
+      convert_fragment_into(acc_s, p);
+      Tensor tdVrP = make_tensor(p.data(), accumulator_as_operand_a(p.layout()));
+      issue_gemm_batch(mma_dkv, tdVrP, tdVrdOt(_, _, _, stage), acc_dv, /*zero_init=*/false);
+    };
     // Each GEMM's row statistics (lse_log2 with Q, D with dO) go to registers while it runs: read
     // after the wait below, their shared-memory latency sat on the softmax's critical path
     // (session 13). Only where a thread's S^T spans at most 16 queries (block_m 64): at 128 the 64
@@ -522,7 +538,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
       // queue; the registers it takes are free by now.)
       row_d.prefetch();
 #endif
-      warpgroup_wait<0>();
+      if constexpr (kDvBeforeDs) {
+        // dV's GEMM reads P^T from registers, so ptxas must finish the exps before it issues,
+        // and the issue comes before the dP^T wait; dS^T's arithmetic then runs under dV's GEMM.
+        issue_dv();
+        warpgroup_wait<1>();  // dP^T done; dV may still run
+      } else {
+        warpgroup_wait<0>();
+      }
       warpgroup_fence_operand(acc_dp);
       CUTE_UNROLL
       for (int ni = 0; ni < size<1>(dp); ++ni) {
@@ -551,16 +574,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
       }
     }
 
-    // P^T and dS^T in the input type are the A operands of dV += P^T dO and dK += dS^T Q.
-    Tensor p = convert_fragment<Element>(acc_s);
     Tensor ds = convert_fragment<Element>(acc_dp);
-    Tensor tdVrP = make_tensor(p.data(), accumulator_as_operand_a(p.layout()));
     Tensor tdKrdS = make_tensor(ds.data(), accumulator_as_operand_a(ds.layout()));
     // dS^T to shared memory for the dQ GEMM (buffer it % 2; see SmemLayoutDs): the writes, then
-    // the dV GEMM's issue between them and the fence that waits for them (FA4's order).
+    // the dV GEMM's issue (unless it went before dS^T) between them and the fence that waits for
+    // them (FA4's order).
     const int buffer = it & 1;
     ds_stsm.store(thr_copy_ds.retile_S(ds), buffer);
-    issue_gemm_batch(mma_dkv, tdVrP, tdVrdOt(_, _, _, stage), acc_dv, /*zero_init=*/false);
+    if constexpr (!kDvBeforeDs) issue_dv();
     Tensor acc_dq = partition_fragment_C(mma_dq, typename Cfg::DqTileShape{});
     Tensor tdQrdS_buffer = tdQrdS(_, _, _, buffer);
     auto issue_dk = [&] { issue_gemm_batch(mma_dkv, tdKrdS, tdKrQt(_, _, _, stage), acc_dk, /*zero_init=*/false); };

@@ -330,6 +330,14 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
 
   cutlass::arch::warpgroup_reg_alloc<Cfg::kConsumerRegisters>();
   const int consumer = warpgroup - 1;
+#ifdef FLASHGEN_BWD_P_BEFORE_DP_WAIT
+  // (Experiment, session 17: P_c stored between the exps and the dP wait. Without it ptxas sinks
+  // every exp below that wait (SASS at 256), so P does not run under dP's GEMM. With softcap P
+  // needs dP first, so the order stays.)
+  constexpr bool kStorePBeforeDpWait = !Cfg::kSoftcap;
+#else
+  constexpr bool kStorePBeforeDpWait = false;
+#endif
   const int tidx = threadIdx.x - 128;     // within the consumers: the postprocess's thread index
   const int wg_tidx = threadIdx.x % 128;  // within this consumer
   const int key0 = n_block * kBlockN + consumer * kKeysPerConsumer;  // this consumer's S_c columns
@@ -417,14 +425,16 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       ++read_do;
     };
     // ds_exchange: the partner's dS of this step (landed once ds_peer_full says so) and its K
-    // columns of this CTA's dQ half, as this consumer's dQ GEMM operands.
-    auto tdQrdSpeer = [&](int buffer) {
+    // columns of this CTA's dQ half, as this consumer's dQ GEMM operands. Generic in the storage
+    // (called as (smem, ...)), so that kernels without ds_exchange, whose storage has no ds_peer
+    // or k_peer, never instantiate them.
+    auto tdQrdSpeer = [&](auto& storage, int buffer) {
       return thr_dq.make_fragment_A(
-          thr_dq.partition_A(smem_tensor(smem.ds_peer.data(), typename Cfg::SmemLayoutPdS{})))(_, _, _, buffer);
+          thr_dq.partition_A(smem_tensor(storage.ds_peer.data(), typename Cfg::SmemLayoutPdS{})))(_, _, _, buffer);
     };
-    auto tdQrKpeer = [&] {
+    auto tdQrKpeer = [&](auto& storage) {
       return thr_dq.make_fragment_B(thr_dq.partition_B(
-          local_tile(smem_tensor(smem.k_peer.data(), typename Cfg::SmemLayoutKPeerT{}),
+          local_tile(smem_tensor(storage.k_peer.data(), typename Cfg::SmemLayoutKPeerT{}),
                      Shape<Int<Cfg::kDqPieceDims>, Int<kBlockN>>{}, make_coord(consumer, _0{}))));
     };
 
@@ -457,8 +467,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
         const bool peer_seen = peer_keys.visits(m_block);
         AccDq acc_dq;
         if (peer_seen) {
-          Tensor ds_peer = tdQrdSpeer(buffer);
-          Tensor k_peer = tdQrKpeer();
+          Tensor ds_peer = tdQrdSpeer(smem, buffer);
+          Tensor k_peer = tdQrKpeer(smem);
           issue_gemm_batch(mma_dq, ds_peer, k_peer, acc_dq, /*zero_init=*/true);
           warpgroup_wait<0>();
           warpgroup_fence_operand(acc_dq);
@@ -470,6 +480,15 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
     }
 
     AccS acc_s, acc_dp;
+    // P_c to its slice of a P buffer, once the buffer's last readers (every consumer's dV^T of the
+    // step before, with one buffer) are done.
+    auto store_p = [&](int buffer) {
+      if constexpr (Cfg::kPdsBuffers == 1) {
+        if (it > 0) named_barrier_sync(kPdsFreeBarrier, Cfg::kMmaThreads);
+      }
+      cute::copy(smem_copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_s)),
+                 thr_copy_pds.partition_D(pds_slice(smem.p.data(), buffer)));
+    };
     Tensor tSrQ_stage = tSrQ(_, _, _, stage);
     Tensor tdPrdO_one = tdPrdO(_, _, _, 0);
     pipeline_q.consumer_wait(read_q);
@@ -495,6 +514,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
           scores(mi, ni) = exp2f(scores(mi, ni) * params.softmax_scale_log2 - row_lse);
         }
       }
+      if constexpr (kStorePBeforeDpWait) store_p(Cfg::pds_buffer(it));
       warpgroup_wait<0>();
       warpgroup_fence_operand(acc_dp);
       CUTE_UNROLL
@@ -528,11 +548,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
     if constexpr (Cfg::kDsExchange) {
       if (buffer_use > 0) smem.ds_sent_free[buffer].wait((buffer_use - 1) & 1);
     }
-    if constexpr (Cfg::kPdsBuffers == 1) {
-      if (it > 0) named_barrier_sync(kPdsFreeBarrier, Cfg::kMmaThreads);
-    }
-    cute::copy(smem_copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_s)),
-               thr_copy_pds.partition_D(pds_slice(smem.p.data(), buffer)));
+    if constexpr (!kStorePBeforeDpWait) store_p(buffer);
     cute::copy(smem_copy_pds, thr_copy_pds.retile_S(convert_fragment<Element>(acc_dp)),
                thr_copy_pds.partition_D(pds_slice(smem.ds.data(), buffer)));
     cutlass::arch::fence_view_async_shared();  // st.matrix writes, read next by wgmma (and the bulk copy)
@@ -566,8 +582,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       if (it == 0) smem.k_peer_full.wait(0);
       smem.ds_peer_full[buffer].wait(buffer_use & 1);
       if (!Cfg::kSkipUnseenKeys || peer_keys.visits(m_block)) {
-        Tensor ds_peer = tdQrdSpeer(buffer);
-        Tensor k_peer = tdQrKpeer();
+        Tensor ds_peer = tdQrdSpeer(smem, buffer);
+        Tensor k_peer = tdQrKpeer(smem);
         issue_gemm_batch(mma_dq, ds_peer, k_peer, acc_dq, /*zero_init=*/false);
       } else {
         warpgroup_commit_batch();  // the partner sent no dS: an empty batch keeps the waits' counts

@@ -129,6 +129,9 @@ struct FwdConfig {
     cutlass::arch::ClusterBarrier q_empty;            // the consumers are done with Q (kQEmptyArrivals)
     cutlass::arch::ClusterBarrier o_read;             // kOInV: every consumer's O store has read V's ring
     int tile_index;  // dynamic scheduler: the tile whose Q q_full announces (past the last: none left)
+#ifdef FLASHGEN_FWD_PIN_EXPS
+    uint8_t exp_pin[kConsumers * 128];  // pin_before_wait's byte per consumer thread, never read
+#endif
     CUTE_DEVICE Element* q() { return tiles.data(); }
     CUTE_DEVICE Element* k() { return tiles.data() + kQElems; }
     CUTE_DEVICE Element* v() { return tiles.data() + kQElems + kKVElems; }
@@ -442,6 +445,19 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
     const auto key_blocks = mask.key_blocks(tile.m_block * kBlockM, kBlockM, kBlockN);
     const int row0 = tile.m_block * kBlockM + consumer * kMmaRows;
     OnlineSoftmax<kRows> softmax;
+#ifdef FLASHGEN_FWD_PIN_EXPS
+    // (Experiment, session 17.) ptxas moves the P V wait above most of the softmax's exps (SASS at
+    // 128: 0-28 of 66 before it; the exps then run after the GEMM instead of under it). A shared
+    // store of a value that needs every exp (the row sums) stays before the wait, and with it the
+    // exps: one byte per thread into a slot nothing reads.
+    const uint32_t pin_address = uint32_t(__cvta_generic_to_shared(&smem.exp_pin[(consumer * 128) + threadIdx.x % 128]));
+    auto pin_before_wait = [&](OnlineSoftmax<kRows> const& s) {
+      float sum = 0.f;
+      CUTE_UNROLL
+      for (int mi = 0; mi < kRows; ++mi) sum += s.row_sum[mi];
+      asm volatile("st.shared.b8 [%0], %1;" ::"r"(pin_address), "r"(__float_as_uint(sum)) : "memory");
+    };
+#endif
     float correction[kRows];
     auto needs_mask = [&](int n) { return mask.tile_needs_mask(row0, kMmaRows, n * kBlockN, kBlockN); };
 
@@ -498,6 +514,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
         ++k_read;
         if (n - 1 == key_blocks.first) release_q_if_o_elsewhere();
         scores_to_probabilities(acc_s, n - 1, cute::false_type{}, masking);
+#ifdef FLASHGEN_FWD_PIN_EXPS
+        pin_before_wait(softmax);
+#endif
         warpgroup_wait<0>();  // P V done: p and acc_o are free
         pipeline_v.consumer_release(v_read);
         ++v_read;
