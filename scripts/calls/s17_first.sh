@@ -12,6 +12,9 @@
 # kernels.yaml's plans, one pair of builds from one tree. Suites (forward, backward, features:
 # the 256 softcap + window pair comes along and keeps the old order, softcap needs dP first),
 # the A/B (each build twice, alternating), then memcheck and racecheck of the flagged build.
+# The flags also reach the 96 / 192 kernels (compiled here: 192 backward 16 exps before its dP
+# wait, no spills); they are not in this call (its 600 s), so an adoption's verification call,
+# which builds every head dim, runs them first.
 . scripts/carried_wheels.sh || exit 1; . scripts/steps.sh
 call_start s17a
 K='flash_fwd_hdim64_bf16_sm90,flash_fwd_hdim128_bf16_sm90,flash_fwd_hdim256_bf16_sm90*,flash_bwd_hdim256_bf16_sm90*'

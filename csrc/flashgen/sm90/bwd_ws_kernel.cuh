@@ -486,7 +486,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
     AccS acc_s, acc_dp;
     // P^T and dS^T in the input type are the A operands of dV += P^T dO and dK += dS^T Q; P^T's
     // registers stay untouched until dV's GEMM has been waited for.
-    Tensor p = make_fragment_like<Element>(acc_s);
+    Tensor p = make_tensor<Element>(acc_s.layout());
     auto issue_dv = [&] {
       convert_fragment_into(acc_s, p);
       Tensor tdVrP = make_tensor(p.data(), accumulator_as_operand_a(p.layout()));

@@ -480,8 +480,9 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
     }
 
     AccS acc_s, acc_dp;
-    // P_c to its slice of a P buffer, once the buffer's last readers (every consumer's dV^T of the
-    // step before, with one buffer) are done.
+    // P_c to its slice of a P buffer. With one P / dS buffer pair, first the barrier that says
+    // every consumer has finished the step before (whose dK^T and dQ GEMMs read dS; P's reader,
+    // dV^T, was done before dO's release).
     auto store_p = [&](int buffer) {
       if constexpr (Cfg::kPdsBuffers == 1) {
         if (it > 0) named_barrier_sync(kPdsFreeBarrier, Cfg::kMmaThreads);

@@ -393,6 +393,19 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
   cutlass::arch::warpgroup_reg_alloc<Cfg::kConsumerRegisters>();
   const int consumer = warpgroup - 1;
   const int tidx = threadIdx.x % 128;
+#ifdef FLASHGEN_FWD_PIN_EXPS
+  // (Experiment, session 17.) ptxas moves the P V wait above most of the softmax's exps (SASS at
+  // 128: 0-28 of 66 before it; the exps then run after the GEMM instead of under it). A shared
+  // store of a value that needs every exp (the row sums) stays before the wait, and with it the
+  // exps: one byte per thread into a slot nothing reads.
+  const uint32_t pin_address = uint32_t(__cvta_generic_to_shared(&smem.exp_pin[consumer * 128 + tidx]));
+  auto pin_before_wait = [&](auto const& s) {
+    float sum = 0.f;
+    CUTE_UNROLL
+    for (float row_sum : s.row_sum) sum += row_sum;
+    asm volatile("st.shared.b8 [%0], %1;" ::"r"(pin_address), "r"(__float_as_uint(sum)) : "memory");
+  };
+#endif
   const GemmTurns<Cfg> turns{consumer};
   turns.start();
 
@@ -445,19 +458,6 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) fwd_kernel(const __grid_con
     const auto key_blocks = mask.key_blocks(tile.m_block * kBlockM, kBlockM, kBlockN);
     const int row0 = tile.m_block * kBlockM + consumer * kMmaRows;
     OnlineSoftmax<kRows> softmax;
-#ifdef FLASHGEN_FWD_PIN_EXPS
-    // (Experiment, session 17.) ptxas moves the P V wait above most of the softmax's exps (SASS at
-    // 128: 0-28 of 66 before it; the exps then run after the GEMM instead of under it). A shared
-    // store of a value that needs every exp (the row sums) stays before the wait, and with it the
-    // exps: one byte per thread into a slot nothing reads.
-    const uint32_t pin_address = uint32_t(__cvta_generic_to_shared(&smem.exp_pin[(consumer * 128) + threadIdx.x % 128]));
-    auto pin_before_wait = [&](OnlineSoftmax<kRows> const& s) {
-      float sum = 0.f;
-      CUTE_UNROLL
-      for (int mi = 0; mi < kRows; ++mi) sum += s.row_sum[mi];
-      asm volatile("st.shared.b8 [%0], %1;" ::"r"(pin_address), "r"(__float_as_uint(sum)) : "memory");
-    };
-#endif
     float correction[kRows];
     auto needs_mask = [&](int n) { return mask.tile_needs_mask(row0, kMmaRows, n * kBlockN, kBlockN); };
 
