@@ -252,6 +252,16 @@ __device__ __forceinline__ void store_dk_dv(const BwdParams& params, Mma const& 
                        tidx);
 }
 
+// Whether the sm90 backwards launch their main kernel and dQ postprocess as programmatic dependent
+// launches (common/utils.cuh). (Experiment, session 17: FA4 launches its sm90 backward's main
+// kernel so; the main kernel's start-up (barriers, descriptors, K and V loads) then overlaps the
+// preprocess's end.)
+#ifdef FLASHGEN_BWD_PDL
+inline constexpr bool kBwdProgrammaticLaunch = true;
+#else
+inline constexpr bool kBwdProgrammaticLaunch = false;
+#endif
+
 // D[row] = sum_d dO[row, d] * O[row, d] and lse_log2[row] = lse[row] * log2(e), over whole
 // block_m tiles (padding rows: D = 0, lse_log2 = +inf), and zeros for the dQ accumulator (every
 // split), so no separate memset runs. One CTA per preprocess_rows<Cfg>() rows; a row's 16-byte
@@ -290,6 +300,7 @@ __global__ void __launch_bounds__(kPreprocessThreads) bwd_preprocess_kernel(cons
   constexpr int kHeadDim = Cfg::kHeadDim, kRows = preprocess_rows<Cfg>();
   using Pieces = PreprocessPieces<kRows, kHeadDim, int(sizeof(Element))>;
   static_assert(Cfg::kBlockM % kRows == 0 && kRows * kHeadDim % 4 == 0);
+  if constexpr (kBwdProgrammaticLaunch) allow_dependent_launch();  // the main kernel waits for our writes itself
   const int row0 = blockIdx.x * kRows;
   const int head = blockIdx.y, batch = blockIdx.z;
   const SequenceLengthsFor<Cfg> seqlens(params, batch);
@@ -374,6 +385,7 @@ __global__ void __launch_bounds__(Cfg::kDqThreads) bwd_dq_postprocess_kernel(con
   if constexpr (has_varlen_feature<Cfg>()) {
     if (m_block * kBlockM >= seqlens.seqlen_q) return;  // past this sequence's rows
   }
+  if constexpr (kBwdProgrammaticLaunch) wait_for_previous_grid();  // the main kernel's dQ sums
   const float* tile = params.dq_accum + seqlens.template dq_tile_offset<kBlockM, Cfg::kDqTileElems>(params, head, m_block);
   typename Cfg::TiledMmadQ mma_dq;
   constexpr bool kTransposed = DqIsTransposed<Cfg>::value;
@@ -436,7 +448,11 @@ struct ClusterKeyBlocks<Cfg, std::void_t<decltype(Cfg::kClusterKeyBlocks)>>
 // on every run), the dQ postprocess. Any main kernel that adds dQ in Cfg's DqAccumulatorOrder
 // with Cfg::TiledMmadQ's fragments fits: launch_main(launch_params, grid) launches it over grid =
 // (key blocks, heads, batches).
-template <class Cfg, class LaunchMain>
+// kProgrammatic: the dQ postprocess goes out as a programmatic dependent launch (its launch and
+// start-up overlap the main kernel's end); main kernels that take one pass it to their own
+// launches in launch_main, and call wait_for_previous_grid() before reading what the preprocess
+// (or an earlier deterministic launch) writes.
+template <class Cfg, bool kProgrammatic = false, class LaunchMain>
 cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, LaunchMain&& launch_main) {
   const int padded_rows = ceil_div(params.seqlen_q, Cfg::kBlockM) * Cfg::kBlockM;
   // Varlen: the grids cover the longest sequences (params.seqlen_q/k), which may be empty: no
@@ -463,9 +479,8 @@ cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, La
     if (err != cudaSuccess) return err;
   }
   if (has_rows) {
-    bwd_dq_postprocess_kernel<Cfg>
-        <<<dim3(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads, params.batch), Cfg::kDqThreads, 0, stream>>>(
-            params);
+    return launch_with_smem(&bwd_dq_postprocess_kernel<Cfg>, dim3(ceil_div(params.seqlen_q, Cfg::kBlockM), params.nheads,
+                            params.batch), Cfg::kDqThreads, 0, stream, params, kProgrammatic);
   }
   return cudaGetLastError();
 }

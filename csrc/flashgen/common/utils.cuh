@@ -38,16 +38,54 @@ inline int device_multiprocessors() {
   return count > 0 ? count : 1;
 }
 
-// Launch `kernel` with `smem_bytes` of dynamic shared memory, opting in above the 48 KB default.
+// Programmatic dependent launch (compute capability 9.0+): a kernel launched with it may start
+// while the kernel before it in the stream is still running; before its first access to memory
+// that kernel writes, it calls wait_for_previous_grid(), which returns once that kernel has
+// finished and its writes are visible (at once when the launch was an ordinary one).
+inline cudaLaunchAttribute programmatic_launch_attribute() {
+  cudaLaunchAttribute attribute;
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  return attribute;
+}
+
+__device__ __forceinline__ void wait_for_previous_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// This CTA lets the next kernel in the stream start (if that one is a programmatic launch) once
+// every CTA of this kernel has said so or exited: called early, the next kernel's CTAs take the
+// multiprocessors this kernel's last wave frees, instead of waiting for the whole grid to end.
+__device__ __forceinline__ void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+// Launch `kernel` with `smem_bytes` of dynamic shared memory, opting in above the 48 KB default;
+// `programmatic`: as a programmatic dependent launch (above).
 template <class Kernel, class Params>
 cudaError_t launch_with_smem(Kernel kernel, dim3 grid, int threads, int smem_bytes, cudaStream_t stream,
-                             const Params& params) {
+                             const Params& params, bool programmatic = false) {
   if (smem_bytes > 48 * 1024) {
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
     if (err != cudaSuccess) return err;
   }
-  kernel<<<grid, threads, smem_bytes, stream>>>(params);
-  return cudaGetLastError();
+  if (!programmatic) {
+    kernel<<<grid, threads, smem_bytes, stream>>>(params);
+    return cudaGetLastError();
+  }
+  cudaLaunchAttribute attribute = programmatic_launch_attribute();
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = dim3(threads);
+  config.dynamicSmemBytes = smem_bytes;
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, kernel, params);
 }
 
 // src's registers converted to dst's type, element for element (same size, any layouts).

@@ -316,6 +316,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
   // Warp-uniform, so the consumers' shared-memory operand descriptors are built in uniform
   // registers (with the dQ operands sliced by warpgroup below: no R2UR per k step).
   const int warpgroup = warpgroup_index();
+  if constexpr (kBwdProgrammaticLaunch) allow_dependent_launch();  // the dQ postprocess waits for our sums itself
   // The dQ hand-off's named barriers (kDqFullBarrier0 + c: consumer c staged its half; kDqEmptyBarrier0
   // + c: the writer read it) each count one consumer warpgroup and the writer warp.
   constexpr int kDqHandoffThreads = 128 + 32;
@@ -351,6 +352,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
         load_keys(args.tma_k, smem.k.data());
         load_keys(args.tma_v, smem.v.data());
       }
+      // K and V are the caller's; lse_log2 and D below are the preprocess's.
+      if constexpr (kBwdProgrammaticLaunch) wait_for_previous_grid();
       // Q, dO: block_m-row tiles of the head, into the stage's buffer, with their row statistics.
       auto query_parts = [&](auto const& tma, Element* stages) {
         Tensor g = Cfg::Tma::template query_tiles<kBlockM>(tma, params, seqlens, head);
@@ -375,6 +378,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
         ++state;
       }
     } else if (Cfg::kDqWriter && warp == 1) {  // the dQ writer
+      if constexpr (kBwdProgrammaticLaunch) wait_for_previous_grid();  // the accumulator the preprocess zeroed
       for (int it = 0; it < order.steps; ++it) {
         CUTE_UNROLL
         for (int part = 0; part < Cfg::kConsumers; ++part) {
@@ -397,6 +401,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1) bwd_ws_kernel(const __grid_
 
   // Consumer `consumer`: keys [key0, key0 + 64) of the block.
   cutlass::arch::warpgroup_reg_alloc<Cfg::kConsumerRegisters>();
+  if constexpr (kBwdProgrammaticLaunch) wait_for_previous_grid();  // the accumulator the preprocess zeroed
   const int consumer = warpgroup - 1;
   const int tidx = threadIdx.x - 128;       // within the consumers: the dQ GEMM's thread index
   const int wg_tidx = threadIdx.x % 128;    // within this consumer
@@ -705,9 +710,9 @@ cudaError_t launch_bwd_ws(const BwdParams& params, cudaStream_t stream) {
   auto launch_main = [&](const BwdParams& launch_params, dim3 grid) {
     args.params = launch_params;
     auto kernel = launch_params.causal ? &bwd_ws_kernel<Cfg, true> : &bwd_ws_kernel<Cfg, false>;
-    return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
+    return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args, kBwdProgrammaticLaunch);
   };
-  return launch_bwd_pipeline<Cfg>(params, stream, launch_main);
+  return launch_bwd_pipeline<Cfg, kBwdProgrammaticLaunch>(params, stream, launch_main);
 }
 
 }  // namespace flashgen::sm90

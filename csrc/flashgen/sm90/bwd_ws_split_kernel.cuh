@@ -249,6 +249,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
   float* const dq_tiles = params.dq_accum + cta.n_block_local / Cfg::kClusterKeyBlocks * params.dq_split_stride +
                           seqlens.template dq_tiles_offset<kBlockM, Cfg::kDqTileElems>(params, head, order.m_blocks);
   const int warpgroup = warpgroup_index();
+  if constexpr (kBwdProgrammaticLaunch) allow_dependent_launch();  // the dQ postprocess waits for our sums itself
 
   if (threadIdx.x == 0) {
     args.prefetch_descriptors();
@@ -290,6 +291,8 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
       };
       load_keys(args.tma_k, sK);
       load_keys(args.tma_v, sV);
+      // K and V are the caller's; lse_log2 and D below are the preprocess's.
+      if constexpr (kBwdProgrammaticLaunch) wait_for_previous_grid();
       auto query_parts = [&](auto const& tma, Element* buffers, auto layout) {
         Tensor g = Cfg::Tma::template query_tiles<kBlockM>(tma, params, seqlens, head);
         return tma_partition(tma, group_modes<0, 2>(smem_tensor(buffers, layout)), group_modes<0, 2>(g));
@@ -329,6 +332,7 @@ __global__ void __launch_bounds__(Cfg::kNThreads, 1)
   }
 
   cutlass::arch::warpgroup_reg_alloc<Cfg::kConsumerRegisters>();
+  if constexpr (kBwdProgrammaticLaunch) wait_for_previous_grid();  // the accumulator the preprocess zeroed
   const int consumer = warpgroup - 1;
 #ifdef FLASHGEN_BWD_P_BEFORE_DP_WAIT
   // (Experiment, session 17: P_c stored between the exps and the dP wait. Without it ptxas sinks
@@ -721,10 +725,13 @@ cudaError_t launch_bwd_ws_split(const BwdParams& params, cudaStream_t stream) {
   auto launch_main = [&](const BwdParams& launch_params, dim3 grid) {
     args.params = launch_params;
     auto kernel = launch_params.causal ? &bwd_ws_split_kernel<Cfg, true> : &bwd_ws_split_kernel<Cfg, false>;
-    if constexpr (Cfg::kDsExchange) return launch_cluster_pairs(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
-    else return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args);
+    if constexpr (Cfg::kDsExchange) {
+      return launch_cluster_pairs(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args, kBwdProgrammaticLaunch);
+    } else {
+      return launch_with_smem(kernel, grid, Cfg::kNThreads, Cfg::kSmemBytes, stream, args, kBwdProgrammaticLaunch);
+    }
   };
-  return launch_bwd_pipeline<Cfg>(params, stream, launch_main);
+  return launch_bwd_pipeline<Cfg, kBwdProgrammaticLaunch>(params, stream, launch_main);
 }
 
 }  // namespace flashgen::sm90

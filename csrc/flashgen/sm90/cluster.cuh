@@ -10,6 +10,8 @@
 #include <cute/arch/cluster_sm90.hpp>
 #include <cute/arch/copy_sm90_desc.hpp>
 
+#include "flashgen/common/utils.cuh"
+
 namespace flashgen::sm90 {
 
 // The shared::cluster address, in CTA `rank` of this cluster, of what sits at `local` in this
@@ -42,24 +44,26 @@ __device__ __forceinline__ void leave_cluster() {
   cute::cluster_wait();
 }
 
-// Launch `kernel` over `grid` (x a multiple of 2) in clusters of two CTAs along x.
+// Launch `kernel` over `grid` (x a multiple of 2) in clusters of two CTAs along x; `programmatic`:
+// as a programmatic dependent launch (common/utils.cuh).
 template <class Kernel, class Args>
 cudaError_t launch_cluster_pairs(Kernel kernel, dim3 grid, int threads, int smem_bytes, cudaStream_t stream,
-                                 const Args& args) {
+                                 const Args& args, bool programmatic = false) {
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
   if (err != cudaSuccess) return err;
-  cudaLaunchAttribute cluster;
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = 2;
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = 1;
+  cudaLaunchAttribute attributes[2];
+  attributes[0].id = cudaLaunchAttributeClusterDimension;
+  attributes[0].val.clusterDim.x = 2;
+  attributes[0].val.clusterDim.y = 1;
+  attributes[0].val.clusterDim.z = 1;
+  attributes[1] = programmatic_launch_attribute();
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = dim3(threads);
   config.dynamicSmemBytes = smem_bytes;
   config.stream = stream;
-  config.attrs = &cluster;
-  config.numAttrs = 1;
+  config.attrs = attributes;
+  config.numAttrs = programmatic ? 2 : 1;
   return cudaLaunchKernelEx(&config, kernel, args);
 }
 
