@@ -454,6 +454,7 @@ struct ClusterKeyBlocks<Cfg, std::void_t<decltype(Cfg::kClusterKeyBlocks)>>
 // (or an earlier deterministic launch) writes.
 template <class Cfg, bool kProgrammatic = false, class LaunchMain>
 cudaError_t launch_bwd_pipeline(const BwdParams& params, cudaStream_t stream, LaunchMain&& launch_main) {
+  static_assert(!kProgrammatic || kBwdProgrammaticLaunch, "the postprocess waits for the main kernel only with the flag");
   const int padded_rows = ceil_div(params.seqlen_q, Cfg::kBlockM) * Cfg::kBlockM;
   // Varlen: the grids cover the longest sequences (params.seqlen_q/k), which may be empty: no
   // query rows skips the pre- and postprocess (the main kernel still writes dK = dV = 0), no

@@ -85,7 +85,8 @@ cudaError_t launch_with_smem(Kernel kernel, dim3 grid, int threads, int smem_byt
   config.stream = stream;
   config.attrs = &attribute;
   config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, kernel, params);
+  const cudaError_t err = cudaLaunchKernelEx(&config, kernel, params);
+  return err != cudaSuccess ? err : cudaGetLastError();  // as the plain launch reports
 }
 
 // src's registers converted to dst's type, element for element (same size, any layouts).
