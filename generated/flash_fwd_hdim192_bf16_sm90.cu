@@ -13,10 +13,10 @@ struct flash_fwd_hdim192_bf16_sm90_tile {
   static constexpr int kStages = 2;
   static constexpr int kPingpong = 0;
   static constexpr int kPersistent = 1;
-  static constexpr int kDynamicScheduler = 0;
+  static constexpr int kDynamicScheduler = 1;
   static constexpr int kLazyRescale = 0;
   static constexpr int kOBuffer = 0;
-  static constexpr int kOInV = 0;
+  static constexpr int kOInV = 1;
   static constexpr int kSplitMaskedSteps = 0;
   static constexpr int kQInRegisters = 0;
   static constexpr int kCausalBlockM = 0;

@@ -13,9 +13,9 @@ struct flash_fwd_hdim96_fp16_sm90_tile {
   static constexpr int kStages = 2;
   static constexpr int kPingpong = 1;
   static constexpr int kPersistent = 1;
-  static constexpr int kDynamicScheduler = 0;
+  static constexpr int kDynamicScheduler = 1;
   static constexpr int kLazyRescale = 0;
-  static constexpr int kOBuffer = 0;
+  static constexpr int kOBuffer = 1;
   static constexpr int kOInV = 0;
   static constexpr int kSplitMaskedSteps = 0;
   static constexpr int kQInRegisters = 0;
@@ -24,7 +24,7 @@ struct flash_fwd_hdim96_fp16_sm90_tile {
   static constexpr int kConsumers = 2;  // derived (gen/families.py)
   static constexpr int kProducerRegisters = 24;  // derived (gen/families.py)
   static constexpr int kConsumerRegisters = 240;  // derived (gen/families.py)
-  static constexpr int kSmemBytes = 123904;  // gen/families.py's count; the kernel checks it
+  static constexpr int kSmemBytes = 148480;  // gen/families.py's count; the kernel checks it
 };
 using flash_fwd_hdim96_fp16_sm90_config = sm90::FwdConfig<flash_fwd_hdim96_fp16_sm90_tile>;
 

@@ -1,0 +1,15 @@
+# Session 17 (~200 s): the 256 forward at causal 32 x 512 beside cuDNN (issue 10's one row under
+# 1.00 whose limiter came from the byte floor, not a profile), bf16.
+. scripts/carried_wheels.sh || exit 1; . scripts/steps.sh
+call_start s17r
+mkdir -p /tmp/reps
+export PYTHONPATH=$PWD:$PYTHONPATH
+step build 300 python3 build.py -j 12 --hdim 256 --direction fwd --dtype bf16 --arch sm90 --features none; save
+for impl in flashgen sdpa_cudnn; do
+  step ncu-$impl 60 ncu --clock-control none --nvtx --nvtx-include profiled/ -c 8 --section SpeedOfLight \
+    --section WarpStateStats --section MemoryWorkloadAnalysis --section LaunchStats --section Occupancy \
+    -f -o /tmp/reps/$impl python3 scripts/profile_bwd.py --calls 2 --impl $impl --direction fwd --hdim 256 --batch 32 \
+    --seqlen 512 --causal &&
+    step details-$impl 30 bash -c "ncu --import /tmp/reps/$impl.ncu-rep --page details > $R/ncu-fwd256-causal-32x512-$impl.txt"
+  save
+done
